@@ -1,0 +1,27 @@
+GO ?= go
+DATA ?= ./lemonvox-data
+
+.PHONY: build run test vet fmtcheck bench fuzz clean
+
+build:
+	$(GO) build -o bin/lemonvoxd ./cmd/lemonvoxd
+	$(GO) build -o bin/lemonvox ./cmd/lemonvox
+
+run: build
+	./bin/lemonvoxd -data $(DATA)
+
+vet:
+	$(GO) vet ./...
+
+fmtcheck:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: vet fmtcheck
+	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+bench:
+	$(GO) run ./bench/cmd/runall
+
+clean:
+	rm -rf bin
