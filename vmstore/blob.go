@@ -1,0 +1,213 @@
+package vmstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+const (
+	chunkSize = 256 << 10
+	// flushBytes: a deposit keeps at most this much in memory; beyond it,
+	// chunks are written in their own transactions as they arrive.
+	flushBytes = 4 << 20
+	kRef       = "Q/" // Q/<blob:8><mbid:8><uid:4>: a message's reference to a blob
+)
+
+// blobMeta is the R/ record of a blob.
+type blobMeta struct {
+	Size   int64  `json:"size"`
+	Hash   []byte `json:"hash"`
+	Chunks uint32 `json:"chunks"`
+}
+
+func refKey(blob, mb uint64, uid uint32) []byte {
+	return be32(be64(be64([]byte(kRef), blob), mb), uid)
+}
+
+func refPrefix(blob uint64) []byte { return be64([]byte(kRef), blob) }
+
+func (w *wtx) addRef(blob, mb uint64, uid uint32) error  { return w.set(refKey(blob, mb, uid), nil) }
+func (w *wtx) dropRef(blob, mb uint64, uid uint32) error { return w.del(refKey(blob, mb, uid)) }
+
+// chunkSink collects a deposit's bytes into chunks, flushing them to the
+// database once more than flushBytes are pending.
+type chunkSink struct {
+	s       *Store
+	blob    uint64
+	cur     []byte
+	pending [][]byte
+	pendLen int
+	n       uint32 // chunks so far (flushed + pending + cur)
+	flushed uint32 // chunks already written
+	size    int64
+	err     error
+}
+
+func (c *chunkSink) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n := len(p)
+	c.size += int64(n)
+	for len(p) > 0 {
+		if c.cur == nil {
+			c.cur = make([]byte, 0, chunkSize)
+		}
+		k := min(len(p), chunkSize-len(c.cur))
+		c.cur = append(c.cur, p[:k]...)
+		p = p[k:]
+		if len(c.cur) == chunkSize {
+			c.pending = append(c.pending, c.cur)
+			c.pendLen += len(c.cur)
+			c.cur = nil
+			c.n++
+			if c.pendLen >= flushBytes {
+				if c.err = c.flush(); c.err != nil {
+					return 0, c.err
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
+func (c *chunkSink) flush() error {
+	err := c.s.db.Update(func(txn *badger.Txn) error {
+		for i, ch := range c.pending {
+			if err := txn.Set(chunkKey(c.blob, c.flushed+uint32(i)), ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vmstore: writing message chunks: %w", err)
+	}
+	c.flushed += uint32(len(c.pending))
+	c.pending, c.pendLen = nil, 0
+	return nil
+}
+
+// finish moves the last partial chunk to pending.
+func (c *chunkSink) finish() {
+	if len(c.cur) > 0 {
+		c.pending = append(c.pending, c.cur)
+		c.cur = nil
+		c.n++
+	}
+}
+
+// writePending writes the pending chunks inside the final transaction.
+func (c *chunkSink) writePending(w *wtx) error {
+	for i, ch := range c.pending {
+		if err := w.set(chunkKey(c.blob, c.flushed+uint32(i)), ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// discard deletes chunks already flushed (deposit failed or deduplicated).
+func (c *chunkSink) discard() {
+	if c.flushed == 0 {
+		return
+	}
+	if err := c.s.deleteChunks(c.blob, c.flushed); err != nil {
+		c.s.log.Warn("vmstore: dropping chunks of a failed deposit", "blob", c.blob, "err", err)
+	}
+}
+
+func (s *Store) deleteChunks(blob uint64, n uint32) error {
+	wb := s.db.NewWriteBatch()
+	for i := uint32(0); i < n; i++ {
+		if err := wb.Delete(chunkKey(blob, i)); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// BlobReader reads a message's raw bytes. It implements io.ReaderAt and,
+// through Reader, sequential reading; chunks are fetched as needed.
+type BlobReader struct {
+	s    *Store
+	blob uint64
+	size int64
+}
+
+// OpenMessage returns a reader of the message's raw RFC 5322 bytes.
+func (s *Store) OpenMessage(m *Message) *BlobReader {
+	return &BlobReader{s: s, blob: m.Blob, size: m.Size}
+}
+
+// Size is the message size in bytes.
+func (b *BlobReader) Size() int64 { return b.size }
+
+// ReadAt implements io.ReaderAt.
+func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset", ErrInvalid)
+	}
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	n := 0
+	err := b.s.db.View(func(txn *badger.Txn) error {
+		for n < len(p) && off < b.size {
+			ci := uint32(off / chunkSize)
+			it, err := txn.Get(chunkKey(b.blob, ci))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return fmt.Errorf("vmstore: blob %d chunk %d missing: %w", b.blob, ci, ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			err = it.Value(func(v []byte) error {
+				within := off % chunkSize
+				if within >= int64(len(v)) {
+					return fmt.Errorf("vmstore: blob %d chunk %d short", b.blob, ci)
+				}
+				k := copy(p[n:], v[within:])
+				n += k
+				off += int64(k)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, err
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Section returns a reader of bytes [off, off+n) of the message.
+func (b *BlobReader) Section(off, n int64) *io.SectionReader {
+	return io.NewSectionReader(b, off, n)
+}
+
+// Reader returns a sequential reader of the whole message.
+func (b *BlobReader) Reader() *io.SectionReader { return io.NewSectionReader(b, 0, b.size) }
+
+// Structure returns the parsed MIME tree of a message.
+func (s *Store) Structure(m *Message) (*Part, error) {
+	var p Part
+	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, partKey(m.Hash), &p) })
+	if err != nil {
+		return nil, fmt.Errorf("vmstore: structure of message %d: %w", m.UID, err)
+	}
+	return &p, nil
+}
+
+func blobOfChunkKey(k []byte) uint64 { return binary.BigEndian.Uint64(k[2:10]) }

@@ -1,0 +1,51 @@
+// Package vmstore is Lemonvox's message store: accounts, mailboxes, messages,
+// flags, UIDs and MODSEQs, media blobs, the cached MIME structure, quota,
+// retention, the journal of RFC 5423 state-change events and the in-process
+// hub that wakes readers after each commit. It is built on Badger v4 with
+// SyncWrites on: a deposit is acknowledged only once it is durable.
+//
+// # Keyspace
+//
+// Keys start with a one-letter kind and a slash; numbers are big-endian so
+// that range scans come out in order. "\x00" separates a user name from a
+// mailbox name (neither may contain NUL).
+//
+//	A/<user>                        Account (JSON): password hash, PIN hash, quota, options
+//	N/<user>\x00<name>              mailbox id (8 bytes): the name index
+//	M/<mbid:8>                      Mailbox (JSON): owner, name, UIDVALIDITY, UIDNEXT,
+//	                                HIGHESTMODSEQ, special use, counters
+//	U/<mbid:8><uid:4>               Message (JSON): blob, flags, modseq, dates, context
+//	C/<mbid:8><modseq:8>            uid (4 bytes): modseq index for CHANGEDSINCE
+//	X/<mbid:8><modseq:8>            expunged uids (compact uid list) for QRESYNC VANISHED
+//	S/<user>\x00<name>              subscription (empty value)
+//	B/<blob:8><chunk:4>             a chunk of a message's raw RFC 5322 bytes
+//	R/<blob:8>                      blob meta (JSON): size, sha256, reference count
+//	H/<sha256:32>                   blob id of that content (dedupe: COPY shares, equal
+//	                                deposits share)
+//	P/<sha256:32>                   parsed MIME structure (JSON Part tree)
+//	J/<seq:8>                       journal: one Event (JSON), gap-free global sequence
+//	K/<sink>                        journal cursor of a consumer (8 bytes)
+//	D/<user>\x00<mbid:8><entry>     metadata entry (RFC 5464; mbid 0 = server/account)
+//	Z/<user>\x00<mbid:8>            URLAUTH mailbox access key
+//
+// # Implementation notes
+//
+//   - Every mutation of one account runs under that account's lock, builds a
+//     Badger transaction that includes its journal events, and commits. The
+//     journal sequence is assigned at commit time under the sequencer lock, in
+//     the same order as Badger's commit timestamps, so the journal is gap-free
+//     and readers never see a later event before an earlier one. Accounts do
+//     not wait for each other: transactions of different accounts are built
+//     concurrently and Badger writes them in one group commit (one fsync).
+//   - A write that Badger fails to make durable after it was sequenced stops
+//     the store (ErrStoreFailed): continuing could leave a gap in the journal.
+//   - Counters (messages, unseen, recent, deleted, bytes, MWI new/old x
+//     urgent per message context) live in the mailbox record and change in the
+//     same transaction as the messages, so STATUS and MWI never scan.
+//   - Message bodies are streamed in: chunks are flushed in their own
+//     transactions once a deposit exceeds one batch, under a blob id that has
+//     no R/ record yet, so a crash leaves only unreferenced chunks, which the
+//     collector removes. The final transaction writes the R/ and H/ records.
+//   - After commit, the hub hands the committed events to subscribers (IMAP
+//     sessions, notifiers). The journal is the truth; the hub only wakes.
+package vmstore

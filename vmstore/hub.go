@@ -1,0 +1,147 @@
+package vmstore
+
+import (
+	"sync"
+)
+
+// Hub wakes in-process readers after a commit. It hands each subscriber the
+// committed events of the accounts it watches, in journal order. A
+// subscriber that falls more than its limit behind is marked overflowed and
+// must resynchronize from the store (as an IMAP session does by re-reading
+// its mailbox); the journal stays the truth.
+type Hub struct {
+	mu     sync.Mutex
+	byUser map[string]map[*Subscription]struct{}
+	all    map[*Subscription]struct{}
+}
+
+// Subscription receives events. C gets a value whenever events are pending.
+type Subscription struct {
+	hub   *Hub
+	user  string // "" = every account
+	limit int
+	c     chan struct{}
+
+	mu       sync.Mutex
+	pending  []Event
+	overflow bool
+	closed   bool
+}
+
+func newHub() *Hub {
+	return &Hub{byUser: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
+}
+
+// Subscribe watches one account ("" for all accounts). limit bounds the
+// queued events (0 means 10000).
+func (h *Hub) Subscribe(user string, limit int) *Subscription {
+	if limit <= 0 {
+		limit = 10000
+	}
+	sub := &Subscription{hub: h, user: user, limit: limit, c: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if user == "" {
+		h.all[sub] = struct{}{}
+	} else {
+		m := h.byUser[user]
+		if m == nil {
+			m = map[*Subscription]struct{}{}
+			h.byUser[user] = m
+		}
+		m[sub] = struct{}{}
+	}
+	return sub
+}
+
+// C is signalled (coalesced) when events are pending.
+func (s *Subscription) C() <-chan struct{} { return s.c }
+
+// Drain returns the pending events in order and whether events were dropped
+// because the subscriber fell behind (then it must resynchronize).
+func (s *Subscription) Drain() (events []Event, overflowed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events, s.pending = s.pending, nil
+	overflowed, s.overflow = s.overflow, false
+	return events, overflowed
+}
+
+// Close stops the subscription.
+func (s *Subscription) Close() {
+	h := s.hub
+	h.mu.Lock()
+	if s.user == "" {
+		delete(h.all, s)
+	} else if m := h.byUser[s.user]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.byUser, s.user)
+		}
+	}
+	h.mu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.pending = nil
+	s.mu.Unlock()
+}
+
+func (s *Subscription) push(evs []Event) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.pending)+len(evs) > s.limit {
+		s.overflow = true
+		s.pending = nil
+	} else {
+		s.pending = append(s.pending, evs...)
+	}
+	s.mu.Unlock()
+	select {
+	case s.c <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribers counts the open subscriptions.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.all)
+	for _, m := range h.byUser {
+		n += len(m)
+	}
+	return n
+}
+
+func (h *Hub) publish(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Events of one commit belong to one account.
+	for sub := range h.byUser[evs[0].User] {
+		sub.push(evs)
+	}
+	for sub := range h.all {
+		sub.push(evs)
+	}
+}
+
+func (h *Hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.byUser {
+		for sub := range m {
+			close(sub.c)
+		}
+	}
+	for sub := range h.all {
+		close(sub.c)
+	}
+	h.byUser = map[string]map[*Subscription]struct{}{}
+	h.all = map[*Subscription]struct{}{}
+}

@@ -1,0 +1,617 @@
+package vmstore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// Part is a node of a message's MIME tree with byte offsets into the raw
+// message, enough to serve IMAP BODYSTRUCTURE, ENVELOPE and BODY[section]
+// without parsing the message again.
+type Part struct {
+	Start int64 `json:"s"` // first byte of the header
+	Body  int64 `json:"b"` // first byte of the body
+	End   int64 `json:"e"` // end of the body (exclusive)
+	Lines int64 `json:"l"` // lines in the body
+
+	Type        string            `json:"t"`           // lower case, e.g. "audio"
+	Subtype     string            `json:"st"`          // lower case, e.g. "wav"
+	Params      map[string]string `json:"p,omitempty"` // Content-Type parameters, keys lower case
+	ID          string            `json:"id,omitempty"`
+	Description string            `json:"desc,omitempty"`
+	Encoding    string            `json:"enc,omitempty"` // Content-Transfer-Encoding, lower case
+	Disposition string            `json:"disp,omitempty"`
+	DispParams  map[string]string `json:"dp,omitempty"`
+	Language    []string          `json:"lang,omitempty"`
+	Location    string            `json:"loc,omitempty"`
+	MD5         string            `json:"md5,omitempty"`
+	// Duration in seconds of a time-based part (RFC 3803 Content-Duration,
+	// or computed from the audio header).
+	Duration float64 `json:"dur,omitempty"`
+	// Envelope of a message (the top level and message/rfc822 bodies).
+	Envelope *Envelope `json:"env,omitempty"`
+	// Parts: the children of a multipart, or the one message of a
+	// message/rfc822 part.
+	Parts []Part `json:"parts,omitempty"`
+}
+
+// MediaType returns "type/subtype".
+func (p *Part) MediaType() string { return p.Type + "/" + p.Subtype }
+
+// Envelope holds the RFC 9051 s7.5.2 ENVELOPE fields. Strings are the raw
+// header values (RFC 2047 words still encoded), as IMAP returns them.
+type Envelope struct {
+	Date      string    `json:"date,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	From      []Address `json:"from,omitempty"`
+	Sender    []Address `json:"sender,omitempty"`
+	ReplyTo   []Address `json:"replyTo,omitempty"`
+	To        []Address `json:"to,omitempty"`
+	Cc        []Address `json:"cc,omitempty"`
+	Bcc       []Address `json:"bcc,omitempty"`
+	InReplyTo string    `json:"inReplyTo,omitempty"`
+	MessageID string    `json:"messageId,omitempty"`
+}
+
+// Address is one mailbox of an envelope.
+type Address struct {
+	Name    string `json:"name,omitempty"`
+	Mailbox string `json:"mailbox"`
+	Host    string `json:"host"`
+}
+
+// Limits of the parser: deeper or larger structures are kept as opaque
+// bodies, never rejected.
+const (
+	maxMIMEDepth   = 32
+	maxHeaderBytes = 256 << 10
+	maxParts       = 2000
+	probeHeadBytes = 16 << 10
+)
+
+// parsed is what the deposit path learns from a message while it streams in.
+type parsed struct {
+	root     Part
+	context  Context
+	duration float64
+	urgent   bool
+	from     string
+	subject  string
+	date     time.Time
+}
+
+type mimeParser struct {
+	br      *bufio.Reader
+	pos     int64
+	parts   int
+	prober  func(string, []byte, int64) (time.Duration, bool)
+	pending []byte // a line read ahead and not yet consumed
+	pendPos int64
+	eof     bool
+}
+
+// readLine returns the next line with its terminator and its offset. Lines
+// longer than the buffer come back in pieces; cont reports a piece that does
+// not start a line.
+func (p *mimeParser) readLine() (line []byte, off int64, err error) {
+	if p.pending != nil {
+		l, o := p.pending, p.pendPos
+		p.pending = nil
+		return l, o, nil
+	}
+	if p.eof {
+		return nil, p.pos, io.EOF
+	}
+	off = p.pos
+	l, err := p.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		err = nil
+	}
+	if err == io.EOF {
+		p.eof = true
+		if len(l) == 0 {
+			return nil, off, io.EOF
+		}
+		err = nil
+	}
+	if err != nil {
+		return nil, off, err
+	}
+	p.pos += int64(len(l))
+	return bytes.Clone(l), off, nil
+}
+
+func (p *mimeParser) unread(line []byte, off int64) { p.pending, p.pendPos = line, off }
+
+func eolLen(l []byte) int {
+	switch {
+	case bytes.HasSuffix(l, []byte("\r\n")):
+		return 2
+	case bytes.HasSuffix(l, []byte("\n")):
+		return 1
+	}
+	return 0
+}
+
+// boundaryMatch tells whether line is a delimiter of one of the boundaries
+// (innermost last) and whether it is a close delimiter.
+func boundaryMatch(line []byte, bounds []string) (idx int, closing bool) {
+	if len(bounds) == 0 || !bytes.HasPrefix(line, []byte("--")) {
+		return -1, false
+	}
+	rest := line[2:]
+	for i := len(bounds) - 1; i >= 0; i-- {
+		b := bounds[i]
+		if !bytes.HasPrefix(rest, []byte(b)) {
+			continue
+		}
+		tail := rest[len(b):]
+		closing = bytes.HasPrefix(tail, []byte("--"))
+		if closing {
+			tail = tail[2:]
+		}
+		if len(bytes.TrimRight(tail, " \t\r\n")) == 0 {
+			return i, closing
+		}
+	}
+	return -1, false
+}
+
+// parseMessage parses a whole message from r, which it reads to the end.
+func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration, bool)) (*parsed, error) {
+	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), prober: prober}
+	root, hdr, err := p.entity(nil, 0, "text/plain")
+	if err != nil {
+		return nil, err
+	}
+	// Drain what follows (nothing, normally).
+	for {
+		if _, _, err := p.readLine(); err != nil {
+			break
+		}
+	}
+	root.Envelope = envelopeOf(hdr)
+	out := &parsed{root: root}
+	out.fill(hdr)
+	return out, nil
+}
+
+func (out *parsed) fill(h textproto.Header) {
+	dec := new(mime.WordDecoder)
+	decode := func(s string) string {
+		if d, err := dec.DecodeHeader(s); err == nil {
+			return d
+		}
+		return s
+	}
+	out.from = decode(strings.TrimSpace(h.Get("From")))
+	out.subject = decode(strings.TrimSpace(h.Get("Subject")))
+	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
+		out.date = t
+	}
+	out.context = ParseContext(h.Get("Message-Context"))
+	if out.context == ContextUnknown {
+		out.context = deriveContext(&out.root)
+	}
+	if d, ok := parseDuration(h.Get("Content-Duration")); ok {
+		out.duration = d
+	} else if d, ok := parseDuration(h.Get("X-Asterisk-VM-Duration")); ok {
+		out.duration = d
+	} else if p := mainMediaPart(&out.root); p != nil {
+		out.duration = p.Duration
+	}
+	imp := strings.ToLower(strings.TrimSpace(h.Get("Importance")))
+	prio := strings.ToLower(strings.TrimSpace(h.Get("Priority")))
+	xprio := strings.TrimSpace(h.Get("X-Priority"))
+	ast := strings.ToLower(strings.TrimSpace(h.Get("X-Asterisk-VM-Priority")))
+	out.urgent = imp == "high" || prio == "urgent" || strings.HasPrefix(xprio, "1") || strings.HasPrefix(xprio, "2") || ast == "urgent"
+}
+
+func parseDuration(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, false
+	}
+	d, err := strconv.ParseFloat(s, 64)
+	if err != nil || d < 0 || d > 1e7 {
+		return 0, false
+	}
+	return d, true
+}
+
+// deriveContext classifies a message without a Message-Context header
+// (RFC 3458 s3): audio -> voice, image/tiff -> fax, video -> video, other
+// images -> multimedia, else text.
+func deriveContext(root *Part) Context {
+	if root.Type == "multipart" && root.Subtype == "voice-message" {
+		return ContextVoice
+	}
+	var audio, fax, video, image bool
+	var walk func(p *Part)
+	walk = func(p *Part) {
+		switch {
+		case p.Type == "audio":
+			audio = true
+		case p.Type == "image" && p.Subtype == "tiff":
+			fax = true
+		case p.Type == "video":
+			video = true
+		case p.Type == "image":
+			image = true
+		}
+		for i := range p.Parts {
+			if p.Type == "multipart" {
+				walk(&p.Parts[i])
+			}
+		}
+	}
+	walk(root)
+	switch {
+	case video:
+		return ContextVideo
+	case fax && !audio:
+		return ContextFax
+	case audio && image:
+		return ContextMultimedia
+	case audio:
+		return ContextVoice
+	case image:
+		return ContextMultimedia
+	}
+	return ContextText
+}
+
+// mainMediaPart is the part whose duration is the message's: the VPIM
+// Voice-Message part, else the first audio or video part.
+func mainMediaPart(root *Part) *Part {
+	var first, voice *Part
+	var walk func(p *Part)
+	walk = func(p *Part) {
+		if p.Type == "audio" || p.Type == "video" {
+			if first == nil {
+				first = p
+			}
+			if voice == nil && strings.EqualFold(p.DispParams["voice"], "voice-message") {
+				voice = p
+			}
+		}
+		if p.Type == "multipart" {
+			for i := range p.Parts {
+				walk(&p.Parts[i])
+			}
+		}
+	}
+	walk(root)
+	if voice != nil {
+		return voice
+	}
+	return first
+}
+
+// entity parses a header and body that end at a delimiter of one of bounds
+// or at EOF.
+func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, textproto.Header, error) {
+	p.parts++
+	var part Part
+	// Header: lines up to an empty line.
+	var hb bytes.Buffer
+	first := true
+	var hdrStart int64 = -1
+	done := false // the entity ended inside its header
+	for {
+		line, off, err := p.readLine()
+		if err == io.EOF {
+			if hdrStart < 0 {
+				hdrStart = off
+			}
+			part.Start, part.Body, part.End = hdrStart, off, off
+			done = true
+			break
+		}
+		if err != nil {
+			return part, textproto.Header{}, err
+		}
+		if hdrStart < 0 {
+			hdrStart = off
+		}
+		if idx, _ := boundaryMatch(line, bounds); idx >= 0 {
+			p.unread(line, off)
+			part.Start, part.Body, part.End = hdrStart, off, off
+			done = true
+			break
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && eolLen(line) > 0 {
+			part.Start, part.Body = hdrStart, off+int64(len(line))
+			break
+		}
+		// A first line that is not a header field means there is no header.
+		if first && !looksLikeField(line) {
+			p.unread(line, off)
+			part.Start, part.Body = hdrStart, off
+			break
+		}
+		first = false
+		if hb.Len() < maxHeaderBytes {
+			hb.Write(line)
+		}
+	}
+	hb.WriteString("\r\n")
+	hdr, err := textproto.ReadHeader(bufio.NewReader(&hb))
+	if err != nil {
+		hdr = textproto.Header{}
+	}
+	part.applyHeader(hdr, defType)
+	if done {
+		return part, hdr, nil
+	}
+	switch {
+	case part.Type == "multipart" && part.Params["boundary"] != "" && depth < maxMIMEDepth && p.parts < maxParts:
+		err = p.multipartBody(&part, bounds, depth)
+	case part.Type == "message" && (part.Subtype == "rfc822" || part.Subtype == "global") && depth < maxMIMEDepth && p.parts < maxParts &&
+		(part.Encoding == "" || part.Encoding == "7bit" || part.Encoding == "8bit" || part.Encoding == "binary"):
+		var sub Part
+		var sh textproto.Header
+		sub, sh, err = p.entity(bounds, depth+1, "text/plain")
+		if err == nil {
+			sub.Envelope = envelopeOf(sh)
+			part.End, part.Lines = sub.End, sub.Lines
+			part.Parts = []Part{sub}
+		}
+	default:
+		err = p.leafBody(&part, bounds)
+	}
+	return part, hdr, err
+}
+
+func looksLikeField(line []byte) bool {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return false
+	}
+	for _, c := range line[:i] {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (part *Part) applyHeader(h textproto.Header, defType string) {
+	ct := h.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct == "" || (err != nil && mt == "") || !strings.Contains(mt, "/") {
+		mt, params, _ = mime.ParseMediaType(defType)
+	}
+	mt = strings.ToLower(mt)
+	part.Type, part.Subtype, _ = strings.Cut(mt, "/")
+	if len(params) > 0 {
+		part.Params = params
+	}
+	part.ID = strings.TrimSpace(h.Get("Content-Id"))
+	part.Description = strings.TrimSpace(h.Get("Content-Description"))
+	part.Encoding = strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
+	if d := h.Get("Content-Disposition"); d != "" {
+		disp, dp, err := mime.ParseMediaType(d)
+		if err == nil || disp != "" {
+			part.Disposition = strings.ToLower(disp)
+			if len(dp) > 0 {
+				part.DispParams = dp
+			}
+		}
+	}
+	if l := h.Get("Content-Language"); l != "" {
+		for _, x := range strings.Split(l, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				part.Language = append(part.Language, x)
+			}
+		}
+	}
+	part.Location = strings.TrimSpace(h.Get("Content-Location"))
+	part.MD5 = strings.TrimSpace(h.Get("Content-Md5"))
+	if d, ok := parseDuration(h.Get("Content-Duration")); ok {
+		part.Duration = d
+	}
+}
+
+func (p *mimeParser) multipartBody(part *Part, bounds []string, depth int) error {
+	b := part.Params["boundary"]
+	inner := append(append([]string(nil), bounds...), b)
+	myIdx := len(inner) - 1
+	// Preamble up to the first delimiter.
+	for {
+		line, off, err := p.readLine()
+		if err == io.EOF {
+			part.End = off
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		idx, closing := boundaryMatch(line, inner)
+		if idx < 0 {
+			continue
+		}
+		if idx != myIdx {
+			p.unread(line, off)
+			part.End = off
+			return nil
+		}
+		if closing {
+			return p.epilogue(part, bounds)
+		}
+		break
+	}
+	sub := "text/plain"
+	if part.Subtype == "digest" {
+		sub = "message/rfc822"
+	}
+	for {
+		child, _, err := p.entity(inner, depth+1, sub)
+		if err != nil {
+			return err
+		}
+		part.Parts = append(part.Parts, child)
+		line, off, err := p.readLine()
+		if err == io.EOF {
+			part.End = off
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		idx, closing := boundaryMatch(line, inner)
+		if idx != myIdx {
+			// An outer boundary closes us too.
+			p.unread(line, off)
+			part.End = child.End
+			return nil
+		}
+		if closing {
+			return p.epilogue(part, bounds)
+		}
+	}
+}
+
+func (p *mimeParser) epilogue(part *Part, bounds []string) error {
+	var lastEOL int
+	for {
+		line, off, err := p.readLine()
+		if err == io.EOF {
+			part.End = off
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if idx, _ := boundaryMatch(line, bounds); idx >= 0 {
+			p.unread(line, off)
+			part.End = off - int64(lastEOL)
+			return nil
+		}
+		lastEOL = eolLen(line)
+	}
+}
+
+func (p *mimeParser) leafBody(part *Part, bounds []string) error {
+	var lastEOL int
+	var lines int64
+	var head []byte
+	wantHead := p.prober != nil && (part.Type == "audio" || part.Type == "video") && part.Duration == 0
+	atStart := true
+	for {
+		line, off, err := p.readLine()
+		if err == io.EOF {
+			part.End = off
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if atStart {
+			if idx, _ := boundaryMatch(line, bounds); idx >= 0 {
+				p.unread(line, off)
+				part.End = off - int64(lastEOL)
+				if part.End < part.Body {
+					part.End = part.Body
+				}
+				break
+			}
+			lines++
+		}
+		if wantHead && len(head) < probeHeadBytes {
+			head = append(head, line...)
+		}
+		lastEOL = eolLen(line)
+		atStart = lastEOL > 0
+	}
+	part.Lines = lines
+	if wantHead {
+		p.probe(part, head)
+	}
+	return nil
+}
+
+func (p *mimeParser) probe(part *Part, head []byte) {
+	size := part.End - part.Body
+	var data []byte
+	switch part.Encoding {
+	case "base64":
+		clean := make([]byte, 0, len(head))
+		for _, c := range head {
+			if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+				clean = append(clean, c)
+			}
+		}
+		clean = clean[:len(clean)/4*4]
+		data = make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
+		n, err := base64.StdEncoding.Decode(data, clean)
+		if err != nil {
+			return
+		}
+		data = data[:n]
+		// Encoded lines of 76 characters carry 57 bytes.
+		lineLen := int64(78)
+		if part.Lines > 0 {
+			lineLen = max(1, size/part.Lines)
+		}
+		size = size / lineLen * (lineLen - 2) * 3 / 4
+	case "quoted-printable":
+		d, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(head)))
+		data = d
+	default:
+		data = head
+	}
+	if d, ok := p.prober(part.MediaType(), data, size); ok {
+		part.Duration = d.Seconds()
+	}
+}
+
+func envelopeOf(h textproto.Header) *Envelope {
+	addrs := func(k string) []Address {
+		v := h.Get(k)
+		if v == "" {
+			return nil
+		}
+		list, err := mail.ParseAddressList(v)
+		if err != nil {
+			return nil
+		}
+		var out []Address
+		for _, a := range list {
+			mbox, host, _ := strings.Cut(a.Address, "@")
+			out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
+		}
+		return out
+	}
+	e := &Envelope{
+		Date:      h.Get("Date"),
+		Subject:   h.Get("Subject"),
+		From:      addrs("From"),
+		Sender:    addrs("Sender"),
+		ReplyTo:   addrs("Reply-To"),
+		To:        addrs("To"),
+		Cc:        addrs("Cc"),
+		Bcc:       addrs("Bcc"),
+		InReplyTo: h.Get("In-Reply-To"),
+		MessageID: h.Get("Message-Id"),
+	}
+	// RFC 9051 s7.5.2: sender and reply-to default to from.
+	if e.Sender == nil {
+		e.Sender = e.From
+	}
+	if e.ReplyTo == nil {
+		e.ReplyTo = e.From
+	}
+	return e
+}

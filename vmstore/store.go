@@ -1,0 +1,415 @@
+package vmstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Options configure a Store. The zero value of every field but Dir is usable.
+type Options struct {
+	// Dir is the database directory. Required unless InMemory.
+	Dir string
+	// InMemory keeps everything in memory (tests).
+	InMemory bool
+	// Logger receives the store's logs. If nil, slog.Default is used.
+	Logger *slog.Logger
+	// MaxMessageSize bounds one message; 0 means 256 MiB.
+	MaxMessageSize int64
+	// Prober, if set, tells the duration of an audio part from the first bytes
+	// of its (transfer-decoded) content and its media type, when the part has
+	// no Content-Duration header. cmd wires transcode's prober here.
+	Prober func(mediaType string, head []byte, size int64) (time.Duration, bool)
+	// Hash sets the argon2id cost; zero fields take the defaults
+	// (t=2, m=19 MiB, p=1).
+	Hash HashParams
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// GCInterval is how often unreferenced blobs and Badger's value log are
+	// collected; 0 means 10 minutes, negative disables the background loop.
+	GCInterval time.Duration
+}
+
+// Store is the message store. It is safe for concurrent use.
+type Store struct {
+	opts Options
+	db   *badger.DB
+	log  *slog.Logger
+	hub  *Hub
+
+	locksMu sync.Mutex
+	locks   map[string]*acctLock
+
+	// gcMu: deposits and copies hold it shared while they bind to an existing
+	// blob; the collector holds it exclusively while it deletes blobs.
+	gcMu sync.RWMutex
+
+	seqMu    sync.Mutex
+	nextSeq  uint64        // next journal sequence number
+	lastDone chan struct{} // closed when the previous commit is published
+	failed   atomic.Bool
+
+	nextBlob        atomic.Uint64
+	nextMailbox     atomic.Uint64
+	uidValidityMu   sync.Mutex
+	lastUIDValidity uint32
+
+	inflightMu sync.Mutex
+	inflight   map[uint64]struct{} // blob ids being written by a deposit
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+type acctLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// Open opens (creating if needed) the store.
+func Open(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 256 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.Hash = opts.Hash.withDefaults()
+	bo := badger.DefaultOptions(opts.Dir).
+		WithSyncWrites(true).
+		WithDetectConflicts(false). // account locks serialize writers; see package doc
+		WithNumVersionsToKeep(1).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithLoggingLevel(badger.WARNING)
+	if opts.InMemory {
+		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
+	} else {
+		// Message chunks go to the value log, records stay in the LSM tree.
+		bo = bo.WithValueThreshold(4 << 10)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("vmstore: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		opts:     opts,
+		db:       db,
+		log:      opts.Logger,
+		hub:      newHub(),
+		locks:    map[string]*acctLock{},
+		inflight: map[uint64]struct{}{},
+		stop:     make(chan struct{}),
+		lastDone: closedChan(),
+	}
+	if err := s.loadCounters(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.collectOrphanChunks(); err != nil {
+		s.log.Warn("vmstore: orphan chunk collection failed", "err", err)
+	}
+	if opts.GCInterval >= 0 {
+		iv := opts.GCInterval
+		if iv == 0 {
+			iv = 10 * time.Minute
+		}
+		s.wg.Add(1)
+		go s.gcLoop(iv)
+	}
+	return s, nil
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// Close stops background work and closes the database cleanly.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		// Wait for the last commit to be published.
+		s.seqMu.Lock()
+		last := s.lastDone
+		s.seqMu.Unlock()
+		<-last
+		s.hub.closeAll()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// DB exposes the Badger database for backup and metrics.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// Hub returns the change hub.
+func (s *Store) Hub() *Hub { return s.hub }
+
+func (s *Store) now() time.Time { return s.opts.Now() }
+
+// loadCounters reads the highest ids in use so that new ones never repeat.
+func (s *Store) loadCounters() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		last := func(prefix string) []byte {
+			it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefix)})
+			defer it.Close()
+			seek := append([]byte(prefix), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+			it.Seek(seek)
+			if it.ValidForPrefix([]byte(prefix)) {
+				return it.Item().KeyCopy(nil)
+			}
+			return nil
+		}
+		if k := last(kJournal); k != nil {
+			s.nextSeq = binary.BigEndian.Uint64(k[2:]) + 1
+		} else {
+			s.nextSeq = 1
+		}
+		var blob uint64
+		if k := last(kChunk); k != nil {
+			blob = binary.BigEndian.Uint64(k[2:10])
+		}
+		if k := last(kBlob); k != nil {
+			blob = max(blob, binary.BigEndian.Uint64(k[2:10]))
+		}
+		s.nextBlob.Store(blob)
+		// Mailboxes: highest id and highest UIDVALIDITY.
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(kMailbox), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			id := binary.BigEndian.Uint64(k[2:])
+			if id > s.nextMailbox.Load() {
+				s.nextMailbox.Store(id)
+			}
+			var mb Mailbox
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &mb) }); err != nil {
+				return fmt.Errorf("vmstore: mailbox record %d: %w", id, err)
+			}
+			s.lastUIDValidity = max(s.lastUIDValidity, mb.UIDValidity)
+		}
+		return nil
+	})
+}
+
+func (s *Store) newUIDValidity() uint32 {
+	s.uidValidityMu.Lock()
+	defer s.uidValidityMu.Unlock()
+	v := uint32(s.now().Unix())
+	if v <= s.lastUIDValidity {
+		v = s.lastUIDValidity + 1
+	}
+	s.lastUIDValidity = v
+	return v
+}
+
+func (s *Store) lockAccount(user string) func() {
+	s.locksMu.Lock()
+	l := s.locks[user]
+	if l == nil {
+		l = &acctLock{}
+		s.locks[user] = l
+	}
+	l.refs++
+	s.locksMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.locksMu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(s.locks, user)
+		}
+		s.locksMu.Unlock()
+	}
+}
+
+// wtx is one write transaction of one account, with the events it records.
+type wtx struct {
+	s      *Store
+	txn    *badger.Txn
+	events []Event
+	now    time.Time
+}
+
+func (w *wtx) get(key []byte, v any) error {
+	it, err := w.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func (w *wtx) exists(key []byte) (bool, error) {
+	_, err := w.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (w *wtx) put(key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return w.txn.Set(key, b)
+}
+
+func (w *wtx) set(key, val []byte) error { return w.txn.Set(key, val) }
+func (w *wtx) del(key []byte) error      { return w.txn.Delete(key) }
+
+func (w *wtx) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = w.now
+	}
+	w.events = append(w.events, ev)
+}
+
+// update runs fn in a write transaction under the account's lock, commits it
+// with its journal events, waits until it is durable and published, and
+// returns the events as committed.
+func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
+	if s.failed.Load() {
+		return nil, ErrStoreFailed
+	}
+	unlock := s.lockAccount(user)
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	w := &wtx{s: s, txn: txn, now: s.now()}
+	if err := fn(w); err != nil {
+		return nil, err
+	}
+	wait, err := s.commit(w)
+	// The next transaction of this account may start now: Badger makes it
+	// wait until this commit is applied before it reads.
+	unlock()
+	locked = false
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	return w.events, nil
+}
+
+// commit sequences the transaction's events and hands it to Badger. The
+// returned function waits until the commit is durable and published.
+func (s *Store) commit(w *wtx) (func() error, error) {
+	s.seqMu.Lock()
+	if s.failed.Load() {
+		s.seqMu.Unlock()
+		return nil, ErrStoreFailed
+	}
+	seq := s.nextSeq
+	for i := range w.events {
+		w.events[i].Seq = seq + uint64(i)
+		b, err := json.Marshal(&w.events[i])
+		if err == nil {
+			err = w.txn.Set(journalKey(w.events[i].Seq), b)
+		}
+		if err != nil {
+			s.seqMu.Unlock()
+			return nil, fmt.Errorf("vmstore: journal: %w", err)
+		}
+	}
+	s.nextSeq += uint64(len(w.events))
+	prev := s.lastDone
+	mine := make(chan struct{})
+	s.lastDone = mine
+	result := make(chan error, 1)
+	w.txn.CommitWith(func(err error) { result <- err })
+	s.seqMu.Unlock()
+	return func() error {
+		err := <-result
+		<-prev
+		defer close(mine)
+		if err != nil {
+			if len(w.events) > 0 {
+				s.failed.Store(true)
+				s.log.Error("vmstore: sequenced commit failed; store stopped", "err", err)
+			}
+			if errors.Is(err, badger.ErrDBClosed) {
+				return ErrClosed
+			}
+			return fmt.Errorf("%w: %w", ErrStoreFailed, err)
+		}
+		s.hub.publish(w.events)
+		return nil
+	}, nil
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(fn func(txn *badger.Txn) error) error { return s.db.View(fn) }
+
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func (s *Store) gcLoop(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if _, err := s.CollectGarbage(context.Background()); err != nil {
+				s.log.Warn("vmstore: garbage collection", "err", err)
+			}
+		}
+	}
+}
+
+// prefixEnd returns the smallest key greater than every key with the prefix.
+func prefixEnd(p []byte) []byte {
+	e := bytes.Clone(p)
+	for i := len(e) - 1; i >= 0; i-- {
+		if e[i] < 0xff {
+			e[i]++
+			return e[:i+1]
+		}
+	}
+	return nil
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   {}

@@ -1,0 +1,5 @@
+package vmstore
+
+import "encoding/base64"
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
