@@ -3,8 +3,8 @@ package vmstore
 import (
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/json"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -43,14 +43,14 @@ type MWITarget struct {
 
 // AccountOptions are per-account settings that later services read.
 type AccountOptions struct {
-	MWITargets    []MWITarget       `json:"mwiTargets,omitempty"`
-	Retention     Retention         `json:"retention,omitempty"`
-	Notify        map[string]string `json:"notify,omitempty"` // notification preferences
-	Language      string            `json:"language,omitempty"`
-	Email         string            `json:"email,omitempty"`
-	DisplayName   string            `json:"displayName,omitempty"`
-	TutorialDone  bool              `json:"tutorialDone,omitempty"`
-	HoldWhileOnline bool            `json:"holdWhileOnline,omitempty"`
+	MWITargets      []MWITarget       `json:"mwiTargets,omitempty"`
+	Retention       Retention         `json:"retention,omitempty"`
+	Notify          map[string]string `json:"notify,omitempty"` // notification preferences
+	Language        string            `json:"language,omitempty"`
+	Email           string            `json:"email,omitempty"`
+	DisplayName     string            `json:"displayName,omitempty"`
+	TutorialDone    bool              `json:"tutorialDone,omitempty"`
+	HoldWhileOnline bool              `json:"holdWhileOnline,omitempty"`
 }
 
 // Account is a subscriber. Secrets are only held as argon2id hashes.

@@ -1,9 +1,11 @@
 package vmstore
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/dgraph-io/badger/v4"
@@ -211,3 +213,5 @@ func (s *Store) Structure(m *Message) (*Part, error) {
 }
 
 func blobOfChunkKey(k []byte) uint64 { return binary.BigEndian.Uint64(k[2:10]) }
+
+func newHash() hash.Hash { return sha256.New() }

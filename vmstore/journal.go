@@ -47,11 +47,11 @@ type Event struct {
 	Time time.Time `json:"time"`
 	User string    `json:"user"`
 
-	MailboxID   uint64 `json:"mbid,omitempty"`
-	Mailbox     string `json:"mailbox,omitempty"`
-	UIDValidity uint32 `json:"uidvalidity,omitempty"`
-	OldMailbox  string `json:"oldMailbox,omitempty"`
-	OldMbID     uint64 `json:"oldMbid,omitempty"`
+	MailboxID   uint64   `json:"mbid,omitempty"`
+	Mailbox     string   `json:"mailbox,omitempty"`
+	UIDValidity uint32   `json:"uidvalidity,omitempty"`
+	OldMailbox  string   `json:"oldMailbox,omitempty"`
+	OldMbID     uint64   `json:"oldMbid,omitempty"`
 	OldUIDs     []uint32 `json:"oldUids,omitempty"` // COPY/MOVE source UIDs, parallel to UIDs
 
 	UIDs     []uint32 `json:"uids,omitempty"`
@@ -62,8 +62,8 @@ type Event struct {
 	Flags    []string `json:"flags,omitempty"` // flags set/cleared (FlagsSet, FlagsClear, ...)
 	// MsgFlags carries, per UID, the message's flags after the change, so that
 	// a reader can update a flag cache without a lookup.
-	MsgFlags [][]string `json:"msgFlags,omitempty"`
-	MsgModSeq []uint64  `json:"msgModseq,omitempty"`
+	MsgFlags  [][]string `json:"msgFlags,omitempty"`
+	MsgModSeq []uint64   `json:"msgModseq,omitempty"`
 
 	// Message details for MessageNew / MessageAppend of one message.
 	Size     int64   `json:"size,omitempty"`

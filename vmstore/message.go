@@ -111,7 +111,7 @@ func (w *wtx) getMessage(mb uint64, uid uint32) (*Message, error) {
 // putMessage writes a message and moves its modseq index entry.
 func (w *wtx) putMessage(m *Message, oldModSeq uint64) error {
 	if oldModSeq != 0 && oldModSeq != m.ModSeq {
-		if err := w.del(modseqKey(m.MailboxID, oldModSeq)); err != nil {
+		if err := w.unindexModseq(m.MailboxID, oldModSeq, m.UID); err != nil {
 			return err
 		}
 	}
@@ -539,8 +539,11 @@ func (w *wtx) expunge(mb *Mailbox, uids []uint32, t EventType) error {
 	return nil
 }
 
-func (w *wtx) delModseqIndex(m *Message) error {
-	k := modseqKey(m.MailboxID, m.ModSeq)
+func (w *wtx) delModseqIndex(m *Message) error { return w.unindexModseq(m.MailboxID, m.ModSeq, m.UID) }
+
+// unindexModseq removes uid from the modseq index entry of modseq.
+func (w *wtx) unindexModseq(mb, modseq uint64, uid uint32) error {
+	k := modseqKey(mb, modseq)
 	it, err := w.txn.Get(k)
 	if err != nil {
 		return nil
@@ -551,7 +554,7 @@ func (w *wtx) delModseqIndex(m *Message) error {
 	}
 	var rest []byte
 	for i := 0; i+4 <= len(v); i += 4 {
-		if binary.BigEndian.Uint32(v[i:]) != m.UID {
+		if binary.BigEndian.Uint32(v[i:]) != uid {
 			rest = append(rest, v[i:i+4]...)
 		}
 	}

@@ -1,0 +1,174 @@
+package vmstore
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// backupMagic starts a Lemonvox backup file; the Badger backup stream
+// follows.
+const backupMagic = "LEMONVOX-BACKUP\x00v1\n"
+
+// Progress is called during backup and restore with bytes done so far and
+// the expected total (0 when unknown).
+type Progress func(done, total int64)
+
+type countWriter struct {
+	w     io.Writer
+	n     int64
+	total int64
+	p     Progress
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	if c.p != nil {
+		c.p(c.n, c.total)
+	}
+	return n, err
+}
+
+// Backup writes a consistent snapshot of the whole store to w. It can run
+// while the store serves traffic.
+func (s *Store) Backup(w io.Writer, progress Progress) (int64, error) {
+	lsm, vlog := s.db.Size()
+	cw := &countWriter{w: w, total: lsm + vlog, p: progress}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	if _, err := bw.WriteString(backupMagic); err != nil {
+		return 0, err
+	}
+	// A stream at one read timestamp: every transaction is either wholly in
+	// the backup or not at all.
+	stream := s.db.NewStream()
+	stream.LogPrefix = "vmstore.Backup"
+	stream.NumGo = 4
+	if _, err := stream.Backup(bw, 0); err != nil {
+		return cw.n, fmt.Errorf("vmstore: backup: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return cw.n, err
+	}
+	return cw.n, nil
+}
+
+type countReader struct {
+	r     io.Reader
+	n     int64
+	total int64
+	p     Progress
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if c.p != nil {
+		c.p(c.n, c.total)
+	}
+	return n, err
+}
+
+// ErrNotBackup: the file is not a Lemonvox backup.
+var ErrNotBackup = errors.New("vmstore: not a Lemonvox backup file")
+
+// Restore loads a backup into an empty store. The store must not have any
+// account yet (restore into a fresh data directory).
+func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
+	accts, err := s.ListAccounts()
+	if err != nil {
+		return err
+	}
+	if len(accts) > 0 {
+		return fmt.Errorf("%w: the store is not empty (%d accounts); restore into a new data directory", ErrNotPermitted, len(accts))
+	}
+	cr := &countReader{r: r, total: size, p: progress}
+	br := bufio.NewReaderSize(cr, 1<<20)
+	magic := make([]byte, len(backupMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != backupMagic {
+		return ErrNotBackup
+	}
+	if err := s.db.Load(br, 256); err != nil {
+		return fmt.Errorf("vmstore: restore: %w", err)
+	}
+	// Ids and the journal sequence continue after the restored ones.
+	return s.loadCounters()
+}
+
+// Verify checks the store's invariants: every message's blob and structure
+// exist and its content hash matches, counters equal a recount, the modseq
+// index agrees with the messages. It returns the problems found.
+func (s *Store) Verify(ctx context.Context, checkContent bool) ([]string, error) {
+	var problems []string
+	accts, err := s.ListAccounts()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range accts {
+		mbs, err := s.Mailboxes(a.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, mb := range mbs {
+			if ctx.Err() != nil {
+				return problems, ctx.Err()
+			}
+			msgs, err := s.Messages(mb.ID, 1, 0)
+			if err != nil {
+				return nil, err
+			}
+			var c Counts
+			for i := range msgs {
+				m := &msgs[i]
+				c.apply(m, +1)
+				if m.UID >= mb.UIDNext || m.ModSeq > mb.HighestModSeq {
+					problems = append(problems, fmt.Sprintf("%s/%s uid %d: uid/modseq beyond mailbox", a.Name, mb.Name, m.UID))
+				}
+				if _, err := s.Structure(m); err != nil {
+					problems = append(problems, fmt.Sprintf("%s/%s uid %d: %v", a.Name, mb.Name, m.UID, err))
+				}
+				if checkContent {
+					if err := s.checkBlob(m); err != nil {
+						problems = append(problems, fmt.Sprintf("%s/%s uid %d: %v", a.Name, mb.Name, m.UID, err))
+					}
+				}
+			}
+			if c != mb.Counts {
+				problems = append(problems, fmt.Sprintf("%s/%s: counters %+v, recount %+v", a.Name, mb.Name, mb.Counts, c))
+			}
+			changed, err := s.ChangedSince(mb.ID, 0)
+			if err != nil {
+				return nil, err
+			}
+			if len(changed) != len(msgs) {
+				problems = append(problems, fmt.Sprintf("%s/%s: modseq index has %d entries for %d messages", a.Name, mb.Name, len(changed), len(msgs)))
+			}
+		}
+	}
+	return problems, nil
+}
+
+func (s *Store) checkBlob(m *Message) error {
+	h := newHash()
+	if _, err := io.Copy(h, s.OpenMessage(m).Reader()); err != nil {
+		return err
+	}
+	if string(h.Sum(nil)) != string(m.Hash) {
+		return errors.New("content hash mismatch")
+	}
+	return nil
+}
+
+// Stats are sizes for metrics.
+type Stats struct {
+	LSMBytes, VLogBytes int64
+	JournalSeq          uint64
+}
+
+// Stats returns database sizes.
+func (s *Store) Stats() Stats {
+	lsm, vlog := s.db.Size()
+	return Stats{LSMBytes: lsm, VLogBytes: vlog, JournalSeq: s.LastSeq()}
+}
