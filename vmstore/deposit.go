@@ -60,6 +60,7 @@ func (s *Store) Deposit(req DepositReq) (*DepositRes, error) {
 		return nil, err
 	}
 
+	started := time.Now()
 	sink := &chunkSink{s: s, blob: s.nextBlob.Add(1)}
 	s.inflightMu.Lock()
 	s.inflight[sink.blob] = struct{}{}
@@ -201,11 +202,20 @@ func (s *Store) Deposit(req DepositReq) (*DepositRes, error) {
 		sink.discard()
 	}
 	if err != nil {
+		metricDepositRefused.WithLabelValues("error").Inc()
 		return nil, err
 	}
 	if overQuota {
+		metricDepositRefused.WithLabelValues("quota").Inc()
 		return nil, fmt.Errorf("%w: account %q", ErrOverQuota, req.User)
 	}
+	svc := req.Service
+	if svc == "" {
+		svc = "other"
+	}
+	metricDeposits.WithLabelValues(svc).Inc()
+	metricDepositBytes.Add(float64(m.Size))
+	metricDepositSeconds.Observe(time.Since(started).Seconds())
 	return &res, nil
 }
 
