@@ -21,7 +21,7 @@ test: vet fmtcheck
 	$(GO) test -race -shuffle=on -timeout 20m ./...
 
 bench:
-	$(GO) run ./bench/cmd/runall
+	@for d in bench/*/; do if [ -f $$d/main.go ]; then echo "== $$d"; $(GO) run ./$$d || exit 1; fi; done
 
 clean:
 	rm -rf bin
