@@ -19,7 +19,9 @@
 //	X/<mbid:8><modseq:8>            expunged uids (compact uid list) for QRESYNC VANISHED
 //	S/<user>\x00<name>              subscription (empty value)
 //	B/<blob:8><chunk:4>             a chunk of a message's raw RFC 5322 bytes
-//	R/<blob:8>                      blob meta (JSON): size, sha256, reference count
+//	R/<blob:8>                      blob meta (JSON): size, sha256, chunk count
+//	Q/<blob:8><mbid:8><uid:4>       a message's reference to a blob (empty value); a
+//	                                blob without references is collected
 //	H/<sha256:32>                   blob id of that content (dedupe: COPY shares, equal
 //	                                deposits share)
 //	P/<sha256:32>                   parsed MIME structure (JSON Part tree)
