@@ -3,6 +3,7 @@ package vmstore
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -185,6 +186,23 @@ func (w *wtx) delPrefix(p []byte) error {
 // dropMailbox deletes a mailbox with its messages and indexes. Blobs are
 // left to the collector.
 func (w *wtx) dropMailbox(mb *Mailbox) error {
+	// Drop the messages' blob references first.
+	it := w.txn.NewIterator(badger.IteratorOptions{Prefix: messagePrefix(mb.ID), PrefetchValues: true})
+	var refs [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		var m Message
+		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+			it.Close()
+			return err
+		}
+		refs = append(refs, refKey(m.Blob, mb.ID, m.UID))
+	}
+	it.Close()
+	for _, k := range refs {
+		if err := w.del(k); err != nil {
+			return err
+		}
+	}
 	for _, p := range [][]byte{messagePrefix(mb.ID), modseqPrefix(mb.ID), expungedPrefix(mb.ID), metaPrefix(mb.User, mb.ID), urlauthKey(mb.User, mb.ID)} {
 		if err := w.delPrefix(p); err != nil {
 			return err

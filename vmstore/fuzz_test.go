@@ -1,0 +1,39 @@
+package vmstore
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// FuzzParseMessage: any input parses (possibly as an opaque body) with
+// offsets inside the message, never a panic.
+func FuzzParseMessage(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\nbody"))
+	f.Add(voiceMessage("a@b", "s", []byte("RIFF....WAVEfmt ")))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\n--a--\r\n"))
+	f.Add([]byte("Content-Type: multipart/alternative; boundary=\"x\"\n\n--x\n\ntext\n--x\nContent-Type: multipart/mixed; boundary=y\n\n--y\n--y--\n--x--"))
+	f.Add([]byte("no header at all\r\n"))
+	f.Add([]byte(""))
+	f.Add([]byte("Content-Type: audio/basic\r\nContent-Duration: abc\r\n\r\n\xff\xff"))
+	prober := func(mt string, head []byte, size int64) (time.Duration, bool) { return time.Duration(size), true }
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := parseMessage(bytes.NewReader(data), prober)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var check func(pt *Part, depth int)
+		check = func(pt *Part, depth int) {
+			if pt.Start < 0 || pt.Start > pt.Body || pt.Body > pt.End || pt.End > int64(len(data)) {
+				t.Fatalf("bad offsets %d %d %d of %d", pt.Start, pt.Body, pt.End, len(data))
+			}
+			if depth > maxMIMEDepth+2 {
+				t.Fatal("too deep")
+			}
+			for i := range pt.Parts {
+				check(&pt.Parts[i], depth+1)
+			}
+		}
+		check(&p.root, 0)
+	})
+}
