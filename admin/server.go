@@ -1,0 +1,481 @@
+// Package admin serves the appliance's HTTP administration interface: the
+// JSON API (accounts, deposits, mailboxes, messages, MWI, backup), health
+// and Prometheus metrics.
+//
+// Implementation notes:
+//   - /healthz and /metrics need no token; everything under /api/ needs
+//     "Authorization: Bearer <token>", compared in constant time.
+//   - Errors are RFC 9457 problem bodies (application/problem+json).
+//   - Deposits stream: the request body goes to the store as it arrives.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+// Server is the admin HTTP server.
+type Server struct {
+	Store  *vmstore.Store
+	Listen string // e.g. 127.0.0.1:8080
+	Token  string
+	// TLS, if set, serves HTTPS.
+	TLS    *tls.Config
+	Logger *slog.Logger
+	Probe  Prober
+	// Registry for /metrics; nil means prometheus.DefaultGatherer.
+	Gatherer prometheus.Gatherer
+	// MaxDeposit bounds a deposit request body; 0 means the store's limit.
+	MaxDeposit int64
+
+	ln   net.Listener
+	srv  *http.Server
+	wg   sync.WaitGroup
+	addr string
+}
+
+// Addr is the address actually listened on (after Initialize).
+func (s *Server) Addr() string { return s.addr }
+
+// URL is the base URL of the server.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.addr
+}
+
+// Initialize starts listening and serving.
+func (s *Server) Initialize() error {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.Token == "" {
+		return errors.New("admin: no token configured")
+	}
+	ln, err := net.Listen("tcp", s.Listen)
+	if err != nil {
+		return fmt.Errorf("admin: listen %s: %w", s.Listen, err)
+	}
+	if s.TLS != nil {
+		ln = tls.NewListener(ln, s.TLS)
+	}
+	s.ln = ln
+	s.addr = ln.Addr().String()
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.Error("admin: serve", "err", err)
+		}
+	}()
+	s.Logger.Info("admin API listening", "url", s.URL())
+	return nil
+}
+
+// Close stops the server, letting requests in progress finish for a while.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	s.wg.Wait()
+	return err
+}
+
+// Handler returns the HTTP handler (also usable without Initialize).
+func (s *Server) Handler() http.Handler {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	g := s.Gatherer
+	if g == nil {
+		g = prometheus.DefaultGatherer
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/v1/accounts", s.listAccounts)
+	api.HandleFunc("POST /api/v1/accounts", s.createAccount)
+	api.HandleFunc("GET /api/v1/accounts/{user}", s.getAccount)
+	api.HandleFunc("PATCH /api/v1/accounts/{user}", s.patchAccount)
+	api.HandleFunc("DELETE /api/v1/accounts/{user}", s.deleteAccount)
+	api.HandleFunc("GET /api/v1/accounts/{user}/mwi", s.getMWI)
+	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes", s.listMailboxes)
+	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes/{mailbox...}", s.listMessages)
+	api.HandleFunc("POST /api/v1/accounts/{user}/messages", s.deposit)
+	api.HandleFunc("GET /api/v1/backup", s.backup)
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	mux.Handle("/api/", s.auth(api))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, "not found: "+r.URL.Path)
+	})
+	return s.logRequests(mux)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lemonvox"`)
+			writeProblem(w, http.StatusUnauthorized, "missing or wrong admin token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(c int) { w.status = c; w.ResponseWriter.WriteHeader(c) }
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		next.ServeHTTP(sw, r)
+		httpRequests.WithLabelValues(strconv.Itoa(sw.status/100) + "xx").Inc()
+		s.Logger.Debug("http", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.Store.ListAccounts(); err != nil {
+		writeProblem(w, http.StatusServiceUnavailable, "store: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "journalSeq": s.Store.LastSeq()})
+}
+
+// AccountView is an account as the API shows it (no secrets).
+type AccountView struct {
+	Name    string                 `json:"name"`
+	Quota   vmstore.Quota          `json:"quota"`
+	Usage   vmstore.Usage          `json:"usage"`
+	Options vmstore.AccountOptions `json:"options"`
+	Created time.Time              `json:"created"`
+	HasPIN  bool                   `json:"hasPin"`
+}
+
+func (s *Server) view(a *vmstore.Account) AccountView { return AccountViewOf(s.Store, a) }
+
+// AccountViewOf shows an account without its secrets.
+func AccountViewOf(st *vmstore.Store, a *vmstore.Account) AccountView {
+	u, _ := st.Usage(a.Name)
+	return AccountView{Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	accts, err := s.Store.ListAccounts()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := make([]AccountView, 0, len(accts))
+	for i := range accts {
+		out = append(out, s.view(&accts[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// AccountRequest creates or changes an account.
+type AccountRequest struct {
+	Name     string                  `json:"name,omitempty"`
+	Password *string                 `json:"password,omitempty"`
+	PIN      *string                 `json:"pin,omitempty"`
+	Quota    *vmstore.Quota          `json:"quota,omitempty"`
+	Options  *vmstore.AccountOptions `json:"options,omitempty"`
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := jsonDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		writeProblem(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req AccountRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	spec := vmstore.AccountSpec{Name: req.Name}
+	if req.Password == nil {
+		writeProblem(w, http.StatusBadRequest, "password is required")
+		return
+	}
+	spec.Password = *req.Password
+	if req.PIN != nil {
+		spec.PIN = *req.PIN
+	}
+	if req.Quota != nil {
+		spec.Quota = *req.Quota
+	}
+	if req.Options != nil {
+		spec.Options = *req.Options
+	}
+	a, err := s.Store.CreateAccount(spec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.view(a))
+}
+
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Store.GetAccount(r.PathValue("user"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(a))
+}
+
+func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user")
+	var req AccountRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if _, err := s.Store.GetAccount(user); err != nil {
+		writeError(w, err)
+		return
+	}
+	var err error
+	if req.Password != nil {
+		err = s.Store.SetPassword(user, *req.Password)
+	}
+	if err == nil && req.PIN != nil {
+		err = s.Store.SetPIN(user, *req.PIN)
+	}
+	if err == nil && req.Quota != nil {
+		err = s.Store.SetQuota(user, *req.Quota)
+	}
+	if err == nil && req.Options != nil {
+		_, err = s.Store.SetOptions(user, *req.Options)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.getAccount(w, r)
+}
+
+func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
+	if err := s.Store.DeleteAccount(r.PathValue("user")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// MWIView is the message-waiting state of an account.
+type MWIView struct {
+	Account         string                               `json:"account"`
+	MessagesWaiting bool                                 `json:"messagesWaiting"`
+	Counts          map[vmstore.Context]vmstore.MWICount `json:"counts"`
+}
+
+func (s *Server) getMWI(w http.ResponseWriter, r *http.Request) {
+	v, err := MWIOf(s.Store, r.PathValue("user"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// MWIOf returns an account's message-waiting state.
+func MWIOf(st *vmstore.Store, user string) (*MWIView, error) {
+	m, err := st.AccountMWI(user)
+	if err != nil {
+		return nil, err
+	}
+	return &MWIView{Account: user, MessagesWaiting: m.Waiting(), Counts: m.Counts}, nil
+}
+
+// MailboxView is a mailbox with its counters.
+type MailboxView struct {
+	Name          string `json:"name"`
+	UIDValidity   uint32 `json:"uidvalidity"`
+	UIDNext       uint32 `json:"uidnext"`
+	HighestModSeq uint64 `json:"highestmodseq"`
+	SpecialUse    string `json:"specialUse,omitempty"`
+	Messages      uint32 `json:"messages"`
+	Unseen        uint32 `json:"unseen"`
+	Bytes         int64  `json:"bytes"`
+}
+
+func (s *Server) listMailboxes(w http.ResponseWriter, r *http.Request) {
+	mbs, err := s.Store.Mailboxes(r.PathValue("user"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := make([]MailboxView, 0, len(mbs))
+	for i := range mbs {
+		out = append(out, mailboxView(&mbs[i]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func mailboxView(mb *vmstore.Mailbox) MailboxView {
+	return MailboxView{Name: mb.Name, UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext, HighestModSeq: mb.HighestModSeq,
+		SpecialUse: mb.SpecialUse, Messages: mb.Counts.Messages, Unseen: mb.Counts.Unseen, Bytes: mb.Counts.Bytes}
+}
+
+// MessageView is a message as listed by the API.
+type MessageView struct {
+	UID          uint32          `json:"uid"`
+	Flags        []string        `json:"flags"`
+	InternalDate time.Time       `json:"internalDate"`
+	Size         int64           `json:"size"`
+	Context      vmstore.Context `json:"context,omitempty"`
+	Duration     float64         `json:"duration,omitempty"`
+	Urgent       bool            `json:"urgent,omitempty"`
+	From         string          `json:"from,omitempty"`
+	Subject      string          `json:"subject,omitempty"`
+	ModSeq       uint64          `json:"modseq"`
+}
+
+func messageView(m *vmstore.Message) MessageView {
+	fl := m.Flags
+	if fl == nil {
+		fl = []string{}
+	}
+	return MessageView{UID: m.UID, Flags: fl, InternalDate: m.InternalDate, Size: m.Size, Context: m.Context,
+		Duration: m.Duration, Urgent: m.Urgent, From: m.From, Subject: m.Subject, ModSeq: m.ModSeq}
+}
+
+// MessageList is a mailbox listing.
+type MessageList struct {
+	Mailbox  MailboxView   `json:"mailbox"`
+	Messages []MessageView `json:"messages"`
+}
+
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request) {
+	out, err := MessagesOf(s.Store, r.PathValue("user"), r.PathValue("mailbox"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// MessagesOf lists a mailbox.
+func MessagesOf(st *vmstore.Store, user, mailbox string) (*MessageList, error) {
+	mb, err := st.Mailbox(user, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := st.Messages(mb.ID, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := &MessageList{Mailbox: mailboxView(mb), Messages: make([]MessageView, 0, len(msgs))}
+	for i := range msgs {
+		out.Messages = append(out.Messages, messageView(&msgs[i]))
+	}
+	return out, nil
+}
+
+// DepositView answers a deposit.
+type DepositView struct {
+	Mailbox     string      `json:"mailbox"`
+	UIDValidity uint32      `json:"uidvalidity"`
+	Message     MessageView `json:"message"`
+}
+
+func (s *Server) deposit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := DepositOptions{
+		User:    r.PathValue("user"),
+		Mailbox: q.Get("mailbox"),
+		From:    q.Get("from"),
+		To:      q.Get("to"),
+		Subject: q.Get("subject"),
+		Service: "http",
+	}
+	if v := q.Get("urgent"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeProblem(w, http.StatusBadRequest, "urgent must be true or false")
+			return
+		}
+		o.Urgent = b
+	}
+	if v := q.Get("context"); v != "" {
+		o.Context = vmstore.ParseContext(v)
+		if o.Context == vmstore.ContextUnknown {
+			writeProblem(w, http.StatusBadRequest, "unknown context "+strconv.Quote(v)+" (voice, fax, video, multimedia, text)")
+			return
+		}
+	}
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	o.AsMessage = strings.HasPrefix(ct, "message/rfc822")
+	body := r.Body
+	if s.MaxDeposit > 0 {
+		body = http.MaxBytesReader(w, r.Body, s.MaxDeposit)
+	}
+	res, err := Deposit(s.Store, s.Probe, body, o)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeProblem(w, http.StatusRequestEntityTooLarge, err.Error())
+			return
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, DepositViewOf(res))
+}
+
+// DepositViewOf shows a deposit's result.
+func DepositViewOf(res *vmstore.DepositRes) *DepositView {
+	return &DepositView{Mailbox: res.Mailbox.Name, UIDValidity: res.Mailbox.UIDValidity, Message: messageView(&res.Message)}
+}
+
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="lemonvox.backup"`)
+	lsm, vlog := s.Store.DB().Size()
+	w.Header().Set("X-Lemonvox-Estimated-Size", strconv.FormatInt(lsm+vlog, 10))
+	if _, err := s.Store.Backup(w, nil); err != nil {
+		s.Logger.Error("admin: backup", "err", err)
+		// Headers are gone; abort the connection so the client sees a failure.
+		panic(http.ErrAbortHandler)
+	}
+}

@@ -1,0 +1,113 @@
+// Command imap loads Lemonvox's IMAP server and Debian's Dovecot, started
+// by the benchmark on loopback with the same mailboxes of voice messages,
+// with the same load generator in one run:
+//
+//   - mixed: N clients for D seconds doing SELECT, UID FETCH (FLAGS
+//     ENVELOPE), UID FETCH BODY[] of a 60-s voicemail, UID STORE, APPEND,
+//     UID SEARCH, EXPUNGE; ops/s and p99 latency per server, and the ratio;
+//   - idle: C connections in IDLE, memory per connection (PSS summed over
+//     the server's processes), Dovecot in its default mode and with
+//     imap_hibernate_timeout, and the time until all of them see EXISTS
+//     after one deposit.
+//
+//	go run ./bench/imap [-clients 50] [-seconds 60] [-idle 10000] [-servers lemonvox,dovecot]
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	clients := flag.Int("clients", 50, "concurrent clients of the mixed workload")
+	seconds := flag.Float64("seconds", 60, "duration of the mixed workload")
+	idle := flag.Int("idle", 10000, "connections of the idle test (0 skips it)")
+	users := flag.Int("users", 10, "accounts the clients share")
+	msgs := flag.Int("messages", 40, "voice messages in each INBOX")
+	servers := flag.String("servers", "lemonvox,dovecot", "servers to measure")
+	flag.Parse()
+	raiseFileLimit()
+
+	var names []string
+	for i := 0; i < *users; i++ {
+		names = append(names, fmt.Sprintf("bench%02d", i))
+	}
+	corpus := makeCorpus(*msgs)
+	type result struct {
+		name string
+		mix  mixResult
+	}
+	var results []result
+	for _, s := range strings.Split(*servers, ",") {
+		dir, err := os.MkdirTemp("", "lemonvox-bench-imap-")
+		if err != nil {
+			fatal(err)
+		}
+		srv, err := start(s, dir, names, false, *idle)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench/imap: %s: %v (skipped)\n", s, err)
+			os.RemoveAll(dir)
+			continue
+		}
+		if err := load(srv, corpus); err != nil {
+			srv.stop()
+			fatal(fmt.Errorf("%s: loading mailboxes: %w", s, err))
+		}
+		mix := runMixed(srv, corpus, *clients, *seconds)
+		fmt.Printf("%-10s mixed: %8.1f ops/s  p50 %6.2f ms  p99 %7.2f ms  errors %d\n", s, mix.opsPerSec, mix.p50ms, mix.p99ms, mix.errors)
+		for _, op := range mix.ops {
+			fmt.Printf("           %-22s %8d ops  p99 %7.2f ms\n", op.name, op.n, op.p99ms)
+		}
+		results = append(results, result{s, mix})
+		if *idle > 0 {
+			idleTest(srv, *idle)
+		}
+		srv.stop()
+		if s == "dovecot" && *idle > 0 {
+			// Dovecot's best case: hibernated idle connections.
+			srv, err := start(s, dir+"-hib", names, true, *idle)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench/imap: dovecot with hibernation: %v\n", err)
+			} else {
+				fmt.Printf("%-10s (imap_hibernate_timeout = 1s)\n", s)
+				if err := load(srv, corpus[:1]); err == nil {
+					idleTest(srv, *idle)
+				}
+				srv.stop()
+			}
+			os.RemoveAll(dir + "-hib")
+		}
+		os.RemoveAll(dir)
+	}
+	if len(results) == 2 {
+		a, b := results[0].mix, results[1].mix
+		fmt.Printf("\nratio %s/%s: ops/s %.2fx, p99 %.2fx (lower is better)\n", results[0].name, results[1].name,
+			a.opsPerSec/b.opsPerSec, a.p99ms/b.p99ms)
+	}
+}
+
+func start(name, dir string, users []string, hibernate bool, idle int) (*server, error) {
+	switch name {
+	case "dovecot":
+		return startDovecot(dir, users, hibernate, max(idle, 200))
+	case "lemonvox":
+		return startLemonvox(dir, users)
+	}
+	return nil, fmt.Errorf("unknown server %q", name)
+}
+
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench/imap:", err)
+	os.Exit(1)
+}
