@@ -202,13 +202,18 @@ func (b *BlobReader) Section(off, n int64) *io.SectionReader {
 // Reader returns a sequential reader of the whole message.
 func (b *BlobReader) Reader() *io.SectionReader { return io.NewSectionReader(b, 0, b.size) }
 
-// Structure returns the parsed MIME tree of a message.
+// Structure returns the parsed MIME tree of a message. The result is
+// shared: callers must not modify it.
 func (s *Store) Structure(m *Message) (*Part, error) {
+	if p := s.parts.get(m.Hash); p != nil {
+		return p, nil
+	}
 	var p Part
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, partKey(m.Hash), &p) })
 	if err != nil {
 		return nil, fmt.Errorf("vmstore: structure of message %d: %w", m.UID, err)
 	}
+	s.parts.put(m.Hash, &p)
 	return &p, nil
 }
 

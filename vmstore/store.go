@@ -45,6 +45,8 @@ type Store struct {
 	db   *badger.DB
 	log  *slog.Logger
 	hub  *Hub
+	// parts caches parsed MIME structures by content hash.
+	parts *partCache
 
 	locksMu sync.Mutex
 	locks   map[string]*acctLock
@@ -109,6 +111,7 @@ func Open(opts Options) (*Store, error) {
 		db:       db,
 		log:      opts.Logger,
 		hub:      newHub(),
+		parts:    newPartCache(4096),
 		locks:    map[string]*acctLock{},
 		inflight: map[uint64]struct{}{},
 		stop:     make(chan struct{}),
