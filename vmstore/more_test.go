@@ -262,3 +262,31 @@ func TestConditionalStore(t *testing.T) {
 		t.Fatal("\\Recent accepted")
 	}
 }
+
+func TestTrimOldJournal(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	s, err := Open(Options{InMemory: true, GCInterval: -1, Hash: HashParams{Time: 1, MemKiB: 64}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustAccount(t, s, "j")
+	deposit(t, s, "j", "", "Subject: 1\r\n\r\n1")
+	old := s.LastSeq()
+	now = now.Add(8 * 24 * time.Hour)
+	deposit(t, s, "j", "", "Subject: 2\r\n\r\n2")
+	// A consumer that has not read anything keeps everything.
+	s.SetCursor("slow", 0)
+	if n, _ := s.TrimOldJournal(); n != 0 {
+		t.Fatalf("trimmed %d events a consumer still needs", n)
+	}
+	s.SetCursor("slow", s.LastSeq())
+	n, err := s.TrimOldJournal()
+	if err != nil || n != int(old) {
+		t.Fatalf("trimmed %d, want %d (%v)", n, old, err)
+	}
+	evs, _ := s.ReadJournal(0, 10)
+	if len(evs) != 1 || evs[0].Seq != old+1 {
+		t.Fatalf("left %+v", evs)
+	}
+}

@@ -73,6 +73,49 @@ func retentionDue(m *Message, mb *Mailbox, r Retention, now time.Time) bool {
 	return false
 }
 
+// JournalKeep is how long journal events are kept when no consumer still
+// needs them; events a registered consumer (cursor) has not handled are
+// kept whatever their age.
+const JournalKeep = 7 * 24 * time.Hour
+
+// TrimOldJournal removes events that every consumer has handled and that
+// are older than JournalKeep.
+func (s *Store) TrimOldJournal() (int, error) {
+	cursors, err := s.Cursors()
+	if err != nil {
+		return 0, err
+	}
+	limit := s.LastSeq()
+	for _, c := range cursors {
+		limit = min(limit, c)
+	}
+	cutoff := s.now().Add(-JournalKeep)
+	// Find the last event at or below limit that is older than cutoff.
+	var upTo uint64
+	for after := uint64(0); after < limit; {
+		evs, err := s.ReadJournal(after, 512)
+		if err != nil || len(evs) == 0 {
+			break
+		}
+		done := false
+		for _, e := range evs {
+			if e.Seq > limit || e.Time.After(cutoff) {
+				done = true
+				break
+			}
+			upTo = e.Seq
+		}
+		if done {
+			break
+		}
+		after = evs[len(evs)-1].Seq
+	}
+	if upTo == 0 {
+		return 0, nil
+	}
+	return s.TrimJournal(upTo)
+}
+
 // RunSweeper applies retention every interval until ctx ends.
 func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
@@ -87,6 +130,11 @@ func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
 				s.log.Warn("vmstore: retention sweep", "err", err)
 			} else if st.Expired > 0 {
 				s.log.Info("vmstore: retention sweep", "expired", st.Expired, "accounts", st.Accounts)
+			}
+			if n, err := s.TrimOldJournal(); err != nil {
+				s.log.Warn("vmstore: journal trim", "err", err)
+			} else if n > 0 {
+				s.log.Info("vmstore: journal trimmed", "events", n)
 			}
 		}
 	}
