@@ -714,3 +714,19 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 	})
 	return out, err
 }
+
+// UIDs returns the mailbox's UIDs in order, reading keys only (fast: for
+// building a session's sequence-number map).
+func (s *Store) UIDs(mbid uint64) ([]uint32, error) {
+	var out []uint32
+	err := s.view(func(txn *badger.Txn) error {
+		p := messagePrefix(mbid)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, binary.BigEndian.Uint32(it.Item().Key()[len(p):]))
+		}
+		return nil
+	})
+	return out, err
+}
