@@ -237,4 +237,3 @@ func waitOrKill(cmd *exec.Cmd) {
 		<-done
 	}
 }
-
