@@ -142,9 +142,16 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.Token)
+	lim := newAuthLimiter(10, time.Minute)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lim.blocked(r.RemoteAddr) {
+			w.Header().Set("Retry-After", "60")
+			writeProblem(w, http.StatusTooManyRequests, "too many failed authentications; retry later")
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			lim.fail(r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="lemonvox"`)
 			writeProblem(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return
