@@ -321,3 +321,23 @@ func TestAdminAPIProblems(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+func TestConvertAndProbeVerbs(t *testing.T) {
+	_, cli := buildBinaries(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.wav")
+	pcmWAV(t, in, 1.5)
+	code, out := runCLI(t, cli, "convert", in, filepath.Join(dir, "out.wav"), "--codec", "g722")
+	expect(t, code, out, 0, "g722, 16000 Hz, 1 channel(s), 1.500 s")
+	code, out = runCLI(t, cli, "probe", filepath.Join(dir, "out.wav"))
+	expect(t, code, out, 0, "wav, g722, 16000 Hz")
+	code, out = runCLI(t, cli, "convert", "--codec", "pcma", in, filepath.Join(dir, "out.au"))
+	expect(t, code, out, 0, "au, pcma, 8000 Hz")
+	code, out = runCLI(t, cli, "convert", in, filepath.Join(dir, "x.wav"), "--codec", "opus")
+	expect(t, code, out, 2, "unknown codec")
+	code, out = runCLI(t, cli, "probe", filepath.Join(dir, "nope.wav"))
+	expect(t, code, out, 3, "no such file")
+	os.WriteFile(filepath.Join(dir, "junk.wav"), []byte("junk"), 0o600)
+	code, out = runCLI(t, cli, "probe", filepath.Join(dir, "junk.wav"))
+	expect(t, code, out, 1, "unknown format")
+}

@@ -190,6 +190,10 @@ func (c *cli) dispatch(verb string, args []string) error {
 		return c.backup(args)
 	case "restore":
 		return c.restore(args)
+	case "convert":
+		return c.convert(args)
+	case "probe":
+		return c.probe(args)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil

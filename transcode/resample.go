@@ -1,0 +1,219 @@
+package transcode
+
+import (
+	"errors"
+	"io"
+	"math"
+)
+
+// Resampler design: a windowed-sinc low-pass (Kaiser, beta 8.6, about 80 dB
+// of stop-band attenuation) evaluated in polyphase form. For a ratio L/M
+// (reduced) there are L phases of taps; the filter spans resampleZeros
+// zero crossings on each side at the lower of the two rates and its cutoff
+// sits just below the lower Nyquist frequency, so aliasing products land in
+// the stop band.
+const (
+	resampleZeros = 32
+	kaiserBeta    = 8.6
+	cutoffFrac    = 0.94 // cutoff as a fraction of the lower Nyquist frequency
+)
+
+type resampler struct {
+	src     Source
+	ch      int
+	l, m    int
+	taps    int
+	coef    [][]float32 // [phase][tap]
+	buf     [][]float32 // per channel, input samples from base on
+	base    int64       // absolute index of buf[c][0]
+	n       int64       // next output index
+	eof     bool
+	inTotal int64
+	tmp     []int16
+	err     error
+}
+
+// Convert returns src at rate and channels (resampled and mixed as
+// needed). Stereo is down-mixed by averaging; mono is duplicated.
+func Convert(src Source, rate, channels int) Source {
+	if channels > 0 && channels != src.Channels() {
+		src = &mixer{src: src, ch: channels}
+	}
+	if rate <= 0 || rate == src.Rate() {
+		return src
+	}
+	return newResampler(src, rate)
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func newResampler(src Source, rate int) *resampler {
+	in := src.Rate()
+	g := gcd(in, rate)
+	r := &resampler{src: src, ch: src.Channels(), l: rate / g, m: in / g}
+	// Filter span in input samples: resampleZeros crossings of the lower rate.
+	low := float64(min(in, rate))
+	scale := float64(in) / low // input samples per lower-rate sample
+	r.taps = 2 * int(math.Ceil(resampleZeros*scale))
+	fc := cutoffFrac * 0.5 * low / float64(in) // cycles per input sample
+	half := float64(r.taps) / 2
+	r.coef = make([][]float32, r.l)
+	i0b := besselI0(kaiserBeta)
+	for p := 0; p < r.l; p++ {
+		c := make([]float32, r.taps)
+		frac := float64(p) / float64(r.l)
+		var sum float64
+		for k := 0; k < r.taps; k++ {
+			tau := frac + half - 1 - float64(k)
+			x := tau / half
+			if x < -1 || x > 1 {
+				continue
+			}
+			w := besselI0(kaiserBeta*math.Sqrt(1-x*x)) / i0b
+			v := 2 * fc * sinc(2*fc*tau) * w
+			c[k] = float32(v)
+			sum += v
+		}
+		// Normalise each phase to unity DC gain.
+		for k := range c {
+			c[k] = float32(float64(c[k]) / sum)
+		}
+		r.coef[p] = c
+	}
+	r.buf = make([][]float32, r.ch)
+	return r
+}
+
+func sinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	return math.Sin(math.Pi*x) / (math.Pi * x)
+}
+
+func besselI0(x float64) float64 {
+	sum, term := 1.0, 1.0
+	for k := 1; k < 50; k++ {
+		term *= (x / (2 * float64(k))) * (x / (2 * float64(k)))
+		sum += term
+		if term < sum*1e-12 {
+			break
+		}
+	}
+	return sum
+}
+
+func (r *resampler) Rate() int     { return r.src.Rate() * r.l / r.m }
+func (r *resampler) Channels() int { return r.ch }
+
+func (r *resampler) fill() {
+	if r.tmp == nil {
+		r.tmp = make([]int16, 2048*r.ch)
+	}
+	n, err := r.src.ReadPCM(r.tmp)
+	for i := 0; i < n; i++ {
+		c := i % r.ch
+		r.buf[c] = append(r.buf[c], float32(r.tmp[i]))
+	}
+	r.inTotal += int64(n / r.ch)
+	if err != nil {
+		r.eof = true
+		if !errors.Is(err, io.EOF) {
+			r.err = err
+		}
+	}
+}
+
+func (r *resampler) ReadPCM(p []int16) (int, error) {
+	frames := len(p) / r.ch
+	out := 0
+	half := int64(r.taps / 2)
+	for out < frames {
+		t := r.n * int64(r.m)
+		i := t / int64(r.l)
+		ph := int(t % int64(r.l))
+		for !r.eof && r.base+int64(len(r.buf[0])) <= i+half {
+			r.fill()
+		}
+		if r.eof && i >= r.inTotal {
+			break
+		}
+		first := i - half + 1
+		co := r.coef[ph]
+		for c := 0; c < r.ch; c++ {
+			b := r.buf[c]
+			var acc float32
+			start := first - r.base
+			if start >= 0 && start+int64(r.taps) <= int64(len(b)) {
+				w := b[start : start+int64(r.taps)]
+				for k, x := range w {
+					acc += x * co[k]
+				}
+			} else {
+				for k := 0; k < r.taps; k++ {
+					j := start + int64(k)
+					if j >= 0 && j < int64(len(b)) {
+						acc += b[j] * co[k]
+					}
+				}
+			}
+			p[out*r.ch+c] = int16(math.Max(-32768, math.Min(32767, math.Round(float64(acc)))))
+		}
+		out++
+		r.n++
+		// Drop input no longer needed, in batches.
+		if drop := first - r.base; drop > 4096 {
+			for c := range r.buf {
+				r.buf[c] = r.buf[c][:copy(r.buf[c], r.buf[c][drop:])]
+			}
+			r.base += drop
+		}
+	}
+	if out == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		return 0, io.EOF
+	}
+	return out * r.ch, nil
+}
+
+// mixer converts between channel counts.
+type mixer struct {
+	src Source
+	ch  int
+	tmp []int16
+}
+
+func (m *mixer) Rate() int     { return m.src.Rate() }
+func (m *mixer) Channels() int { return m.ch }
+
+func (m *mixer) ReadPCM(p []int16) (int, error) {
+	in := m.src.Channels()
+	frames := len(p) / m.ch
+	if cap(m.tmp) < frames*in {
+		m.tmp = make([]int16, frames*in)
+	}
+	n, err := m.src.ReadPCM(m.tmp[:frames*in])
+	f := n / in
+	for i := 0; i < f; i++ {
+		frame := m.tmp[i*in : (i+1)*in]
+		if m.ch == 1 {
+			var s int
+			for _, v := range frame {
+				s += int(v)
+			}
+			p[i] = int16(s / in)
+			continue
+		}
+		for c := 0; c < m.ch; c++ {
+			p[i*m.ch+c] = frame[c%in]
+		}
+	}
+	return f * m.ch, err
+}
