@@ -580,3 +580,49 @@ func (d *Decoder) Value() (Value, error) {
 		return Value{Atom: s}, nil
 	}
 }
+
+// SkipCommand discards the rest of a command after a syntax error: octets of
+// non-synchronizing literals the client sends regardless, and the segments
+// after them. A synchronizing literal is not skipped: the client waits for
+// a continuation that is not sent.
+func (d *Decoder) SkipCommand() error {
+	if d.inLit {
+		d.inLit = false
+		if _, err := io.Copy(io.Discard, &d.lit); err != nil {
+			return err
+		}
+		if err := d.readSegment(); err != nil {
+			return err
+		}
+	}
+	for {
+		d.pos = 0
+		l, ok := d.lastLiteral()
+		if !ok || l.Sync {
+			d.pos = len(d.seg)
+			return nil
+		}
+		if _, err := io.CopyN(io.Discard, d.r, l.Size); err != nil {
+			return err
+		}
+		if err := d.readSegment(); err != nil {
+			return err
+		}
+	}
+}
+
+// lastLiteral finds a literal marker ending the current segment.
+func (d *Decoder) lastLiteral() (Literal, bool) {
+	i := bytes.LastIndexByte(d.seg, '{')
+	if i < 0 {
+		return Literal{}, false
+	}
+	if i > 0 && d.seg[i-1] == '~' {
+		i--
+	}
+	save := d.pos
+	d.pos = i
+	l, ok := d.PeekLiteral()
+	d.pos = save
+	return l, ok
+}
