@@ -24,14 +24,14 @@ func TestMain(m *testing.M) {
 }
 
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	store *vmstore.Store
 	srv   *Server
 }
 
 const testPass = "secret-pass"
 
-func newTestEnv(t *testing.T, configure ...func(*Server)) *testEnv {
+func newTestEnv(t testing.TB, configure ...func(*Server)) *testEnv {
 	t.Helper()
 	st, err := vmstore.Open(vmstore.Options{
 		InMemory:   true,
@@ -92,7 +92,7 @@ func (e *testEnv) deposit(user, mailbox, msg string, flags ...string) uint32 {
 
 // rawClient is a line-level client for exact protocol checks.
 type rawClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 	n    int
@@ -172,3 +172,11 @@ func testMessage(subject, body string) string {
 }
 
 var _ = tls.VersionTLS13
+
+func storeReq(t *testing.T, e *testEnv, user string, uid uint32, flags ...string) vmstore.StoreReq {
+	mb, err := e.store.Mailbox(user, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vmstore.StoreReq{User: user, MailboxID: mb.ID, UIDs: []uint32{uid}, Op: vmstore.FlagsAdd, Flags: flags}
+}
