@@ -346,7 +346,7 @@ func (c *conn) upgradeTLS() error {
 
 // startCompress switches both directions to DEFLATE (RFC 4978).
 func (c *conn) startCompress() error {
-	zw, err := flate.NewWriter(c.nc, flate.DefaultCompression)
+	zw, err := flate.NewWriter(c.nc, flate.BestSpeed)
 	if err != nil {
 		return err
 	}
