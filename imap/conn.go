@@ -1,0 +1,357 @@
+package imap
+
+import (
+	"compress/flate"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/lemonvox/lemonvox/imap/wire"
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+// state is a session state (RFC 9051 s3), as a bit so that the command table
+// can hold a set.
+type state uint8
+
+const (
+	stateNotAuth state = 1 << iota
+	stateAuth
+	stateSelected
+
+	statesAny     = stateNotAuth | stateAuth | stateSelected
+	statesAuthSel = stateAuth | stateSelected
+)
+
+func (s state) String() string {
+	switch s {
+	case stateNotAuth:
+		return "not authenticated"
+	case stateAuth:
+		return "authenticated"
+	case stateSelected:
+		return "selected"
+	}
+	return "unknown"
+}
+
+// ioError wraps a connection read/write failure: the connection ends.
+type ioError struct{ err error }
+
+// byeError ends the connection after sending * BYE with its text.
+type byeError struct{ text string }
+
+// conn is one client connection and its session.
+type conn struct {
+	srv   *Server
+	id    uint64
+	nc    net.Conn // TLS conn once TLS is active
+	isTLS bool
+	dec   *wire.Decoder
+	enc   *wire.Encoder
+	zw    *flate.Writer // COMPRESS=DEFLATE output, when active
+	log   *slog.Logger
+
+	state   state
+	user    string
+	sub     *vmstore.Subscription
+	sel     *selected
+	rev2    bool // ENABLE IMAP4rev2
+	cstore  bool // CONDSTORE enabled (by any enabling command)
+	qresync bool // ENABLE QRESYNC
+	enabled map[string]bool
+	bad     int
+
+	cmd     string // current command name, upper case
+	okText  string // tagged OK text of the current command, "" = default
+	okDone  bool   // the handler wrote the tagged OK itself (STARTTLS, COMPRESS)
+	closing bool
+}
+
+func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
+	c := &conn{
+		srv:     s,
+		id:      s.nextConn.Add(1),
+		nc:      nc,
+		isTLS:   implicitTLS,
+		state:   stateNotAuth,
+		enabled: map[string]bool{},
+	}
+	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
+	c.dec = wire.NewDecoder(nc)
+	c.enc = wire.NewEncoder(nc)
+	c.setLimits()
+	c.dec.Continue = func() error {
+		c.enc.Raw("+ Ready for literal data\r\n")
+		return c.flush()
+	}
+	return c
+}
+
+func (c *conn) netConn() net.Conn { return c.nc }
+
+func (c *conn) setLimits() {
+	c.dec.MaxLiteral = maxStringLiteral
+	c.dec.MaxNonSync = 0
+}
+
+// flush sends buffered responses through the compressor if active.
+func (c *conn) flush() error {
+	if err := c.enc.Flush(); err != nil {
+		return err
+	}
+	if c.zw != nil {
+		return c.zw.Flush()
+	}
+	return nil
+}
+
+// xflush flushes or ends the connection.
+func (c *conn) xflush() {
+	if err := c.flush(); err != nil {
+		panic(ioError{err})
+	}
+}
+
+func (c *conn) writeLine(format string, args ...any) {
+	if len(args) == 0 {
+		c.enc.Raw(format)
+	} else {
+		c.enc.Raw(fmt.Sprintf(format, args...))
+	}
+	c.enc.CRLF()
+}
+
+func (c *conn) serve() {
+	metricOpen.Inc()
+	defer metricOpen.Dec()
+	defer c.nc.Close()
+	defer c.cleanup()
+	c.log.Debug("imap connection")
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			c.log.Debug("imap tls handshake", "err", err)
+			return
+		}
+		c.nc.SetDeadline(time.Time{})
+	}
+	host := c.srv.Hostname
+	if host == "" {
+		host = "Lemonvox"
+	}
+	c.writeLine("* OK [CAPABILITY %s] %s IMAP4rev2 server ready", c.capabilities(), host)
+	if c.flush() != nil {
+		return
+	}
+	for {
+		timeout := c.srv.preAuthTimeout()
+		if c.state != stateNotAuth {
+			timeout = c.srv.idleTimeout()
+		}
+		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		err := c.dec.Begin()
+		if errors.Is(err, wire.ErrLineTooLong) {
+			c.writeLine("* BAD [TOOBIG] command line too long")
+			if c.countBad() {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.writeLine("* BYE autologout; idle for too long")
+				c.flush()
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("imap read", "err", err)
+			}
+			return
+		}
+		if !c.command() {
+			return
+		}
+	}
+}
+
+func (c *conn) cleanup() {
+	if c.sub != nil {
+		c.sub.Close()
+		c.sub = nil
+	}
+	if c.user != "" {
+		if err := c.srv.Store.RecordSession(c.user, false, "imap", c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()); err != nil {
+			c.log.Debug("record logout", "err", err)
+		}
+	}
+}
+
+// countBad counts a BAD reply and reports whether the connection must end.
+func (c *conn) countBad() bool {
+	c.bad++
+	if c.bad >= maxBadCommands {
+		c.writeLine("* BYE too many invalid commands")
+		c.flush()
+		return true
+	}
+	c.flush()
+	return false
+}
+
+// command reads, runs and answers one command. It reports whether the
+// connection continues.
+func (c *conn) command() (cont bool) {
+	start := time.Now()
+	p := &parser{Decoder: c.dec, c: c}
+	tag := "*"
+	name := ""
+	c.cmd, c.okText, c.okDone = "", "", false
+	defer func() {
+		x := recover()
+		result := "ok"
+		label := "unknown"
+		if commands[name] != nil {
+			label = name
+		}
+		cont = true
+		switch e := x.(type) {
+		case nil:
+			c.bad = 0
+			if c.okDone {
+				break
+			}
+			c.flushUpdates(!noExpungeDuring[name])
+			if c.okText == "" {
+				c.okText = name + " completed"
+			}
+			c.writeLine("%s OK %s", tag, c.okText)
+			c.bad = 0
+		case syntaxError:
+			result = "bad"
+			if err := c.dec.SkipCommand(); err != nil {
+				cont = false
+				return
+			}
+			code := ""
+			if e.code != "" {
+				code = "[" + e.code + "] "
+			}
+			c.writeLine("%s BAD %s%s", tag, code, e.msg)
+			cont = !c.countBad()
+		case userError:
+			result = "no"
+			if err := c.dec.SkipCommand(); err != nil {
+				cont = false
+				return
+			}
+			c.flushUpdates(!noExpungeDuring[name])
+			code := ""
+			if e.code != "" {
+				code = "[" + e.code + "] "
+			}
+			c.writeLine("%s NO %s%s", tag, code, e.msg)
+			c.bad = 0
+		case serverError:
+			result = "error"
+			c.log.Error("imap command failed", "cmd", name, "user", c.user, "err", e.err)
+			c.writeLine("%s NO [SERVERBUG] internal error, logged", tag)
+		case ioError:
+			result = "error"
+			cont = false
+			if !errors.Is(e.err, io.EOF) && !errors.Is(e.err, net.ErrClosed) {
+				c.log.Debug("imap connection i/o", "cmd", name, "err", e.err)
+			}
+		case byeError:
+			c.writeLine("* BYE %s", e.text)
+			cont = false
+		default:
+			if e == errLogout {
+				c.writeLine("* BYE logging out")
+				c.writeLine("%s OK LOGOUT completed", tag)
+				cont = false
+				break
+			}
+			result = "error"
+			c.log.Error("imap command panic", "cmd", name, "panic", x, "stack", string(debug.Stack()))
+			if os.Getenv("LEMONVOX_IMAP_PANIC") != "" {
+				panic(x)
+			}
+			c.writeLine("%s NO [SERVERBUG] internal error, logged", tag)
+		}
+		metricCommand.WithLabelValues(label, result).Observe(time.Since(start).Seconds())
+		if c.log.Enabled(nil, slog.LevelDebug) {
+			c.log.Debug("imap command", "cmd", label, "user", c.user, "result", result, "duration", time.Since(start))
+		}
+		if err := c.flush(); err != nil {
+			cont = false
+		}
+	}()
+
+	var err error
+	tag, err = c.dec.Atom()
+	if err != nil || strings.ContainsRune(tag, '+') {
+		tag = "*"
+		xsyntaxf("bad tag")
+	}
+	p.xsp()
+	name = strings.ToUpper(p.xatom())
+	if name == "UID" {
+		p.xsp()
+		name = "UID " + strings.ToUpper(p.xatom())
+	}
+	c.cmd = name
+	cmd := commands[name]
+	if cmd == nil {
+		xsyntaxf("unknown command")
+	}
+	if cmd.states&c.state == 0 {
+		xsyntaxf("%s not allowed in %s state", name, c.state)
+	}
+	cmd.handler(c, tag, p)
+	return true
+}
+
+// noExpungeDuring lists commands during which EXPUNGE/VANISHED must not be
+// sent, because the client numbers messages by sequence number
+// (RFC 9051 s7.5.1).
+var noExpungeDuring = map[string]bool{
+	"FETCH":  true,
+	"STORE":  true,
+	"SEARCH": true,
+	"SORT":   true,
+	"":       true,
+}
+
+// upgradeTLS switches the connection to TLS after STARTTLS.
+func (c *conn) upgradeTLS() error {
+	tc := tls.Server(c.nc, c.srv.TLSConfig)
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	tc.SetDeadline(time.Time{})
+	c.nc = tc
+	c.isTLS = true
+	c.dec.Reset(tc)
+	c.enc.Reset(tc)
+	return nil
+}
+
+// startCompress switches both directions to DEFLATE (RFC 4978).
+func (c *conn) startCompress() error {
+	zw, err := flate.NewWriter(c.nc, flate.BestSpeed)
+	if err != nil {
+		return err
+	}
+	c.zw = zw
+	c.dec.Reset(flate.NewReader(c.nc))
+	c.enc.Reset(zw)
+	return nil
+}

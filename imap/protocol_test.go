@@ -1,0 +1,142 @@
+package imap
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestTenBadCommands(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	for i := 0; i < 9; i++ {
+		if _, tagged := rc.cmd("BOGUS%d", i); !strings.Contains(tagged, "BAD") {
+			t.Fatal(tagged)
+		}
+	}
+	// A good command resets the count.
+	rc.ok("NOOP")
+	for i := 0; i < 9; i++ {
+		rc.cmd("BOGUS")
+	}
+	rc.send("x10 BOGUS")
+	if l := rc.line(); !strings.HasPrefix(l, "x10 BAD") {
+		t.Fatal(l)
+	}
+	if l := rc.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Fatal(l)
+	}
+	if _, err := rc.r.ReadString('\n'); err == nil {
+		t.Fatal("connection still open")
+	}
+}
+
+func TestLiterals(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	// Synchronizing literal in LOGIN.
+	rc.send(fmt.Sprintf("a1 LOGIN {5}"))
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatal(l)
+	}
+	rc.send("alice " + testPass)
+	if _, tagged := rc.until("a1"); !strings.Contains(tagged, "OK") {
+		t.Fatal(tagged)
+	}
+	// LITERAL+ APPEND, then literal8 APPEND with NULs, as MULTIAPPEND.
+	m1 := testMessage("one", "first")
+	m2 := "Subject: bin\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01\x02\r\n"
+	rc.send(fmt.Sprintf("a2 APPEND INBOX (\\Seen) {%d+}\r\n%s ~{%d+}\r\n%s", len(m1), m1, len(m2), m2))
+	_, tagged := rc.until("a2")
+	if !strings.Contains(tagged, "OK [APPENDUID ") || !strings.Contains(tagged, " 1:2]") {
+		t.Fatal(tagged)
+	}
+	rc.ok("SELECT INBOX")
+	lines := rc.ok("FETCH 2 (BODY.PEEK[])")
+	if !strings.Contains(strings.Join(lines, "\n"), fmt.Sprintf("{%d}", len(m2))) {
+		t.Fatalf("FETCH binary message: %q", lines)
+	}
+	// A syntax error before a non-synchronizing literal: the literal is
+	// skipped, not taken for a command.
+	rc.send("a3 APPEND INBOX (\\Bogus\\) {10+}\r\nLOGOUT xyz")
+	if _, tagged := rc.until("a3"); !strings.Contains(tagged, "BAD") {
+		t.Fatal(tagged)
+	}
+	rc.ok("NOOP")
+	// APPEND to a missing mailbox: TRYCREATE, literal skipped.
+	rc.send(fmt.Sprintf("a4 APPEND Nope {%d+}\r\n%s", len(m1), m1))
+	if _, tagged := rc.until("a4"); !strings.Contains(tagged, "NO [TRYCREATE]") {
+		t.Fatal(tagged)
+	}
+	rc.ok("NOOP")
+	// Too big synchronizing literal: NO [TOOBIG] without continuation.
+	rc.send(fmt.Sprintf("a5 APPEND INBOX {%d}", DefaultAppendLimit+1))
+	if _, tagged := rc.until("a5"); !strings.Contains(tagged, "NO [TOOBIG]") {
+		t.Fatal(tagged)
+	}
+	rc.ok("NOOP")
+	// MULTIAPPEND is all or nothing: the second message has a bad flag...
+	// checked after the first was stored, so the first must be removed.
+	before := rc.ok("STATUS INBOX (MESSAGES)")
+	rc.send(fmt.Sprintf("a6 APPEND INBOX {%d+}\r\n%s (\\Recent) {%d+}\r\n%s", len(m1), m1, len(m1), m1))
+	if _, tagged := rc.until("a6"); !strings.Contains(tagged, "BAD") {
+		t.Fatal(tagged)
+	}
+	after := rc.ok("STATUS INBOX (MESSAGES)")
+	if before[0] != after[0] {
+		t.Fatalf("MULTIAPPEND not atomic: %q -> %q", before, after)
+	}
+	// AUTHENTICATE with a continuation on a second connection.
+	rc2 := e.raw()
+	rc2.send("b1 AUTHENTICATE PLAIN")
+	if l := rc2.line(); l != "+ " {
+		t.Fatalf("%q", l)
+	}
+	rc2.send(base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + testPass)))
+	if _, tagged := rc2.until("b1"); !strings.Contains(tagged, "OK") {
+		t.Fatal(tagged)
+	}
+}
+
+func TestBinaryFetch(t *testing.T) {
+	e := newTestEnv(t)
+	audio := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00")
+	b64 := base64.StdEncoding.EncodeToString(audio)
+	msg := "From: +15551234567@vm.example.net\r\nSubject: Voice message\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/voice-message; boundary=XX\r\n\r\n" +
+		"--XX\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCall me =\r\nback=3D\r\n" +
+		"--XX\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: inline; filename=msg.wav\r\n\r\n" + b64 + "\r\n" +
+		"--XX\r\nContent-Type: audio/x-unknown\r\nContent-Transfer-Encoding: x-foo\r\n\r\nzzz\r\n--XX--\r\n"
+	e.deposit("alice", "INBOX", msg)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	lines := rc.ok("FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])")
+	want := fmt.Sprintf("* 1 FETCH (BINARY.SIZE[2] %d BINARY[2] ~{%d}", len(audio), len(audio))
+	if lines[0] != want {
+		t.Fatalf("got %q want %q", lines[0], want)
+	}
+	lines = rc.ok("FETCH 1 (BINARY.PEEK[1] BODY.PEEK[2]<0.4> BODY.PEEK[2.MIME] FLAGS)")
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, "Call me back=") || !strings.Contains(all, "BODY[2]<0> {4}\n"+b64[:4]) || !strings.Contains(all, "filename=msg.wav") {
+		t.Fatalf("sections: %q", all)
+	}
+	if strings.Contains(all, `\Seen`) {
+		t.Fatal("PEEK set \\Seen")
+	}
+	if _, tagged := rc.cmd("FETCH 1 (BINARY.PEEK[3])"); !strings.Contains(tagged, "NO [UNKNOWN-CTE]") {
+		t.Fatal(tagged)
+	}
+	if _, tagged := rc.cmd("FETCH 1 (BINARY.PEEK[])"); !strings.Contains(tagged, "NO [CANNOT]") {
+		t.Fatal(tagged)
+	}
+	lines = rc.ok("FETCH 1 (BODYSTRUCTURE)")
+	if !strings.Contains(lines[0], `("AUDIO" "WAV" NIL NIL NIL "BASE64" `) || !strings.Contains(lines[0], `"VOICE-MESSAGE" ("boundary" "XX")`) {
+		t.Fatalf("BODYSTRUCTURE: %q", lines[0])
+	}
+	lines = rc.ok("FETCH 1 (BINARY[2]<4.4>)")
+	if !strings.Contains(strings.Join(lines, "\n"), "BINARY[2]<4> ~{4}") || !strings.Contains(strings.Join(lines, "\n"), `FLAGS (\Seen)`) {
+		t.Fatalf("BINARY partial: %q", lines)
+	}
+}

@@ -1,0 +1,329 @@
+package imap
+
+import (
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+// hubLimit bounds the events queued for one session before it must
+// resynchronise from the store.
+const hubLimit = 2000
+
+// selected is the session's view of its selected mailbox.
+type selected struct {
+	mb       vmstore.Mailbox // as read at SELECT; ID and UIDVALIDITY do not change
+	readOnly bool
+	uids     []uint32 // sequence number = index + 1
+	maxUID   uint32   // highest UID known, announced or pending
+	modseq   uint64   // highest modseq this session knows about
+
+	pendNew   []uint32
+	pendExp   []uint32
+	pendFlags map[uint32]flagUpdate
+	own       []uint64 // modseqs of this session's own recent changes
+	searchRes []uint32 // UIDs saved by SEARCH RETURN (SAVE), RFC 5182
+	gone      bool     // deleted by another session
+}
+
+type flagUpdate struct {
+	flags  []string
+	modseq uint64
+}
+
+func (s *selected) seqOf(uid uint32) (uint32, bool) {
+	i, ok := slices.BinarySearch(s.uids, uid)
+	return uint32(i + 1), ok
+}
+
+func (s *selected) addOwn(modseq uint64) {
+	if len(s.own) >= 32 {
+		s.own = s.own[1:]
+	}
+	s.own = append(s.own, modseq)
+	if modseq > s.modseq {
+		s.modseq = modseq
+	}
+}
+
+// removeUIDs drops uids from the view (after they were reported expunged).
+func (s *selected) removeUIDs(gone []uint32) {
+	if len(gone) == 0 {
+		return
+	}
+	set := make(map[uint32]bool, len(gone))
+	for _, u := range gone {
+		set[u] = true
+	}
+	s.uids = slices.DeleteFunc(s.uids, func(u uint32) bool { return set[u] })
+	s.pendExp = slices.DeleteFunc(s.pendExp, func(u uint32) bool { return set[u] })
+	for _, u := range gone {
+		delete(s.pendFlags, u)
+	}
+}
+
+// pollEvents takes the hub's pending events into the view's queues.
+func (c *conn) pollEvents() {
+	if c.sub == nil || c.sel == nil {
+		return
+	}
+	evs, over := c.sub.Drain()
+	if over {
+		c.resync()
+		return
+	}
+	s := c.sel
+	for i := range evs {
+		ev := &evs[i]
+		if ev.MailboxID != s.mb.ID {
+			continue
+		}
+		switch ev.Type {
+		case vmstore.EventMessageNew, vmstore.EventMessageAppend:
+			for _, u := range ev.UIDs {
+				if u > s.maxUID {
+					s.pendNew = append(s.pendNew, u)
+					s.maxUID = u
+				}
+			}
+		case vmstore.EventMessageExpunge, vmstore.EventMessageExpire:
+			for _, u := range ev.UIDs {
+				if j := slices.Index(s.pendNew, u); j >= 0 {
+					s.pendNew = slices.Delete(s.pendNew, j, j+1)
+				} else if _, ok := slices.BinarySearch(s.uids, u); ok && !slices.Contains(s.pendExp, u) {
+					s.pendExp = append(s.pendExp, u)
+				}
+				delete(s.pendFlags, u)
+			}
+		case vmstore.EventFlagsSet, vmstore.EventFlagsClear, vmstore.EventMessageRead, vmstore.EventMessageTrash:
+			if slices.Contains(s.own, ev.ModSeq) {
+				continue
+			}
+			for j, u := range ev.UIDs {
+				if j < len(ev.MsgFlags) && j < len(ev.MsgModSeq) {
+					if s.pendFlags == nil {
+						s.pendFlags = map[uint32]flagUpdate{}
+					}
+					s.pendFlags[u] = flagUpdate{flags: ev.MsgFlags[j], modseq: ev.MsgModSeq[j]}
+				}
+			}
+		case vmstore.EventMailboxDelete:
+			s.gone = true
+		case vmstore.EventMailboxRename:
+			s.mb.Name = ev.Mailbox
+		}
+		if ev.ModSeq > s.modseq && ev.Type != vmstore.EventMailboxRename {
+			s.modseq = ev.ModSeq
+		}
+	}
+}
+
+// resync rebuilds the queues from the store after the hub dropped events.
+func (c *conn) resync() {
+	s := c.sel
+	msgs, err := c.srv.Store.Messages(s.mb.ID, 1, 0)
+	if err != nil {
+		c.log.Warn("imap resync", "err", err)
+		return
+	}
+	present := make(map[uint32]bool, len(msgs))
+	for _, m := range msgs {
+		present[m.UID] = true
+		if m.UID > s.maxUID {
+			s.pendNew = append(s.pendNew, m.UID)
+			s.maxUID = m.UID
+		}
+	}
+	s.pendNew = slices.DeleteFunc(s.pendNew, func(u uint32) bool { return !present[u] })
+	for _, u := range s.uids {
+		if !present[u] && !slices.Contains(s.pendExp, u) {
+			s.pendExp = append(s.pendExp, u)
+		}
+	}
+	changed, err := c.srv.Store.ChangedSince(s.mb.ID, s.modseq)
+	if err == nil {
+		for _, m := range changed {
+			if _, ok := slices.BinarySearch(s.uids, m.UID); ok {
+				if s.pendFlags == nil {
+					s.pendFlags = map[uint32]flagUpdate{}
+				}
+				s.pendFlags[m.UID] = flagUpdate{m.Flags, m.ModSeq}
+			}
+			if m.ModSeq > s.modseq {
+				s.modseq = m.ModSeq
+			}
+		}
+	}
+}
+
+// flushUpdates sends the queued changes: expunges (when allowed), then new
+// messages, then flag changes (RFC 9051 s7.5, RFC 7162 s3.2.10).
+func (c *conn) flushUpdates(allowExpunge bool) {
+	c.pollEvents()
+	s := c.sel
+	if s == nil {
+		return
+	}
+	if allowExpunge && len(s.pendExp) > 0 {
+		gone := slices.Clone(s.pendExp)
+		slices.Sort(gone)
+		c.reportExpunged(gone)
+	}
+	if len(s.pendNew) > 0 {
+		slices.Sort(s.pendNew)
+		s.uids = append(s.uids, s.pendNew...)
+		s.pendNew = nil
+		c.writeLine("* %d EXISTS", len(s.uids))
+		metricUpdates.WithLabelValues("exists").Inc()
+	}
+	if len(s.pendFlags) > 0 {
+		uids := make([]uint32, 0, len(s.pendFlags))
+		for u := range s.pendFlags {
+			uids = append(uids, u)
+		}
+		slices.Sort(uids)
+		for _, u := range uids {
+			seq, ok := s.seqOf(u)
+			if !ok {
+				continue
+			}
+			fu := s.pendFlags[u]
+			c.writeFlagsFetch(seq, u, fu.flags, fu.modseq, false)
+			metricUpdates.WithLabelValues("fetch").Inc()
+		}
+		s.pendFlags = nil
+	}
+}
+
+// reportExpunged sends EXPUNGE (highest sequence number first, so that no
+// renumbering is needed between them) or, with QRESYNC, one VANISHED, and
+// removes the UIDs from the view.
+func (c *conn) reportExpunged(gone []uint32) {
+	s := c.sel
+	var present []uint32
+	for _, u := range gone {
+		if _, ok := s.seqOf(u); ok {
+			present = append(present, u)
+		}
+	}
+	if len(present) == 0 {
+		s.removeUIDs(gone)
+		return
+	}
+	if c.qresync {
+		c.writeLine("* VANISHED %s", uidSetString(present))
+		metricUpdates.WithLabelValues("vanished").Inc()
+	} else {
+		seqs := make([]uint32, 0, len(present))
+		for _, u := range present {
+			seq, _ := s.seqOf(u)
+			seqs = append(seqs, seq)
+		}
+		sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
+		for _, seq := range seqs {
+			c.writeLine("* %d EXPUNGE", seq)
+		}
+		metricUpdates.WithLabelValues("expunge").Add(float64(len(seqs)))
+	}
+	s.removeUIDs(gone)
+}
+
+// writeFlagsFetch sends "* seq FETCH (FLAGS ...)", with UID when QRESYNC is
+// on (or asked) and MODSEQ when CONDSTORE is on.
+func (c *conn) writeFlagsFetch(seq, uid uint32, flags []string, modseq uint64, withUID bool) {
+	c.enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
+	if withUID || c.qresync {
+		c.enc.Raw("UID ").Number(uint64(uid)).SP()
+	}
+	c.enc.Raw("FLAGS (").Raw(strings.Join(flags, " ")).Raw(")")
+	if c.cstore {
+		c.enc.Raw(" MODSEQ (").Number(modseq).Raw(")")
+	}
+	c.enc.Raw(")").CRLF()
+}
+
+// uidSetString formats sorted UIDs compactly ("1:3,7").
+func uidSetString(uids []uint32) string {
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	return set.String()
+}
+
+// xselected returns the view or fails when the mailbox was deleted.
+func (c *conn) xselected() *selected {
+	if c.sel == nil {
+		xsyntaxf("no mailbox selected")
+	}
+	return c.sel
+}
+
+// resolveSeqs turns a sequence set (or "$") into UIDs of the view, in
+// ascending order. isUID selects UID semantics. "*" is the highest
+// sequence number or UID (RFC 9051 s6.4.8: for UIDs, "*" is the largest in
+// use; a range n:* with n above it still matches the last message).
+func (c *conn) resolveSeqs(set imap.SeqSet, dollar, isUID bool) []uint32 {
+	s := c.sel
+	if dollar {
+		var out []uint32
+		for _, u := range s.searchRes {
+			if _, ok := s.seqOf(u); ok {
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	n := uint32(len(s.uids))
+	if n == 0 {
+		return nil
+	}
+	var out []uint32
+	if isUID {
+		maxUID := s.uids[n-1]
+		for _, r := range set {
+			lo, hi := r.Start, r.Stop
+			if lo == 0 {
+				lo = maxUID
+			}
+			if hi == 0 {
+				hi = maxUID
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			i, _ := slices.BinarySearch(s.uids, lo)
+			for ; i < len(s.uids) && s.uids[i] <= hi; i++ {
+				out = append(out, s.uids[i])
+			}
+		}
+	} else {
+		for _, r := range set {
+			lo, hi := r.Start, r.Stop
+			if lo == 0 {
+				lo = n
+			}
+			if hi == 0 {
+				hi = n
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			if lo > n {
+				xsyntaxf("invalid message sequence number %d", lo)
+			}
+			if hi > n {
+				xsyntaxf("invalid message sequence number %d", hi)
+			}
+			for q := lo; q <= hi; q++ {
+				out = append(out, s.uids[q-1])
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
