@@ -14,8 +14,9 @@ var defaultConfig string
 
 // Config is the appliance configuration (see defaults.toml for every key).
 type Config struct {
-	DataDir string `toml:"data_dir"`
-	Log     struct {
+	DataDir  string `toml:"data_dir"`
+	Hostname string `toml:"hostname"`
+	Log      struct {
 		Level  string `toml:"level"`
 		Format string `toml:"format"`
 	} `toml:"log"`

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lemonvox/lemonvox/admin"
+	"github.com/lemonvox/lemonvox/imap"
 	"github.com/lemonvox/lemonvox/transcode"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -149,10 +150,18 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		closers = append(closers, closer{"run info", func() error { admin.RemoveRunInfo(dir); return nil }})
 	}
+	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
+		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
+			Logger: log.With("service", "imap"), Hostname: cfg.Hostname}
+		if err := srv.Initialize(); err != nil {
+			return fmt.Errorf("imap: %w", err)
+		}
+		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
+	}
 	for _, l := range []struct {
 		name string
 		l    Listener
-	}{{"imap", cfg.IMAP}, {"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}, {"sip", cfg.SIP}} {
+	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}, {"sip", cfg.SIP}} {
 		if l.l.Listen != "" || l.l.ListenTLS != "" {
 			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
 		}
