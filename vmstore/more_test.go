@@ -290,3 +290,25 @@ func TestTrimOldJournal(t *testing.T) {
 		t.Fatalf("left %+v", evs)
 	}
 }
+
+func TestAuthCacheFollowsPasswordChange(t *testing.T) {
+	s := openTest(t, "")
+	mustAccount(t, s, "ac")
+	for i := 0; i < 3; i++ {
+		if _, err := s.CheckPassword("ac", "pw-ac"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CheckPassword("ac", "pw-ac-wrong"); !errors.Is(err, ErrAuth) {
+		t.Fatal("wrong password accepted from cache")
+	}
+	if err := s.SetPassword("ac", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CheckPassword("ac", "pw-ac"); !errors.Is(err, ErrAuth) {
+		t.Fatal("old password still accepted after change")
+	}
+	if _, err := s.CheckPassword("ac", "new"); err != nil {
+		t.Fatal(err)
+	}
+}
