@@ -57,6 +57,7 @@ type conn struct {
 	dec   *wire.Decoder
 	enc   *wire.Encoder
 	zw    *flate.Writer // COMPRESS=DEFLATE output, when active
+	zr    *wire.Inflater
 	log   *slog.Logger
 
 	state   state
@@ -182,6 +183,9 @@ func (c *conn) serve() {
 }
 
 func (c *conn) cleanup() {
+	if c.zr != nil {
+		c.zr.Close()
+	}
 	if c.sub != nil {
 		c.sub.Close()
 		c.sub = nil
@@ -351,7 +355,8 @@ func (c *conn) startCompress() error {
 		return err
 	}
 	c.zw = zw
-	c.dec.Reset(flate.NewReader(c.nc))
+	c.zr = wire.NewInflater(c.nc)
+	c.dec.Reset(c.zr)
 	c.enc.Reset(zw)
 	return nil
 }
