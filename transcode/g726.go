@@ -1,5 +1,7 @@
 package transcode
 
+import "math/bits"
+
 // ITU-T G.726 ADPCM at 32 kbit/s (4-bit codes, 8 kHz), the codec of VPIM's
 // audio/32kadpcm (RFC 3802). Block names in comments are those of the
 // Recommendation's s4 (FMULT, ACCUM, QUAN, RECONST, ADAPT, TRANS, ...).
@@ -12,7 +14,6 @@ var (
 	g726Dqln   = [16]int{-2048, 4, 135, 213, 273, 323, 373, 425, 425, 373, 323, 273, 213, 135, 4, -2048}
 	g726Wi     = [16]int{-12, 18, 41, 64, 112, 198, 355, 1122, 1122, 355, 198, 112, 64, 41, 18, -12}
 	g726Fi     = [16]int{0, 0, 0, 0x200, 0x200, 0x200, 0x600, 0xe00, 0xe00, 0x600, 0x200, 0x200, 0x200, 0, 0, 0}
-	g726Power2 = [15]int{1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80, 0x100, 0x200, 0x400, 0x800, 0x1000, 0x2000, 0x4000}
 )
 
 type g726State struct {
@@ -41,6 +42,15 @@ func newG726() *g726State {
 	return s
 }
 
+// log2q returns how many entries of the powers-of-two table are <= val
+// (the QUAN helper used for exponents): the bit length of val.
+func log2q(val int) int {
+	if val <= 0 {
+		return 0
+	}
+	return min(bits.Len(uint(val)), 15)
+}
+
 // quan returns how many table entries are <= val (s4.2.2 log quantizer helper).
 func quan(val int, table []int) int {
 	i := 0
@@ -56,7 +66,7 @@ func fmult(an, srn int) int {
 	if an <= 0 {
 		anmag = -an & 0x1fff
 	}
-	anexp := quan(anmag, g726Power2[:]) - 6
+	anexp := log2q(anmag) - 6
 	var anmant int
 	switch {
 	case anmag == 0:
@@ -114,7 +124,7 @@ func quantize(d, y int) int {
 	if dqm < 0 {
 		dqm = -dqm
 	}
-	exp := quan(dqm>>1, g726Power2[:])
+	exp := log2q(dqm >> 1)
 	mant := ((dqm << 7) >> exp) & 0x7f
 	dl := (exp << 7) + mant
 	dln := dl - (y >> 2)
@@ -147,7 +157,7 @@ func reconstruct(sign bool, dqln, y int) int {
 }
 
 func toFloat(mag int) int {
-	exp := quan(mag, g726Power2[:])
+	exp := log2q(mag)
 	return (exp << 6) + ((mag << 6) >> exp)
 }
 

@@ -4,18 +4,19 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 )
 
-// Resampler design: a windowed-sinc low-pass (Kaiser, beta 8.6, about 80 dB
+// Resampler design: a windowed-sinc low-pass (Kaiser, beta 7, about 70 dB
 // of stop-band attenuation) evaluated in polyphase form. For a ratio L/M
 // (reduced) there are L phases of taps; the filter spans resampleZeros
 // zero crossings on each side at the lower of the two rates and its cutoff
 // sits just below the lower Nyquist frequency, so aliasing products land in
 // the stop band.
 const (
-	resampleZeros = 32
-	kaiserBeta    = 8.6
-	cutoffFrac    = 0.94 // cutoff as a fraction of the lower Nyquist frequency
+	resampleZeros = 16
+	kaiserBeta    = 7.0
+	cutoffFrac    = 0.90 // cutoff as a fraction of the lower Nyquist frequency
 )
 
 type resampler struct {
@@ -116,11 +117,17 @@ func (r *resampler) fill() {
 		r.tmp = make([]int16, 2048*r.ch)
 	}
 	n, err := r.src.ReadPCM(r.tmp)
-	for i := 0; i < n; i++ {
-		c := i % r.ch
-		r.buf[c] = append(r.buf[c], float32(r.tmp[i]))
+	frames := n / r.ch
+	for c := range r.buf {
+		b := slices.Grow(r.buf[c], frames)
+		b = b[:len(b)+frames]
+		dst := b[len(b)-frames:]
+		for i := range dst {
+			dst[i] = float32(r.tmp[i*r.ch+c])
+		}
+		r.buf[c] = b
 	}
-	r.inTotal += int64(n / r.ch)
+	r.inTotal += int64(frames)
 	if err != nil {
 		r.eof = true
 		if !errors.Is(err, io.EOF) {
@@ -151,9 +158,19 @@ func (r *resampler) ReadPCM(p []int16) (int, error) {
 			start := first - r.base
 			if start >= 0 && start+int64(r.taps) <= int64(len(b)) {
 				w := b[start : start+int64(r.taps)]
-				for k, x := range w {
-					acc += x * co[k]
+				co := co[:len(w)]
+				var a0, a1, a2, a3 float32
+				k := 0
+				for ; k+4 <= len(w); k += 4 {
+					a0 += w[k] * co[k]
+					a1 += w[k+1] * co[k+1]
+					a2 += w[k+2] * co[k+2]
+					a3 += w[k+3] * co[k+3]
 				}
+				for ; k < len(w); k++ {
+					a0 += w[k] * co[k]
+				}
+				acc = a0 + a1 + a2 + a3
 			} else {
 				for k := 0; k < r.taps; k++ {
 					j := start + int64(k)
