@@ -91,3 +91,58 @@ func TestInteropFFmpeg(t *testing.T) {
 		})
 	}
 }
+
+// Interoperability with sox for the formats sox knows (it cannot read G.722
+// or G.726 WAV): sox decodes our files to what we decode, and we decode
+// sox's files to what sox decodes.
+func TestInteropSox(t *testing.T) {
+	sox := needTool(t, "sox")
+	decode := func(path string) []int16 {
+		out, err := exec.Command(sox, path, "-t", "raw", "-e", "signed-integer", "-b", "16", "-L", "-").Output()
+		if err != nil {
+			t.Fatalf("sox cannot decode %s: %v", filepath.Base(path), err)
+		}
+		return bytesPCM(out)
+	}
+	cases := []struct {
+		c     Container
+		codec Codec
+		enc   []string // sox output options
+		ext   string
+	}{
+		{WAV, PCMU, []string{"-e", "u-law"}, ".wav"},
+		{WAV, PCMA, []string{"-e", "a-law"}, ".wav"},
+		{WAV, L16, []string{"-e", "signed-integer", "-b", "16"}, ".wav"},
+		{AU, PCMU, []string{"-e", "u-law"}, ".au"},
+		{AU, PCMA, []string{"-e", "a-law"}, ".au"},
+		{AU, L16, []string{"-e", "signed-integer", "-b", "16"}, ".au"},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s-%s", tc.c, tc.codec), func(t *testing.T) {
+			dir := t.TempDir()
+			pcm := speechLike(16000, 8000)
+			ours := filepath.Join(dir, "ours"+tc.ext)
+			encodeFile(t, ours, tc.c, tc.codec, 8000, pcm)
+			b, _ := os.ReadFile(ours)
+			_, mine := decodeAll(t, b)
+			if s, lag := snr(mine, decode(ours), 2); s < 90 || lag != 0 {
+				t.Errorf("sox decodes our file %.1f dB from us (lag %d)", s, lag)
+			}
+			raw := filepath.Join(dir, "in.raw")
+			os.WriteFile(raw, pcmBytes(pcm), 0o600)
+			theirs := filepath.Join(dir, "sox"+tc.ext)
+			args := append([]string{"-t", "raw", "-r", "8000", "-e", "signed-integer", "-b", "16", "-L", "-c", "1", raw}, tc.enc...)
+			if out, err := exec.Command(sox, append(args, theirs)...).CombinedOutput(); err != nil {
+				t.Fatalf("sox encode: %v %s", err, out)
+			}
+			sb, _ := os.ReadFile(theirs)
+			info, got := decodeAll(t, sb)
+			if info.Codec != tc.codec {
+				t.Fatalf("sox's file read as %v", info)
+			}
+			if s, lag := snr(got, decode(theirs), 2); s < 90 || lag != 0 {
+				t.Errorf("we decode sox's file %.1f dB from sox (lag %d)", s, lag)
+			}
+		})
+	}
+}
