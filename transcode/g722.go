@@ -1,5 +1,7 @@
 package transcode
 
+import "sort"
+
 // ITU-T G.722 sub-band ADPCM at 64 kbit/s (mode 1): 16 kHz PCM is split by
 // a 24-tap QMF into two 8 kHz bands, the low band coded with 6 bits and the
 // high band with 2 bits a sample; one byte per pair of input samples. Block
@@ -40,8 +42,22 @@ type g722Band struct {
 }
 
 type g722State struct {
-	x    [24]int // QMF delay line
+	// QMF delay line, kept twice over (x[i] == x[i+24]) so that the 24
+	// newest samples are always contiguous without shifting: xpos is where
+	// the next pair goes.
+	x    [48]int
+	xpos int
 	band [2]g722Band
+}
+
+// push adds a pair to the QMF delay line and returns the 24 newest
+// samples, oldest first (the layout of G.722 s3.1 with x[22], x[23] newest).
+func (s *g722State) push(a, b int) *[24]int {
+	p := s.xpos
+	s.x[p], s.x[p+1] = a, b
+	s.x[p+24], s.x[p+25] = a, b
+	s.xpos = (p + 2) % 24
+	return (*[24]int)(s.x[s.xpos : s.xpos+24])
 }
 
 func newG722() *g722State {
@@ -143,12 +159,11 @@ func (b *g722Band) scale(w, limit, shift int) {
 
 func (s *g722State) encodePair(x0, x1 int16) byte {
 	// Transmit QMF.
-	copy(s.x[:22], s.x[2:])
-	s.x[22], s.x[23] = int(x0), int(x1)
+	x := s.push(int(x0), int(x1))
 	var sumOdd, sumEven int
 	for i := 0; i < 12; i++ {
-		sumOdd += s.x[2*i] * g722QMF[i]
-		sumEven += s.x[2*i+1] * g722QMF[11-i]
+		sumOdd += x[2*i] * g722QMF[i]
+		sumEven += x[2*i+1] * g722QMF[11-i]
 	}
 	xlow := (sumEven + sumOdd) >> 14
 	xhigh := (sumEven - sumOdd) >> 14
@@ -160,12 +175,8 @@ func (s *g722State) encodePair(x0, x1 int16) byte {
 	if el < 0 {
 		wd = -(el + 1)
 	}
-	i := 1
-	for ; i < 30; i++ {
-		if wd < (g722Q6[i]*lo.det)>>12 {
-			break
-		}
-	}
+	// QUANTL: the first level above wd (levels grow with i: binary search).
+	i := sort.Search(29, func(k int) bool { return wd < (g722Q6[k+1]*lo.det)>>12 }) + 1
 	ilow := g722ILP[i]
 	if el < 0 {
 		ilow = g722ILN[i]
@@ -212,12 +223,11 @@ func (s *g722State) decodePair(code byte) (int16, int16) {
 	hi.block4(dhigh)
 
 	// Receive QMF.
-	copy(s.x[:22], s.x[2:])
-	s.x[22], s.x[23] = rlow+rhigh, rlow-rhigh
+	x := s.push(rlow+rhigh, rlow-rhigh)
 	var out1, out2 int
 	for i := 0; i < 12; i++ {
-		out2 += s.x[2*i] * g722QMF[i]
-		out1 += s.x[2*i+1] * g722QMF[11-i]
+		out2 += x[2*i] * g722QMF[i]
+		out1 += x[2*i+1] * g722QMF[11-i]
 	}
 	return int16(sat16(out1 >> 11)), int16(sat16(out2 >> 11))
 }
