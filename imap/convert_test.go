@@ -19,7 +19,8 @@ import (
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
-// voicemailWAV is a VPIM-style message whose part 1 is a 2-second A-law WAV.
+// voicemailWAV is a VPIM-style message whose part 1 is a 2-second GSM 06.10
+// WAV (WAV49), as GSM-recording platforms deposit.
 func voicemailWAV(t *testing.T) string {
 	t.Helper()
 	pcm := make([]int16, 16000)
@@ -27,7 +28,7 @@ func voicemailWAV(t *testing.T) string {
 		pcm[i] = int16(8000 * (float64(i%40)/20 - 1))
 	}
 	var wav bytes.Buffer
-	if err := transcode.WriteWAV(&wav, pcm, 8000, transcode.PCMA); err != nil {
+	if err := transcode.WriteWAV(&wav, pcm, 8000, transcode.GSM); err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer

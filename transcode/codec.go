@@ -8,7 +8,8 @@
 //     demand; Encode writes as it is fed. Nothing holds a whole file.
 //   - Containers are recognised by their magic bytes, never by file name.
 //   - Codecs are written from the ITU-T Recommendations (G.711, G.722,
-//     G.726); each has an encoder and a decoder to 16-bit linear PCM.
+//     G.726) and ETSI GSM 06.10; each has an encoder and a decoder to
+//     16-bit linear PCM.
 package transcode
 
 import (
@@ -113,9 +114,9 @@ func ParseContainer(s string) (Container, error) {
 // and writes, for capability lists and the CLI.
 func Supported() map[Container][]Codec {
 	return map[Container][]Codec{
-		WAV: {PCMU, PCMA, L16, G722, G726},
+		WAV: {PCMU, PCMA, L16, G722, G726, GSM}, // GSM as WAV49 (tag 0x0031)
 		AU:  {PCMU, PCMA, L16, G722},
-		Raw: {PCMU, PCMA, L16, G722, G726},
+		Raw: {PCMU, PCMA, L16, G722, G726, GSM}, // GSM as 33-byte frames
 	}
 }
 
@@ -201,6 +202,8 @@ func newFrameCodec(c Codec, bigEndian bool) (frameCodec, error) {
 		return newG726(), nil
 	case G722:
 		return newG722(), nil
+	case GSM:
+		return newGSMDecoder(false), nil
 	}
 	return nil, fmt.Errorf("%w: codec %s", ErrUnsupported, c)
 }

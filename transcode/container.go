@@ -22,6 +22,7 @@ type Info struct {
 	// bigEndian: L16 byte order; g726MSB: G.726 nibble order.
 	bigEndian bool
 	g726MSB   bool
+	gsmWAV49  bool // GSM in Microsoft's 65-byte double frames
 }
 
 func (i Info) String() string {
@@ -41,6 +42,11 @@ func (i Info) bytesToSamples(n int64) int64 {
 		return n / int64(2*i.Channels)
 	case G726, G722:
 		return n * 2 / int64(i.Channels)
+	case GSM:
+		if i.gsmWAV49 {
+			return n / 65 * 320
+		}
+		return n / 33 * 160
 	}
 	return 0
 }
@@ -161,12 +167,11 @@ func (info *Info) setWAVCodec(tag, bits uint16) error {
 		info.Codec = G722
 		info.Rate = 16000 // G.722 is 16 kHz whatever the header says
 	case wavGSM:
-		info.Codec = GSM
-		return fmt.Errorf("%w: GSM 06.10 WAV", ErrUnsupported)
+		info.Codec, info.gsmWAV49 = GSM, true
 	default:
 		return fmt.Errorf("%w: WAV format tag 0x%04x", ErrUnsupported, tag)
 	}
-	if (info.Codec == G726 || info.Codec == G722) && info.Channels != 1 {
+	if (info.Codec == G726 || info.Codec == G722 || info.Codec == GSM) && info.Channels != 1 {
 		return fmt.Errorf("%w: %s with %d channels", ErrUnsupported, info.Codec, info.Channels)
 	}
 	info.setDuration()
@@ -256,28 +261,39 @@ func writeWAV(w io.Writer, info Info, dataSize int64) error {
 		tag, bits, align, byteRate = wavG726, 4, 1, 4000
 	case G722:
 		tag, bits, align, byteRate = wavG722, 4, 1, 8000
+	case GSM:
+		tag, bits, align, byteRate = wavGSM, 0, 65, 1625
 	default:
 		return fmt.Errorf("%w: %s in WAV", ErrUnsupported, info.Codec)
+	}
+	fmtSize := uint32(18)
+	if info.Codec == GSM {
+		fmtSize = 20 // cbSize 2: samples per block
 	}
 	size := uint32(0xffffffff)
 	riff := uint32(0xffffffff)
 	if dataSize >= 0 && dataSize < 0xffffffff-64 {
 		size = uint32(dataSize)
-		riff = uint32(4 + 8 + 18 + 8 + dataSize + dataSize&1)
+		riff = uint32(4+8+int64(fmtSize)+8+dataSize) + uint32(dataSize&1)
 	}
 	le := binary.LittleEndian
 	b := make([]byte, 0, 46)
 	b = append(b, "RIFF"...)
 	b = le.AppendUint32(b, riff)
 	b = append(b, "WAVEfmt "...)
-	b = le.AppendUint32(b, 18)
+	b = le.AppendUint32(b, fmtSize)
 	b = le.AppendUint16(b, tag)
 	b = le.AppendUint16(b, ch)
 	b = le.AppendUint32(b, uint32(info.Rate))
 	b = le.AppendUint32(b, byteRate)
 	b = le.AppendUint16(b, align)
 	b = le.AppendUint16(b, bits)
-	b = le.AppendUint16(b, 0) // cbSize
+	if info.Codec == GSM {
+		b = le.AppendUint16(b, 2)
+		b = le.AppendUint16(b, 320) // samples per 65-byte block
+	} else {
+		b = le.AppendUint16(b, 0) // cbSize
+	}
 	b = append(b, "data"...)
 	b = le.AppendUint32(b, size)
 	_, err := w.Write(b)

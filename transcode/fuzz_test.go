@@ -8,7 +8,7 @@ import (
 // FuzzDecode: any bytes give a header error or a stream that decodes to
 // the end without panicking or allocating beyond bounds.
 func FuzzDecode(f *testing.F) {
-	for _, c := range []Codec{PCMU, PCMA, L16, G726, G722} {
+	for _, c := range []Codec{PCMU, PCMA, L16, G726, G722, GSM} {
 		var b bytes.Buffer
 		rate := 8000
 		if c == G722 {
@@ -39,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 				break
 			}
 		}
-		if total > 4*len(data)+16 {
+		if total > 10*len(data)+16 {
 			t.Fatalf("%d samples from %d bytes", total, len(data))
 		}
 		// Converting must not fail either.
@@ -52,10 +52,10 @@ func FuzzDecode(f *testing.F) {
 func FuzzCodecs(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 0xff, 0x80, 0x7f})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, c := range []Codec{PCMU, PCMA, L16, G726, G722} {
+		for _, c := range []Codec{PCMU, PCMA, L16, G726, G722, GSM} {
 			fc, _ := newFrameCodec(c, false)
 			out := fc.decode(nil, data)
-			if len(out) > 2*len(data) {
+			if len(out) > 10*len(data)+16 {
 				t.Fatal("too many samples")
 			}
 			fc.encode(nil, out)

@@ -16,17 +16,22 @@ func TestCodecGolden(t *testing.T) {
 	hp := func(p []int16) string { return h(pcmBytes(p)) }
 	g722 := newG722().encode(nil, in16)
 	g726 := newG726().encode(nil, in8)
+	gsm := newGSMEncoder(false).encode(nil, in8)
 	got := map[string]string{
 		"g722 codes": h(g722),
 		"g722 pcm":   hp(newG722().decode(nil, g722)),
 		"g726 codes": h(g726),
 		"g726 pcm":   hp(newG726().decode(nil, g726)),
+		"gsm codes":  h(gsm),
+		"gsm pcm":    hp(newGSMDecoder(false).decode(nil, gsm)),
 	}
 	want := map[string]string{
 		"g722 codes": "eafe72f234de714c",
 		"g722 pcm":   "26e6fe22121b72b5",
 		"g726 codes": "3b065018c7b2690e",
 		"g726 pcm":   "92cc276c794be06f",
+		"gsm codes":  "b1fffb300d7f5099",
+		"gsm pcm":    "8e3df9349bebf9eb",
 	}
 	for k, v := range got {
 		if want[k] != v {

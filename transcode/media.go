@@ -44,10 +44,10 @@ const (
 )
 
 // audio media types this package reads (decoded part content).
-var audioIn = []string{"audio/wav", "audio/x-wav", "audio/wave", "audio/basic", "audio/au", "audio/32kadpcm", "audio/g726-32", "audio/g722", "audio/l16", "audio/pcmu", "audio/pcma"}
+var audioIn = []string{"audio/wav", "audio/x-wav", "audio/wave", "audio/basic", "audio/au", "audio/32kadpcm", "audio/g726-32", "audio/g722", "audio/l16", "audio/pcmu", "audio/pcma", "audio/gsm"}
 
 // audio media types it writes.
-var audioOut = []string{"audio/wav", "audio/basic", "audio/l16", "audio/32kadpcm", "audio/g722", "audio/pcma"}
+var audioOut = []string{"audio/wav", "audio/basic", "audio/l16", "audio/32kadpcm", "audio/g722", "audio/pcma", "audio/gsm"}
 
 var imageIn = []string{"image/jpeg", "image/png", "image/gif"}
 var imageOut = []string{"image/jpeg", "image/png", "image/gif"}
@@ -210,6 +210,8 @@ func decodeAudioPart(req MediaRequest, r io.Reader) (Source, error) {
 		return s, err
 	case "audio/g722":
 		return DecodeRaw(r, G722, 16000, 1)
+	case "audio/gsm":
+		return DecodeRaw(r, GSM, 8000, 1)
 	case "audio/pcmu":
 		return DecodeRaw(r, PCMU, rate, ch)
 	case "audio/pcma":
@@ -259,12 +261,14 @@ func convertAudio(req MediaRequest, r io.Reader) (*MediaResult, error) {
 		cont, codec = Raw, G726
 	case "audio/g722":
 		cont, codec = Raw, G722
+	case "audio/gsm":
+		cont, codec = Raw, GSM
 	}
 	if v, ok := req.Params[ParamCodec]; ok {
 		if req.To != "audio/wav" {
 			return nil, &ParamError{Names: []string{ParamCodec}, Msg: ParamCodec + " applies to audio/wav only"}
 		}
-		if codec, err = ParseCodec(v); err != nil || codec == GSM {
+		if codec, err = ParseCodec(v); err != nil {
 			return nil, &ParamError{Names: []string{ParamCodec}, Msg: "unsupported codec " + strconv.Quote(v)}
 		}
 	}
@@ -282,9 +286,9 @@ func convertAudio(req MediaRequest, r io.Reader) (*MediaResult, error) {
 		if req.To == "audio/basic" {
 			ch = 1
 		}
-	case G726:
+	case G726, GSM:
 		if (rate != 0 && rate != 8000) || ch != 1 {
-			return nil, &ParamError{Names: []string{ParamSampleRate, ParamChannels}, Msg: "G.726-32 is 8000 Hz mono"}
+			return nil, &ParamError{Names: []string{ParamSampleRate, ParamChannels}, Msg: codec.String() + " is 8000 Hz mono"}
 		}
 		rate = 8000
 	case G722:

@@ -2,6 +2,7 @@ package transcode
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -22,6 +23,19 @@ func TestCodecQuality(t *testing.T) {
 		{G722, 16000, 20, false},
 		{L16, 8000, 90, true},
 	}
+	// GSM 06.10 is a vocoder-like codec: waveform SNR is low by design, so
+	// check intelligibility by the correlation of the envelopes.
+	t.Run("gsm", func(t *testing.T) {
+		in := speechLike(16000, 8000)
+		var buf bytes.Buffer
+		if err := WriteWAV(&buf, in, 8000, GSM); err != nil {
+			t.Fatal(err)
+		}
+		_, out := decodeAll(t, buf.Bytes())
+		if c := envelopeCorrelation(in, out, 80); c < 0.9 {
+			t.Fatalf("GSM envelope correlation %.3f", c)
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.codec.String(), func(t *testing.T) {
 			var in []int16
@@ -213,5 +227,64 @@ func TestConvertFileAndProbe(t *testing.T) {
 	}
 	if err := ConvertFile(in, dir+"/x.wav", ConvertOptions{Codec: G722, Rate: 8000}); err == nil {
 		t.Fatal("G.722 at 8 kHz accepted")
+	}
+}
+
+// envelopeCorrelation correlates the frame energies (10 ms) of two signals.
+func envelopeCorrelation(a, b []int16, frame int) float64 {
+	var ea, eb []float64
+	for s := 0; s+frame <= min(len(a), len(b)); s += frame {
+		var x, y float64
+		for i := s; i < s+frame; i++ {
+			x += float64(a[i]) * float64(a[i])
+			y += float64(b[i]) * float64(b[i])
+		}
+		ea, eb = append(ea, math.Sqrt(x)), append(eb, math.Sqrt(y))
+	}
+	var ma, mb float64
+	for i := range ea {
+		ma += ea[i]
+		mb += eb[i]
+	}
+	ma /= float64(len(ea))
+	mb /= float64(len(eb))
+	var num, da, db float64
+	for i := range ea {
+		num += (ea[i] - ma) * (eb[i] - mb)
+		da += (ea[i] - ma) * (ea[i] - ma)
+		db += (eb[i] - mb) * (eb[i] - mb)
+	}
+	return num / math.Sqrt(da*db)
+}
+
+// oneByteReader hands out data a byte at a time (as decoders of a
+// transfer encoding may), to check that partial code units carry over.
+type oneByteReader struct{ b []byte }
+
+func (r *oneByteReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	p[0] = r.b[0]
+	r.b = r.b[1:]
+	return 1, nil
+}
+
+func TestShortReadsKeepPartialUnits(t *testing.T) {
+	for _, c := range []Codec{GSM, G722, G726, L16} {
+		rate := 8000
+		if c == G722 {
+			rate = 16000
+		}
+		var b bytes.Buffer
+		WriteWAV(&b, speechLike(rate, rate), rate, c)
+		_, whole := decodeAll(t, b.Bytes())
+		s, err := Decode(&oneByteReader{b: b.Bytes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(s); len(got) != len(whole) {
+			t.Fatalf("%s: %d samples from byte-wise reads, %d at once", c, len(got), len(whole))
+		}
 	}
 }

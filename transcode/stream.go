@@ -27,6 +27,7 @@ type Stream struct {
 	r     io.Reader
 	codec frameCodec // mono ADPCM and all G.711/L16 (channels interleaved)
 	in    []byte
+	have  int // bytes of in not yet decoded (a partial code unit)
 	out   []int16
 	err   error
 }
@@ -59,6 +60,9 @@ func newStream(info Info, r io.Reader) (*Stream, error) {
 	if g, ok := c.(*g726State); ok {
 		g.bigEndianPack = info.g726MSB
 	}
+	if g, ok := c.(*gsmDecoder); ok {
+		g.wav49 = info.gsmWAV49
+	}
 	if info.DataSize >= 0 {
 		r = io.LimitReader(r, info.DataSize)
 	}
@@ -78,9 +82,13 @@ func (s *Stream) ReadPCM(p []int16) (int, error) {
 	for len(s.out) < len(p) && s.err == nil {
 		ub, _ := s.codec.unit()
 		unit := ub * ch
-		n, err := io.ReadAtLeast(s.r, s.in[:len(s.in)/unit*unit], unit)
-		n = n / unit * unit // a trailing partial unit is dropped
-		s.out = s.codec.decode(s.out, s.in[:n])
+		n, err := io.ReadAtLeast(s.r, s.in[s.have:len(s.in)/unit*unit], max(unit-s.have, 1))
+		n += s.have
+		whole := n / unit * unit
+		s.out = s.codec.decode(s.out, s.in[:whole])
+		// Keep a partial unit for the next read (a trailing one at the end
+		// of the stream is dropped).
+		s.have = copy(s.in, s.in[whole:n])
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = io.EOF
@@ -120,9 +128,21 @@ func NewWriter(w io.Writer, container Container, codec Codec, rate, channels int
 	if (codec == G722 || codec == G726) && channels != 1 {
 		return nil, fmt.Errorf("%w: %s with %d channels", ErrUnsupported, codec, channels)
 	}
-	c, err := newFrameCodec(codec, info.bigEndian)
-	if err != nil {
-		return nil, err
+	var c frameCodec
+	var err error
+	switch {
+	case codec == GSM && container == AU:
+		return nil, fmt.Errorf("%w: GSM in AU", ErrUnsupported)
+	case codec == GSM:
+		if channels != 1 || info.Rate != 8000 {
+			return nil, fmt.Errorf("%w: GSM 06.10 is 8000 Hz mono", ErrUnsupported)
+		}
+		info.gsmWAV49 = container == WAV
+		c = newGSMEncoder(info.gsmWAV49)
+	default:
+		if c, err = newFrameCodec(codec, info.bigEndian); err != nil {
+			return nil, err
+		}
 	}
 	if g, ok := c.(*g726State); ok {
 		g.bigEndianPack = info.g726MSB
@@ -321,6 +341,8 @@ func byExtension(path string) (Container, Codec) {
 		return Raw, G726
 	case ".sln", ".raw", ".pcm", ".l16":
 		return Raw, L16
+	case ".gsm":
+		return Raw, GSM
 	}
 	return NoContainer, Unknown
 }
@@ -356,13 +378,13 @@ func ConvertFile(inPath, outPath string, opts ConvertOptions) error {
 			return fmt.Errorf("%w: G.722 is 16 kHz only", ErrUnsupported)
 		}
 		rate, ch = 16000, 1
-	case PCMU, PCMA, G726:
+	case PCMU, PCMA, G726, GSM:
 		if rate == 0 {
 			rate = 8000
 		}
-		if codec == G726 {
+		if codec == G726 || codec == GSM {
 			if rate != 8000 {
-				return fmt.Errorf("%w: G.726 is 8 kHz only", ErrUnsupported)
+				return fmt.Errorf("%w: %s is 8 kHz only", ErrUnsupported, codec)
 			}
 			ch = 1
 		}
