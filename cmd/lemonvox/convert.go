@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/lemonvox/lemonvox/transcode"
 )
@@ -54,5 +55,25 @@ func (c *cli) probe(args []string) error {
 		return err
 	}
 	fmt.Fprintln(c.stdout, info)
+	return nil
+}
+
+func (c *cli) formats(args []string) error {
+	pos, err := c.newFlags("formats").parse(args)
+	if err != nil {
+		return err
+	}
+	if err := want(pos, 0, "formats"); err != nil {
+		return err
+	}
+	sup := transcode.Supported()
+	for _, cont := range []transcode.Container{transcode.WAV, transcode.AU, transcode.Raw} {
+		var names []string
+		for _, codec := range sup[cont] {
+			names = append(names, codec.String())
+		}
+		fmt.Fprintf(c.stdout, "%-4s %s\n", cont, strings.Join(names, " "))
+	}
+	fmt.Fprintln(c.stdout, "rates: any from 8000 to 48000 Hz (G.722 16000, G.726 and GSM 8000); mono/stereo down-mix")
 	return nil
 }

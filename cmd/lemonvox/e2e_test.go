@@ -340,4 +340,8 @@ func TestConvertAndProbeVerbs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "junk.wav"), []byte("junk"), 0o600)
 	code, out = runCLI(t, cli, "probe", filepath.Join(dir, "junk.wav"))
 	expect(t, code, out, 1, "unknown format")
+	code, out = runCLI(t, cli, "convert", in, filepath.Join(dir, "out.gsm"))
+	expect(t, code, out, 0, "wrote")
+	code, out = runCLI(t, cli, "formats")
+	expect(t, code, out, 0, "wav  pcmu pcma l16 g722 g726 gsm")
 }

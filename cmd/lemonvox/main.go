@@ -194,6 +194,8 @@ func (c *cli) dispatch(verb string, args []string) error {
 		return c.convert(args)
 	case "probe":
 		return c.probe(args)
+	case "formats":
+		return c.formats(args)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil
