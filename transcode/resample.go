@@ -28,6 +28,8 @@ type resampler struct {
 	buf     [][]float32 // per channel, input samples from base on
 	base    int64       // absolute index of buf[c][0]
 	n       int64       // next output index
+	ni      int64       // input index of output n: n*m/l
+	nph     int         // phase of output n: n*m mod l
 	eof     bool
 	inTotal int64
 	tmp     []int16
@@ -144,9 +146,7 @@ func (r *resampler) ReadPCM(p []int16) (int, error) {
 	out := 0
 	half := int64(r.taps / 2)
 	for out < frames {
-		t := r.n * int64(r.m)
-		i := t / int64(r.l)
-		ph := int(t % int64(r.l))
+		i, ph := r.ni, r.nph
 		for !r.eof && r.base+int64(len(r.buf[0])) <= i+half {
 			r.fill()
 		}
@@ -182,10 +182,15 @@ func (r *resampler) ReadPCM(p []int16) (int, error) {
 					}
 				}
 			}
-			p[out*r.ch+c] = int16(math.Max(-32768, math.Min(32767, math.Round(float64(acc)))))
+			p[out*r.ch+c] = roundSat16(acc)
 		}
 		out++
 		r.n++
+		r.nph += r.m
+		for r.nph >= r.l {
+			r.nph -= r.l
+			r.ni++
+		}
 		// Drop input no longer needed, in batches.
 		if drop := first - r.base; drop > 4096 {
 			for c := range r.buf {
@@ -236,4 +241,20 @@ func (m *mixer) ReadPCM(p []int16) (int, error) {
 		}
 	}
 	return f * m.ch, err
+}
+
+// roundSat16 rounds to the nearest integer and saturates to 16 bits.
+func roundSat16(v float32) int16 {
+	if v >= 0 {
+		v += 0.5
+	} else {
+		v -= 0.5
+	}
+	switch {
+	case v >= 32767:
+		return 32767
+	case v <= -32768:
+		return -32768
+	}
+	return int16(v)
 }
