@@ -70,6 +70,8 @@ type conn struct {
 	enabled map[string]bool
 	bad     int
 
+	idleState
+
 	cmd     string // current command name, upper case
 	okText  string // tagged OK text of the current command, "" = default
 	okDone  bool   // the handler wrote the tagged OK itself (STARTTLS, COMPRESS)

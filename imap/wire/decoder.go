@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -41,7 +42,8 @@ type Decoder struct {
 	// read; it must send and flush the "+" continuation request.
 	Continue func() error
 
-	r     *bufio.Reader
+	src   io.Reader     // the connection (or TLS/inflate layer over it)
+	r     *bufio.Reader // nil while released (idle connection)
 	seg   []byte
 	pos   int
 	used  int
@@ -52,15 +54,71 @@ type Decoder struct {
 
 // NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{r: bufio.NewReaderSize(r, 4096)}
+	return &Decoder{src: r}
+}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// buf returns the buffered reader, taking one from the pool if the decoder
+// was released.
+func (d *Decoder) buf() *bufio.Reader {
+	if d.r == nil {
+		d.r = readerPool.Get().(*bufio.Reader)
+		d.r.Reset(d.src)
+	}
+	return d.r
+}
+
+// Release gives the read buffer back to the pool when nothing is buffered,
+// so that an idle connection holds no buffer. The next read takes one
+// again. It is a no-op inside a literal or with buffered octets.
+func (d *Decoder) Release() {
+	if d.r == nil || d.inLit || d.r.Buffered() > 0 {
+		return
+	}
+	d.r.Reset(nil)
+	readerPool.Put(d.r)
+	d.r = nil
+	d.seg = nil
+}
+
+// WaitReadable blocks until the client sends something, without holding a
+// buffer meanwhile (an idle connection waits here).
+func (d *Decoder) WaitReadable() error {
+	if d.r != nil {
+		_, err := d.r.Peek(1)
+		return err
+	}
+	var one [1]byte
+	for {
+		n, err := d.src.Read(one[:])
+		if n == 1 {
+			d.r = readerPool.Get().(*bufio.Reader)
+			d.r.Reset(io.MultiReader(bytes.NewReader(one[:]), d.src))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // Reset switches the underlying reader (STARTTLS, COMPRESS). Octets already
 // buffered are dropped; callers check Buffered first.
-func (d *Decoder) Reset(r io.Reader) { d.r.Reset(r) }
+func (d *Decoder) Reset(r io.Reader) {
+	d.src = r
+	if d.r != nil {
+		d.r.Reset(r)
+	}
+}
 
 // Buffered reports octets read from the connection but not yet parsed.
-func (d *Decoder) Buffered() int { return d.r.Buffered() }
+func (d *Decoder) Buffered() int {
+	if d.r == nil {
+		return 0
+	}
+	return d.r.Buffered()
+}
 
 func (d *Decoder) maxLine() int {
 	if d.MaxLine > 0 {
@@ -90,7 +148,7 @@ func (d *Decoder) readSegment() error {
 	limit := d.maxLine()
 	tooLong := false
 	for {
-		chunk, err := d.r.ReadSlice('\n')
+		chunk, err := d.buf().ReadSlice('\n')
 		if !tooLong {
 			if d.used+len(d.seg)+len(chunk) > limit {
 				tooLong = true
@@ -391,7 +449,7 @@ func (d *Decoder) OpenLiteral(allowBinary bool) (io.Reader, Literal, error) {
 			return nil, l, err
 		}
 	}
-	d.lit = io.LimitedReader{R: d.r, N: l.Size}
+	d.lit = io.LimitedReader{R: d.buf(), N: l.Size}
 	d.inLit = true
 	return &d.lit, l, nil
 }
@@ -602,7 +660,7 @@ func (d *Decoder) SkipCommand() error {
 			d.pos = len(d.seg)
 			return nil
 		}
-		if _, err := io.CopyN(io.Discard, d.r, l.Size); err != nil {
+		if _, err := io.CopyN(io.Discard, d.buf(), l.Size); err != nil {
 			return err
 		}
 		if err := d.readSegment(); err != nil {
