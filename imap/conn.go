@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"compress/flate"
 	"crypto/tls"
 	"errors"
@@ -351,13 +352,17 @@ func (c *conn) upgradeTLS() error {
 }
 
 // startCompress switches both directions to DEFLATE (RFC 4978).
-func (c *conn) startCompress() error {
+func (c *conn) startCompress(ahead []byte) error {
 	zw, err := flate.NewWriter(c.nc, flate.BestSpeed)
 	if err != nil {
 		return err
 	}
 	c.zw = zw
-	c.zr = wire.NewInflater(c.nc)
+	var in io.Reader = c.nc
+	if len(ahead) > 0 {
+		in = io.MultiReader(bytes.NewReader(ahead), c.nc)
+	}
+	c.zr = wire.NewInflater(in)
 	c.dec.Reset(c.zr)
 	c.enc.Reset(zw)
 	return nil

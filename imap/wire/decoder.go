@@ -103,6 +103,19 @@ func (d *Decoder) WaitReadable() error {
 	}
 }
 
+// TakeBuffered returns (and drops) the octets read ahead of the current
+// command, for a layer that starts under them (COMPRESS: a client may start
+// compressing right after its COMPRESS command).
+func (d *Decoder) TakeBuffered() []byte {
+	if d.r == nil || d.r.Buffered() == 0 {
+		return nil
+	}
+	b, _ := d.r.Peek(d.r.Buffered())
+	b = bytes.Clone(b)
+	d.r.Discard(len(b))
+	return b
+}
+
 // Reset switches the underlying reader (STARTTLS, COMPRESS). Octets already
 // buffered are dropped; callers check Buffered first.
 func (d *Decoder) Reset(r io.Reader) {
