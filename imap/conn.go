@@ -70,6 +70,9 @@ type conn struct {
 	enabled map[string]bool
 	bad     int
 
+	ownMeta  []string    // metadata entries this session set, not to report back
+	pendMeta [][2]string // unsolicited METADATA (mailbox, entry) to send
+
 	cmd     string // current command name, upper case
 	okText  string // tagged OK text of the current command, "" = default
 	okDone  bool   // the handler wrote the tagged OK itself (STARTTLS, COMPRESS)

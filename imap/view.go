@@ -79,6 +79,10 @@ func (c *conn) pollEvents() {
 	s := c.sel
 	for i := range evs {
 		ev := &evs[i]
+		if ev.Type == vmstore.EventMetadataChange {
+			c.metadataChanged(ev)
+			continue
+		}
 		if ev.MailboxID != s.mb.ID {
 			continue
 		}
@@ -164,6 +168,10 @@ func (c *conn) resync() {
 // messages, then flag changes (RFC 9051 s7.5, RFC 7162 s3.2.10).
 func (c *conn) flushUpdates(allowExpunge bool) {
 	c.pollEvents()
+	for _, m := range c.pendMeta {
+		c.enc.Raw("* METADATA ").Astring(m[0]).SP().Astring(m[1]).CRLF()
+	}
+	c.pendMeta = nil
 	s := c.sel
 	if s == nil {
 		return
