@@ -28,6 +28,8 @@ type selected struct {
 	own       []uint64 // modseqs of this session's own recent changes
 	searchRes []uint32 // UIDs saved by SEARCH RETURN (SAVE), RFC 5182
 	gone      bool     // deleted by another session
+	contexts  []*searchContext
+	dirty     bool // changed since the contexts were last evaluated
 }
 
 type flagUpdate struct {
@@ -41,6 +43,7 @@ func (s *selected) seqOf(uid uint32) (uint32, bool) {
 }
 
 func (s *selected) addOwn(modseq uint64) {
+	s.dirty = true
 	if len(s.own) >= 32 {
 		s.own = s.own[1:]
 	}
@@ -55,6 +58,7 @@ func (s *selected) removeUIDs(gone []uint32) {
 	if len(gone) == 0 {
 		return
 	}
+	s.dirty = true
 	set := make(map[uint32]bool, len(gone))
 	for _, u := range gone {
 		set[u] = true
@@ -185,6 +189,7 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		slices.Sort(s.pendNew)
 		s.uids = append(s.uids, s.pendNew...)
 		s.pendNew = nil
+		s.dirty = true
 		c.writeLine("* %d EXISTS", len(s.uids))
 		metricUpdates.WithLabelValues("exists").Inc()
 	}
@@ -204,6 +209,11 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 			metricUpdates.WithLabelValues("fetch").Inc()
 		}
 		s.pendFlags = nil
+		s.dirty = true
+	}
+	if s.dirty && len(s.contexts) > 0 && allowExpunge {
+		s.dirty = false
+		c.updateContexts()
 	}
 }
 
