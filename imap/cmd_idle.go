@@ -5,10 +5,9 @@ import (
 	"time"
 )
 
-// RFC 2177 IDLE: changes are pushed as soon as the hub reports them; the
-// client ends with DONE. The line is read by a helper goroutine so that the
-// connection goroutine can wait for both; only the connection goroutine
-// writes.
+// RFC 2177 IDLE: while idling, the notifier goroutine pushes changes as
+// soon as the hub reports them (the command lock is released while we wait
+// for DONE).
 func cmdIdle(c *conn, tag string, p *parser) {
 	p.xend()
 	c.flushUpdates(true)
@@ -16,43 +15,16 @@ func cmdIdle(c *conn, tag string, p *parser) {
 	c.xflush()
 	metricIdle.Inc()
 	defer metricIdle.Dec()
-	type lineRes struct {
-		line string
-		err  error
-	}
-	lines := make(chan lineRes, 1)
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
-	go func() {
-		l, err := c.dec.ReadLine()
-		lines <- lineRes{l, err}
-	}()
-	var wake <-chan struct{}
-	if c.sub != nil {
-		wake = c.sub.C()
+	c.idling = true
+	c.mu.Unlock()
+	line, err := c.dec.ReadLine()
+	c.mu.Lock()
+	c.idling = false
+	if err != nil {
+		panic(ioError{err})
 	}
-	for {
-		select {
-		case <-wake:
-			c.flushUpdates(true)
-			if err := c.flush(); err != nil {
-				c.nc.Close()
-				<-lines
-				panic(ioError{err})
-			}
-		case r := <-lines:
-			if r.err != nil {
-				panic(ioError{r.err})
-			}
-			if !strings.EqualFold(strings.TrimSpace(r.line), "DONE") {
-				xsyntaxf("expected DONE")
-			}
-			return
-		case <-c.srv.ctx.Done():
-			c.writeLine("* BYE server shutting down")
-			c.flush()
-			c.nc.Close()
-			<-lines
-			panic(ioError{c.srv.ctx.Err()})
-		}
+	if !strings.EqualFold(strings.TrimSpace(line), "DONE") {
+		xsyntaxf("expected DONE")
 	}
 }

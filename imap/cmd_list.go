@@ -36,6 +36,7 @@ func cmdCreate(c *conn, tag string, p *parser) {
 	if name == "INBOX" {
 		xusererrorf("ALREADYEXISTS", "INBOX exists")
 	}
+	c.notifyOwn(name)
 	_, err := c.srv.Store.CreateMailbox(c.user, name, use)
 	xstoreErr(err, "CREATE")
 }
@@ -56,6 +57,7 @@ func cmdDelete(c *conn, tag string, p *parser) {
 	p.xsp()
 	name := p.xmailbox()
 	p.xend()
+	c.notifyOwn(name)
 	xstoreErr(c.srv.Store.DeleteMailbox(c.user, name), "DELETE")
 }
 
@@ -66,6 +68,7 @@ func cmdRename(c *conn, tag string, p *parser) {
 	p.xsp()
 	to := strings.TrimSuffix(p.xmailbox(), "/")
 	p.xend()
+	c.notifyOwn(to)
 	xstoreErr(c.srv.Store.RenameMailbox(c.user, from, to), "RENAME")
 }
 
@@ -74,6 +77,7 @@ func cmdSubscribe(c *conn, tag string, p *parser) {
 	p.xsp()
 	name := p.xmailbox()
 	p.xend()
+	c.notifyOwn(name)
 	xstoreErr(c.srv.Store.Subscribe(c.user, name, c.cmd == "SUBSCRIBE"), c.cmd)
 }
 

@@ -56,11 +56,11 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	if condstore {
 		c.enableCondstore()
 	}
-	if c.sub == nil {
-		c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
-	} else {
-		c.sub.Drain()
-	}
+	// Subscribe before reading the mailbox so that no change is missed;
+	// what is pending now concerns other mailboxes (NOTIFY) or is already
+	// in what we read.
+	c.ensureSub()
+	c.pollEvents()
 	st := c.srv.Store
 	mb, err := st.Mailbox(c.user, name)
 	xstoreErr(err, "SELECT")
@@ -233,8 +233,4 @@ func cmdClose(c *conn, tag string, p *parser) {
 	}
 	c.sel = nil
 	c.state = stateAuth
-	if c.sub != nil {
-		c.sub.Close()
-		c.sub = nil
-	}
 }

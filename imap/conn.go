@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lemonvox/lemonvox/imap/wire"
@@ -70,8 +71,17 @@ type conn struct {
 	enabled map[string]bool
 	bad     int
 
-	ownMeta  []string    // metadata entries this session set, not to report back
-	pendMeta [][2]string // unsolicited METADATA (mailbox, entry) to send
+	ownMeta    []string    // metadata entries this session set, not to report back
+	pendMeta   [][2]string // unsolicited METADATA (mailbox, entry) to send
+	pendNotify []string    // NOTIFY responses for other mailboxes
+	ownNames   []string    // mailbox names this session changed (no NOTIFY echo)
+
+	// mu is held while a command runs; the notifier goroutine takes it to
+	// push changes during IDLE or under NOTIFY.
+	mu     sync.Mutex
+	idling bool
+	notify *notifySpec
+	done   chan struct{}
 
 	cmd     string // current command name, upper case
 	okText  string // tagged OK text of the current command, "" = default
@@ -87,6 +97,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		isTLS:   implicitTLS,
 		state:   stateNotAuth,
 		enabled: map[string]bool{},
+		done:    make(chan struct{}),
 	}
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	c.dec = wire.NewDecoder(nc)
@@ -186,6 +197,9 @@ func (c *conn) serve() {
 }
 
 func (c *conn) cleanup() {
+	close(c.done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.zr != nil {
 		c.zr.Close()
 	}
@@ -216,6 +230,8 @@ func (c *conn) countBad() bool {
 // connection continues.
 func (c *conn) command() (cont bool) {
 	start := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p := &parser{Decoder: c.dec, c: c}
 	tag := "*"
 	name := ""
@@ -362,4 +378,49 @@ func (c *conn) startCompress() error {
 	c.dec.Reset(c.zr)
 	c.enc.Reset(zw)
 	return nil
+}
+
+// ensureSub subscribes the session to its account's changes and starts the
+// notifier goroutine.
+func (c *conn) ensureSub() {
+	if c.sub != nil {
+		return
+	}
+	c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
+	go c.notifier(c.sub)
+}
+
+// notifier pushes changes as soon as the hub reports them while the client
+// is in IDLE or has set NOTIFY (RFC 2177, RFC 5465). Otherwise changes wait
+// for the next command boundary.
+func (c *conn) notifier(sub *vmstore.Subscription) {
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-sub.C():
+		}
+		c.mu.Lock()
+		if c.idling || c.notify != nil {
+			c.pushUpdates()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// pushUpdates sends pending changes outside a command (IDLE, NOTIFY).
+// Expunges go out only in IDLE or when NOTIFY asked for the selected
+// mailbox's events without delay.
+func (c *conn) pushUpdates() {
+	defer func() {
+		if x := recover(); x != nil {
+			c.log.Error("imap push failed", "panic", x)
+			c.nc.Close()
+		}
+	}()
+	allow := c.idling || (c.notify != nil && c.notify.selected != nil && !c.notify.selectedDelayed)
+	c.flushUpdates(allow)
+	if err := c.flush(); err != nil {
+		c.nc.Close()
+	}
 }

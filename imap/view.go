@@ -72,12 +72,19 @@ func (s *selected) removeUIDs(gone []uint32) {
 
 // pollEvents takes the hub's pending events into the view's queues.
 func (c *conn) pollEvents() {
-	if c.sub == nil || c.sel == nil {
+	if c.sub == nil {
 		return
 	}
 	evs, over := c.sub.Drain()
 	if over {
-		c.resync()
+		if c.notify != nil {
+			// RFC 5465 s5.8: tell the client and stop notifying.
+			c.pendNotify = append(c.pendNotify, "* OK [NOTIFICATIONOVERFLOW] too many changes")
+			c.notify = nil
+		}
+		if c.sel != nil {
+			c.resync()
+		}
 		return
 	}
 	s := c.sel
@@ -87,7 +94,8 @@ func (c *conn) pollEvents() {
 			c.metadataChanged(ev)
 			continue
 		}
-		if ev.MailboxID != s.mb.ID {
+		if s == nil || ev.MailboxID != s.mb.ID {
+			c.notifyEvent(ev)
 			continue
 		}
 		switch ev.Type {
@@ -176,6 +184,10 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		c.enc.Raw("* METADATA ").Astring(m[0]).SP().Astring(m[1]).CRLF()
 	}
 	c.pendMeta = nil
+	for _, l := range c.pendNotify {
+		c.enc.Raw(l).CRLF()
+	}
+	c.pendNotify = nil
 	s := c.sel
 	if s == nil {
 		return
@@ -188,9 +200,11 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 	if len(s.pendNew) > 0 {
 		slices.Sort(s.pendNew)
 		s.uids = append(s.uids, s.pendNew...)
+		newUIDs := s.pendNew
 		s.pendNew = nil
 		s.dirty = true
 		c.writeLine("* %d EXISTS", len(s.uids))
+		c.notifyNewFetch(newUIDs)
 		metricUpdates.WithLabelValues("exists").Inc()
 	}
 	if len(s.pendFlags) > 0 {
