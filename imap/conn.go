@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bufio"
 	"compress/flate"
 	"crypto/tls"
 	"errors"
@@ -58,6 +59,8 @@ type conn struct {
 	dec   *wire.Decoder
 	enc   *wire.Encoder
 	zw    *flate.Writer // COMPRESS=DEFLATE output, when active
+	zbuf  *bufio.Writer // collects the compressed octets of one flush
+	zin   *dirtyWriter  // in front of zw: was anything written since the last flush
 	zr    *wire.Inflater
 	log   *slog.Logger
 
@@ -123,7 +126,17 @@ func (c *conn) flush() error {
 		return err
 	}
 	if c.zw != nil {
-		return c.zw.Flush()
+		// An empty sync flush would reach the client as a read that
+		// inflates to nothing, which some clients take for a broken
+		// response.
+		if !c.zin.dirty {
+			return nil
+		}
+		c.zin.dirty = false
+		if err := c.zw.Flush(); err != nil {
+			return err
+		}
+		return c.zbuf.Flush()
 	}
 	return nil
 }
@@ -369,14 +382,16 @@ func (c *conn) upgradeTLS() error {
 
 // startCompress switches both directions to DEFLATE (RFC 4978).
 func (c *conn) startCompress() error {
-	zw, err := flate.NewWriter(c.nc, flate.BestSpeed)
+	c.zbuf = bufio.NewWriterSize(c.nc, 4096)
+	zw, err := flate.NewWriter(c.zbuf, flate.BestSpeed)
 	if err != nil {
 		return err
 	}
 	c.zw = zw
 	c.zr = wire.NewInflater(c.nc)
 	c.dec.Reset(c.zr)
-	c.enc.Reset(zw)
+	c.zin = &dirtyWriter{w: zw}
+	c.enc.Reset(c.zin)
 	return nil
 }
 
@@ -423,4 +438,17 @@ func (c *conn) pushUpdates() {
 	if err := c.flush(); err != nil {
 		c.nc.Close()
 	}
+}
+
+// dirtyWriter notes that something was written.
+type dirtyWriter struct {
+	w     io.Writer
+	dirty bool
+}
+
+func (d *dirtyWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		d.dirty = true
+	}
+	return d.w.Write(p)
 }
