@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lemonvox/lemonvox/imap/wire"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -145,6 +146,16 @@ func cmdList(c *conn, tag string, p *parser) {
 	} else {
 		pats = append(pats, listMailbox())
 	}
+	if !c.utf8Names() {
+		for i, pat := range pats {
+			if n, err := wire.DecodeMUTF7(pat); err == nil {
+				pats[i] = n
+			}
+		}
+		if n, err := wire.DecodeMUTF7(ref); err == nil {
+			ref = n
+		}
+	}
 	var retSubscribed, retChildren, retSpecial bool
 	var statusItems []string
 	if p.Consume(' ') {
@@ -257,7 +268,7 @@ func cmdList(c *conn, tag string, p *parser) {
 		}
 		_ = retSpecial
 		c.enc.Raw("* ").Raw(c.cmd).Raw(" (").Raw(strings.Join(attrs, " ")).Raw(`) "/" `)
-		c.enc.Astring(name).CRLF()
+		c.enc.Astring(c.mboxOut(name)).CRLF()
 		if statusItems != nil && mb != nil {
 			c.writeStatus(mb, statusItems)
 		}
@@ -297,7 +308,7 @@ func cmdStatus(c *conn, tag string, p *parser) {
 }
 
 func (c *conn) writeStatus(mb *vmstore.Mailbox, items []string) {
-	c.enc.Raw("* STATUS ").Astring(mb.Name).Raw(" (")
+	c.enc.Raw("* STATUS ").Astring(c.mboxOut(mb.Name)).Raw(" (")
 	for i, it := range items {
 		if i > 0 {
 			c.enc.SP()

@@ -126,7 +126,7 @@ func cmdGetMetadata(c *conn, tag string, p *parser) {
 			out = append(out, kv{entry, nil})
 		}
 	}
-	c.enc.Raw("* METADATA ").Astring(name).Raw(" (")
+	c.enc.Raw("* METADATA ").Astring(c.mboxOut(name)).Raw(" (")
 	for i, e := range out {
 		if i > 0 {
 			c.enc.SP()

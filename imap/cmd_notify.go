@@ -214,7 +214,7 @@ func (c *conn) notifyEvent(ev *vmstore.Event) {
 			if on {
 				attr = `\Subscribed`
 			}
-			c.pendNotify = append(c.pendNotify, `* LIST (`+attr+`) "/" `+quoteName(ev.Mailbox))
+			c.pendNotify = append(c.pendNotify, `* LIST (`+attr+`) "/" `+quoteName(c.mboxOut(ev.Mailbox)))
 		}
 		return
 	case vmstore.EventMailboxCreate, vmstore.EventMailboxDelete, vmstore.EventMailboxRename:
@@ -230,11 +230,11 @@ func (c *conn) notifyEvent(ev *vmstore.Event) {
 		}
 		switch ev.Type {
 		case vmstore.EventMailboxCreate:
-			c.pendNotify = append(c.pendNotify, `* LIST () "/" `+quoteName(ev.Mailbox))
+			c.pendNotify = append(c.pendNotify, `* LIST () "/" `+quoteName(c.mboxOut(ev.Mailbox)))
 		case vmstore.EventMailboxDelete:
-			c.pendNotify = append(c.pendNotify, `* LIST (\NonExistent) "/" `+quoteName(ev.Mailbox))
+			c.pendNotify = append(c.pendNotify, `* LIST (\NonExistent) "/" `+quoteName(c.mboxOut(ev.Mailbox)))
 		default:
-			c.pendNotify = append(c.pendNotify, `* LIST () "/" `+quoteName(ev.Mailbox)+` ("OLDNAME" (`+quoteName(ev.OldMailbox)+`))`)
+			c.pendNotify = append(c.pendNotify, `* LIST () "/" `+quoteName(c.mboxOut(ev.Mailbox))+` ("OLDNAME" (`+quoteName(c.mboxOut(ev.OldMailbox))+`))`)
 		}
 		return
 	}
@@ -269,7 +269,7 @@ func (c *conn) notifyEvent(ev *vmstore.Event) {
 	}
 	// Several events of one mailbox in a batch give one STATUS.
 	line := c.statusLine(mb, items)
-	prefix := "* STATUS " + quoteName(mb.Name) + " "
+	prefix := "* STATUS " + quoteName(c.mboxOut(mb.Name)) + " "
 	c.pendNotify = slices.DeleteFunc(c.pendNotify, func(l string) bool { return strings.HasPrefix(l, prefix) })
 	c.pendNotify = append(c.pendNotify, line)
 }
@@ -280,7 +280,7 @@ func quoteName(name string) string {
 
 func (c *conn) statusLine(mb *vmstore.Mailbox, items []string) string {
 	var b strings.Builder
-	b.WriteString("* STATUS " + quoteName(mb.Name) + " (")
+	b.WriteString("* STATUS " + quoteName(c.mboxOut(mb.Name)) + " (")
 	for i, it := range items {
 		if i > 0 {
 			b.WriteByte(' ')

@@ -121,7 +121,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	}
 	c.writeLine("* OK [HIGHESTMODSEQ %d] highest modseq", mb.HighestModSeq)
 	if c.rev2 {
-		c.enc.Raw("* LIST () \"/\" ").Astring(mb.Name).CRLF()
+		c.enc.Raw("* LIST () \"/\" ").Astring(c.mboxOut(mb.Name)).CRLF()
 	}
 	c.sel = s
 	c.state = stateSelected

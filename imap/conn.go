@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"compress/flate"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -18,6 +19,12 @@ import (
 	"github.com/lemonvox/lemonvox/imap/wire"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
+
+// writeTimeout bounds one flush of responses to the client.
+const writeTimeout = 5 * time.Minute
+
+// levelTrace is below debug: protocol lines, credentials redacted.
+const levelTrace = slog.LevelDebug - 4
 
 // state is a session state (RFC 9051 s3), as a bit so that the command table
 // can hold a set.
@@ -122,6 +129,8 @@ func (c *conn) setLimits() {
 
 // flush sends buffered responses through the compressor if active.
 func (c *conn) flush() error {
+	// A client that stops reading must not hold the session forever.
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := c.enc.Flush(); err != nil {
 		return err
 	}
@@ -322,7 +331,7 @@ func (c *conn) command() (cont bool) {
 			c.writeLine("%s NO [SERVERBUG] internal error, logged", tag)
 		}
 		metricCommand.WithLabelValues(label, result).Observe(time.Since(start).Seconds())
-		if c.log.Enabled(nil, slog.LevelDebug) {
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("imap command", "cmd", label, "user", c.user, "result", result, "duration", time.Since(start))
 		}
 		if err := c.flush(); err != nil {
@@ -330,6 +339,9 @@ func (c *conn) command() (cont bool) {
 		}
 	}()
 
+	if c.log.Enabled(context.Background(), levelTrace) {
+		c.log.Log(context.Background(), levelTrace, "imap C", "line", redactLine(c.dec.Line()))
+	}
 	var err error
 	tag, err = c.dec.Atom()
 	if err != nil || strings.ContainsRune(tag, '+') {
@@ -451,4 +463,16 @@ func (d *dirtyWriter) Write(p []byte) (int, error) {
 		d.dirty = true
 	}
 	return d.w.Write(p)
+}
+
+// redactLine hides the arguments of LOGIN and AUTHENTICATE in traces.
+func redactLine(line []byte) string {
+	f := strings.Fields(string(line))
+	if len(f) >= 3 && (strings.EqualFold(f[1], "LOGIN") || strings.EqualFold(f[1], "AUTHENTICATE")) {
+		return f[0] + " " + f[1] + " <redacted>"
+	}
+	if len(line) > 200 {
+		return string(line[:200]) + "..."
+	}
+	return string(line)
 }

@@ -140,3 +140,20 @@ func TestBinaryFetch(t *testing.T) {
 		t.Fatalf("BINARY partial: %q", lines)
 	}
 }
+
+func TestMailboxNameEncoding(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("CREATE Entw&APw-rfe")
+	if _, err := e.store.Mailbox("alice", "Entwürfe"); err != nil {
+		t.Fatal("modified UTF-7 name not decoded:", err)
+	}
+	if lines := rc.ok(`LIST "" Entw*`); lines[0] != `* LIST (\HasNoChildren) "/" Entw&APw-rfe` {
+		t.Fatalf("%q", lines)
+	}
+	rc.ok("ENABLE IMAP4rev2")
+	if lines := rc.ok(`LIST "" Entw*`); lines[0] != `* LIST (\HasNoChildren) "/" "Entwürfe"` {
+		t.Fatalf("%q", lines)
+	}
+}

@@ -181,7 +181,7 @@ func (c *conn) resync() {
 func (c *conn) flushUpdates(allowExpunge bool) {
 	c.pollEvents()
 	for _, m := range c.pendMeta {
-		c.enc.Raw("* METADATA ").Astring(m[0]).SP().Astring(m[1]).CRLF()
+		c.enc.Raw("* METADATA ").Astring(c.mboxOut(m[0])).SP().Astring(m[1]).CRLF()
 	}
 	c.pendMeta = nil
 	for _, l := range c.pendNotify {
