@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,6 +131,10 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes/{mailbox...}", s.listMessages)
 	api.HandleFunc("POST /api/v1/accounts/{user}/messages", s.deposit)
 	api.HandleFunc("GET /api/v1/backup", s.backup)
+	// Go runtime profiles for operators (behind the token).
+	api.Handle("GET /api/v1/debug/pprof/", http.StripPrefix("/api/v1", http.HandlerFunc(pprof.Index)))
+	api.HandleFunc("GET /api/v1/debug/pprof/profile", pprof.Profile)
+	api.HandleFunc("GET /api/v1/debug/pprof/trace", pprof.Trace)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -142,9 +147,16 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.Token)
+	lim := newAuthLimiter(10, time.Minute)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lim.blocked(r.RemoteAddr) {
+			w.Header().Set("Retry-After", "60")
+			writeProblem(w, http.StatusTooManyRequests, "too many failed authentications; retry later")
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
+			lim.fail(r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="lemonvox"`)
 			writeProblem(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return

@@ -288,10 +288,10 @@ func (s *Store) SetOptions(name string, o AccountOptions) (*Account, error) {
 func (s *Store) CheckPassword(name, password string) (*Account, error) {
 	a, err := s.GetAccount(name)
 	if err != nil {
-		s.opts.Hash.hash(password) // same cost as a real check
+		s.auth.burn(s.opts.Hash, password) // same cost as a real check
 		return nil, ErrAuth
 	}
-	if !verifyHash(a.PasswordHash, password) {
+	if !s.auth.verify("pw", name, password, a.PasswordHash, s.now()) {
 		return nil, ErrAuth
 	}
 	return a, nil
@@ -301,10 +301,10 @@ func (s *Store) CheckPassword(name, password string) (*Account, error) {
 func (s *Store) CheckPIN(name, pin string) (*Account, error) {
 	a, err := s.GetAccount(name)
 	if err != nil || a.PINHash == "" {
-		s.opts.Hash.hash(pin)
+		s.auth.burn(s.opts.Hash, pin)
 		return nil, ErrAuth
 	}
-	if !verifyHash(a.PINHash, pin) {
+	if !s.auth.verify("pin", name, pin, a.PINHash, s.now()) {
 		return nil, ErrAuth
 	}
 	return a, nil

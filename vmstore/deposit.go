@@ -37,6 +37,106 @@ type DepositRes struct {
 // Over quota it returns ErrOverQuota and stores nothing (a QuotaExceed event
 // is journaled the first time the account goes over).
 func (s *Store) Deposit(req DepositReq) (*DepositRes, error) {
+	res, err := s.DepositMany([]DepositReq{req})
+	if err != nil {
+		return nil, err
+	}
+	return &res[0], nil
+}
+
+// DepositMany stores several messages of one account atomically (IMAP
+// MULTIAPPEND, RFC 3502): bodies are streamed in one after the other, then
+// one transaction makes all of them visible, or none.
+func (s *Store) DepositMany(reqs []DepositReq) ([]DepositRes, error) {
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("%w: no message", ErrInvalid)
+	}
+	user := reqs[0].User
+	var preps []*prepared
+	defer func() {
+		for _, p := range preps {
+			p.release()
+		}
+	}()
+	for _, r := range reqs {
+		if r.User != user {
+			return nil, fmt.Errorf("%w: messages of several accounts", ErrInvalid)
+		}
+		p, err := s.prepareDeposit(r)
+		if err != nil {
+			for _, q := range preps {
+				q.sink.discard()
+			}
+			return nil, err
+		}
+		preps = append(preps, p)
+	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	var out []DepositRes
+	overQuota := false
+	_, err := s.update(user, func(w *wtx) error {
+		out = out[:0]
+		for _, p := range preps {
+			res, over, err := w.applyDeposit(p)
+			if err != nil {
+				return err
+			}
+			if over {
+				// Commit only the QuotaExceed event: drop what this
+				// transaction stored so far.
+				overQuota = true
+				return w.keepOnlyQuotaEvents()
+			}
+			out = append(out, res)
+		}
+		return nil
+	})
+	for _, p := range preps {
+		if err != nil || overQuota || p.dedup {
+			p.sink.discard()
+		}
+	}
+	if err != nil {
+		metricDepositRefused.WithLabelValues("error").Inc()
+		return nil, err
+	}
+	if overQuota {
+		metricDepositRefused.WithLabelValues("quota").Inc()
+		return nil, fmt.Errorf("%w: account %q", ErrOverQuota, user)
+	}
+	for _, p := range preps {
+		svc := p.req.Service
+		if svc == "" {
+			svc = "other"
+		}
+		metricDeposits.WithLabelValues(svc).Inc()
+		metricDepositBytes.Add(float64(p.m.Size))
+		metricDepositSeconds.Observe(time.Since(p.started).Seconds())
+	}
+	return out, nil
+}
+
+// prepared is a message that has streamed in (chunks written or pending)
+// and been parsed, waiting for its transaction.
+type prepared struct {
+	s       *Store
+	req     DepositReq
+	sink    *chunkSink
+	pm      *parsed
+	m       Message
+	dedup   bool
+	started time.Time
+}
+
+func (p *prepared) release() {
+	p.s.inflightMu.Lock()
+	delete(p.s.inflight, p.sink.blob)
+	p.s.inflightMu.Unlock()
+}
+
+// prepareDeposit streams a body in and parses it.
+func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 	if req.Mailbox == "" {
 		req.Mailbox = "INBOX"
 	}
@@ -59,164 +159,164 @@ func (s *Store) Deposit(req DepositReq) (*DepositRes, error) {
 	if _, err := s.Mailbox(req.User, req.Mailbox); err != nil {
 		return nil, err
 	}
-
-	started := time.Now()
-	sink := &chunkSink{s: s, blob: s.nextBlob.Add(1)}
+	p := &prepared{s: s, req: req, started: time.Now()}
+	p.sink = &chunkSink{s: s, blob: s.nextBlob.Add(1)}
 	s.inflightMu.Lock()
-	s.inflight[sink.blob] = struct{}{}
+	s.inflight[p.sink.blob] = struct{}{}
 	s.inflightMu.Unlock()
-	defer func() {
-		s.inflightMu.Lock()
-		delete(s.inflight, sink.blob)
-		s.inflightMu.Unlock()
-	}()
+	fail := func(err error) (*prepared, error) {
+		p.sink.discard()
+		p.release()
+		return nil, err
+	}
 	h := sha256.New()
 	limit := s.opts.MaxMessageSize
-	tee := io.TeeReader(io.LimitReader(req.Body, limit+1), io.MultiWriter(h, sink))
-	var prober func(string, []byte, int64) (time.Duration, bool)
-	if s.opts.Prober != nil {
-		prober = s.opts.Prober
-	}
-	pm, err := parseMessage(tee, prober)
+	tee := io.TeeReader(io.LimitReader(req.Body, limit+1), io.MultiWriter(h, p.sink))
+	pm, err := parseMessage(tee, s.opts.Prober)
 	if err == nil {
 		_, err = io.Copy(io.Discard, tee)
 	}
 	if err != nil {
-		sink.discard()
-		if sink.err != nil {
-			return nil, sink.err
+		if p.sink.err != nil {
+			return fail(p.sink.err)
 		}
-		return nil, fmt.Errorf("vmstore: reading message: %w", err)
+		return fail(fmt.Errorf("vmstore: reading message: %w", err))
 	}
-	sink.finish()
-	if sink.size > limit {
-		sink.discard()
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooBig, limit)
+	p.sink.finish()
+	if p.sink.size > limit {
+		return fail(fmt.Errorf("%w: more than %d bytes", ErrTooBig, limit))
 	}
-	if sink.size == 0 {
-		return nil, fmt.Errorf("%w: empty message", ErrInvalid)
+	if p.sink.size == 0 {
+		return fail(fmt.Errorf("%w: empty message", ErrInvalid))
 	}
 	if max := acct.Options.Retention.MaxDurationSec; max > 0 && pm.duration > float64(max) {
-		sink.discard()
-		return nil, fmt.Errorf("%w: %.0f s exceeds the %d s limit", ErrTooBig, pm.duration, max)
+		return fail(fmt.Errorf("%w: %.0f s exceeds the %d s limit", ErrTooBig, pm.duration, max))
 	}
-	sum := h.Sum(nil)
 	now := s.now().UTC()
-	m := Message{
+	p.pm = pm
+	p.m = Message{
 		Flags:        flags,
 		InternalDate: req.InternalDate.UTC(),
 		SaveDate:     now,
-		Size:         sink.size,
-		Hash:         sum,
+		Size:         p.sink.size,
+		Hash:         h.Sum(nil),
 		Context:      pm.context,
 		Duration:     pm.duration,
 		Urgent:       pm.urgent || req.Urgent,
 		Recent:       true,
 		From:         truncate(pm.from, 256),
 		Subject:      truncate(pm.subject, 256),
+		SentDate:     pm.date.UTC(),
+		To:           truncate(pm.to, 256),
+		Cc:           truncate(pm.cc, 256),
+	}
+	if pm.date.IsZero() {
+		p.m.SentDate = time.Time{}
 	}
 	if req.InternalDate.IsZero() {
-		m.InternalDate = now
+		p.m.InternalDate = now
 	}
 	if req.Context != ContextUnknown {
-		m.Context = req.Context
+		p.m.Context = req.Context
 	}
-	if m.Has(FlagSeen) {
-		m.SeenAt = now
+	if p.m.Has(FlagSeen) {
+		p.m.SeenAt = now
 	}
+	return p, nil
+}
 
-	s.gcMu.RLock()
-	defer s.gcMu.RUnlock()
-	var res DepositRes
-	overQuota := false
-	dedup := false
-	_, err = s.update(req.User, func(w *wtx) error {
-		mb, err := w.mailboxByName(req.User, req.Mailbox)
-		if err != nil {
-			return err
-		}
-		if err := w.checkQuota(req.User, m.Size, 1); err != nil {
-			if !errors.Is(err, ErrOverQuota) {
-				return err
-			}
-			overQuota = true
-			return nil // commit the QuotaExceed event, store nothing
-		}
-		// Bind to the content: an existing blob of the same bytes, or ours.
-		var existing []byte
-		if it, err := w.txn.Get(hashKey(sum)); err == nil {
-			existing, _ = it.ValueCopy(nil)
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		if len(existing) == 8 {
-			dedup = true
-			m.Blob = blobOfKey(existing)
-		} else {
-			m.Blob = sink.blob
-			if err := sink.writePending(w); err != nil {
-				return err
-			}
-			if err := w.put(blobKey(sink.blob), blobMeta{Size: sink.size, Hash: sum, Chunks: sink.n}); err != nil {
-				return err
-			}
-			if err := w.set(hashKey(sum), be64(nil, sink.blob)); err != nil {
-				return err
-			}
-		}
-		if ok, err := w.exists(partKey(sum)); err != nil {
-			return err
-		} else if !ok {
-			if err := w.put(partKey(sum), &pm.root); err != nil {
-				return err
-			}
-		}
-		was := mb.Counts.MWI
-		m.MailboxID = mb.ID
-		m.UID = mb.UIDNext
-		m.ModSeq = mb.HighestModSeq + 1
-		mb.UIDNext++
-		mb.HighestModSeq = m.ModSeq
-		mb.Counts.apply(&m, +1)
-		if err := w.putMessage(&m, 0); err != nil {
-			return err
-		}
-		if err := w.addRef(m.Blob, mb.ID, m.UID); err != nil {
-			return err
-		}
-		if err := w.putMailbox(mb); err != nil {
-			return err
-		}
-		ev := Event{Type: req.Event, User: req.User, MailboxID: mb.ID, Mailbox: mb.Name, UIDValidity: mb.UIDValidity,
-			UIDs: []uint32{m.UID}, ModSeq: m.ModSeq, UIDNext: mb.UIDNext, Messages: mb.Counts.Messages,
-			Unseen: mb.Counts.Unseen, Service: req.Service, MsgFlags: [][]string{m.Flags}, MsgModSeq: []uint64{m.ModSeq}}
-		fillMessageEvent(&ev, &m)
-		if mb.Name == "INBOX" && was != mb.Counts.MWI {
-			ev.MWI = mb.MWI()
-		}
-		w.emit(ev)
-		res = DepositRes{Message: m, Mailbox: *mb}
-		return nil
-	})
-	if err != nil || overQuota || dedup {
-		sink.discard()
-	}
+// applyDeposit stores a prepared message inside w. over reports that the
+// quota refused it (w then holds the QuotaExceed event, if any).
+func (w *wtx) applyDeposit(p *prepared) (DepositRes, bool, error) {
+	req, m, sum := p.req, p.m, p.m.Hash
+	mb, err := w.mailboxByName(req.User, req.Mailbox)
 	if err != nil {
-		metricDepositRefused.WithLabelValues("error").Inc()
-		return nil, err
+		return DepositRes{}, false, err
 	}
-	if overQuota {
-		metricDepositRefused.WithLabelValues("quota").Inc()
-		return nil, fmt.Errorf("%w: account %q", ErrOverQuota, req.User)
+	if err := w.checkQuota(req.User, m.Size, 1); err != nil {
+		if !errors.Is(err, ErrOverQuota) {
+			return DepositRes{}, false, err
+		}
+		return DepositRes{}, true, nil
 	}
-	svc := req.Service
-	if svc == "" {
-		svc = "other"
+	// Bind to the content: an existing blob of the same bytes, or ours.
+	var existing []byte
+	if it, err := w.txn.Get(hashKey(sum)); err == nil {
+		existing, _ = it.ValueCopy(nil)
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return DepositRes{}, false, err
 	}
-	metricDeposits.WithLabelValues(svc).Inc()
-	metricDepositBytes.Add(float64(m.Size))
-	metricDepositSeconds.Observe(time.Since(started).Seconds())
-	return &res, nil
+	if len(existing) == 8 {
+		p.dedup = true
+		m.Blob = blobOfKey(existing)
+	} else {
+		m.Blob = p.sink.blob
+		if err := p.sink.writePending(w); err != nil {
+			return DepositRes{}, false, err
+		}
+		if err := w.put(blobKey(p.sink.blob), blobMeta{Size: p.sink.size, Hash: sum, Chunks: p.sink.n}); err != nil {
+			return DepositRes{}, false, err
+		}
+		if err := w.set(hashKey(sum), be64(nil, p.sink.blob)); err != nil {
+			return DepositRes{}, false, err
+		}
+	}
+	if ok, err := w.exists(partKey(sum)); err != nil {
+		return DepositRes{}, false, err
+	} else if !ok {
+		if err := w.put(partKey(sum), &p.pm.root); err != nil {
+			return DepositRes{}, false, err
+		}
+	}
+	was := mb.Counts.MWI
+	m.MailboxID = mb.ID
+	m.UID = mb.UIDNext
+	m.ModSeq = mb.HighestModSeq + 1
+	mb.UIDNext++
+	mb.HighestModSeq = m.ModSeq
+	mb.Counts.apply(&m, +1)
+	if err := w.putMessage(&m, 0); err != nil {
+		return DepositRes{}, false, err
+	}
+	if err := w.addRef(m.Blob, mb.ID, m.UID); err != nil {
+		return DepositRes{}, false, err
+	}
+	if err := w.putMailbox(mb); err != nil {
+		return DepositRes{}, false, err
+	}
+	ev := Event{Type: req.Event, User: req.User, MailboxID: mb.ID, Mailbox: mb.Name, UIDValidity: mb.UIDValidity,
+		UIDs: []uint32{m.UID}, ModSeq: m.ModSeq, UIDNext: mb.UIDNext, Messages: mb.Counts.Messages,
+		Unseen: mb.Counts.Unseen, Service: req.Service, MsgFlags: [][]string{m.Flags}, MsgModSeq: []uint64{m.ModSeq}}
+	fillMessageEvent(&ev, &m)
+	if mb.Name == "INBOX" && was != mb.Counts.MWI {
+		ev.MWI = mb.MWI()
+	}
+	w.emit(ev)
+	return DepositRes{Message: m, Mailbox: *mb}, false, nil
+}
+
+// keepOnlyQuotaEvents turns w into a transaction that commits nothing but
+// its QuotaExceed event (and the account's over-quota mark): the writes of
+// messages already applied in it are dropped by starting afresh.
+func (w *wtx) keepOnlyQuotaEvents() error {
+	var keep []Event
+	for _, e := range w.events {
+		if e.Type == EventQuotaExceed {
+			keep = append(keep, e)
+		}
+	}
+	w.txn.Discard()
+	w.txn = w.s.db.NewTransaction(true)
+	w.events = keep
+	if len(keep) == 0 {
+		return nil
+	}
+	var a Account
+	if err := w.get(accountKey(keep[0].User), &a); err != nil {
+		return err
+	}
+	a.OverQuota = true
+	return w.put(accountKey(keep[0].User), &a)
 }
 
 func blobOfKey(v []byte) uint64 {

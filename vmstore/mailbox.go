@@ -24,6 +24,9 @@ type Counts struct {
 	Recent   uint32 `json:"recent"`
 	Deleted  uint32 `json:"deleted"`
 	Bytes    int64  `json:"bytes"`
+	// DeletedBytes is the size of the messages flagged \Deleted (RFC 9208
+	// STATUS DELETED-STORAGE).
+	DeletedBytes int64 `json:"deletedBytes"`
 	// MWI counts by context index (see Contexts), deleted messages excluded.
 	MWI [8]MWICount `json:"mwi"`
 }

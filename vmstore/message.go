@@ -65,6 +65,11 @@ type Message struct {
 	Recent       bool      `json:"recent,omitempty"`
 	From         string    `json:"from,omitempty"`
 	Subject      string    `json:"subject,omitempty"`
+	// SentDate is the Date header (zero when absent or unparsable); To and
+	// Cc the first addresses of those headers: SORT keys (RFC 5256).
+	SentDate time.Time `json:"sent,omitzero"`
+	To       string    `json:"to,omitempty"`
+	Cc       string    `json:"cc,omitempty"`
 }
 
 // Has reports whether the message has flag f (canonical spelling for system
@@ -90,6 +95,9 @@ func (c *Counts) apply(m *Message, sign int) {
 	add(&c.Recent, m.Recent)
 	add(&c.Deleted, deleted)
 	c.Bytes += int64(sign) * m.Size
+	if deleted {
+		c.DeletedBytes += int64(sign) * m.Size
+	}
 	if deleted {
 		return
 	}
@@ -241,9 +249,11 @@ type StoreReq struct {
 	UIDs      []uint32
 	Op        FlagOp
 	Flags     []string
-	// UnchangedSince, if non-zero, skips messages whose modseq is greater
-	// (RFC 7162 s3.1.3); they are returned in Modified.
+	// UnchangedSince, if non-zero (or Conditional is set), skips messages
+	// whose modseq is greater (RFC 7162 s3.1.3); they are returned in
+	// Modified. Conditional with UnchangedSince 0 fails for every message.
 	UnchangedSince uint64
+	Conditional    bool
 }
 
 // StoreRes reports a flag change.
@@ -285,7 +295,7 @@ func (s *Store) StoreFlags(req StoreReq) (*StoreRes, error) {
 			if err != nil {
 				continue // expunged meanwhile: nothing to do (RFC 9051 s6.4.6)
 			}
-			if req.UnchangedSince != 0 && m.ModSeq > req.UnchangedSince {
+			if (req.UnchangedSince != 0 || req.Conditional) && m.ModSeq > req.UnchangedSince {
 				res.Modified = append(res.Modified, uid)
 				continue
 			}
@@ -714,3 +724,65 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 	})
 	return out, err
 }
+
+// UIDs returns the mailbox's UIDs in order, reading keys only (fast: for
+// building a session's sequence-number map).
+func (s *Store) UIDs(mbid uint64) ([]uint32, error) {
+	var out []uint32
+	err := s.view(func(txn *badger.Txn) error {
+		p := messagePrefix(mbid)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, binary.BigEndian.Uint32(it.Item().Key()[len(p):]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Snapshot reads a mailbox and its messages in one read transaction,
+// together with the sequence number of the last journal event that
+// transaction sees: hub events with Seq <= LastSeq are already reflected
+// in it, later ones are not.
+type Snapshot struct {
+	Mailbox  Mailbox
+	Messages []Message
+	LastSeq  uint64
+}
+
+// Snapshot returns a consistent view of a mailbox.
+func (s *Store) Snapshot(mbid uint64) (*Snapshot, error) {
+	snap := &Snapshot{}
+	err := s.view(func(txn *badger.Txn) error {
+		if err := getJSON(txn, mailboxKey(mbid), &snap.Mailbox); err != nil {
+			return fmt.Errorf("%w: mailbox id %d", err, mbid)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(kJournal)})
+		it.Seek(append([]byte(kJournal), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+		if it.ValidForPrefix([]byte(kJournal)) {
+			snap.LastSeq = binary.BigEndian.Uint64(it.Item().Key()[2:])
+		}
+		it.Close()
+		p := messagePrefix(mbid)
+		mi := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 256})
+		defer mi.Close()
+		for mi.Rewind(); mi.Valid(); mi.Next() {
+			var m Message
+			if err := mi.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+				return err
+			}
+			snap.Messages = append(snap.Messages, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// ExpungeHorizon is the modseq below which expunges are no longer logged
+// (RFC 7162 s3.2.5.2). The store keeps the whole expunge log of a mailbox,
+// so it is 0; callers should still honour it.
+func (s *Store) ExpungeHorizon(mbid uint64) (uint64, error) { return 0, nil }

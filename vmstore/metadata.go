@@ -49,12 +49,20 @@ func (s *Store) SetMetadata(user string, mbid uint64, entries []MetadataEntry) e
 			return fmt.Errorf("%w: account %q", ErrNotFound, user)
 		}
 		name := ""
+		var modseq uint64
 		if mbid != 0 {
 			mb, err := w.mailboxByID(mbid)
 			if err != nil || mb.User != user {
 				return fmt.Errorf("%w: mailbox id %d", ErrNotFound, mbid)
 			}
 			name = mb.Name
+			// Metadata changes are mailbox changes for CONDSTORE (RFC 7162
+			// s3.1.2 with RFC 5464): one new modseq for the whole call.
+			mb.HighestModSeq++
+			modseq = mb.HighestModSeq
+			if err := w.putMailbox(mb); err != nil {
+				return err
+			}
 		}
 		for _, e := range entries {
 			k := metaKey(user, mbid, strings.ToLower(e.Name))
@@ -67,7 +75,7 @@ func (s *Store) SetMetadata(user string, mbid uint64, entries []MetadataEntry) e
 			if err != nil {
 				return err
 			}
-			w.emit(Event{Type: EventMetadataChange, User: user, MailboxID: mbid, Mailbox: name, Entry: strings.ToLower(e.Name)})
+			w.emit(Event{Type: EventMetadataChange, User: user, MailboxID: mbid, Mailbox: name, Entry: strings.ToLower(e.Name), ModSeq: modseq})
 		}
 		return nil
 	})

@@ -89,6 +89,7 @@ type parsed struct {
 	from     string
 	subject  string
 	date     time.Time
+	to, cc   string
 }
 
 type mimeParser struct {
@@ -200,6 +201,13 @@ func (out *parsed) fill(h textproto.Header) {
 	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
 		out.date = t
 	}
+	first := func(k string) string {
+		if l, err := mail.ParseAddressList(h.Get(k)); err == nil && len(l) > 0 {
+			return l[0].Address
+		}
+		return ""
+	}
+	out.to, out.cc = first("To"), first("Cc")
 	out.context = ParseContext(h.Get("Message-Context"))
 	if out.context == ContextUnknown {
 		out.context = deriveContext(&out.root)

@@ -290,3 +290,85 @@ func TestTrimOldJournal(t *testing.T) {
 		t.Fatalf("left %+v", evs)
 	}
 }
+
+func TestAuthCacheFollowsPasswordChange(t *testing.T) {
+	s := openTest(t, "")
+	mustAccount(t, s, "ac")
+	for i := 0; i < 3; i++ {
+		if _, err := s.CheckPassword("ac", "pw-ac"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CheckPassword("ac", "pw-ac-wrong"); !errors.Is(err, ErrAuth) {
+		t.Fatal("wrong password accepted from cache")
+	}
+	if err := s.SetPassword("ac", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CheckPassword("ac", "pw-ac"); !errors.Is(err, ErrAuth) {
+		t.Fatal("old password still accepted after change")
+	}
+	if _, err := s.CheckPassword("ac", "new"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDepositManyIsAtomic(t *testing.T) {
+	s := openTest(t, "")
+	if _, err := s.CreateAccount(AccountSpec{Name: "multi", Password: "x", Quota: Quota{Messages: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	body := func(i int) DepositReq {
+		return DepositReq{User: "multi", Body: strings.NewReader("Subject: m" + string(rune('0'+i)) + "\r\nDate: Mon, 02 Nov 2026 10:00:00 +0000\r\nTo: A <a@x>\r\n\r\nbody"), Event: EventMessageAppend}
+	}
+	res, err := s.DepositMany([]DepositReq{body(1), body(2)})
+	if err != nil || len(res) != 2 || res[1].Message.UID != 2 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if res[0].Message.SentDate.IsZero() || res[0].Message.To != "a@x" {
+		t.Fatalf("sort keys not kept: %+v", res[0].Message)
+	}
+	// Two more exceed the quota of 3: neither is stored.
+	before := s.LastSeq()
+	_, err = s.DepositMany([]DepositReq{body(3), body(4)})
+	if !errors.Is(err, ErrOverQuota) {
+		t.Fatalf("err = %v", err)
+	}
+	mb, _ := s.Mailbox("multi", "INBOX")
+	if mb.Counts.Messages != 2 || mb.UIDNext != 3 {
+		t.Fatalf("partial MULTIAPPEND stored: %+v", mb.Counts)
+	}
+	evs, _ := s.ReadJournal(before, 10)
+	if len(evs) != 1 || evs[0].Type != EventQuotaExceed {
+		t.Fatalf("events of the refused MULTIAPPEND: %+v", evs)
+	}
+	if _, err := s.DepositMany([]DepositReq{body(1), {User: "other", Body: strings.NewReader("x: y\r\n\r\n")}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("mixed accounts: %v", err)
+	}
+	if n, _ := s.collectOrphans(); n != 0 {
+		t.Fatalf("%d orphan chunks", n)
+	}
+	// Snapshot: consistent view with its journal position.
+	snap, err := s.Snapshot(mb.ID)
+	if err != nil || len(snap.Messages) != 2 || snap.LastSeq != s.LastSeq() {
+		t.Fatalf("snapshot %v %+v", err, snap)
+	}
+	// Conditional STORE with UNCHANGEDSINCE 0 fails for every message.
+	r, err := s.StoreFlags(StoreReq{User: "multi", MailboxID: mb.ID, UIDs: []uint32{1, 2}, Op: FlagsAdd, Flags: []string{FlagDeleted}, Conditional: true})
+	if err != nil || len(r.Modified) != 2 || len(r.Changed) != 0 {
+		t.Fatalf("unchangedsince 0: %v %+v", err, r)
+	}
+	s.StoreFlags(StoreReq{User: "multi", MailboxID: mb.ID, UIDs: []uint32{1}, Op: FlagsAdd, Flags: []string{FlagDeleted}})
+	mb2, _ := s.Mailbox("multi", "INBOX")
+	if mb2.Counts.DeletedBytes != res[0].Message.Size {
+		t.Fatalf("deleted bytes %d", mb2.Counts.DeletedBytes)
+	}
+	// Metadata on a mailbox bumps its modseq.
+	if err := s.SetMetadata("multi", mb.ID, []MetadataEntry{{Name: "/private/comment", Value: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	mb3, _ := s.Mailbox("multi", "INBOX")
+	if mb3.HighestModSeq != mb2.HighestModSeq+1 {
+		t.Fatalf("metadata modseq %d -> %d", mb2.HighestModSeq, mb3.HighestModSeq)
+	}
+}

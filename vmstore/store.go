@@ -47,6 +47,8 @@ type Store struct {
 	hub  *Hub
 	// parts caches parsed MIME structures by content hash.
 	parts *partCache
+	// auth bounds and caches password checks.
+	auth *authCache
 
 	locksMu sync.Mutex
 	locks   map[string]*acctLock
@@ -112,6 +114,7 @@ func Open(opts Options) (*Store, error) {
 		log:      opts.Logger,
 		hub:      newHub(),
 		parts:    newPartCache(4096),
+		auth:     newAuthCache(),
 		locks:    map[string]*acctLock{},
 		inflight: map[uint64]struct{}{},
 		stop:     make(chan struct{}),

@@ -5,12 +5,13 @@
 //   - mixed: N clients for D seconds doing SELECT, UID FETCH (FLAGS
 //     ENVELOPE), UID FETCH BODY[] of a 60-s voicemail, UID STORE, APPEND,
 //     UID SEARCH, EXPUNGE; ops/s and p99 latency per server, and the ratio;
+//
 //   - idle: C connections in IDLE, memory per connection (PSS summed over
 //     the server's processes), Dovecot in its default mode and with
 //     imap_hibernate_timeout, and the time until all of them see EXISTS
 //     after one deposit.
 //
-//	go run ./bench/imap [-clients 50] [-seconds 60] [-idle 10000] [-servers lemonvox,dovecot]
+//     go run ./bench/imap [-clients 50] [-seconds 60] [-idle 10000] [-servers lemonvox,dovecot]
 package main
 
 import (

@@ -56,6 +56,9 @@ func startDovecot(dir string, users []string, hibernate bool, maxConns int) (*se
 		}
 	}
 	// Dovecot's auth process runs as user dovecot and must reach the files.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -237,4 +240,3 @@ func waitOrKill(cmd *exec.Cmd) {
 		<-done
 	}
 }
-

@@ -1,0 +1,90 @@
+package main
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed defaults.toml
+var defaultConfig string
+
+// Config is the appliance configuration (see defaults.toml for every key).
+type Config struct {
+	DataDir  string `toml:"data_dir"`
+	Hostname string `toml:"hostname"`
+	Log      struct {
+		Level  string `toml:"level"`
+		Format string `toml:"format"`
+	} `toml:"log"`
+	Store struct {
+		MaxMessageSize int64    `toml:"max_message_size"`
+		SweepInterval  duration `toml:"sweep_interval"`
+		GCInterval     duration `toml:"gc_interval"`
+	} `toml:"store"`
+	TLS struct {
+		Cert  string   `toml:"cert"`
+		Key   string   `toml:"key"`
+		Hosts []string `toml:"hosts"`
+	} `toml:"tls"`
+	IMAP       Listener `toml:"imap"`
+	LMTP       Listener `toml:"lmtp"`
+	Submission Listener `toml:"submission"`
+	RTSP       Listener `toml:"rtsp"`
+	SIP        Listener `toml:"sip"`
+	Admin      struct {
+		Listen string `toml:"listen"`
+		TLS    bool   `toml:"tls"`
+		Token  string `toml:"token"`
+	} `toml:"admin"`
+	Demo struct {
+		Enabled bool `toml:"enabled"`
+	} `toml:"demo"`
+}
+
+// Listener is a service's addresses; empty disables it.
+type Listener struct {
+	Listen    string `toml:"listen"`
+	ListenTLS string `toml:"listen_tls"`
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration must be positive: %s", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// loadConfig reads the embedded defaults, then path (if any) on top.
+// Unknown keys in path are an error, so typos do not pass silently.
+func loadConfig(path string) (*Config, error) {
+	var c Config
+	if _, err := toml.Decode(defaultConfig, &c); err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err)
+	}
+	if path == "" {
+		return &c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown keys %v", path, und)
+	}
+	return &c, nil
+}

@@ -1,0 +1,211 @@
+// Command lemonvoxd is the Lemonvox appliance daemon: it opens the store and
+// starts every configured service, on loopback defaults that run at once.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lemonvox/lemonvox/admin"
+	"github.com/lemonvox/lemonvox/imap"
+	"github.com/lemonvox/lemonvox/transcode"
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("lemonvoxd", flag.ContinueOnError)
+	configPath := fs.String("config", "", "TOML configuration `file` (keys override the embedded defaults)")
+	dataDir := fs.String("data", "", "data `directory` (overrides data_dir)")
+	printDefaults := fs.Bool("print-config", false, "print the default configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *printDefaults {
+		fmt.Print(defaultConfig)
+		return 0
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lemonvoxd: config:", err)
+		return 2
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	log := newLogger(cfg.Log.Level, cfg.Log.Format)
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("lemonvoxd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level, format string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// closer is a started service; they are closed in reverse order.
+type closer struct {
+	name string
+	fn   func() error
+}
+
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if ri, err := admin.ReadRunInfo(dir); err == nil {
+		return fmt.Errorf("a daemon (pid %d) already runs on %s", ri.PID, dir)
+	}
+	var closers []closer
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i].fn(); err != nil {
+				log.Warn("stopping "+closers[i].name, "err", err)
+			}
+		}
+		log.Info("lemonvoxd stopped cleanly")
+	}()
+
+	cert, err := loadOrCreateCert(cfg.TLS.Cert, cfg.TLS.Key, dir, cfg.TLS.Hosts)
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+
+	st, err := vmstore.Open(vmstore.Options{
+		Dir:            filepath.Join(dir, "store"),
+		Logger:         log,
+		MaxMessageSize: cfg.Store.MaxMessageSize,
+		Prober:         transcode.PartDuration,
+		GCInterval:     cfg.Store.GCInterval.Duration,
+	})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, closer{"store", st.Close})
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() { defer close(sweepDone); st.RunSweeper(sweepCtx, cfg.Store.SweepInterval.Duration) }()
+	closers = append(closers, closer{"retention sweeper", func() error { stopSweep(); <-sweepDone; return nil }})
+
+	if err := firstStart(dir, cfg, st, log); err != nil {
+		return err
+	}
+
+	token, err := adminToken(dir, cfg.Admin.Token)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.DefaultRegisterer
+	admin.RegisterStoreMetrics(reg, st)
+	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio}
+	if cfg.Admin.TLS {
+		adm.TLS = tlsConfig
+	}
+	if cfg.Admin.Listen != "" {
+		if err := adm.Initialize(); err != nil {
+			return err
+		}
+		closers = append(closers, closer{"admin", adm.Close})
+		ri := admin.RunInfo{URL: adm.URL(), Token: token, PID: os.Getpid(), Started: time.Now().UTC()}
+		if cfg.Admin.TLS {
+			ri.CAFile = filepath.Join(dir, "tls", "cert.pem")
+		}
+		if err := admin.WriteRunInfo(dir, ri); err != nil {
+			return err
+		}
+		closers = append(closers, closer{"run info", func() error { admin.RemoveRunInfo(dir); return nil }})
+	}
+	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
+		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
+			Logger: log.With("service", "imap"), Hostname: cfg.Hostname}
+		if err := srv.Initialize(); err != nil {
+			return fmt.Errorf("imap: %w", err)
+		}
+		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
+	}
+	for _, l := range []struct {
+		name string
+		l    Listener
+	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}, {"sip", cfg.SIP}} {
+		if l.l.Listen != "" || l.l.ListenTLS != "" {
+			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
+		}
+	}
+	log.Info("lemonvoxd running", "data", dir, "admin", adm.URL())
+	<-ctx.Done()
+	log.Info("lemonvoxd stopping")
+	return nil
+}
+
+// adminToken returns the configured token or the one kept in the data
+// directory, generated on first start.
+func adminToken(dir, configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	p := filepath.Join(dir, "admin.token")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var rb [32]byte
+	if _, err := rand.Read(rb[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(rb[:])
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// firstStart creates the demo subscriber once per data directory.
+func firstStart(dir string, cfg *Config, st *vmstore.Store, log *slog.Logger) error {
+	marker := filepath.Join(dir, "initialized")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if cfg.Demo.Enabled {
+		if err := createDemo(st); err != nil && !errors.Is(err, vmstore.ErrExists) {
+			return fmt.Errorf("demo subscriber: %w", err)
+		}
+		log.Info("created demo subscriber", "user", "demo", "password", "demo", "pin", "1234")
+	}
+	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}

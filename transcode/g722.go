@@ -1,0 +1,281 @@
+package transcode
+
+import "sort"
+
+// ITU-T G.722 sub-band ADPCM at 64 kbit/s (mode 1): 16 kHz PCM is split by
+// a 24-tap QMF into two 8 kHz bands, the low band coded with 6 bits and the
+// high band with 2 bits a sample; one byte per pair of input samples. Block
+// names in comments follow the Recommendation (s3 encoder, s4 decoder,
+// s6 tables).
+
+var (
+	// QMF coefficients (G.722 Table 11), one half of the symmetric filter.
+	g722QMF = [12]int{3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11}
+	// Low-band quantizer decision levels and code mapping (Table 6).
+	g722Q6  = [32]int{0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714, 786, 858, 940, 1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919, 0, 0}
+	g722ILN = [32]int{0, 63, 62, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 0}
+	g722ILP = [32]int{0, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 0}
+	// Low-band scale factor adaptation (Table 14) and inverse quantizers.
+	g722WL   = [8]int{-60, -30, 58, 172, 334, 538, 1198, 3042}
+	g722RL42 = [16]int{0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0}
+	g722ILB  = [32]int{2048, 2093, 2139, 2186, 2233, 2282, 2332, 2383, 2435, 2489, 2543, 2599, 2656, 2714, 2774, 2834, 2896, 2960, 3025, 3091, 3158, 3228, 3298, 3371, 3444, 3520, 3597, 3676, 3756, 3838, 3922, 4008}
+	g722QM4  = [16]int{0, -20456, -12896, -8968, -6288, -4240, -2584, -1200, 20456, 12896, 8968, 6288, 4240, 2584, 1200, 0}
+	g722QM6  = [64]int{-136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192, -10232, -9360, -8576, -7856,
+		-7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168, -2776, -2400, -2032, -1688, -1360, -1040, -728,
+		24808, 21904, 19008, 16704, 14984, 13512, 12280, 11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456,
+		4944, 4464, 4008, 3576, 3168, 2776, 2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136}
+	// High band (Tables 7, 9, 15).
+	g722IHN = [3]int{0, 1, 0}
+	g722IHP = [3]int{0, 3, 2}
+	g722QM2 = [4]int{-7408, -1616, 7408, 1616}
+	g722WH  = [3]int{0, -214, 798}
+	g722RH2 = [4]int{2, 1, 2, 1}
+)
+
+type g722Band struct {
+	s, sp, sz int
+	r, a, ap  [3]int
+	p         [3]int
+	d, b, bp  [7]int
+	sg        [7]int
+	nb, det   int
+}
+
+type g722State struct {
+	// narrow is the 8 kHz mode: the encoder takes 8 kHz PCM straight into
+	// the lower sub-band (no QMF, high band left silent) and the decoder
+	// returns the lower sub-band alone as 8 kHz PCM. It gives the same
+	// result as resampling to 16 kHz and back, for a fraction of the work,
+	// whenever the other side is narrowband (G.711 to G.722 and back).
+	narrow bool
+	// QMF delay line, kept twice over (x[i] == x[i+24]) so that the 24
+	// newest samples are always contiguous without shifting: xpos is where
+	// the next pair goes.
+	x    [48]int
+	xpos int
+	band [2]g722Band
+}
+
+// push adds a pair to the QMF delay line and returns the 24 newest
+// samples, oldest first (the layout of G.722 s3.1 with x[22], x[23] newest).
+func (s *g722State) push(a, b int) *[24]int {
+	p := s.xpos
+	s.x[p], s.x[p+1] = a, b
+	s.x[p+24], s.x[p+25] = a, b
+	s.xpos = (p + 2) % 24
+	return (*[24]int)(s.x[s.xpos : s.xpos+24])
+}
+
+func newG722() *g722State {
+	s := &g722State{}
+	s.band[0].det = 32
+	s.band[1].det = 8
+	return s
+}
+
+func sat16(v int) int { return min(max(v, -32768), 32767) }
+
+// block4 is the adaptive predictor of a band (RECONS, PARREC, UPPOL1/2,
+// UPZERO, DELAYA, FILTEP, FILTEZ, PREDIC).
+func (b *g722Band) block4(d int) {
+	b.d[0] = d
+	b.r[0] = sat16(b.s + d)
+	b.p[0] = sat16(b.sz + d)
+	// UPPOL2
+	for i := 0; i < 3; i++ {
+		b.sg[i] = b.p[i] >> 15
+	}
+	wd1 := sat16(b.a[1] << 2)
+	wd2 := wd1
+	if b.sg[0] == b.sg[1] {
+		wd2 = -wd1
+	}
+	wd2 = min(wd2, 32767)
+	wd3 := -128
+	if b.sg[0] == b.sg[2] {
+		wd3 = 128
+	}
+	wd3 += wd2 >> 7
+	wd3 += (b.a[2] * 32512) >> 15
+	b.ap[2] = min(max(wd3, -12288), 12288)
+	// UPPOL1
+	b.sg[0] = b.p[0] >> 15
+	b.sg[1] = b.p[1] >> 15
+	wd1 = -192
+	if b.sg[0] == b.sg[1] {
+		wd1 = 192
+	}
+	wd2 = (b.a[1] * 32640) >> 15
+	b.ap[1] = sat16(wd1 + wd2)
+	wd3 = sat16(15360 - b.ap[2])
+	b.ap[1] = min(max(b.ap[1], -wd3), wd3)
+	// UPZERO
+	wd1 = 128
+	if d == 0 {
+		wd1 = 0
+	}
+	b.sg[0] = d >> 15
+	for i := 1; i < 7; i++ {
+		b.sg[i] = b.d[i] >> 15
+		wd2 = -wd1
+		if b.sg[i] == b.sg[0] {
+			wd2 = wd1
+		}
+		wd3 = (b.b[i] * 32640) >> 15
+		b.bp[i] = sat16(wd2 + wd3)
+	}
+	// DELAYA
+	for i := 6; i > 0; i-- {
+		b.d[i] = b.d[i-1]
+		b.b[i] = b.bp[i]
+	}
+	for i := 2; i > 0; i-- {
+		b.r[i] = b.r[i-1]
+		b.p[i] = b.p[i-1]
+		b.a[i] = b.ap[i]
+	}
+	// FILTEP
+	wd1 = (b.a[1] * sat16(b.r[1]+b.r[1])) >> 15
+	wd2 = (b.a[2] * sat16(b.r[2]+b.r[2])) >> 15
+	b.sp = sat16(wd1 + wd2)
+	// FILTEZ
+	b.sz = 0
+	for i := 6; i > 0; i-- {
+		b.sz += (b.b[i] * sat16(b.d[i]+b.d[i])) >> 15
+	}
+	b.sz = sat16(b.sz)
+	// PREDIC
+	b.s = sat16(b.sp + b.sz)
+}
+
+// scale adapts a band's log scale factor (LOGSCL/LOGSCH) and step (SCALEL/SCALEH).
+func (b *g722Band) scale(w, limit, shift int) {
+	b.nb = (b.nb*127)>>7 + w
+	b.nb = min(max(b.nb, 0), limit)
+	wd1 := (b.nb >> 6) & 31
+	wd2 := shift - (b.nb >> 11)
+	var wd3 int
+	if wd2 < 0 {
+		wd3 = g722ILB[wd1] << -wd2
+	} else {
+		wd3 = g722ILB[wd1] >> wd2
+	}
+	b.det = wd3 << 2
+}
+
+func (s *g722State) encodePair(x0, x1 int16) byte {
+	// Transmit QMF.
+	x := s.push(int(x0), int(x1))
+	var sumOdd, sumEven int
+	for i := 0; i < 12; i++ {
+		sumOdd += x[2*i] * g722QMF[i]
+		sumEven += x[2*i+1] * g722QMF[11-i]
+	}
+	return s.encodeBands((sumEven+sumOdd)>>14, (sumEven-sumOdd)>>14)
+}
+
+// encodeBands codes one pair of sub-band samples.
+func (s *g722State) encodeBands(xlow, xhigh int) byte {
+	// Low band: SUBTL, QUANTL, INVQAL, LOGSCL, SCALEL.
+	lo := &s.band[0]
+	el := sat16(xlow - lo.s)
+	wd := el
+	if el < 0 {
+		wd = -(el + 1)
+	}
+	// QUANTL: the first level above wd (levels grow with i: binary search).
+	i := sort.Search(29, func(k int) bool { return wd < (g722Q6[k+1]*lo.det)>>12 }) + 1
+	ilow := g722ILP[i]
+	if el < 0 {
+		ilow = g722ILN[i]
+	}
+	ril := ilow >> 2
+	dlow := (lo.det * g722QM4[ril]) >> 15
+	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
+	lo.block4(dlow)
+
+	// High band: SUBTH, QUANTH, INVQAH, LOGSCH, SCALEH.
+	hi := &s.band[1]
+	eh := sat16(xhigh - hi.s)
+	wd = eh
+	if eh < 0 {
+		wd = -(eh + 1)
+	}
+	mih := 1
+	if wd >= (564*hi.det)>>12 {
+		mih = 2
+	}
+	ihigh := g722IHP[mih]
+	if eh < 0 {
+		ihigh = g722IHN[mih]
+	}
+	dhigh := (hi.det * g722QM2[ihigh]) >> 15
+	hi.scale(g722WH[g722RH2[ihigh]], 22528, 10)
+	hi.block4(dhigh)
+	return byte(ihigh<<6 | ilow)
+}
+
+func (s *g722State) decodePair(code byte) (int16, int16) {
+	rlow, rhigh := s.decodeBands(code)
+	// Receive QMF.
+	x := s.push(rlow+rhigh, rlow-rhigh)
+	var out1, out2 int
+	for i := 0; i < 12; i++ {
+		out2 += x[2*i] * g722QMF[i]
+		out1 += x[2*i+1] * g722QMF[11-i]
+	}
+	return int16(sat16(out1 >> 11)), int16(sat16(out2 >> 11))
+}
+
+// decodeBands decodes one code into the two sub-band signals.
+func (s *g722State) decodeBands(code byte) (rlow, rhigh int) {
+	ilow, ihigh := int(code&0x3f), int(code>>6)
+	lo := &s.band[0]
+	rlow = min(max(lo.s+(lo.det*g722QM6[ilow])>>15, -16384), 16383)
+	ril := ilow >> 2
+	dlow := (lo.det * g722QM4[ril]) >> 15
+	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
+	lo.block4(dlow)
+
+	hi := &s.band[1]
+	dhigh := (hi.det * g722QM2[ihigh]) >> 15
+	rhigh = min(max(dhigh+hi.s, -16384), 16383)
+	hi.scale(g722WH[g722RH2[ihigh]], 22528, 10)
+	hi.block4(dhigh)
+	return rlow, rhigh
+}
+
+func (s *g722State) decode(dst []int16, src []byte) []int16 {
+	if s.narrow {
+		for _, c := range src {
+			rlow, _ := s.decodeBands(c)
+			dst = append(dst, int16(sat16(rlow<<1)))
+		}
+		return dst
+	}
+	for _, c := range src {
+		a, b := s.decodePair(c)
+		dst = append(dst, a, b)
+	}
+	return dst
+}
+
+func (s *g722State) encode(dst []byte, pcm []int16) []byte {
+	if s.narrow {
+		for _, v := range pcm {
+			dst = append(dst, s.encodeBands(int(v)>>1, 0))
+		}
+		return dst
+	}
+	for i := 0; i+1 < len(pcm); i += 2 {
+		dst = append(dst, s.encodePair(pcm[i], pcm[i+1]))
+	}
+	return dst
+}
+
+func (s *g722State) unit() (int, int) {
+	if s.narrow {
+		return 1, 1
+	}
+	return 1, 2
+}

@@ -1,0 +1,369 @@
+package transcode
+
+import "math/bits"
+
+// ITU-T G.726 ADPCM at 32 kbit/s (4-bit codes, 8 kHz), the codec of VPIM's
+// audio/32kadpcm (RFC 3802). Block names in comments are those of the
+// Recommendation's s4 (FMULT, ACCUM, QUAN, RECONST, ADAPT, TRANS, ...).
+// The reconstructed signal is 14-bit; PCM in and out is 16-bit.
+
+// G.726 Table 7 (32 kbit/s): quantizer decision levels (log domain),
+// inverse quantizer outputs, scale factor multipliers W(I) and F(I).
+var (
+	g726Qtab = [7]int{-124, 80, 178, 246, 300, 349, 400}
+	g726Dqln = [16]int{-2048, 4, 135, 213, 273, 323, 373, 425, 425, 373, 323, 273, 213, 135, 4, -2048}
+	g726Wi   = [16]int{-12, 18, 41, 64, 112, 198, 355, 1122, 1122, 355, 198, 112, 64, 41, 18, -12}
+	g726Fi   = [16]int{0, 0, 0, 0x200, 0x200, 0x200, 0x600, 0xe00, 0xe00, 0x600, 0x200, 0x200, 0x200, 0, 0, 0}
+)
+
+type g726State struct {
+	yl  int    // locked scale factor (s4.2.3 YL)
+	yu  int    // unlocked scale factor (YU)
+	dms int    // short-term average of F(I)
+	dml int    // long-term average of F(I)
+	ap  int    // speed control (AP)
+	a   [2]int // pole predictor coefficients
+	b   [6]int // zero predictor coefficients
+	pk  [2]int // signs of DQ+SEZ
+	dq  [6]int // past quantized differences, floating format
+	sr  [2]int // past reconstructed signals, floating format
+	td  int    // tone detected
+	// bigEndianPack: first code in the high nibble (AAL2 / X.420 order)
+	// instead of the low nibble (RFC 3551 G726-32 order).
+	bigEndianPack bool
+}
+
+func newG726() *g726State {
+	s := &g726State{yl: 34816, yu: 544}
+	for i := range s.dq {
+		s.dq[i] = 32
+	}
+	s.sr = [2]int{32, 32}
+	return s
+}
+
+// log2q returns how many entries of the powers-of-two table are <= val
+// (the QUAN helper used for exponents): the bit length of val.
+func log2q(val int) int {
+	if val <= 0 {
+		return 0
+	}
+	return min(bits.Len(uint(val)), 15)
+}
+
+// quan returns how many table entries are <= val (s4.2.2 log quantizer helper).
+func quan(val int, table []int) int {
+	i := 0
+	for i < len(table) && val >= table[i] {
+		i++
+	}
+	return i
+}
+
+// fmult multiplies a predictor coefficient by a floating-format signal (FMULT).
+func fmult(an, srn int) int {
+	anmag := an
+	if an <= 0 {
+		anmag = -an & 0x1fff
+	}
+	anexp := log2q(anmag) - 6
+	var anmant int
+	switch {
+	case anmag == 0:
+		anmant = 32
+	case anexp >= 0:
+		anmant = anmag >> anexp
+	default:
+		anmant = anmag << -anexp
+	}
+	wanexp := anexp + ((srn >> 6) & 0xf) - 13
+	wanmant := (anmant*(srn&0x3f) + 0x30) >> 4
+	var r int
+	if wanexp >= 0 {
+		r = (wanmant << wanexp) & 0x7fff
+	} else {
+		r = wanmant >> -wanexp
+	}
+	if (an ^ srn) < 0 {
+		return -r
+	}
+	return r
+}
+
+func (s *g726State) predictorZero() int {
+	z := fmult(s.b[0]>>2, s.dq[0])
+	for i := 1; i < 6; i++ {
+		z += fmult(s.b[i]>>2, s.dq[i])
+	}
+	return z
+}
+
+func (s *g726State) predictorPole() int {
+	return fmult(s.a[1]>>2, s.sr[1]) + fmult(s.a[0]>>2, s.sr[0])
+}
+
+// stepSize mixes the locked and unlocked scale factors (MIX).
+func (s *g726State) stepSize() int {
+	if s.ap >= 256 {
+		return s.yu
+	}
+	y := s.yl >> 6
+	dif := s.yu - y
+	al := s.ap >> 2
+	if dif > 0 {
+		y += (dif * al) >> 6
+	} else if dif < 0 {
+		y += (dif*al + 0x3f) >> 6
+	}
+	return y
+}
+
+// quantize maps the difference signal to a 4-bit code (QUAN).
+func quantize(d, y int) int {
+	dqm := d
+	if dqm < 0 {
+		dqm = -dqm
+	}
+	exp := log2q(dqm >> 1)
+	mant := ((dqm << 7) >> exp) & 0x7f
+	dl := (exp << 7) + mant
+	dln := dl - (y >> 2)
+	i := quan(dln, g726Qtab[:])
+	switch {
+	case d < 0:
+		return 15 - i
+	case i == 0:
+		return 15
+	}
+	return i
+}
+
+// reconstruct is the inverse quantizer (RECONST + ANTILOG).
+func reconstruct(sign bool, dqln, y int) int {
+	dql := dqln + (y >> 2)
+	if dql < 0 {
+		if sign {
+			return -0x8000
+		}
+		return 0
+	}
+	dex := (dql >> 7) & 15
+	dqt := 128 + (dql & 127)
+	dq := (dqt << 7) >> (14 - dex)
+	if sign {
+		return dq - 0x8000
+	}
+	return dq
+}
+
+func toFloat(mag int) int {
+	exp := log2q(mag)
+	return (exp << 6) + ((mag << 6) >> exp)
+}
+
+// update adapts the predictor and scale factors (ADAPT, TRANS, TONE, ...).
+func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
+	pk0 := 0
+	if dqsez < 0 {
+		pk0 = 1
+	}
+	mag := dq & 0x7fff
+	// TRANS: transition detector.
+	ylint := s.yl >> 15
+	ylfrac := (s.yl >> 10) & 0x1f
+	thr1 := (32 + ylfrac) << ylint
+	thr2 := thr1
+	if ylint > 9 {
+		thr2 = 31 << 10
+	}
+	dqthr := (thr2 + (thr2 >> 1)) >> 1
+	tr := 0
+	if s.td != 0 && mag > dqthr {
+		tr = 1
+	}
+	// Scale factor adaptation.
+	s.yu = y + ((wi - y) >> 5)
+	s.yu = min(max(s.yu, 544), 5120)
+	s.yl += s.yu + ((-s.yl) >> 6)
+
+	a2p := 0
+	if tr == 1 {
+		s.a = [2]int{}
+		s.b = [6]int{}
+	} else {
+		pks1 := pk0 ^ s.pk[0]
+		// UPA2
+		a2p = s.a[1] - (s.a[1] >> 7)
+		if dqsez != 0 {
+			fa1 := -s.a[0]
+			if pks1 != 0 {
+				fa1 = s.a[0]
+			}
+			switch {
+			case fa1 < -8191:
+				a2p -= 0x100
+			case fa1 > 8191:
+				a2p += 0xff
+			default:
+				a2p += fa1 >> 5
+			}
+			if pk0^s.pk[1] != 0 {
+				switch {
+				case a2p <= -12160:
+					a2p = -12288
+				case a2p >= 12416:
+					a2p = 12288
+				default:
+					a2p -= 0x80
+				}
+			} else {
+				switch {
+				case a2p <= -12416:
+					a2p = -12288
+				case a2p >= 12160:
+					a2p = 12288
+				default:
+					a2p += 0x80
+				}
+			}
+		}
+		s.a[1] = a2p
+		// UPA1
+		s.a[0] -= s.a[0] >> 8
+		if dqsez != 0 {
+			if pks1 == 0 {
+				s.a[0] += 192
+			} else {
+				s.a[0] -= 192
+			}
+		}
+		// LIMD
+		a1ul := 15360 - a2p
+		s.a[0] = min(max(s.a[0], -a1ul), a1ul)
+		// UPB
+		for i := 0; i < 6; i++ {
+			s.b[i] -= s.b[i] >> 8
+			if mag != 0 {
+				if (dq ^ s.dq[i]) >= 0 {
+					s.b[i] += 128
+				} else {
+					s.b[i] -= 128
+				}
+			}
+		}
+	}
+	for i := 5; i > 0; i-- {
+		s.dq[i] = s.dq[i-1]
+	}
+	// FLOAT A
+	if mag == 0 {
+		if dq >= 0 {
+			s.dq[0] = 0x20
+		} else {
+			s.dq[0] = 0xfc20 - 0x10000 // int16(0xFC20): negative zero in floating format
+		}
+	} else if dq >= 0 {
+		s.dq[0] = toFloat(mag)
+	} else {
+		s.dq[0] = toFloat(mag) - 0x400
+	}
+	s.sr[1] = s.sr[0]
+	// FLOAT B
+	switch {
+	case sr == 0:
+		s.sr[0] = 0x20
+	case sr > 0:
+		s.sr[0] = toFloat(sr)
+	case sr > -32768:
+		s.sr[0] = toFloat(-sr) - 0x400
+	default:
+		s.sr[0] = 0xfc20 - 0x10000 // int16(0xFC20): negative zero in floating format
+	}
+	s.pk[1], s.pk[0] = s.pk[0], pk0
+	// TONE
+	switch {
+	case tr == 1:
+		s.td = 0
+	case a2p < -11776:
+		s.td = 1
+	default:
+		s.td = 0
+	}
+	// Adaptation speed control.
+	s.dms += (fi - s.dms) >> 5
+	s.dml += ((fi << 2) - s.dml) >> 7
+	d := (s.dms << 2) - s.dml
+	if d < 0 {
+		d = -d
+	}
+	switch {
+	case tr == 1:
+		s.ap = 256
+	case y < 1536, s.td == 1, d >= (s.dml >> 3):
+		s.ap += (0x200 - s.ap) >> 4
+	default:
+		s.ap += (-s.ap) >> 4
+	}
+}
+
+func (s *g726State) encodeSample(pcm int16) int {
+	sl := int(pcm) >> 2
+	sezi := s.predictorZero()
+	sez := sezi >> 1
+	se := (sezi + s.predictorPole()) >> 1
+	d := sl - se
+	y := s.stepSize()
+	i := quantize(d, y)
+	dq := reconstruct(i&8 != 0, g726Dqln[i], y)
+	var sr int
+	if dq < 0 {
+		sr = se - (dq & 0x3fff)
+	} else {
+		sr = se + dq
+	}
+	s.update(y, g726Wi[i]<<5, g726Fi[i], dq, sr, sr+sez-se)
+	return i
+}
+
+func (s *g726State) decodeSample(i int) int16 {
+	i &= 0x0f
+	sezi := s.predictorZero()
+	sez := sezi >> 1
+	se := (sezi + s.predictorPole()) >> 1
+	y := s.stepSize()
+	dq := reconstruct(i&8 != 0, g726Dqln[i], y)
+	var sr int
+	if dq < 0 {
+		sr = se - (dq & 0x3fff)
+	} else {
+		sr = se + dq
+	}
+	s.update(y, g726Wi[i]<<5, g726Fi[i], dq, sr, sr-se+sez)
+	v := sr << 2
+	return int16(min(max(v, -32768), 32767))
+}
+
+func (s *g726State) decode(dst []int16, src []byte) []int16 {
+	for _, b := range src {
+		first, second := int(b&0x0f), int(b>>4)
+		if s.bigEndianPack {
+			first, second = second, first
+		}
+		dst = append(dst, s.decodeSample(first), s.decodeSample(second))
+	}
+	return dst
+}
+
+func (s *g726State) encode(dst []byte, pcm []int16) []byte {
+	for i := 0; i+1 < len(pcm); i += 2 {
+		a, b := s.encodeSample(pcm[i]), s.encodeSample(pcm[i+1])
+		if s.bigEndianPack {
+			dst = append(dst, byte(a<<4|b))
+		} else {
+			dst = append(dst, byte(b<<4|a))
+		}
+	}
+	return dst
+}
+
+func (*g726State) unit() (int, int) { return 1, 2 }
