@@ -260,6 +260,9 @@ func cmdFetch(c *conn, tag string, p *parser) {
 // expunged meanwhile are left out.
 func (c *conn) xloadMessages(uids []uint32) []vmstore.Message {
 	s := c.sel
+	if len(uids) == 0 {
+		return nil
+	}
 	if len(uids) == 1 {
 		m, err := c.srv.Store.Message(s.mb.ID, uids[0])
 		if err != nil {

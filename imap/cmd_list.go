@@ -336,25 +336,8 @@ func (c *conn) writeStatus(mb *vmstore.Mailbox, items []string) {
 		case "DELETED-STORAGE":
 			// RFC 9208 s4.3.2: the RFC822.SIZE sum of \Deleted messages
 			// (in 1024-octet units, as STORAGE).
-			c.enc.Number(uint64((c.xdeletedBytes(mb) + 1023) / 1024))
+			c.enc.Number(uint64((mb.Counts.DeletedBytes + 1023) / 1024))
 		}
 	}
 	c.enc.Raw(")").CRLF()
-}
-
-// xdeletedBytes sums the sizes of the mailbox's \Deleted messages; the
-// counters hold only their number, so this scans when there are any.
-func (c *conn) xdeletedBytes(mb *vmstore.Mailbox) int64 {
-	if mb.Counts.Deleted == 0 {
-		return 0
-	}
-	msgs, err := c.srv.Store.Messages(mb.ID, 1, 0)
-	xcheckf(err, "reading messages")
-	var n int64
-	for _, m := range msgs {
-		if m.Has(vmstore.FlagDeleted) {
-			n += m.Size
-		}
-	}
-	return n
 }

@@ -62,18 +62,21 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	c.ensureSub()
 	c.pollEvents()
 	st := c.srv.Store
-	mb, err := st.Mailbox(c.user, name)
+	mb0, err := st.Mailbox(c.user, name)
 	xstoreErr(err, "SELECT")
 	readOnly := c.cmd == "EXAMINE"
 	var recent int
 	if !readOnly && !c.rev2 {
-		r, err := st.ClearRecent(c.user, mb.ID)
+		r, err := st.ClearRecent(c.user, mb0.ID)
 		xcheckf(err, "clear recent")
 		recent = len(r)
 	}
-	msgs, err := st.Messages(mb.ID, 1, 0)
-	xcheckf(err, "reading messages")
-	s := &selected{mb: *mb, readOnly: readOnly, modseq: mb.HighestModSeq}
+	// One read transaction with its journal position: hub events up to
+	// LastSeq are already in it.
+	snap, err := st.Snapshot(mb0.ID)
+	xstoreErr(err, "SELECT")
+	mb, msgs := &snap.Mailbox, snap.Messages
+	s := &selected{mb: *mb, readOnly: readOnly, modseq: mb.HighestModSeq, baseSeq: snap.LastSeq}
 	s.uids = make([]uint32, len(msgs))
 	keywords := map[string]bool{}
 	firstUnseen := 0
@@ -194,13 +197,34 @@ func (c *conn) qresyncReport(qr *qresyncParams, msgs []vmstore.Message) {
 			bound = uids[i]
 		}
 	}
-	gone, err := st.ExpungedSince(s.mb.ID, qr.modseq)
-	xcheckf(err, "expunged since")
 	var vanished []uint32
-	for _, u := range gone {
-		if u > bound && known(u) {
-			if _, ok := s.seqOf(u); !ok {
+	horizon, err := st.ExpungeHorizon(s.mb.ID)
+	xcheckf(err, "expunge horizon")
+	if qr.modseq < horizon {
+		// RFC 7162 s3.2.5.2: the log does not reach back; every known UID
+		// that no longer exists is reported.
+		var cand []uint32
+		if qr.known != nil {
+			cand, _ = qr.known.Nums()
+		} else {
+			for u := uint32(1); u < s.mb.UIDNext && len(cand) < 1<<20; u++ {
+				cand = append(cand, u)
+			}
+		}
+		for _, u := range cand {
+			if _, ok := s.seqOf(u); !ok && u > bound && u < s.mb.UIDNext {
 				vanished = append(vanished, u)
+			}
+		}
+		slices.Sort(vanished)
+	} else {
+		gone, err := st.ExpungedSince(s.mb.ID, qr.modseq)
+		xcheckf(err, "expunged since")
+		for _, u := range gone {
+			if u > bound && known(u) {
+				if _, ok := s.seqOf(u); !ok {
+					vanished = append(vanished, u)
+				}
 			}
 		}
 	}

@@ -67,38 +67,31 @@ func baseSubject(s string) string {
 	}
 }
 
-func firstMailbox(l []vmstore.Address) string {
-	if len(l) == 0 {
-		return ""
-	}
-	return strings.ToLower(l[0].Mailbox)
-}
-
+// xsortValues takes the sort keys from the message record (the store keeps
+// From, Subject with RFC 2047 words decoded, the Date header and the first
+// To and Cc addresses), so SORT reads no message structure.
 func (c *conn) xsortValues(m vmstore.Message, keys []sortKey) *sortValues {
 	v := &sortValues{m: m}
 	v.seq, _ = c.sel.seqOf(m.UID)
-	for _, k := range keys {
-		switch k.name {
-		case "DATE", "FROM", "TO", "CC", "SUBJECT":
-			if v.haveEnv {
-				continue
-			}
-			v.haveEnv = true
-			part, err := c.srv.Store.Structure(&m)
-			xcheckf(err, "structure")
-			env := part.Envelope
-			if env == nil {
-				env = &vmstore.Envelope{}
-			}
-			v.sent = m.InternalDate
-			if t, err := mail.ParseDate(env.Date); err == nil {
-				v.sent = t
-			}
-			v.from, v.to, v.cc = firstMailbox(env.From), firstMailbox(env.To), firstMailbox(env.Cc)
-			v.subject = baseSubject(env.Subject)
-		}
+	v.sent = m.SentDate
+	if v.sent.IsZero() {
+		v.sent = m.InternalDate
 	}
+	v.from = localPart(m.From)
+	v.to, v.cc = localPart(m.To), localPart(m.Cc)
+	v.subject = baseSubject(m.Subject)
 	return v
+}
+
+// localPart is the addr-mailbox RFC 5256 s3 sorts on, lower case.
+func localPart(s string) string {
+	if a, err := mail.ParseAddress(s); err == nil {
+		s = a.Address
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(s))
 }
 
 func compareSort(a, b *sortValues, keys []sortKey) int {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 func TestTenBadCommands(t *testing.T) {
@@ -155,5 +157,33 @@ func TestMailboxNameEncoding(t *testing.T) {
 	rc.ok("ENABLE IMAP4rev2")
 	if lines := rc.ok(`LIST "" Entw*`); lines[0] != `* LIST (\HasNoChildren) "/" "Entwürfe"` {
 		t.Fatalf("%q", lines)
+	}
+}
+
+func TestMultiAppendLargeAndAtomic(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	big := testMessage("big", strings.Repeat("0123456789abcdef", 200000)) // 3.2 MB: spooled to a file
+	small := testMessage("small", "x")
+	rc.send(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s (\\Seen) {%d+}\r\n%s", len(big), big, len(small), small))
+	if _, tagged := rc.until("a1"); !strings.Contains(tagged, "OK [APPENDUID ") || !strings.Contains(tagged, " 1:2]") {
+		t.Fatal(tagged)
+	}
+	rc.ok("SELECT INBOX")
+	lines := rc.ok("FETCH 1 (RFC822.SIZE)")
+	if lines[0] != fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d)", len(big)) {
+		t.Fatal(lines)
+	}
+	// Over quota on the second message: neither is stored.
+	if err := e.store.SetQuota("alice", vmstore.Quota{Messages: 3}); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s", len(small), small, len(small), small))
+	if _, tagged := rc.until("a2"); !strings.Contains(tagged, "NO [OVERQUOTA]") {
+		t.Fatal(tagged)
+	}
+	if mb, _ := e.store.Mailbox("alice", "INBOX"); mb.Counts.Messages != 2 {
+		t.Fatalf("MULTIAPPEND not atomic: %d messages", mb.Counts.Messages)
 	}
 }

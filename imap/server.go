@@ -91,6 +91,9 @@ type Server struct {
 	AuthLimiter *AuthLimiter
 	// Logger receives the logs; nil means slog.Default.
 	Logger *slog.Logger
+	// SpoolDir holds APPEND literals above 1 MiB until they are stored;
+	// empty means os.TempDir.
+	SpoolDir string
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
 

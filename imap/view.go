@@ -20,6 +20,7 @@ type selected struct {
 	readOnly bool
 	uids     []uint32 // sequence number = index + 1
 	maxUID   uint32   // highest UID known, announced or pending
+	baseSeq  uint64   // journal position of the SELECT snapshot
 	modseq   uint64   // highest modseq this session knows about
 
 	pendNew   []uint32
@@ -96,6 +97,10 @@ func (c *conn) pollEvents() {
 		}
 		if s == nil || ev.MailboxID != s.mb.ID {
 			c.notifyEvent(ev)
+			continue
+		}
+		if ev.Seq <= s.baseSeq {
+			// Already in the snapshot SELECT read.
 			continue
 		}
 		switch ev.Type {
