@@ -187,3 +187,27 @@ func TestMultiAppendLargeAndAtomic(t *testing.T) {
 		t.Fatalf("MULTIAPPEND not atomic: %d messages", mb.Counts.Messages)
 	}
 }
+
+func TestSearchRes(t *testing.T) {
+	e := newTestEnv(t)
+	for i := 0; i < 4; i++ {
+		e.deposit("alice", "INBOX", testMessage("m"+u32(uint32(i)), "x"))
+	}
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	rc.ok("STORE 2 +FLAGS.SILENT (\\Answered)")
+	if lines := rc.ok("UID SEARCH RETURN (SAVE) UNANSWERED"); len(lines) != 0 {
+		t.Fatalf("SAVE alone answered: %q", lines)
+	}
+	if lines := rc.ok("UID FETCH $ (UID)"); len(lines) != 3 {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok("SEARCH $ SMALLER 1000000"); lines[0] != "* SEARCH 1 3 4" {
+		t.Fatalf("%q", lines)
+	}
+	rc.ok("UID COPY $ Trash")
+	if mb, _ := e.store.Mailbox("alice", "Trash"); mb.Counts.Messages != 3 {
+		t.Fatal(mb.Counts.Messages)
+	}
+}
