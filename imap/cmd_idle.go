@@ -17,6 +17,8 @@ func cmdIdle(c *conn, tag string, p *parser) {
 	defer metricIdle.Dec()
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
 	c.idling = true
+	c.enc.Park()
+	c.dec.Park()
 	c.mu.Unlock()
 	line, err := c.dec.ReadLine()
 	c.mu.Lock()

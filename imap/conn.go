@@ -194,10 +194,19 @@ func (c *conn) serve() {
 			timeout = c.srv.idleTimeout()
 		}
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		// Waiting for the client: hold no buffers (idle sessions are most
+		// sessions).
+		c.mu.Lock() // the notifier writes too
+		c.enc.Park()
+		c.mu.Unlock()
+		c.dec.Park()
 		err := c.dec.Begin()
 		if errors.Is(err, wire.ErrLineTooLong) {
+			c.mu.Lock()
 			c.writeLine("* BAD [TOOBIG] command line too long")
-			if c.countBad() {
+			end := c.countBad()
+			c.mu.Unlock()
+			if end {
 				return
 			}
 			continue
@@ -205,8 +214,10 @@ func (c *conn) serve() {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				c.mu.Lock()
 				c.writeLine("* BYE autologout; idle for too long")
 				c.flush()
+				c.mu.Unlock()
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("imap read", "err", err)
 			}
@@ -450,6 +461,7 @@ func (c *conn) pushUpdates() {
 	if err := c.flush(); err != nil {
 		c.nc.Close()
 	}
+	c.enc.Park()
 }
 
 // dirtyWriter notes that something was written.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -41,7 +42,8 @@ type Decoder struct {
 	// read; it must send and flush the "+" continuation request.
 	Continue func() error
 
-	r     *bufio.Reader
+	src   io.Reader
+	r     *bufio.Reader // nil while parked
 	seg   []byte
 	pos   int
 	used  int
@@ -52,15 +54,64 @@ type Decoder struct {
 
 // NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{r: bufio.NewReaderSize(r, 4096)}
+	return &Decoder{src: r}
 }
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // Reset switches the underlying reader (STARTTLS, COMPRESS). Octets already
 // buffered are dropped; callers check Buffered first.
-func (d *Decoder) Reset(r io.Reader) { d.r.Reset(r) }
+func (d *Decoder) Reset(r io.Reader) {
+	d.src = r
+	if d.r != nil {
+		d.r.Reset(r)
+	}
+}
 
 // Buffered reports octets read from the connection but not yet parsed.
-func (d *Decoder) Buffered() int { return d.r.Buffered() }
+func (d *Decoder) Buffered() int {
+	if d.r == nil {
+		return 0
+	}
+	return d.r.Buffered()
+}
+
+// Park gives the read buffer back to a shared pool when nothing is
+// buffered, so that an idle connection holds no buffer while it waits; the
+// next read takes one again. A session parks before it waits for a command
+// or for DONE.
+func (d *Decoder) Park() {
+	if d.r == nil || d.inLit || d.r.Buffered() > 0 {
+		return
+	}
+	d.r.Reset(nil)
+	readerPool.Put(d.r)
+	d.r = nil
+	if cap(d.seg) > 1024 {
+		d.seg = nil
+	}
+}
+
+// acquire takes a read buffer when parked. It first waits for one octet
+// without any buffer, so a parked connection stays small while it waits.
+func (d *Decoder) acquire() error {
+	if d.r != nil {
+		return nil
+	}
+	var one [1]byte
+	for {
+		n, err := d.src.Read(one[:])
+		if n == 1 {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	d.r = readerPool.Get().(*bufio.Reader)
+	d.r.Reset(io.MultiReader(bytes.NewReader(one[:]), d.src))
+	return nil
+}
 
 func (d *Decoder) maxLine() int {
 	if d.MaxLine > 0 {
@@ -123,6 +174,9 @@ func (d *Decoder) readSegment() error {
 // Begin starts a new command: it skips what remains of the previous one's
 // current segment and reads the first line.
 func (d *Decoder) Begin() error {
+	if err := d.acquire(); err != nil {
+		return err
+	}
 	d.used = 0
 	d.depth = 0
 	d.inLit = false
@@ -132,6 +186,9 @@ func (d *Decoder) Begin() error {
 // ReadLine reads one raw line (IDLE's DONE, AUTHENTICATE responses), bounded
 // by MaxLine.
 func (d *Decoder) ReadLine() (string, error) {
+	if err := d.acquire(); err != nil {
+		return "", err
+	}
 	d.used = 0
 	if err := d.readSegment(); err != nil {
 		return "", err

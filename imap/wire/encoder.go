@@ -5,13 +5,15 @@ import (
 	"bytes"
 	"io"
 	"strconv"
+	"sync"
 )
 
 // Encoder writes server responses. Errors are sticky: after the first write
 // error every method is a no-op and Err reports it, so that response builders
 // need not check each call.
 type Encoder struct {
-	w   *bufio.Writer
+	dst io.Writer
+	w   *bufio.Writer // nil while parked
 	err error
 	// UTF8 allows 8-bit octets in quoted strings (IMAP4rev2, UTF8=ACCEPT).
 	// Otherwise strings with 8-bit octets are sent as literals.
@@ -20,14 +22,41 @@ type Encoder struct {
 
 // NewEncoder returns an encoder writing to w through a 4 KiB buffer.
 func NewEncoder(w io.Writer) *Encoder {
-	return &Encoder{w: bufio.NewWriterSize(w, 4096)}
+	return &Encoder{dst: w}
+}
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// buf returns the write buffer, taking one from the pool when parked.
+func (e *Encoder) buf() *bufio.Writer {
+	if e.w == nil {
+		e.w = writerPool.Get().(*bufio.Writer)
+		e.w.Reset(e.dst)
+	}
+	return e.w
+}
+
+// Park flushes and gives the write buffer back to the pool (idle sessions
+// hold none).
+func (e *Encoder) Park() error {
+	if e.w == nil {
+		return e.err
+	}
+	e.Flush()
+	e.w.Reset(nil)
+	writerPool.Put(e.w)
+	e.w = nil
+	return e.err
 }
 
 // Reset switches the underlying writer (STARTTLS, COMPRESS); pending output
 // is flushed first.
 func (e *Encoder) Reset(w io.Writer) {
 	e.Flush()
-	e.w.Reset(w)
+	e.dst = w
+	if e.w != nil {
+		e.w.Reset(w)
+	}
 }
 
 // Err returns the first write error.
@@ -35,7 +64,7 @@ func (e *Encoder) Err() error { return e.err }
 
 // Flush sends buffered output.
 func (e *Encoder) Flush() error {
-	if e.err == nil {
+	if e.err == nil && e.w != nil {
 		e.err = e.w.Flush()
 	}
 	return e.err
@@ -44,7 +73,7 @@ func (e *Encoder) Flush() error {
 // Raw writes s as is.
 func (e *Encoder) Raw(s string) *Encoder {
 	if e.err == nil {
-		_, e.err = e.w.WriteString(s)
+		_, e.err = e.buf().WriteString(s)
 	}
 	return e
 }
@@ -52,7 +81,7 @@ func (e *Encoder) Raw(s string) *Encoder {
 // Byte writes one octet.
 func (e *Encoder) Byte(c byte) *Encoder {
 	if e.err == nil {
-		e.err = e.w.WriteByte(c)
+		e.err = e.buf().WriteByte(c)
 	}
 	return e
 }
@@ -67,7 +96,7 @@ func (e *Encoder) CRLF() *Encoder { return e.Raw("\r\n") }
 func (e *Encoder) Number(n uint64) *Encoder {
 	if e.err == nil {
 		var buf [20]byte
-		_, e.err = e.w.Write(strconv.AppendUint(buf[:0], n, 10))
+		_, e.err = e.buf().Write(strconv.AppendUint(buf[:0], n, 10))
 	}
 	return e
 }
@@ -144,7 +173,7 @@ func (e *Encoder) Literal(size int64, r io.Reader, binary bool) *Encoder {
 	e.Byte('{').Number(uint64(size)).Raw("}\r\n")
 	if e.err == nil {
 		var n int64
-		n, e.err = io.CopyN(e.w, r, size)
+		n, e.err = io.CopyN(e.buf(), r, size)
 		if e.err == io.EOF && n < size {
 			e.err = io.ErrUnexpectedEOF
 		}
