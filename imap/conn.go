@@ -345,7 +345,7 @@ func (c *conn) command() (cont bool) {
 		if c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("imap command", "cmd", label, "user", c.user, "result", result, "duration", time.Since(start))
 		}
-		if err := c.flush(); err != nil {
+		if err := c.flush(); err != nil || c.closing {
 			cont = false
 		}
 	}()
@@ -458,7 +458,7 @@ func (c *conn) pushUpdates() {
 	}()
 	allow := c.idling || (c.notify != nil && c.notify.selected != nil && !c.notify.selectedDelayed)
 	c.flushUpdates(allow)
-	if err := c.flush(); err != nil {
+	if err := c.flush(); err != nil || c.closing {
 		c.nc.Close()
 	}
 	c.enc.Park()

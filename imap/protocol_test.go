@@ -211,3 +211,21 @@ func TestSearchRes(t *testing.T) {
 		t.Fatal(mb.Counts.Messages)
 	}
 }
+
+func TestSelectedMailboxDeleted(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("CREATE Work")
+	rc.ok("SELECT Work")
+	if err := e.store.DeleteMailbox("alice", "Work"); err != nil {
+		t.Fatal(err)
+	}
+	lines, tagged := rc.cmd("NOOP")
+	if len(lines) != 1 || lines[0] != "* BYE selected mailbox was deleted" || !strings.Contains(tagged, "OK") {
+		t.Fatalf("%q %s", lines, tagged)
+	}
+	if _, err := rc.r.ReadString('\n'); err == nil {
+		t.Fatal("connection still open")
+	}
+}

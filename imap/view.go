@@ -197,6 +197,15 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 	if s == nil {
 		return
 	}
+	if s.gone {
+		// Another session deleted the selected mailbox: nothing sensible
+		// can be reported any more (the reference server does the same).
+		if !c.closing {
+			c.writeLine("* BYE selected mailbox was deleted")
+			c.closing = true
+		}
+		return
+	}
 	if allowExpunge && len(s.pendExp) > 0 {
 		gone := slices.Clone(s.pendExp)
 		slices.Sort(gone)
