@@ -1,6 +1,8 @@
 package imap
 
 import (
+	"errors"
+	"net"
 	"strings"
 	"time"
 )
@@ -24,6 +26,10 @@ func cmdIdle(c *conn, tag string, p *parser) {
 	c.mu.Lock()
 	c.idling = false
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			panic(byeError{"autologout; idle for too long"})
+		}
 		panic(ioError{err})
 	}
 	if !strings.EqualFold(strings.TrimSpace(line), "DONE") {
