@@ -205,10 +205,32 @@ func cmdList(c *conn, tag string, p *parser) {
 		names = append(names, mbs[i].Name)
 	}
 	lsub := c.cmd == "LSUB"
+	// RFC 5258 s3.5: with RECURSIVEMATCH, a mailbox that is not itself
+	// subscribed is listed when a descendant is, with CHILDINFO.
+	subChild := func(name string) bool {
+		for _, s := range subs {
+			if strings.HasPrefix(s, name+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	if selSubscribed || lsub {
+		seen := map[string]bool{}
 		names = names[:0]
 		for _, s := range subs {
 			names = append(names, s)
+			seen[s] = true
+		}
+		if recursive {
+			for _, s := range subs {
+				for i := strings.LastIndex(s, "/"); i > 0; i = strings.LastIndex(s[:i], "/") {
+					if p := s[:i]; !seen[p] {
+						seen[p] = true
+						names = append(names, p)
+					}
+				}
+			}
 		}
 	}
 	slices.Sort(names)
@@ -268,7 +290,11 @@ func cmdList(c *conn, tag string, p *parser) {
 		}
 		_ = retSpecial
 		c.enc.Raw("* ").Raw(c.cmd).Raw(" (").Raw(strings.Join(attrs, " ")).Raw(`) "/" `)
-		c.enc.Astring(c.mboxOut(name)).CRLF()
+		c.enc.Astring(c.mboxOut(name))
+		if recursive && subChild(name) {
+			c.enc.Raw(` ("CHILDINFO" ("SUBSCRIBED"))`)
+		}
+		c.enc.CRLF()
 		if statusItems != nil && mb != nil {
 			c.writeStatus(mb, statusItems)
 		}

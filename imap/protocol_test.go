@@ -229,3 +229,32 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 		t.Fatal("connection still open")
 	}
 }
+
+func TestListExtended(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("CREATE Archive/2026 (USE (\\Archive))")
+	rc.ok("SUBSCRIBE Archive/2026")
+	rc.ok("SUBSCRIBE Gone")
+	lines := rc.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %%`)
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, `* LIST (\HasChildren) "/" Archive ("CHILDINFO" ("SUBSCRIBED"))`) ||
+		!strings.Contains(all, `* LIST (\NonExistent \Subscribed) "/" Gone`) || strings.Contains(all, "Archive/2026") {
+		t.Fatalf("%s", all)
+	}
+	lines = rc.ok(`LIST (SPECIAL-USE) "" *`)
+	if len(lines) != 4 || !strings.Contains(strings.Join(lines, "\n"), `\Archive) "/" Archive/2026`) {
+		t.Fatalf("%q", lines)
+	}
+	lines = rc.ok(`LIST "" (INBOX Archive/%%) RETURN (CHILDREN STATUS (MESSAGES UIDVALIDITY))`)
+	if len(lines) != 4 || !strings.HasPrefix(lines[1], "* STATUS Archive/2026 (MESSAGES 0 UIDVALIDITY ") {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok(`LIST "" ""`); lines[0] != `* LIST (\Noselect) "/" ""` {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok(`LSUB "" *`); len(lines) != 7 {
+		t.Fatalf("LSUB: %q", lines)
+	}
+}
