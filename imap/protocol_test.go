@@ -258,3 +258,29 @@ func TestListExtended(t *testing.T) {
 		t.Fatalf("LSUB: %q", lines)
 	}
 }
+
+// TestRev2Behaviour: ENABLE IMAP4rev2 switches SEARCH to ESEARCH and drops
+// RECENT/UNSEEN from SELECT (RFC 9051 s6.3.1, appendix E).
+func TestRev2Behaviour(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", testMessage("r", "x"))
+	rc := e.raw()
+	rc.login("alice")
+	lines := rc.ok("SELECT INBOX")
+	if !strings.Contains(strings.Join(lines, "\n"), "RECENT") {
+		t.Fatalf("rev1 SELECT without RECENT: %q", lines)
+	}
+	if l := rc.ok("SEARCH ALL"); l[0] != "* SEARCH 1" {
+		t.Fatal(l)
+	}
+	if l := rc.ok("ENABLE IMAP4rev2"); l[0] != "* ENABLED IMAP4REV2" {
+		t.Fatal(l)
+	}
+	lines = rc.ok("SELECT INBOX")
+	if strings.Contains(strings.Join(lines, "\n"), "RECENT") || strings.Contains(strings.Join(lines, "\n"), "UNSEEN") {
+		t.Fatalf("rev2 SELECT: %q", lines)
+	}
+	if l := rc.ok("SEARCH ALL"); l[0] != `* ESEARCH (TAG "t6") ALL 1` {
+		t.Fatal(l)
+	}
+}
