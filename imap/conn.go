@@ -20,7 +20,8 @@ import (
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
-// writeTimeout bounds one flush of responses to the client.
+// writeTimeout bounds each write to the client: one that stops reading
+// must not hold its session (and the notifier) forever.
 const writeTimeout = 5 * time.Minute
 
 // levelTrace is below debug: protocol lines, credentials redacted.
@@ -111,7 +112,7 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	}
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	c.dec = wire.NewDecoder(nc)
-	c.enc = wire.NewEncoder(nc)
+	c.enc = wire.NewEncoder(deadlineWriter{nc})
 	c.setLimits()
 	c.dec.Continue = func() error {
 		c.enc.Raw("+ Ready for literal data\r\n")
@@ -129,8 +130,6 @@ func (c *conn) setLimits() {
 
 // flush sends buffered responses through the compressor if active.
 func (c *conn) flush() error {
-	// A client that stops reading must not hold the session forever.
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := c.enc.Flush(); err != nil {
 		return err
 	}
@@ -399,13 +398,13 @@ func (c *conn) upgradeTLS() error {
 	c.nc = tc
 	c.isTLS = true
 	c.dec.Reset(tc)
-	c.enc.Reset(tc)
+	c.enc.Reset(deadlineWriter{tc})
 	return nil
 }
 
 // startCompress switches both directions to DEFLATE (RFC 4978).
 func (c *conn) startCompress() error {
-	c.zbuf = bufio.NewWriterSize(c.nc, 4096)
+	c.zbuf = bufio.NewWriterSize(deadlineWriter{c.nc}, 4096)
 	zw, err := flate.NewWriter(c.zbuf, flate.BestSpeed)
 	if err != nil {
 		return err
@@ -487,4 +486,13 @@ func redactLine(line []byte) string {
 		return string(line[:200]) + "..."
 	}
 	return string(line)
+}
+
+// deadlineWriter renews the write deadline before every write, so that a
+// long literal on a slow link is fine while a stalled client is not.
+type deadlineWriter struct{ c net.Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return d.c.Write(p)
 }
