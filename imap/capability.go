@@ -73,15 +73,6 @@ func (c *conn) capabilities() string {
 	return b.String()
 }
 
-func (c *conn) hasCap(name string) bool {
-	for _, cp := range capabilities {
-		if strings.EqualFold(cp.name, name) {
-			return cp.when == nil || cp.when(c)
-		}
-	}
-	return false
-}
-
 func (c *conn) plaintextAuthAllowed() bool {
 	return plaintextAuthAllowed(c.isTLS, c.nc.RemoteAddr(), c.srv.AllowInsecureAuth)
 }

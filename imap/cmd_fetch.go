@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bufio"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ type fetchMsg struct {
 	msg  *vmstore.Message
 	part *vmstore.Part
 	blob *vmstore.BlobReader
+	bufs []*bufio.Reader // pooled read buffers, see release
 }
 
 func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {
@@ -250,6 +252,7 @@ func cmdFetch(c *conn, tag string, p *parser) {
 			fetchFlags.write(c, fm)
 		}
 		c.enc.Raw(")").CRLF()
+		fm.release()
 		if err := c.enc.Err(); err != nil {
 			panic(ioError{err})
 		}

@@ -171,12 +171,35 @@ func (e *Encoder) Literal(size int64, r io.Reader, binary bool) *Encoder {
 		e.Byte('~')
 	}
 	e.Byte('{').Number(uint64(size)).Raw("}\r\n")
-	if e.err == nil {
-		var n int64
+	if e.err != nil {
+		return e
+	}
+	var n int64
+	if size <= bigLiteral {
 		n, e.err = io.CopyN(e.buf(), r, size)
-		if e.err == io.EOF && n < size {
+	} else {
+		// Large bodies bypass the 4 KiB buffer and are read in big pieces:
+		// the store's blob reader fetches a 256 KiB chunk per read.
+		if e.err = e.Flush(); e.err != nil {
+			return e
+		}
+		bp := copyPool.Get().(*[]byte)
+		n, e.err = io.CopyBuffer(struct{ io.Writer }{e.dst}, io.LimitReader(r, size), *bp)
+		copyPool.Put(bp)
+		if e.err == nil && n < size {
 			e.err = io.ErrUnexpectedEOF
 		}
 	}
+	if e.err == io.EOF && n < size {
+		e.err = io.ErrUnexpectedEOF
+	}
 	return e
 }
+
+// bigLiteral is the size above which Literal copies in copyBufSize pieces.
+const (
+	bigLiteral  = 64 << 10
+	copyBufSize = 256 << 10
+)
+
+var copyPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
