@@ -61,7 +61,14 @@ func simpleFetch(item fetchItem) func(*parser, string) []fetchItem {
 
 var (
 	fetchFlags = fetchItem{name: "FLAGS", write: func(c *conn, fm *fetchMsg) {
-		c.enc.Raw("FLAGS (").Raw(strings.Join(fm.msg.Flags, " ")).Raw(")")
+		c.enc.Raw("FLAGS (").Raw(strings.Join(fm.msg.Flags, " "))
+		if c.sel != nil && c.sel.recent[fm.msg.UID] {
+			if len(fm.msg.Flags) > 0 {
+				c.enc.SP()
+			}
+			c.enc.Raw(`\Recent`)
+		}
+		c.enc.Raw(")")
 	}}
 	fetchUID = fetchItem{name: "UID", write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw("UID ").Number(uint64(fm.msg.UID))

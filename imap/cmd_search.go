@@ -307,7 +307,7 @@ func (mt *matcher) match(cr *imap.SearchCriteria) bool {
 	}
 	has := func(f imap.Flag) bool {
 		if strings.EqualFold(string(f), `\Recent`) {
-			return m.Recent
+			return mt.c.sel.recent[m.UID]
 		}
 		return m.Has(string(f))
 	}

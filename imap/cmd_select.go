@@ -65,11 +65,12 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	mb0, err := st.Mailbox(c.user, name)
 	xstoreErr(err, "SELECT")
 	readOnly := c.cmd == "EXAMINE"
-	var recent int
+	// \Recent (IMAP4rev1 only, RFC 3501 s2.3.2): the first session to
+	// select the mailbox read-write takes the recent messages.
+	var recent []uint32
 	if !readOnly && !c.rev2 {
-		r, err := st.ClearRecent(c.user, mb0.ID)
+		recent, err = st.ClearRecent(c.user, mb0.ID)
 		xcheckf(err, "clear recent")
-		recent = len(r)
 	}
 	// One read transaction with its journal position: hub events up to
 	// LastSeq are already in it.
@@ -77,6 +78,12 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	xstoreErr(err, "SELECT")
 	mb, msgs := &snap.Mailbox, snap.Messages
 	s := &selected{mb: *mb, readOnly: readOnly, modseq: mb.HighestModSeq, baseSeq: snap.LastSeq}
+	if len(recent) > 0 {
+		s.recent = map[uint32]bool{}
+		for _, u := range recent {
+			s.recent[u] = true
+		}
+	}
 	s.uids = make([]uint32, len(msgs))
 	keywords := map[string]bool{}
 	firstUnseen := 0
@@ -109,7 +116,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	}
 	c.writeLine("* %d EXISTS", len(s.uids))
 	if !c.rev2 {
-		c.writeLine("* %d RECENT", recent)
+		c.writeLine("* %d RECENT", len(recent))
 		if firstUnseen > 0 {
 			c.writeLine("* OK [UNSEEN %d] first unseen", firstUnseen)
 		}

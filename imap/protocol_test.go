@@ -3,6 +3,7 @@ package imap
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -282,5 +283,35 @@ func TestRev2Behaviour(t *testing.T) {
 	}
 	if l := rc.ok("SEARCH ALL"); l[0] != `* ESEARCH (TAG "t6") ALL 1` {
 		t.Fatal(l)
+	}
+}
+
+func TestRecentRev1(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", testMessage("r1", "x"))
+	e.deposit("alice", "INBOX", testMessage("r2", "x"))
+	rc := e.raw()
+	rc.login("alice")
+	if lines := rc.ok("SELECT INBOX"); !slices.Contains(lines, "* 2 RECENT") {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok("FETCH 1 (FLAGS)"); lines[0] != `* 1 FETCH (FLAGS (\Recent))` {
+		t.Fatalf("%q", lines)
+	}
+	rc2 := e.raw()
+	rc2.login("alice")
+	if lines := rc2.ok("SELECT INBOX"); !slices.Contains(lines, "* 0 RECENT") {
+		t.Fatalf("second session: %q", lines)
+	}
+	if lines := rc2.ok("SEARCH RECENT"); lines[0] != "* SEARCH" {
+		t.Fatalf("%q", lines)
+	}
+	rc2.ok("LOGOUT")
+	e.deposit("alice", "INBOX", testMessage("r3", "x"))
+	if lines := rc.ok("NOOP"); strings.Join(lines, "|") != "* 3 EXISTS|* 3 RECENT" {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok("SEARCH NEW"); lines[0] != "* SEARCH 1 2 3" {
+		t.Fatalf("%q", lines)
 	}
 }

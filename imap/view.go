@@ -30,6 +30,7 @@ type selected struct {
 	searchRes []uint32 // UIDs saved by SEARCH RETURN (SAVE), RFC 5182
 	gone      bool     // deleted by another session
 	contexts  []*searchContext
+	recent    map[uint32]bool // \Recent for this session (IMAP4rev1)
 	dirty     bool // changed since the contexts were last evaluated
 }
 
@@ -218,6 +219,23 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		s.pendNew = nil
 		s.dirty = true
 		c.writeLine("* %d EXISTS", len(s.uids))
+		if !c.rev2 && !s.readOnly {
+			if r, err := c.srv.Store.ClearRecent(c.user, s.mb.ID); err == nil && len(r) > 0 {
+				if s.recent == nil {
+					s.recent = map[uint32]bool{}
+				}
+				for _, u := range r {
+					s.recent[u] = true
+				}
+			}
+			n := 0
+			for u := range s.recent {
+				if _, ok := s.seqOf(u); ok {
+					n++
+				}
+			}
+			c.writeLine("* %d RECENT", n)
+		}
 		c.notifyNewFetch(newUIDs)
 		metricUpdates.WithLabelValues("exists").Inc()
 	}
