@@ -12,6 +12,7 @@ func TestNotify(t *testing.T) {
 	e := newTestEnv(t)
 	rc := e.raw()
 	rc.login("alice")
+	rc.ok("ENABLE IMAP4rev2") // no \Recent
 	rc.ok("SELECT INBOX")
 	lines := rc.ok("NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))")
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], `* STATUS Drafts (MESSAGES 0 UIDNEXT 1 UIDVALIDITY `) {

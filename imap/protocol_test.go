@@ -139,7 +139,7 @@ func TestBinaryFetch(t *testing.T) {
 		t.Fatalf("BODYSTRUCTURE: %q", lines[0])
 	}
 	lines = rc.ok("FETCH 1 (BINARY[2]<4.4>)")
-	if !strings.Contains(strings.Join(lines, "\n"), "BINARY[2]<4> ~{4}") || !strings.Contains(strings.Join(lines, "\n"), `FLAGS (\Seen)`) {
+	if !strings.Contains(strings.Join(lines, "\n"), "BINARY[2]<4> ~{4}") || !strings.Contains(strings.Join(lines, "\n"), `FLAGS (\Seen`) {
 		t.Fatalf("BINARY partial: %q", lines)
 	}
 }

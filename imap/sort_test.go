@@ -91,7 +91,7 @@ func TestContextUpdate(t *testing.T) {
 	e.deposit("alice", "INBOX", testMessage("c", "x"))
 	time.Sleep(10 * time.Millisecond)
 	lines = rc.ok("NOOP")
-	want := []string{"* 3 EXISTS", `* ESEARCH (TAG "t3") UID ADDTO (0 3)`, `* ESEARCH (TAG "t4") UID ADDTO (1 3)`}
+	want := []string{"* 3 EXISTS", "* 3 RECENT", `* ESEARCH (TAG "t3") UID ADDTO (0 3)`, `* ESEARCH (TAG "t4") UID ADDTO (1 3)`}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got %q want %q", lines, want)
 	}

@@ -31,7 +31,7 @@ type selected struct {
 	gone      bool     // deleted by another session
 	contexts  []*searchContext
 	recent    map[uint32]bool // \Recent for this session (IMAP4rev1)
-	dirty     bool // changed since the contexts were last evaluated
+	dirty     bool            // changed since the contexts were last evaluated
 }
 
 type flagUpdate struct {
@@ -303,7 +303,14 @@ func (c *conn) writeFlagsFetch(seq, uid uint32, flags []string, modseq uint64, w
 	if withUID || c.qresync {
 		c.enc.Raw("UID ").Number(uint64(uid)).SP()
 	}
-	c.enc.Raw("FLAGS (").Raw(strings.Join(flags, " ")).Raw(")")
+	c.enc.Raw("FLAGS (").Raw(strings.Join(flags, " "))
+	if c.sel != nil && c.sel.recent[uid] {
+		if len(flags) > 0 {
+			c.enc.SP()
+		}
+		c.enc.Raw(`\Recent`)
+	}
+	c.enc.Raw(")")
 	if c.cstore {
 		c.enc.Raw(" MODSEQ (").Number(modseq).Raw(")")
 	}
