@@ -68,7 +68,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	// \Recent (IMAP4rev1 only, RFC 3501 s2.3.2): the first session to
 	// select the mailbox read-write takes the recent messages.
 	var recent []uint32
-	if !readOnly && !c.rev2 {
+	if !readOnly && !c.rev2 && mb0.Counts.Recent > 0 {
 		recent, err = st.ClearRecent(c.user, mb0.ID)
 		xcheckf(err, "clear recent")
 	}

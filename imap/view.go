@@ -219,7 +219,7 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		s.pendNew = nil
 		s.dirty = true
 		c.writeLine("* %d EXISTS", len(s.uids))
-		if !c.rev2 && !s.readOnly {
+		if !c.rev2 && !s.readOnly && c.mailboxHasRecent(s.mb.ID) {
 			if r, err := c.srv.Store.ClearRecent(c.user, s.mb.ID); err == nil && len(r) > 0 {
 				if s.recent == nil {
 					s.recent = map[uint32]bool{}
@@ -228,6 +228,8 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 					s.recent[u] = true
 				}
 			}
+		}
+		if !c.rev2 && !s.readOnly {
 			n := 0
 			for u := range s.recent {
 				if _, ok := s.seqOf(u); ok {
@@ -397,4 +399,12 @@ func (c *conn) resolveSeqs(set imap.SeqSet, dollar, isUID bool) []uint32 {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// mailboxHasRecent checks the counters (a read) before ClearRecent (a
+// durable write): after a deposit, only the first of many idle sessions
+// takes the \Recent messages; the others must not each write.
+func (c *conn) mailboxHasRecent(mbid uint64) bool {
+	mb, err := c.srv.Store.MailboxByID(mbid)
+	return err == nil && mb.Counts.Recent > 0
 }
