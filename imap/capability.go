@@ -47,7 +47,8 @@ func init() {
 	registerCap("CREATE-SPECIAL-USE", always)
 	registerCap("BINARY", always)      // RFC 3516
 	registerCap("MULTIAPPEND", always) // RFC 3502
-	registerCap("APPENDLIMIT", always) // RFC 7889 (value per mailbox in STATUS/LIST)
+	// RFC 7889: one limit for every mailbox, so it is in the capability.
+	registerCap("APPENDLIMIT", nil)
 	registerCap("STATUS=SIZE", always) // RFC 8438
 	registerCap("ESEARCH", always)     // RFC 4731
 	registerCap("SEARCHRES", always)   // RFC 5182
@@ -64,18 +65,12 @@ func (c *conn) capabilities() string {
 				b.WriteByte(' ')
 			}
 			b.WriteString(cp.name)
+			if cp.name == "APPENDLIMIT" {
+				b.WriteString("=" + itoa64(c.srv.appendLimit()))
+			}
 		}
 	}
 	return b.String()
-}
-
-func (c *conn) hasCap(name string) bool {
-	for _, cp := range capabilities {
-		if strings.EqualFold(cp.name, name) {
-			return cp.when == nil || cp.when(c)
-		}
-	}
-	return false
 }
 
 func (c *conn) plaintextAuthAllowed() bool {

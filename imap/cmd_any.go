@@ -62,6 +62,9 @@ func cmdEnable(c *conn, tag string, p *parser) {
 		case "QRESYNC":
 			c.enableCondstore()
 			c.qresync = true
+		case "METADATA", "METADATA-SERVER":
+			// RFC 5464 s4.4: unsolicited METADATA responses.
+			name = "METADATA"
 		case "UTF8=ACCEPT":
 			// Names and strings are UTF-8 already in IMAP4rev2.
 			c.enc.UTF8 = true

@@ -1,8 +1,11 @@
 package imap
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"io"
-	"strings"
+	"os"
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -15,12 +18,13 @@ const maxStringLiteral = 1 << 20
 
 // RFC 9051 s6.3.12 APPEND, with RFC 3502 MULTIAPPEND, RFC 3516 literal8
 // (binary APPEND, accepted into every mailbox as RFC 5550 requires),
-// RFC 4315 APPENDUID and RFC 7889 APPENDLIMIT. The message literal is
-// streamed into the store.
+// RFC 4315 APPENDUID and RFC 7889 APPENDLIMIT.
 //
-// MULTIAPPEND is all-or-nothing: when a later message fails, the ones
-// stored before it are removed again (the store has no multi-message
-// transaction; see STORE-NEEDS.md).
+// Whether more messages follow is only known after a literal, and
+// MULTIAPPEND is all or nothing, so each literal is first spooled (in
+// memory up to spoolInMemory octets, else in a temporary file) and the
+// messages are then stored in one DepositMany (a single message with
+// Deposit); both stream the spooled data into the store.
 func cmdAppend(c *conn, tag string, p *parser) {
 	p.xsp()
 	name := p.xmailbox()
@@ -29,23 +33,16 @@ func cmdAppend(c *conn, tag string, p *parser) {
 	if err != nil {
 		// The literal may still be on its way; the skip at the command
 		// boundary takes care of non-synchronizing ones.
-		if strings.Contains(err.Error(), "not found") {
+		if errors.Is(err, vmstore.ErrNotFound) {
 			xusererrorf("TRYCREATE", "no such mailbox")
 		}
 		xstoreErr(err, "APPEND")
 	}
-	var stored []uint32
-	undo := func() {
-		if len(stored) > 0 {
-			if _, err := st.Remove(c.user, mb.ID, stored); err != nil {
-				c.log.Warn("imap multiappend undo", "err", err)
-			}
-		}
-	}
-	ok := false
+	var reqs []vmstore.DepositReq
+	var cleanups []func()
 	defer func() {
-		if !ok {
-			undo()
+		for _, f := range cleanups {
+			f()
 		}
 	}()
 	for {
@@ -69,34 +66,87 @@ func cmdAppend(c *conn, tag string, p *parser) {
 		if _, isLit := p.PeekLiteral(); !isLit {
 			xsyntaxf("expected message literal")
 		}
+		if len(reqs) >= maxMultiAppend {
+			xusererrorf("LIMIT", "too many messages in one APPEND")
+		}
 		p.MaxLiteral = c.srv.appendLimit()
-		r, _, err := p.OpenLiteral(true)
+		r, lit, err := p.OpenLiteral(true)
 		p.MaxLiteral = maxStringLiteral
 		p.xcheck(err)
-		res, err := st.Deposit(vmstore.DepositReq{
+		if lit.Size == 0 {
+			p.xcheck(p.CloseLiteral())
+			xusererrorf("CANNOT", "empty message")
+		}
+		body, cleanup, err := c.spool(r, lit.Size)
+		if cleanup != nil {
+			cleanups = append(cleanups, cleanup)
+		}
+		if err != nil {
+			if ioErr := p.CloseLiteral(); ioErr != nil {
+				panic(ioError{ioErr})
+			}
+			xcheckf(err, "spooling message")
+		}
+		p.xcheck(p.CloseLiteral())
+		reqs = append(reqs, vmstore.DepositReq{
 			User:         c.user,
 			Mailbox:      mb.Name,
-			Body:         r,
+			Body:         body,
 			Flags:        flags,
 			InternalDate: date,
 			Event:        vmstore.EventMessageAppend,
 			Service:      "imap",
 		})
-		if err != nil {
-			// Read what is left of the literal so that the connection
-			// stays in step, then report.
-			io.Copy(io.Discard, r)
-			p.xcheck(p.CloseLiteral())
-			p.SkipCommand()
-			xstoreErr(err, "APPEND")
-		}
-		stored = append(stored, res.Message.UID)
-		mb.UIDValidity = res.Mailbox.UIDValidity
-		p.xcheck(p.CloseLiteral())
 		if p.AtEnd() {
 			break
 		}
 	}
-	ok = true
-	c.okText = "[APPENDUID " + u32(mb.UIDValidity) + " " + uidSetString(stored) + "] APPEND completed"
+	var uids []uint32
+	var uidValidity uint32
+	if len(reqs) == 1 {
+		res, err := st.Deposit(reqs[0])
+		xstoreErr(err, "APPEND")
+		uids, uidValidity = []uint32{res.Message.UID}, res.Mailbox.UIDValidity
+	} else {
+		res, err := st.DepositMany(reqs)
+		xstoreErr(err, "APPEND")
+		for _, r := range res {
+			uids = append(uids, r.Message.UID)
+			uidValidity = r.Mailbox.UIDValidity
+		}
+	}
+	c.okText = "[APPENDUID " + u32(uidValidity) + " " + uidListString(uids) + "] APPEND completed"
+}
+
+// maxMultiAppend bounds the messages of one MULTIAPPEND.
+const maxMultiAppend = 1000
+
+// spoolInMemory is the largest literal spooled in memory.
+const spoolInMemory = 1 << 20
+
+// spool copies a literal to memory or a temporary file and returns a reader
+// of it and a cleanup function.
+func (c *conn) spool(r io.Reader, size int64) (io.Reader, func(), error) {
+	if size <= spoolInMemory {
+		b := make([]byte, size)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, nil, err
+		}
+		return bytes.NewReader(b), nil, nil
+	}
+	f, err := os.CreateTemp(c.srv.SpoolDir, "lemonvox-append-*")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	if _, err := io.CopyN(f, r, size); err != nil {
+		return nil, cleanup, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, cleanup, err
+	}
+	return bufio.NewReaderSize(f, 64*1024), cleanup, nil
 }

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bufio"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ type fetchMsg struct {
 	msg  *vmstore.Message
 	part *vmstore.Part
 	blob *vmstore.BlobReader
+	bufs []*bufio.Reader // pooled read buffers, see release
 }
 
 func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {
@@ -59,7 +61,14 @@ func simpleFetch(item fetchItem) func(*parser, string) []fetchItem {
 
 var (
 	fetchFlags = fetchItem{name: "FLAGS", write: func(c *conn, fm *fetchMsg) {
-		c.enc.Raw("FLAGS (").Raw(strings.Join(fm.msg.Flags, " ")).Raw(")")
+		c.enc.Raw("FLAGS (").Raw(strings.Join(fm.msg.Flags, " "))
+		if c.sel != nil && c.sel.recent[fm.msg.UID] {
+			if len(fm.msg.Flags) > 0 {
+				c.enc.SP()
+			}
+			c.enc.Raw(`\Recent`)
+		}
+		c.enc.Raw(")")
 	}}
 	fetchUID = fetchItem{name: "UID", write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw("UID ").Number(uint64(fm.msg.UID))
@@ -250,6 +259,7 @@ func cmdFetch(c *conn, tag string, p *parser) {
 			fetchFlags.write(c, fm)
 		}
 		c.enc.Raw(")").CRLF()
+		fm.release()
 		if err := c.enc.Err(); err != nil {
 			panic(ioError{err})
 		}
@@ -260,6 +270,9 @@ func cmdFetch(c *conn, tag string, p *parser) {
 // expunged meanwhile are left out.
 func (c *conn) xloadMessages(uids []uint32) []vmstore.Message {
 	s := c.sel
+	if len(uids) == 0 {
+		return nil
+	}
 	if len(uids) == 1 {
 		m, err := c.srv.Store.Message(s.mb.ID, uids[0])
 		if err != nil {

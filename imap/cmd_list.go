@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lemonvox/lemonvox/imap/wire"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -36,6 +37,7 @@ func cmdCreate(c *conn, tag string, p *parser) {
 	if name == "INBOX" {
 		xusererrorf("ALREADYEXISTS", "INBOX exists")
 	}
+	c.notifyOwn(name)
 	_, err := c.srv.Store.CreateMailbox(c.user, name, use)
 	xstoreErr(err, "CREATE")
 }
@@ -56,6 +58,7 @@ func cmdDelete(c *conn, tag string, p *parser) {
 	p.xsp()
 	name := p.xmailbox()
 	p.xend()
+	c.notifyOwn(name)
 	xstoreErr(c.srv.Store.DeleteMailbox(c.user, name), "DELETE")
 }
 
@@ -66,6 +69,7 @@ func cmdRename(c *conn, tag string, p *parser) {
 	p.xsp()
 	to := strings.TrimSuffix(p.xmailbox(), "/")
 	p.xend()
+	c.notifyOwn(to)
 	xstoreErr(c.srv.Store.RenameMailbox(c.user, from, to), "RENAME")
 }
 
@@ -74,6 +78,7 @@ func cmdSubscribe(c *conn, tag string, p *parser) {
 	p.xsp()
 	name := p.xmailbox()
 	p.xend()
+	c.notifyOwn(name)
 	xstoreErr(c.srv.Store.Subscribe(c.user, name, c.cmd == "SUBSCRIBE"), c.cmd)
 }
 
@@ -141,6 +146,16 @@ func cmdList(c *conn, tag string, p *parser) {
 	} else {
 		pats = append(pats, listMailbox())
 	}
+	if !c.utf8Names() {
+		for i, pat := range pats {
+			if n, err := wire.DecodeMUTF7(pat); err == nil {
+				pats[i] = n
+			}
+		}
+		if n, err := wire.DecodeMUTF7(ref); err == nil {
+			ref = n
+		}
+	}
 	var retSubscribed, retChildren, retSpecial bool
 	var statusItems []string
 	if p.Consume(' ') {
@@ -190,10 +205,32 @@ func cmdList(c *conn, tag string, p *parser) {
 		names = append(names, mbs[i].Name)
 	}
 	lsub := c.cmd == "LSUB"
+	// RFC 5258 s3.5: with RECURSIVEMATCH, a mailbox that is not itself
+	// subscribed is listed when a descendant is, with CHILDINFO.
+	subChild := func(name string) bool {
+		for _, s := range subs {
+			if strings.HasPrefix(s, name+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	if selSubscribed || lsub {
+		seen := map[string]bool{}
 		names = names[:0]
 		for _, s := range subs {
 			names = append(names, s)
+			seen[s] = true
+		}
+		if recursive {
+			for _, s := range subs {
+				for i := strings.LastIndex(s, "/"); i > 0; i = strings.LastIndex(s[:i], "/") {
+					if p := s[:i]; !seen[p] {
+						seen[p] = true
+						names = append(names, p)
+					}
+				}
+			}
 		}
 	}
 	slices.Sort(names)
@@ -253,7 +290,11 @@ func cmdList(c *conn, tag string, p *parser) {
 		}
 		_ = retSpecial
 		c.enc.Raw("* ").Raw(c.cmd).Raw(" (").Raw(strings.Join(attrs, " ")).Raw(`) "/" `)
-		c.enc.Astring(name).CRLF()
+		c.enc.Astring(c.mboxOut(name))
+		if recursive && subChild(name) {
+			c.enc.Raw(` ("CHILDINFO" ("SUBSCRIBED"))`)
+		}
+		c.enc.CRLF()
 		if statusItems != nil && mb != nil {
 			c.writeStatus(mb, statusItems)
 		}
@@ -293,7 +334,7 @@ func cmdStatus(c *conn, tag string, p *parser) {
 }
 
 func (c *conn) writeStatus(mb *vmstore.Mailbox, items []string) {
-	c.enc.Raw("* STATUS ").Astring(mb.Name).Raw(" (")
+	c.enc.Raw("* STATUS ").Astring(c.mboxOut(mb.Name)).Raw(" (")
 	for i, it := range items {
 		if i > 0 {
 			c.enc.SP()
@@ -321,25 +362,8 @@ func (c *conn) writeStatus(mb *vmstore.Mailbox, items []string) {
 		case "DELETED-STORAGE":
 			// RFC 9208 s4.3.2: the RFC822.SIZE sum of \Deleted messages
 			// (in 1024-octet units, as STORAGE).
-			c.enc.Number(uint64((c.xdeletedBytes(mb) + 1023) / 1024))
+			c.enc.Number(uint64((mb.Counts.DeletedBytes + 1023) / 1024))
 		}
 	}
 	c.enc.Raw(")").CRLF()
-}
-
-// xdeletedBytes sums the sizes of the mailbox's \Deleted messages; the
-// counters hold only their number, so this scans when there are any.
-func (c *conn) xdeletedBytes(mb *vmstore.Mailbox) int64 {
-	if mb.Counts.Deleted == 0 {
-		return 0
-	}
-	msgs, err := c.srv.Store.Messages(mb.ID, 1, 0)
-	xcheckf(err, "reading messages")
-	var n int64
-	for _, m := range msgs {
-		if m.Has(vmstore.FlagDeleted) {
-			n += m.Size
-		}
-	}
-	return n
 }

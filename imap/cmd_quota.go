@@ -68,9 +68,9 @@ func cmdGetQuotaRoot(c *conn, tag string, p *parser) {
 		xusererrorf("CANNOT", "invalid mailbox name")
 	}
 	if !c.hasQuota() {
-		c.enc.Raw("* QUOTAROOT ").Astring(name).CRLF()
+		c.enc.Raw("* QUOTAROOT ").Astring(c.mboxOut(name)).CRLF()
 		return
 	}
-	c.enc.Raw("* QUOTAROOT ").Astring(name).SP().Astring(c.quotaRoot()).CRLF()
+	c.enc.Raw("* QUOTAROOT ").Astring(c.mboxOut(name)).SP().Astring(c.quotaRoot()).CRLF()
 	c.xwriteQuota()
 }

@@ -18,6 +18,7 @@ type searchReq struct {
 	crit    imap.SearchCriteria
 	ret     []string // RETURN options, upper case; nil = classic SEARCH response
 	esearch bool
+	partial *[2]uint32
 	modseq  bool // a MODSEQ key was used
 }
 
@@ -26,19 +27,7 @@ func (p *parser) xsearchProgram(allowReturn bool) *searchReq {
 	req := &searchReq{}
 	if allowReturn && p.ConsumeFold("RETURN ") {
 		req.esearch = true
-		req.ret = []string{}
-		p.xlist(func() {
-			o := strings.ToUpper(p.xatom())
-			switch o {
-			case "MIN", "MAX", "ALL", "COUNT", "SAVE":
-			default:
-				xsyntaxf("unknown RETURN option %s", o)
-			}
-			req.ret = append(req.ret, o)
-		})
-		if len(req.ret) == 0 {
-			req.ret = []string{"ALL"}
-		}
+		req.ret, req.partial = p.xreturnOpts()
 		p.xsp()
 	}
 	if p.ConsumeFold("CHARSET ") {
@@ -318,7 +307,7 @@ func (mt *matcher) match(cr *imap.SearchCriteria) bool {
 	}
 	has := func(f imap.Flag) bool {
 		if strings.EqualFold(string(f), `\Recent`) {
-			return m.Recent
+			return mt.c.sel.recent[m.UID]
 		}
 		return m.Has(string(f))
 	}
@@ -465,33 +454,8 @@ func cmdSearch(c *conn, tag string, p *parser) {
 	if req.ret == nil {
 		req.ret = []string{"ALL"}
 	}
-	c.writeESearch(tag, isUID, req.ret, nums, req.modseq, maxMod)
-}
-
-// writeESearch writes an RFC 4731 ESEARCH response.
-func (c *conn) writeESearch(tag string, isUID bool, ret []string, nums []uint32, modseq bool, maxMod uint64) {
-	c.enc.Raw(`* ESEARCH (TAG `).String(tag).Raw(")")
-	if isUID {
-		c.enc.Raw(" UID")
+	if slices.Contains(req.ret, "UPDATE") {
+		c.addContext(tag, isUID, nil, req, found)
 	}
-	if len(nums) > 0 {
-		if slices.Contains(ret, "MIN") {
-			c.enc.Raw(" MIN ").Number(uint64(slices.Min(nums)))
-		}
-		if slices.Contains(ret, "MAX") {
-			c.enc.Raw(" MAX ").Number(uint64(slices.Max(nums)))
-		}
-		if slices.Contains(ret, "ALL") {
-			sorted := slices.Clone(nums)
-			slices.Sort(sorted)
-			c.enc.Raw(" ALL ").Raw(uidSetString(sorted))
-		}
-	}
-	if slices.Contains(ret, "COUNT") {
-		c.enc.Raw(" COUNT ").Number(uint64(len(nums)))
-	}
-	if modseq && len(nums) > 0 {
-		c.enc.Raw(" MODSEQ ").Number(maxMod)
-	}
-	c.enc.CRLF()
+	c.writeESearchOrdered(tag, isUID, req.ret, req.partial, nums, req.modseq, maxMod, false)
 }

@@ -56,24 +56,34 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	if condstore {
 		c.enableCondstore()
 	}
-	if c.sub == nil {
-		c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
-	} else {
-		c.sub.Drain()
-	}
+	// Subscribe before reading the mailbox so that no change is missed;
+	// what is pending now concerns other mailboxes (NOTIFY) or is already
+	// in what we read.
+	c.ensureSub()
+	c.pollEvents()
 	st := c.srv.Store
-	mb, err := st.Mailbox(c.user, name)
+	mb0, err := st.Mailbox(c.user, name)
 	xstoreErr(err, "SELECT")
 	readOnly := c.cmd == "EXAMINE"
-	var recent int
-	if !readOnly && !c.rev2 {
-		r, err := st.ClearRecent(c.user, mb.ID)
+	// \Recent (IMAP4rev1 only, RFC 3501 s2.3.2): the first session to
+	// select the mailbox read-write takes the recent messages.
+	var recent []uint32
+	if !readOnly && !c.rev2 && mb0.Counts.Recent > 0 {
+		recent, err = st.ClearRecent(c.user, mb0.ID)
 		xcheckf(err, "clear recent")
-		recent = len(r)
 	}
-	msgs, err := st.Messages(mb.ID, 1, 0)
-	xcheckf(err, "reading messages")
-	s := &selected{mb: *mb, readOnly: readOnly, modseq: mb.HighestModSeq}
+	// One read transaction with its journal position: hub events up to
+	// LastSeq are already in it.
+	snap, err := st.Snapshot(mb0.ID)
+	xstoreErr(err, "SELECT")
+	mb, msgs := &snap.Mailbox, snap.Messages
+	s := &selected{mb: *mb, readOnly: readOnly, modseq: mb.HighestModSeq, baseSeq: snap.LastSeq}
+	if len(recent) > 0 {
+		s.recent = map[uint32]bool{}
+		for _, u := range recent {
+			s.recent[u] = true
+		}
+	}
 	s.uids = make([]uint32, len(msgs))
 	keywords := map[string]bool{}
 	firstUnseen := 0
@@ -106,7 +116,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	}
 	c.writeLine("* %d EXISTS", len(s.uids))
 	if !c.rev2 {
-		c.writeLine("* %d RECENT", recent)
+		c.writeLine("* %d RECENT", len(recent))
 		if firstUnseen > 0 {
 			c.writeLine("* OK [UNSEEN %d] first unseen", firstUnseen)
 		}
@@ -121,7 +131,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	}
 	c.writeLine("* OK [HIGHESTMODSEQ %d] highest modseq", mb.HighestModSeq)
 	if c.rev2 {
-		c.enc.Raw("* LIST () \"/\" ").Astring(mb.Name).CRLF()
+		c.enc.Raw("* LIST () \"/\" ").Astring(c.mboxOut(mb.Name)).CRLF()
 	}
 	c.sel = s
 	c.state = stateSelected
@@ -194,13 +204,34 @@ func (c *conn) qresyncReport(qr *qresyncParams, msgs []vmstore.Message) {
 			bound = uids[i]
 		}
 	}
-	gone, err := st.ExpungedSince(s.mb.ID, qr.modseq)
-	xcheckf(err, "expunged since")
 	var vanished []uint32
-	for _, u := range gone {
-		if u > bound && known(u) {
-			if _, ok := s.seqOf(u); !ok {
+	horizon, err := st.ExpungeHorizon(s.mb.ID)
+	xcheckf(err, "expunge horizon")
+	if qr.modseq < horizon {
+		// RFC 7162 s3.2.5.2: the log does not reach back; every known UID
+		// that no longer exists is reported.
+		var cand []uint32
+		if qr.known != nil {
+			cand, _ = qr.known.Nums()
+		} else {
+			for u := uint32(1); u < s.mb.UIDNext && len(cand) < 1<<20; u++ {
+				cand = append(cand, u)
+			}
+		}
+		for _, u := range cand {
+			if _, ok := s.seqOf(u); !ok && u > bound && u < s.mb.UIDNext {
 				vanished = append(vanished, u)
+			}
+		}
+		slices.Sort(vanished)
+	} else {
+		gone, err := st.ExpungedSince(s.mb.ID, qr.modseq)
+		xcheckf(err, "expunged since")
+		for _, u := range gone {
+			if u > bound && known(u) {
+				if _, ok := s.seqOf(u); !ok {
+					vanished = append(vanished, u)
+				}
 			}
 		}
 	}
@@ -233,8 +264,4 @@ func cmdClose(c *conn, tag string, p *parser) {
 	}
 	c.sel = nil
 	c.state = stateAuth
-	if c.sub != nil {
-		c.sub.Close()
-		c.sub = nil
-	}
 }

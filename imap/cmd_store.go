@@ -64,13 +64,9 @@ func cmdStore(c *conn, tag string, p *parser) {
 	}
 	req := vmstore.StoreReq{User: c.user, MailboxID: s.mb.ID, UIDs: uids, Op: op, Flags: flags}
 	if hasUnchanged {
-		// UNCHANGEDSINCE 0 must fail for every message (RFC 7162 s3.1.3);
-		// the store treats 0 as "no condition", so it is answered here.
-		if unchangedSince == 0 {
-			c.okText = "[MODIFIED " + c.modifiedSet(uids, isUID) + "] conditional STORE failed"
-			return
-		}
-		req.UnchangedSince = unchangedSince
+		// Conditional also covers UNCHANGEDSINCE 0, which fails for every
+		// message (RFC 7162 s3.1.3).
+		req.UnchangedSince, req.Conditional = unchangedSince, true
 	}
 	res, err := c.srv.Store.StoreFlags(req)
 	xstoreErr(err, "STORE")

@@ -59,6 +59,9 @@ func TestCompress(t *testing.T) {
 	if l := read(); l != "* 2 EXISTS" {
 		t.Fatal(l)
 	}
+	if l := read(); l != "* 2 RECENT" {
+		t.Fatal(l)
+	}
 	send("DONE")
 	if l := read(); !strings.HasPrefix(l, "c4 OK") {
 		t.Fatal(l)

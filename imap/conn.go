@@ -1,8 +1,9 @@
 package imap
 
 import (
-	"bytes"
+	"bufio"
 	"compress/flate"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,11 +13,19 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lemonvox/lemonvox/imap/wire"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
+
+// writeTimeout bounds each write to the client: one that stops reading
+// must not hold its session (and the notifier) forever.
+const writeTimeout = 5 * time.Minute
+
+// levelTrace is below debug: protocol lines, credentials redacted.
+const levelTrace = slog.LevelDebug - 4
 
 // state is a session state (RFC 9051 s3), as a bit so that the command table
 // can hold a set.
@@ -58,6 +67,8 @@ type conn struct {
 	dec   *wire.Decoder
 	enc   *wire.Encoder
 	zw    *flate.Writer // COMPRESS=DEFLATE output, when active
+	zbuf  *bufio.Writer // collects the compressed octets of one flush
+	zin   *dirtyWriter  // in front of zw: was anything written since the last flush
 	zr    *wire.Inflater
 	log   *slog.Logger
 
@@ -71,7 +82,17 @@ type conn struct {
 	enabled map[string]bool
 	bad     int
 
-	idleState
+	ownMeta    []string    // metadata entries this session set, not to report back
+	pendMeta   [][2]string // unsolicited METADATA (mailbox, entry) to send
+	pendNotify []string    // NOTIFY responses for other mailboxes
+	ownNames   []string    // mailbox names this session changed (no NOTIFY echo)
+
+	// mu is held while a command runs; the notifier goroutine takes it to
+	// push changes during IDLE or under NOTIFY.
+	mu     sync.Mutex
+	idling bool
+	notify *notifySpec
+	done   chan struct{}
 
 	cmd     string // current command name, upper case
 	okText  string // tagged OK text of the current command, "" = default
@@ -87,10 +108,11 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		isTLS:   implicitTLS,
 		state:   stateNotAuth,
 		enabled: map[string]bool{},
+		done:    make(chan struct{}),
 	}
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	c.dec = wire.NewDecoder(nc)
-	c.enc = wire.NewEncoder(nc)
+	c.enc = wire.NewEncoder(deadlineWriter{nc})
 	c.setLimits()
 	c.dec.Continue = func() error {
 		c.enc.Raw("+ Ready for literal data\r\n")
@@ -112,7 +134,17 @@ func (c *conn) flush() error {
 		return err
 	}
 	if c.zw != nil {
-		return c.zw.Flush()
+		// An empty sync flush would reach the client as a read that
+		// inflates to nothing, which some clients take for a broken
+		// response.
+		if !c.zin.dirty {
+			return nil
+		}
+		c.zin.dirty = false
+		if err := c.zw.Flush(); err != nil {
+			return err
+		}
+		return c.zbuf.Flush()
 	}
 	return nil
 }
@@ -161,10 +193,19 @@ func (c *conn) serve() {
 			timeout = c.srv.idleTimeout()
 		}
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		// Waiting for the client: hold no buffers (idle sessions are most
+		// sessions).
+		c.mu.Lock() // the notifier writes too
+		c.enc.Park()
+		c.mu.Unlock()
+		c.dec.Park()
 		err := c.dec.Begin()
 		if errors.Is(err, wire.ErrLineTooLong) {
+			c.mu.Lock()
 			c.writeLine("* BAD [TOOBIG] command line too long")
-			if c.countBad() {
+			end := c.countBad()
+			c.mu.Unlock()
+			if end {
 				return
 			}
 			continue
@@ -172,8 +213,10 @@ func (c *conn) serve() {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				c.mu.Lock()
 				c.writeLine("* BYE autologout; idle for too long")
 				c.flush()
+				c.mu.Unlock()
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("imap read", "err", err)
 			}
@@ -186,6 +229,9 @@ func (c *conn) serve() {
 }
 
 func (c *conn) cleanup() {
+	close(c.done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.zr != nil {
 		c.zr.Close()
 	}
@@ -216,6 +262,8 @@ func (c *conn) countBad() bool {
 // connection continues.
 func (c *conn) command() (cont bool) {
 	start := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p := &parser{Decoder: c.dec, c: c}
 	tag := "*"
 	name := ""
@@ -293,14 +341,17 @@ func (c *conn) command() (cont bool) {
 			c.writeLine("%s NO [SERVERBUG] internal error, logged", tag)
 		}
 		metricCommand.WithLabelValues(label, result).Observe(time.Since(start).Seconds())
-		if c.log.Enabled(nil, slog.LevelDebug) {
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("imap command", "cmd", label, "user", c.user, "result", result, "duration", time.Since(start))
 		}
-		if err := c.flush(); err != nil {
+		if err := c.flush(); err != nil || c.closing {
 			cont = false
 		}
 	}()
 
+	if c.log.Enabled(context.Background(), levelTrace) {
+		c.log.Log(context.Background(), levelTrace, "imap C", "line", redactLine(c.dec.Line()))
+	}
 	var err error
 	tag, err = c.dec.Atom()
 	if err != nil || strings.ContainsRune(tag, '+') {
@@ -347,23 +398,101 @@ func (c *conn) upgradeTLS() error {
 	c.nc = tc
 	c.isTLS = true
 	c.dec.Reset(tc)
-	c.enc.Reset(tc)
+	c.enc.Reset(deadlineWriter{tc})
 	return nil
 }
 
 // startCompress switches both directions to DEFLATE (RFC 4978).
-func (c *conn) startCompress(ahead []byte) error {
-	zw, err := flate.NewWriter(c.nc, flate.BestSpeed)
+func (c *conn) startCompress() error {
+	c.zbuf = bufio.NewWriterSize(deadlineWriter{c.nc}, 4096)
+	zw, err := flate.NewWriter(c.zbuf, flate.BestSpeed)
 	if err != nil {
 		return err
 	}
 	c.zw = zw
-	var in io.Reader = c.nc
-	if len(ahead) > 0 {
-		in = io.MultiReader(bytes.NewReader(ahead), c.nc)
-	}
-	c.zr = wire.NewInflater(in)
+	c.zr = wire.NewInflater(c.nc)
 	c.dec.Reset(c.zr)
-	c.enc.Reset(zw)
+	c.zin = &dirtyWriter{w: zw}
+	c.enc.Reset(c.zin)
 	return nil
+}
+
+// ensureSub subscribes the session to its account's changes and starts the
+// notifier goroutine.
+func (c *conn) ensureSub() {
+	if c.sub != nil {
+		return
+	}
+	c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
+	go c.notifier(c.sub)
+}
+
+// notifier pushes changes as soon as the hub reports them while the client
+// is in IDLE or has set NOTIFY (RFC 2177, RFC 5465). Otherwise changes wait
+// for the next command boundary.
+func (c *conn) notifier(sub *vmstore.Subscription) {
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-sub.C():
+		}
+		c.mu.Lock()
+		if c.idling || c.notify != nil {
+			c.pushUpdates()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// pushUpdates sends pending changes outside a command (IDLE, NOTIFY).
+// Expunges go out only in IDLE or when NOTIFY asked for the selected
+// mailbox's events without delay.
+func (c *conn) pushUpdates() {
+	defer func() {
+		if x := recover(); x != nil {
+			c.log.Error("imap push failed", "panic", x)
+			c.nc.Close()
+		}
+	}()
+	allow := c.idling || (c.notify != nil && c.notify.selected != nil && !c.notify.selectedDelayed)
+	c.flushUpdates(allow)
+	if err := c.flush(); err != nil || c.closing {
+		c.nc.Close()
+	}
+	c.enc.Park()
+}
+
+// dirtyWriter notes that something was written.
+type dirtyWriter struct {
+	w     io.Writer
+	dirty bool
+}
+
+func (d *dirtyWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		d.dirty = true
+	}
+	return d.w.Write(p)
+}
+
+// redactLine hides the arguments of LOGIN and AUTHENTICATE in traces.
+func redactLine(line []byte) string {
+	f := strings.Fields(string(line))
+	if len(f) >= 3 && (strings.EqualFold(f[1], "LOGIN") || strings.EqualFold(f[1], "AUTHENTICATE")) {
+		return f[0] + " " + f[1] + " <redacted>"
+	}
+	if len(line) > 200 {
+		return string(line[:200]) + "..."
+	}
+	return string(line)
+}
+
+// deadlineWriter renews the write deadline before every write, so that a
+// long literal on a slow link is fine while a stalled client is not.
+type deadlineWriter struct{ c net.Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return d.c.Write(p)
 }

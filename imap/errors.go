@@ -13,8 +13,6 @@ var (
 	// ErrTLSConfig: TLSAddr or STARTTLS needs a TLS configuration.
 	ErrTLSConfig = errors.New("imap: TLS address set without TLS configuration")
 
-	// errTooManyBad: ten consecutive bad commands; the connection ends.
-	errTooManyBad = errors.New("imap: too many bad commands")
 	// errLogout: the client logged out; the connection ends normally.
 	errLogout = errors.New("imap: logout")
 )

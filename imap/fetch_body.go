@@ -8,6 +8,7 @@ import (
 	"mime/quotedprintable"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -215,6 +216,17 @@ func (c *conn) writeSection(fm *fetchMsg, sec section, off, n int64, partial boo
 		c.enc.Raw(`""`)
 		return
 	}
+	if partial && !strings.HasPrefix(sec.spec, "HEADER.FIELDS") {
+		// Seek instead of reading up to the offset.
+		if off >= end-start {
+			c.enc.Raw(`""`)
+			return
+		}
+		start += off
+		end = min(end, start+n)
+		c.writePartial(blob.Section(start, end-start), end-start, 0, 0, false, false)
+		return
+	}
 	var r io.Reader = blob.Section(start, end-start)
 	size := end - start
 	if strings.HasPrefix(sec.spec, "HEADER.FIELDS") {
@@ -316,8 +328,15 @@ func (c *conn) xbinaryPart(fm *fetchMsg, sec section) *vmstore.Part {
 
 // decoder returns a reader of the part's body with its transfer encoding
 // removed.
+//
+// The blob reader fetches a whole 256 KiB chunk from the store for every
+// read, and the decoders read in small pieces, so the part is read through
+// a buffer of that size.
 func (c *conn) decoder(fm *fetchMsg, part *vmstore.Part) io.Reader {
-	r := io.Reader(c.xblob(fm).Section(part.Body, part.End-part.Body))
+	br := blobBufPool.Get().(*bufio.Reader)
+	br.Reset(c.xblob(fm).Section(part.Body, part.End-part.Body))
+	fm.bufs = append(fm.bufs, br)
+	r := io.Reader(br)
 	switch strings.ToLower(part.Encoding) {
 	case "base64":
 		return base64.NewDecoder(base64.StdEncoding, &base64Filter{r: r})
@@ -351,6 +370,7 @@ func (c *conn) xdecodedSize(fm *fetchMsg, part *vmstore.Part) int64 {
 	switch strings.ToLower(part.Encoding) {
 	case "base64", "quoted-printable":
 		n, err := io.Copy(io.Discard, c.decoder(fm, part))
+		fm.release()
 		if err != nil {
 			xusererrorf("UNKNOWN-CTE", "cannot decode part: %v", err)
 		}
@@ -365,4 +385,15 @@ func (c *conn) writeBinary(fm *fetchMsg, sec section, off, n int64, partial bool
 	part := c.xbinaryPart(fm, sec)
 	size := c.xdecodedSize(fm, part)
 	c.writePartial(c.decoder(fm, part), size, off, n, partial, part.Type != "text")
+}
+
+var blobBufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+
+// release returns the buffers a fetch of one message took.
+func (fm *fetchMsg) release() {
+	for _, b := range fm.bufs {
+		b.Reset(nil)
+		blobBufPool.Put(b)
+	}
+	fm.bufs = nil
 }

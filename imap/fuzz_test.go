@@ -23,6 +23,11 @@ var fuzzSeeds = []string{
 	"a UID MOVE 1:* Trash\r\na UID COPY $ INBOX\r\na UID EXPUNGE 1:5\r\n",
 	"a ENABLE QRESYNC IMAP4rev2\r\na SELECT INBOX (QRESYNC (1 2 1:4 (1,3 1,3)))\r\n",
 	"a ID (\"name\" \"x\")\r\na NAMESPACE\r\na IDLE\r\nDONE\r\n",
+	"a NOTIFY SET STATUS (SELECTED (MessageNew (UID FLAGS) MessageExpunge FlagChange)) (SUBTREE (INBOX Trash) (MailboxName))\r\na NOTIFY NONE\r\n",
+	"a SETMETADATA INBOX (/private/comment {3+}\r\nabc /shared/x NIL)\r\na GETMETADATA (DEPTH infinity MAXSIZE 2) \"\" (/shared /private/comment)\r\n",
+	"a UID SORT RETURN (UPDATE MIN PARTIAL 1:3) (REVERSE SUBJECT DATE) UTF-8 OR SEEN $\r\na CANCELUPDATE \"a\"\r\n",
+	"a GETQUOTAROOT INBOX\r\na GETQUOTA \"user/alice\"\r\na COMPRESS DEFLATE\r\n",
+	"a FETCH 2 (BODY[2.HEADER] BODY[2.1] BINARY[1]<0.1> BODY[1.MIME] RFC822.HEADER)\r\n",
 }
 
 // FuzzCommand feeds arbitrary input to an authenticated session with

@@ -24,11 +24,14 @@ func TestIdleRaw(t *testing.T) {
 	if l := rc.line(); l != "* 1 EXISTS" {
 		t.Fatal(l)
 	}
+	if l := rc.line(); l != "* 1 RECENT" {
+		t.Fatal(l)
+	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("push took %v", d)
 	}
 	e.store.StoreFlags(storeReq(t, e, "alice", 1, `\Seen`))
-	if l := rc.line(); !strings.HasPrefix(l, `* 1 FETCH (FLAGS (\Seen))`) {
+	if l := rc.line(); !strings.HasPrefix(l, `* 1 FETCH (FLAGS (\Seen \Recent))`) {
 		t.Fatal(l)
 	}
 	rc.send("done")

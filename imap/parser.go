@@ -105,6 +105,12 @@ func (p *parser) xflagList(bare bool) []string {
 // xmailbox reads a mailbox name; INBOX is case-insensitive (RFC 9051 s5.1).
 func (p *parser) xmailbox() string {
 	name := p.xastring()
+	if !p.c.utf8Names() && strings.Contains(name, "&") {
+		// RFC 3501 s5.1.3; a name that does not decode is taken as is.
+		if n, err := wire.DecodeMUTF7(name); err == nil {
+			name = n
+		}
+	}
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}
@@ -147,4 +153,16 @@ func (p *parser) xdate() time.Time {
 		xsyntaxf("bad date %q", s)
 	}
 	return t
+}
+
+// utf8Names reports whether mailbox names travel as UTF-8 (IMAP4rev2 or
+// UTF8=ACCEPT enabled) rather than modified UTF-7.
+func (c *conn) utf8Names() bool { return c.rev2 || c.enabled["UTF8=ACCEPT"] }
+
+// mboxOut encodes a mailbox name for the client.
+func (c *conn) mboxOut(name string) string {
+	if c.utf8Names() {
+		return name
+	}
+	return wire.EncodeMUTF7(name)
 }

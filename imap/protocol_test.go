@@ -3,8 +3,11 @@ package imap
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 func TestTenBadCommands(t *testing.T) {
@@ -136,7 +139,179 @@ func TestBinaryFetch(t *testing.T) {
 		t.Fatalf("BODYSTRUCTURE: %q", lines[0])
 	}
 	lines = rc.ok("FETCH 1 (BINARY[2]<4.4>)")
-	if !strings.Contains(strings.Join(lines, "\n"), "BINARY[2]<4> ~{4}") || !strings.Contains(strings.Join(lines, "\n"), `FLAGS (\Seen)`) {
+	if !strings.Contains(strings.Join(lines, "\n"), "BINARY[2]<4> ~{4}") || !strings.Contains(strings.Join(lines, "\n"), `FLAGS (\Seen`) {
 		t.Fatalf("BINARY partial: %q", lines)
+	}
+}
+
+func TestMailboxNameEncoding(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("CREATE Entw&APw-rfe")
+	if _, err := e.store.Mailbox("alice", "Entwürfe"); err != nil {
+		t.Fatal("modified UTF-7 name not decoded:", err)
+	}
+	if lines := rc.ok(`LIST "" Entw*`); lines[0] != `* LIST (\HasNoChildren) "/" Entw&APw-rfe` {
+		t.Fatalf("%q", lines)
+	}
+	rc.ok("ENABLE IMAP4rev2")
+	if lines := rc.ok(`LIST "" Entw*`); lines[0] != `* LIST (\HasNoChildren) "/" "Entwürfe"` {
+		t.Fatalf("%q", lines)
+	}
+}
+
+func TestMultiAppendLargeAndAtomic(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	big := testMessage("big", strings.Repeat("0123456789abcdef", 200000)) // 3.2 MB: spooled to a file
+	small := testMessage("small", "x")
+	rc.send(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s (\\Seen) {%d+}\r\n%s", len(big), big, len(small), small))
+	if _, tagged := rc.until("a1"); !strings.Contains(tagged, "OK [APPENDUID ") || !strings.Contains(tagged, " 1:2]") {
+		t.Fatal(tagged)
+	}
+	rc.ok("SELECT INBOX")
+	lines := rc.ok("FETCH 1 (RFC822.SIZE)")
+	if lines[0] != fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d)", len(big)) {
+		t.Fatal(lines)
+	}
+	// Over quota on the second message: neither is stored.
+	if err := e.store.SetQuota("alice", vmstore.Quota{Messages: 3}); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s", len(small), small, len(small), small))
+	if _, tagged := rc.until("a2"); !strings.Contains(tagged, "NO [OVERQUOTA]") {
+		t.Fatal(tagged)
+	}
+	if mb, _ := e.store.Mailbox("alice", "INBOX"); mb.Counts.Messages != 2 {
+		t.Fatalf("MULTIAPPEND not atomic: %d messages", mb.Counts.Messages)
+	}
+}
+
+func TestSearchRes(t *testing.T) {
+	e := newTestEnv(t)
+	for i := 0; i < 4; i++ {
+		e.deposit("alice", "INBOX", testMessage("m"+u32(uint32(i)), "x"))
+	}
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	rc.ok("STORE 2 +FLAGS.SILENT (\\Answered)")
+	if lines := rc.ok("UID SEARCH RETURN (SAVE) UNANSWERED"); len(lines) != 0 {
+		t.Fatalf("SAVE alone answered: %q", lines)
+	}
+	if lines := rc.ok("UID FETCH $ (UID)"); len(lines) != 3 {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok("SEARCH $ SMALLER 1000000"); lines[0] != "* SEARCH 1 3 4" {
+		t.Fatalf("%q", lines)
+	}
+	rc.ok("UID COPY $ Trash")
+	if mb, _ := e.store.Mailbox("alice", "Trash"); mb.Counts.Messages != 3 {
+		t.Fatal(mb.Counts.Messages)
+	}
+}
+
+func TestSelectedMailboxDeleted(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("CREATE Work")
+	rc.ok("SELECT Work")
+	if err := e.store.DeleteMailbox("alice", "Work"); err != nil {
+		t.Fatal(err)
+	}
+	lines, tagged := rc.cmd("NOOP")
+	if len(lines) != 1 || lines[0] != "* BYE selected mailbox was deleted" || !strings.Contains(tagged, "OK") {
+		t.Fatalf("%q %s", lines, tagged)
+	}
+	if _, err := rc.r.ReadString('\n'); err == nil {
+		t.Fatal("connection still open")
+	}
+}
+
+func TestListExtended(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("CREATE Archive/2026 (USE (\\Archive))")
+	rc.ok("SUBSCRIBE Archive/2026")
+	rc.ok("SUBSCRIBE Gone")
+	lines := rc.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %%`)
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, `* LIST (\HasChildren) "/" Archive ("CHILDINFO" ("SUBSCRIBED"))`) ||
+		!strings.Contains(all, `* LIST (\NonExistent \Subscribed) "/" Gone`) || strings.Contains(all, "Archive/2026") {
+		t.Fatalf("%s", all)
+	}
+	lines = rc.ok(`LIST (SPECIAL-USE) "" *`)
+	if len(lines) != 4 || !strings.Contains(strings.Join(lines, "\n"), `\Archive) "/" Archive/2026`) {
+		t.Fatalf("%q", lines)
+	}
+	lines = rc.ok(`LIST "" (INBOX Archive/%%) RETURN (CHILDREN STATUS (MESSAGES UIDVALIDITY))`)
+	if len(lines) != 4 || !strings.HasPrefix(lines[1], "* STATUS Archive/2026 (MESSAGES 0 UIDVALIDITY ") {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok(`LIST "" ""`); lines[0] != `* LIST (\Noselect) "/" ""` {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok(`LSUB "" *`); len(lines) != 7 {
+		t.Fatalf("LSUB: %q", lines)
+	}
+}
+
+// TestRev2Behaviour: ENABLE IMAP4rev2 switches SEARCH to ESEARCH and drops
+// RECENT/UNSEEN from SELECT (RFC 9051 s6.3.1, appendix E).
+func TestRev2Behaviour(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", testMessage("r", "x"))
+	rc := e.raw()
+	rc.login("alice")
+	lines := rc.ok("SELECT INBOX")
+	if !strings.Contains(strings.Join(lines, "\n"), "RECENT") {
+		t.Fatalf("rev1 SELECT without RECENT: %q", lines)
+	}
+	if l := rc.ok("SEARCH ALL"); l[0] != "* SEARCH 1" {
+		t.Fatal(l)
+	}
+	if l := rc.ok("ENABLE IMAP4rev2"); l[0] != "* ENABLED IMAP4REV2" {
+		t.Fatal(l)
+	}
+	lines = rc.ok("SELECT INBOX")
+	if strings.Contains(strings.Join(lines, "\n"), "RECENT") || strings.Contains(strings.Join(lines, "\n"), "UNSEEN") {
+		t.Fatalf("rev2 SELECT: %q", lines)
+	}
+	if l := rc.ok("SEARCH ALL"); l[0] != `* ESEARCH (TAG "t6") ALL 1` {
+		t.Fatal(l)
+	}
+}
+
+func TestRecentRev1(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", testMessage("r1", "x"))
+	e.deposit("alice", "INBOX", testMessage("r2", "x"))
+	rc := e.raw()
+	rc.login("alice")
+	if lines := rc.ok("SELECT INBOX"); !slices.Contains(lines, "* 2 RECENT") {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok("FETCH 1 (FLAGS)"); lines[0] != `* 1 FETCH (FLAGS (\Recent))` {
+		t.Fatalf("%q", lines)
+	}
+	rc2 := e.raw()
+	rc2.login("alice")
+	if lines := rc2.ok("SELECT INBOX"); !slices.Contains(lines, "* 0 RECENT") {
+		t.Fatalf("second session: %q", lines)
+	}
+	if lines := rc2.ok("SEARCH RECENT"); lines[0] != "* SEARCH" {
+		t.Fatalf("%q", lines)
+	}
+	rc2.ok("LOGOUT")
+	e.deposit("alice", "INBOX", testMessage("r3", "x"))
+	if lines := rc.ok("NOOP"); strings.Join(lines, "|") != "* 3 EXISTS|* 3 RECENT" {
+		t.Fatalf("%q", lines)
+	}
+	if lines := rc.ok("SEARCH NEW"); lines[0] != "* SEARCH 1 2 3" {
+		t.Fatalf("%q", lines)
 	}
 }

@@ -2,7 +2,22 @@
 // IMAP4rev1 (RFC 3501) with the Lemonade extensions, over the vmstore store.
 //
 // The wire codec lives in imap/wire; go-imap/v2's imap package supplies the
-// vocabulary types (sequence sets) and its imapclient drives the tests.
+// vocabulary types (sequence sets, search criteria) and its imapclient
+// drives the tests.
+//
+// # Extensions
+//
+// STARTTLS/LOGINDISABLED, AUTH=PLAIN (RFC 4616), SASL-IR (RFC 4959),
+// LITERAL+ (RFC 7888), ENABLE (RFC 5161), ID (RFC 2971), IDLE (RFC 2177),
+// NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), UNSELECT (RFC 3691), MOVE
+// (RFC 6851), CHILDREN (RFC 3348), LIST-EXTENDED (RFC 5258), LIST-STATUS
+// (RFC 5819), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), BINARY
+// (RFC 3516), MULTIAPPEND (RFC 3502), APPENDLIMIT (RFC 7889), STATUS=SIZE
+// (RFC 8438), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), CONDSTORE and
+// QRESYNC (RFC 7162), COMPRESS=DEFLATE (RFC 4978), QUOTA (RFC 9208),
+// METADATA (RFC 5464), NOTIFY (RFC 5465), SORT (RFC 5256), ESORT,
+// CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267), I18NLEVEL=1 (RFC 5255), and
+// CONVERT (RFC 5259, cmd_convert.go).
 //
 // # Structure
 //
@@ -10,10 +25,13 @@
 //     listeners (plaintext with STARTTLS, implicit TLS).
 //   - conn.go: one goroutine per connection, the command loop and the
 //     recover at the command boundary that maps the three error kinds of
-//     errors.go to BAD/NO.
-//   - commands.go: the command table (name -> handler, allowed states) in one
-//     place; capability.go: capabilities, each registered by the file that
-//     implements it.
+//     errors.go to BAD/NO; the notifier goroutine that pushes changes
+//     during IDLE and under NOTIFY.
+//   - commands.go: the command table (name -> handler, allowed states) for
+//     the base protocol in one place; capability.go: capabilities. Extension
+//     files (cmd_compress.go, cmd_quota.go, cmd_metadata.go, cmd_notify.go,
+//     cmd_sort.go, context.go, cmd_convert.go) register their commands,
+//     capabilities and fetch items (registerFetch) in init functions.
 //   - cmd_<name>.go: one file per command or command family.
 //   - view.go: the selected mailbox as this session sees it, and the
 //     processing of store hub events into EXISTS/EXPUNGE/VANISHED/FETCH.
@@ -25,20 +43,31 @@
 //     hub after each commit; they are queued and applied to the view only when
 //     they are sent, so sequence numbers never change under the client: new
 //     messages and flag changes at every command end (and at once during
-//     IDLE), expunges only where RFC 9051 s7.5.1 allows (not during FETCH,
-//     STORE or SEARCH by sequence number).
-//   - The session subscribes to the hub before it reads a mailbox, so no
-//     change is missed; events whose effect is already in what was read are
-//     recognised and dropped (UIDs at or below the highest known UID, expunges
-//     of unknown UIDs). A session that falls behind the hub's limit
-//     resynchronises by re-reading the mailbox.
+//     IDLE or under NOTIFY), expunges only where RFC 9051 s7.5.1 allows (not
+//     during FETCH, STORE or SEARCH by sequence number).
+//   - SELECT subscribes to the hub, then reads a vmstore.Snapshot; hub events
+//     with a journal sequence at or below the snapshot's are skipped. A
+//     session that falls behind the hub's limit resynchronises by re-reading
+//     the mailbox (and, under NOTIFY, reports NOTIFICATIONOVERFLOW).
 //   - Changes a session makes itself are answered by the command that made
-//     them; their hub events are recognised by modseq and not reported twice.
+//     them; their hub events are recognised (by modseq, or because the UIDs
+//     are gone from the view) and not reported twice.
+//   - c.mu is held while a command runs; the notifier takes it to push, and
+//     IDLE releases it while it waits for DONE. Nothing writes to the client
+//     while the store holds a lock: handlers call the store, then write.
 //   - Message content is served from the store's cached MIME structure
 //     (vmstore.Part offsets) and streamed from the blob reader: BODY[] of a
 //     voice message is copied from the store to the socket, never held whole.
-//   - The connection never writes while the store holds a lock: handlers call
-//     the store, get results, then write.
+//     BINARY decodes base64/quoted-printable on the fly (twice: once to
+//     learn the size for the literal8 header).
+//   - An idle session holds no read or write buffer (pooled, see
+//     wire.Decoder.Park); what remains is its goroutines and session state.
+//   - Limits: command line 64 KiB without literals, literals read into memory
+//     1 MiB, APPEND literals AppendLimit (default 64 MiB, spooled to memory
+//     up to 1 MiB, else to a file in SpoolDir), list nesting 32, ten
+//     consecutive BAD replies end the connection, write deadline 5 minutes.
+//   - Mailbox names are UTF-8 for IMAP4rev2 clients (ENABLE IMAP4rev2 or
+//     UTF8=ACCEPT) and modified UTF-7 (RFC 3501 s5.1.3) otherwise.
 package imap
 
 import (
@@ -91,6 +120,9 @@ type Server struct {
 	AuthLimiter *AuthLimiter
 	// Logger receives the logs; nil means slog.Default.
 	Logger *slog.Logger
+	// SpoolDir holds APPEND literals above 1 MiB until they are stored;
+	// empty means os.TempDir.
+	SpoolDir string
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
 
@@ -103,7 +135,6 @@ type Server struct {
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
-	idleGC   idleCollector
 }
 
 // Initialize validates the configuration, opens the listeners and starts

@@ -50,7 +50,7 @@ func newTestEnv(t testing.TB, configure ...func(*Server)) *testEnv {
 	}
 	level := slog.LevelWarn
 	if os.Getenv("IMAPTEST_DEBUG") != "" {
-		level = slog.LevelDebug
+		level = levelTrace
 	}
 	srv := &Server{
 		Store:  st,

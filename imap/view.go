@@ -20,6 +20,7 @@ type selected struct {
 	readOnly bool
 	uids     []uint32 // sequence number = index + 1
 	maxUID   uint32   // highest UID known, announced or pending
+	baseSeq  uint64   // journal position of the SELECT snapshot
 	modseq   uint64   // highest modseq this session knows about
 
 	pendNew   []uint32
@@ -28,6 +29,9 @@ type selected struct {
 	own       []uint64 // modseqs of this session's own recent changes
 	searchRes []uint32 // UIDs saved by SEARCH RETURN (SAVE), RFC 5182
 	gone      bool     // deleted by another session
+	contexts  []*searchContext
+	recent    map[uint32]bool // \Recent for this session (IMAP4rev1)
+	dirty     bool            // changed since the contexts were last evaluated
 }
 
 type flagUpdate struct {
@@ -41,6 +45,7 @@ func (s *selected) seqOf(uid uint32) (uint32, bool) {
 }
 
 func (s *selected) addOwn(modseq uint64) {
+	s.dirty = true
 	if len(s.own) >= 32 {
 		s.own = s.own[1:]
 	}
@@ -55,6 +60,7 @@ func (s *selected) removeUIDs(gone []uint32) {
 	if len(gone) == 0 {
 		return
 	}
+	s.dirty = true
 	set := make(map[uint32]bool, len(gone))
 	for _, u := range gone {
 		set[u] = true
@@ -68,18 +74,34 @@ func (s *selected) removeUIDs(gone []uint32) {
 
 // pollEvents takes the hub's pending events into the view's queues.
 func (c *conn) pollEvents() {
-	if c.sub == nil || c.sel == nil {
+	if c.sub == nil {
 		return
 	}
 	evs, over := c.sub.Drain()
 	if over {
-		c.resync()
+		if c.notify != nil {
+			// RFC 5465 s5.8: tell the client and stop notifying.
+			c.pendNotify = append(c.pendNotify, "* OK [NOTIFICATIONOVERFLOW] too many changes")
+			c.notify = nil
+		}
+		if c.sel != nil {
+			c.resync()
+		}
 		return
 	}
 	s := c.sel
 	for i := range evs {
 		ev := &evs[i]
-		if ev.MailboxID != s.mb.ID {
+		if ev.Type == vmstore.EventMetadataChange {
+			c.metadataChanged(ev)
+			continue
+		}
+		if s == nil || ev.MailboxID != s.mb.ID {
+			c.notifyEvent(ev)
+			continue
+		}
+		if ev.Seq <= s.baseSeq {
+			// Already in the snapshot SELECT read.
 			continue
 		}
 		switch ev.Type {
@@ -164,8 +186,25 @@ func (c *conn) resync() {
 // messages, then flag changes (RFC 9051 s7.5, RFC 7162 s3.2.10).
 func (c *conn) flushUpdates(allowExpunge bool) {
 	c.pollEvents()
+	for _, m := range c.pendMeta {
+		c.enc.Raw("* METADATA ").Astring(c.mboxOut(m[0])).SP().Astring(m[1]).CRLF()
+	}
+	c.pendMeta = nil
+	for _, l := range c.pendNotify {
+		c.enc.Raw(l).CRLF()
+	}
+	c.pendNotify = nil
 	s := c.sel
 	if s == nil {
+		return
+	}
+	if s.gone {
+		// Another session deleted the selected mailbox: nothing sensible
+		// can be reported any more (the reference server does the same).
+		if !c.closing {
+			c.writeLine("* BYE selected mailbox was deleted")
+			c.closing = true
+		}
 		return
 	}
 	if allowExpunge && len(s.pendExp) > 0 {
@@ -176,8 +215,30 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 	if len(s.pendNew) > 0 {
 		slices.Sort(s.pendNew)
 		s.uids = append(s.uids, s.pendNew...)
+		newUIDs := s.pendNew
 		s.pendNew = nil
+		s.dirty = true
 		c.writeLine("* %d EXISTS", len(s.uids))
+		if !c.rev2 && !s.readOnly && c.mailboxHasRecent(s.mb.ID) {
+			if r, err := c.srv.Store.ClearRecent(c.user, s.mb.ID); err == nil && len(r) > 0 {
+				if s.recent == nil {
+					s.recent = map[uint32]bool{}
+				}
+				for _, u := range r {
+					s.recent[u] = true
+				}
+			}
+		}
+		if !c.rev2 && !s.readOnly {
+			n := 0
+			for u := range s.recent {
+				if _, ok := s.seqOf(u); ok {
+					n++
+				}
+			}
+			c.writeLine("* %d RECENT", n)
+		}
+		c.notifyNewFetch(newUIDs)
 		metricUpdates.WithLabelValues("exists").Inc()
 	}
 	if len(s.pendFlags) > 0 {
@@ -196,6 +257,11 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 			metricUpdates.WithLabelValues("fetch").Inc()
 		}
 		s.pendFlags = nil
+		s.dirty = true
+	}
+	if s.dirty && len(s.contexts) > 0 && allowExpunge {
+		s.dirty = false
+		c.updateContexts()
 	}
 }
 
@@ -239,7 +305,14 @@ func (c *conn) writeFlagsFetch(seq, uid uint32, flags []string, modseq uint64, w
 	if withUID || c.qresync {
 		c.enc.Raw("UID ").Number(uint64(uid)).SP()
 	}
-	c.enc.Raw("FLAGS (").Raw(strings.Join(flags, " ")).Raw(")")
+	c.enc.Raw("FLAGS (").Raw(strings.Join(flags, " "))
+	if c.sel != nil && c.sel.recent[uid] {
+		if len(flags) > 0 {
+			c.enc.SP()
+		}
+		c.enc.Raw(`\Recent`)
+	}
+	c.enc.Raw(")")
 	if c.cstore {
 		c.enc.Raw(" MODSEQ (").Number(modseq).Raw(")")
 	}
@@ -326,4 +399,12 @@ func (c *conn) resolveSeqs(set imap.SeqSet, dollar, isUID bool) []uint32 {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// mailboxHasRecent checks the counters (a read) before ClearRecent (a
+// durable write): after a deposit, only the first of many idle sessions
+// takes the \Recent messages; the others must not each write.
+func (c *conn) mailboxHasRecent(mbid uint64) bool {
+	mb, err := c.srv.Store.MailboxByID(mbid)
+	return err == nil && mb.Counts.Recent > 0
 }

@@ -42,8 +42,8 @@ type Decoder struct {
 	// read; it must send and flush the "+" continuation request.
 	Continue func() error
 
-	src   io.Reader     // the connection (or TLS/inflate layer over it)
-	r     *bufio.Reader // nil while released (idle connection)
+	src   io.Reader
+	r     *bufio.Reader // nil while parked
 	seg   []byte
 	pos   int
 	used  int
@@ -58,63 +58,6 @@ func NewDecoder(r io.Reader) *Decoder {
 }
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-
-// buf returns the buffered reader, taking one from the pool if the decoder
-// was released.
-func (d *Decoder) buf() *bufio.Reader {
-	if d.r == nil {
-		d.r = readerPool.Get().(*bufio.Reader)
-		d.r.Reset(d.src)
-	}
-	return d.r
-}
-
-// Release gives the read buffer back to the pool when nothing is buffered,
-// so that an idle connection holds no buffer. The next read takes one
-// again. It is a no-op inside a literal or with buffered octets.
-func (d *Decoder) Release() {
-	if d.r == nil || d.inLit || d.r.Buffered() > 0 {
-		return
-	}
-	d.r.Reset(nil)
-	readerPool.Put(d.r)
-	d.r = nil
-	d.seg = nil
-}
-
-// WaitReadable blocks until the client sends something, without holding a
-// buffer meanwhile (an idle connection waits here).
-func (d *Decoder) WaitReadable() error {
-	if d.r != nil {
-		_, err := d.r.Peek(1)
-		return err
-	}
-	var one [1]byte
-	for {
-		n, err := d.src.Read(one[:])
-		if n == 1 {
-			d.r = readerPool.Get().(*bufio.Reader)
-			d.r.Reset(io.MultiReader(bytes.NewReader(one[:]), d.src))
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// TakeBuffered returns (and drops) the octets read ahead of the current
-// command, for a layer that starts under them (COMPRESS: a client may start
-// compressing right after its COMPRESS command).
-func (d *Decoder) TakeBuffered() []byte {
-	if d.r == nil || d.r.Buffered() == 0 {
-		return nil
-	}
-	b, _ := d.r.Peek(d.r.Buffered())
-	b = bytes.Clone(b)
-	d.r.Discard(len(b))
-	return b
-}
 
 // Reset switches the underlying reader (STARTTLS, COMPRESS). Octets already
 // buffered are dropped; callers check Buffered first.
@@ -131,6 +74,43 @@ func (d *Decoder) Buffered() int {
 		return 0
 	}
 	return d.r.Buffered()
+}
+
+// Park gives the read buffer back to a shared pool when nothing is
+// buffered, so that an idle connection holds no buffer while it waits; the
+// next read takes one again. A session parks before it waits for a command
+// or for DONE.
+func (d *Decoder) Park() {
+	if d.r == nil || d.inLit || d.r.Buffered() > 0 {
+		return
+	}
+	d.r.Reset(nil)
+	readerPool.Put(d.r)
+	d.r = nil
+	if cap(d.seg) > 1024 {
+		d.seg = nil
+	}
+}
+
+// acquire takes a read buffer when parked. It first waits for one octet
+// without any buffer, so a parked connection stays small while it waits.
+func (d *Decoder) acquire() error {
+	if d.r != nil {
+		return nil
+	}
+	var one [1]byte
+	for {
+		n, err := d.src.Read(one[:])
+		if n == 1 {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	d.r = readerPool.Get().(*bufio.Reader)
+	d.r.Reset(io.MultiReader(bytes.NewReader(one[:]), d.src))
+	return nil
 }
 
 func (d *Decoder) maxLine() int {
@@ -161,7 +141,7 @@ func (d *Decoder) readSegment() error {
 	limit := d.maxLine()
 	tooLong := false
 	for {
-		chunk, err := d.buf().ReadSlice('\n')
+		chunk, err := d.r.ReadSlice('\n')
 		if !tooLong {
 			if d.used+len(d.seg)+len(chunk) > limit {
 				tooLong = true
@@ -194,6 +174,9 @@ func (d *Decoder) readSegment() error {
 // Begin starts a new command: it skips what remains of the previous one's
 // current segment and reads the first line.
 func (d *Decoder) Begin() error {
+	if err := d.acquire(); err != nil {
+		return err
+	}
 	d.used = 0
 	d.depth = 0
 	d.inLit = false
@@ -203,6 +186,9 @@ func (d *Decoder) Begin() error {
 // ReadLine reads one raw line (IDLE's DONE, AUTHENTICATE responses), bounded
 // by MaxLine.
 func (d *Decoder) ReadLine() (string, error) {
+	if err := d.acquire(); err != nil {
+		return "", err
+	}
 	d.used = 0
 	if err := d.readSegment(); err != nil {
 		return "", err
@@ -462,7 +448,7 @@ func (d *Decoder) OpenLiteral(allowBinary bool) (io.Reader, Literal, error) {
 			return nil, l, err
 		}
 	}
-	d.lit = io.LimitedReader{R: d.buf(), N: l.Size}
+	d.lit = io.LimitedReader{R: d.r, N: l.Size}
 	d.inLit = true
 	return &d.lit, l, nil
 }
@@ -673,7 +659,7 @@ func (d *Decoder) SkipCommand() error {
 			d.pos = len(d.seg)
 			return nil
 		}
-		if _, err := io.CopyN(io.Discard, d.buf(), l.Size); err != nil {
+		if _, err := io.CopyN(io.Discard, d.r, l.Size); err != nil {
 			return err
 		}
 		if err := d.readSegment(); err != nil {

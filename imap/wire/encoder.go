@@ -13,7 +13,7 @@ import (
 // need not check each call.
 type Encoder struct {
 	dst io.Writer
-	w   *bufio.Writer // nil while released (idle connection)
+	w   *bufio.Writer // nil while parked
 	err error
 	// UTF8 allows 8-bit octets in quoted strings (IMAP4rev2, UTF8=ACCEPT).
 	// Otherwise strings with 8-bit octets are sent as literals.
@@ -27,8 +27,8 @@ func NewEncoder(w io.Writer) *Encoder {
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
-// bw returns the write buffer, taking one from the pool if released.
-func (e *Encoder) bw() *bufio.Writer {
+// buf returns the write buffer, taking one from the pool when parked.
+func (e *Encoder) buf() *bufio.Writer {
 	if e.w == nil {
 		e.w = writerPool.Get().(*bufio.Writer)
 		e.w.Reset(e.dst)
@@ -36,15 +36,17 @@ func (e *Encoder) bw() *bufio.Writer {
 	return e.w
 }
 
-// Release gives the write buffer back to the pool when nothing is pending
-// (idle connections hold no buffer); the next write takes one again.
-func (e *Encoder) Release() {
-	if e.w == nil || e.w.Buffered() > 0 {
-		return
+// Park flushes and gives the write buffer back to the pool (idle sessions
+// hold none).
+func (e *Encoder) Park() error {
+	if e.w == nil {
+		return e.err
 	}
+	e.Flush()
 	e.w.Reset(nil)
 	writerPool.Put(e.w)
 	e.w = nil
+	return e.err
 }
 
 // Reset switches the underlying writer (STARTTLS, COMPRESS); pending output
@@ -62,10 +64,7 @@ func (e *Encoder) Err() error { return e.err }
 
 // Flush sends buffered output.
 func (e *Encoder) Flush() error {
-	if e.err == nil {
-		if e.w == nil {
-			return nil
-		}
+	if e.err == nil && e.w != nil {
 		e.err = e.w.Flush()
 	}
 	return e.err
@@ -74,7 +73,7 @@ func (e *Encoder) Flush() error {
 // Raw writes s as is.
 func (e *Encoder) Raw(s string) *Encoder {
 	if e.err == nil {
-		_, e.err = e.bw().WriteString(s)
+		_, e.err = e.buf().WriteString(s)
 	}
 	return e
 }
@@ -82,7 +81,7 @@ func (e *Encoder) Raw(s string) *Encoder {
 // Byte writes one octet.
 func (e *Encoder) Byte(c byte) *Encoder {
 	if e.err == nil {
-		e.err = e.bw().WriteByte(c)
+		e.err = e.buf().WriteByte(c)
 	}
 	return e
 }
@@ -97,7 +96,7 @@ func (e *Encoder) CRLF() *Encoder { return e.Raw("\r\n") }
 func (e *Encoder) Number(n uint64) *Encoder {
 	if e.err == nil {
 		var buf [20]byte
-		_, e.err = e.bw().Write(strconv.AppendUint(buf[:0], n, 10))
+		_, e.err = e.buf().Write(strconv.AppendUint(buf[:0], n, 10))
 	}
 	return e
 }
@@ -172,12 +171,35 @@ func (e *Encoder) Literal(size int64, r io.Reader, binary bool) *Encoder {
 		e.Byte('~')
 	}
 	e.Byte('{').Number(uint64(size)).Raw("}\r\n")
-	if e.err == nil {
-		var n int64
-		n, e.err = io.CopyN(e.bw(), r, size)
-		if e.err == io.EOF && n < size {
+	if e.err != nil {
+		return e
+	}
+	var n int64
+	if size <= bigLiteral {
+		n, e.err = io.CopyN(e.buf(), r, size)
+	} else {
+		// Large bodies bypass the 4 KiB buffer and are read in big pieces:
+		// the store's blob reader fetches a 256 KiB chunk per read.
+		if e.err = e.Flush(); e.err != nil {
+			return e
+		}
+		bp := copyPool.Get().(*[]byte)
+		n, e.err = io.CopyBuffer(struct{ io.Writer }{e.dst}, io.LimitReader(r, size), *bp)
+		copyPool.Put(bp)
+		if e.err == nil && n < size {
 			e.err = io.ErrUnexpectedEOF
 		}
 	}
+	if e.err == io.EOF && n < size {
+		e.err = io.ErrUnexpectedEOF
+	}
 	return e
 }
+
+// bigLiteral is the size above which Literal copies in copyBufSize pieces.
+const (
+	bigLiteral  = 64 << 10
+	copyBufSize = 256 << 10
+)
+
+var copyPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}

@@ -1,0 +1,107 @@
+package imap
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+func msgFrom(from, subject, date, body string) string {
+	return "From: " + from + "\r\nSubject: " + subject + "\r\nDate: " + date + "\r\n\r\n" + body + "\r\n"
+}
+
+func TestSort(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", msgFrom("zed@example.net", "Re: beta", "Mon, 2 Nov 2026 10:00:00 +0000", "xx"))
+	e.deposit("alice", "INBOX", msgFrom("amy@example.net", "alpha", "Tue, 3 Nov 2026 10:00:00 +0000", "xxxxxxxx"))
+	e.deposit("alice", "INBOX", msgFrom("bob@example.net", "[list] Fwd: Gamma (fwd)", "Sun, 1 Nov 2026 10:00:00 +0000", "x"))
+	c := e.client("alice")
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key     imapclient.SortKey
+		reverse bool
+		want    []uint32
+	}{
+		{imapclient.SortKeyFrom, false, []uint32{2, 3, 1}},
+		{imapclient.SortKeySubject, false, []uint32{2, 1, 3}},
+		{imapclient.SortKeyDate, false, []uint32{3, 1, 2}},
+		{imapclient.SortKeySize, true, []uint32{3, 2, 1}},
+		{imapclient.SortKeyArrival, false, []uint32{1, 2, 3}},
+	} {
+		got, err := c.Sort(&imapclient.SortOptions{
+			SearchCriteria: &imap.SearchCriteria{},
+			SortCriteria:   []imapclient.SortCriterion{{Key: tc.key, Reverse: tc.reverse}},
+		}).Wait()
+		if err != nil || !equalU32(got, tc.want) {
+			t.Errorf("SORT %s: %v %v, want %v", tc.key, got, err, tc.want)
+		}
+	}
+	if baseSubject("Re: [list] FWD: Re: Hello  world (fwd)") != "hello world" {
+		t.Fatal(baseSubject("Re: [list] FWD: Re: Hello  world (fwd)"))
+	}
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	lines := rc.ok("UID SORT RETURN (MIN MAX COUNT ALL) (FROM) UTF-8 ALL")
+	if lines[0] != `* ESEARCH (TAG "t3") UID MIN 2 MAX 1 ALL 2:3,1 COUNT 3` {
+		t.Fatalf("ESORT: %q", lines)
+	}
+	lines = rc.ok("SORT RETURN (PARTIAL 1:2) (REVERSE ARRIVAL) UTF-8 ALL")
+	if lines[0] != `* ESEARCH (TAG "t4") PARTIAL (1:2 3,2)` {
+		t.Fatalf("PARTIAL: %q", lines)
+	}
+}
+
+func equalU32(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestContextUpdate: RFC 5267 RETURN (UPDATE) keeps reporting changes of
+// the result until CANCELUPDATE.
+func TestContextUpdate(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", testMessage("a", "x"))
+	e.deposit("alice", "INBOX", testMessage("b", "x"), vmstore.FlagSeen)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	lines := rc.ok("UID SEARCH RETURN (UPDATE COUNT) UNSEEN")
+	if lines[0] != `* ESEARCH (TAG "t3") UID COUNT 1` {
+		t.Fatalf("%q", lines)
+	}
+	lines = rc.ok("UID SORT RETURN (UPDATE) (REVERSE ARRIVAL) UTF-8 ALL")
+	if lines[0] != `* ESEARCH (TAG "t4") UID ALL 2,1` {
+		t.Fatalf("%q", lines)
+	}
+	e.deposit("alice", "INBOX", testMessage("c", "x"))
+	time.Sleep(10 * time.Millisecond)
+	lines = rc.ok("NOOP")
+	want := []string{"* 3 EXISTS", "* 3 RECENT", `* ESEARCH (TAG "t3") UID ADDTO (0 3)`, `* ESEARCH (TAG "t4") UID ADDTO (1 3)`}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q want %q", lines, want)
+	}
+	lines = rc.ok("UID STORE 1 +FLAGS.SILENT (\\Seen)")
+	if len(lines) != 1 || lines[0] != `* ESEARCH (TAG "t3") UID REMOVEFROM (0 1)` {
+		t.Fatalf("%q", lines)
+	}
+	rc.ok(`CANCELUPDATE "t3" "t4"`)
+	rc.ok("UID STORE 2 -FLAGS.SILENT (\\Seen)")
+	if lines := rc.ok("NOOP"); len(lines) != 0 {
+		t.Fatalf("after CANCELUPDATE: %q", lines)
+	}
+}
