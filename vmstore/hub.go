@@ -26,22 +26,8 @@ type Subscription struct {
 	pending  []Event
 	overflow bool
 	closed   bool
-	notify   func()
 }
 
-// SetNotify sets a function called (from the committing goroutine, so it
-// must not block) whenever events become pending; nil removes it. It lets
-// a reader that waits on something else (an idle IMAP connection blocked
-// reading its socket) be woken without a goroutine of its own.
-func (s *Subscription) SetNotify(f func()) {
-	s.mu.Lock()
-	s.notify = f
-	pending := len(s.pending) > 0 || s.overflow
-	s.mu.Unlock()
-	if f != nil && pending {
-		f()
-	}
-}
 
 func newHub() *Hub {
 	return &Hub{byUser: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
@@ -113,14 +99,10 @@ func (s *Subscription) push(evs []Event) {
 	} else {
 		s.pending = append(s.pending, evs...)
 	}
-	notify := s.notify
 	s.mu.Unlock()
 	select {
 	case s.c <- struct{}{}:
 	default:
-	}
-	if notify != nil {
-		notify()
 	}
 }
 
