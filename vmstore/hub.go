@@ -28,7 +28,6 @@ type Subscription struct {
 	closed   bool
 }
 
-
 func newHub() *Hub {
 	return &Hub{byUser: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
 }
