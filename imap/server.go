@@ -135,6 +135,7 @@ type Server struct {
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
+	idleGC   idleCollector
 }
 
 // Initialize validates the configuration, opens the listeners and starts

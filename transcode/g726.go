@@ -60,30 +60,21 @@ func quan(val int, table []int) int {
 	return i
 }
 
-// fmult multiplies a predictor coefficient by a floating-format signal (FMULT).
+// fmult multiplies a predictor coefficient by a floating-format signal
+// (FMULT), without branches on the exponents: the product's exponent
+// (anexp + srnexp - 19) is applied as one shift.
 func fmult(an, srn int) int {
 	anmag := an
 	if an <= 0 {
 		anmag = -an & 0x1fff
 	}
-	anexp := log2q(anmag) - 6
-	var anmant int
-	switch {
-	case anmag == 0:
+	l := uint(bits.Len(uint(anmag)))
+	anmant := (anmag << 6) >> l
+	if anmag == 0 {
 		anmant = 32
-	case anexp >= 0:
-		anmant = anmag >> anexp
-	default:
-		anmant = anmag << -anexp
 	}
-	wanexp := anexp + ((srn >> 6) & 0xf) - 13
 	wanmant := (anmant*(srn&0x3f) + 0x30) >> 4
-	var r int
-	if wanexp >= 0 {
-		r = (wanmant << wanexp) & 0x7fff
-	} else {
-		r = wanmant >> -wanexp
-	}
+	r := int((uint64(wanmant)<<(l+uint(srn>>6)&0xf))>>19) & 0x7fff
 	if (an ^ srn) < 0 {
 		return -r
 	}

@@ -162,6 +162,10 @@ func (r *resampler) ReadPCM(p []int16) (int, error) {
 			if start >= 0 && start+int64(r.taps) <= int64(len(b)) {
 				w := b[start : start+int64(r.taps)]
 				co := co[:len(w)]
+				if useAVX2 && len(w)%8 == 0 {
+					p[out*r.ch+c] = roundSat16(dotAVX2(&w[0], &co[0], len(w)))
+					continue
+				}
 				var a0, a1, a2, a3 float32
 				k := 0
 				for ; k+4 <= len(w); k += 4 {

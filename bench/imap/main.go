@@ -20,6 +20,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -29,6 +30,7 @@ func main() {
 	users := flag.Int("users", 10, "accounts the clients share")
 	msgs := flag.Int("messages", 40, "voice messages in each INBOX")
 	servers := flag.String("servers", "lemonvox,dovecot", "servers to measure")
+	flag.DurationVar(&settle, "settle", 3*time.Second, "wait after the idle connections are up before measuring")
 	flag.Parse()
 	raiseFileLimit()
 
@@ -89,6 +91,8 @@ func main() {
 			a.opsPerSec/b.opsPerSec, a.p99ms/b.p99ms)
 	}
 }
+
+var settle time.Duration
 
 func start(name, dir string, users []string, hibernate bool, idle int) (*server, error) {
 	switch name {

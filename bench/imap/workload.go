@@ -278,7 +278,7 @@ func idleTest(srv *server, n int) {
 		}()
 	}
 	ready.Wait()
-	time.Sleep(3 * time.Second) // let hibernation (if any) settle
+	time.Sleep(settle) // let hibernation (Dovecot) and idle collection (ours) settle
 	seen.Store(0)
 	after := pssKiB(srv.pids())
 	ok := len(clients)

@@ -1,0 +1,10 @@
+//go:build !amd64 || purego
+
+package transcode
+
+const useAVX2 = false
+
+// dotAVX2 is never called without AVX2 support.
+func dotAVX2(a, b *float32, n int) float32 { panic("transcode: no AVX2") }
+
+func firAVX2(h, x *float32, n, k int, out *float32) { panic("transcode: no AVX2") }
