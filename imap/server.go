@@ -218,6 +218,13 @@ func (s *Server) Close() {
 	s.closeListeners()
 	s.mu.Lock()
 	for c := range s.conns {
+		// Sessions waiting for the client (between commands, in IDLE)
+		// are told why (RFC 9051 s7.1.5); busy ones are just closed.
+		if c.mu.TryLock() {
+			c.writeLine("* BYE server shutting down")
+			c.flush()
+			c.mu.Unlock()
+		}
 		c.netConn().Close()
 	}
 	s.mu.Unlock()
