@@ -217,10 +217,16 @@ func (s *Server) Close() {
 	s.cancel()
 	s.closeListeners()
 	s.mu.Lock()
+	// Sessions waiting for the client (between commands, in IDLE) are
+	// told why (RFC 9051 s7.1.5); busy ones get a moment, then are closed.
+	deadline := time.Now().Add(time.Second)
 	for c := range s.conns {
-		// Sessions waiting for the client (between commands, in IDLE)
-		// are told why (RFC 9051 s7.1.5); busy ones are just closed.
-		if c.mu.TryLock() {
+		locked := c.mu.TryLock()
+		for !locked && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			locked = c.mu.TryLock()
+		}
+		if locked {
 			c.writeLine("* BYE server shutting down")
 			c.flush()
 			c.mu.Unlock()
