@@ -46,3 +46,29 @@ func BenchmarkFetchBody(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReadOps runs the read side of bench/imap's mixed workload in
+// one session: SELECT, UID FETCH (FLAGS ENVELOPE) of 40 messages, UID
+// SEARCH.
+func BenchmarkReadOps(b *testing.B) {
+	e := newTestEnv(b)
+	for i := 0; i < 40; i++ {
+		e.deposit("alice", "INBOX", testMessage(fmt.Sprintf("m%d", i), strings.Repeat("body ", 200)))
+	}
+	nc, err := net.Dial("tcp", e.srv.PlainAddr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	r.ReadString('\n')
+	fmt.Fprintf(nc, "a LOGIN alice %s\r\n", testPass)
+	for l := ""; !strings.HasPrefix(l, "a "); l, _ = r.ReadString('\n') {
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fmt.Fprintf(nc, "s SELECT INBOX\r\nf UID FETCH 1:* (FLAGS ENVELOPE)\r\nq UID SEARCH UNSEEN SUBJECT m1\r\n")
+		for l := ""; !strings.HasPrefix(l, "q "); l, _ = r.ReadString('\n') {
+		}
+	}
+}

@@ -20,14 +20,14 @@ func cmdCompress(c *conn, tag string, p *parser) {
 	if c.zw != nil {
 		xusererrorf("COMPRESSIONACTIVE", "compression already active")
 	}
-	if c.dec.Buffered() > 0 {
-		xsyntaxf("data after COMPRESS")
-	}
+	// Octets that followed the command are already compressed: clients
+	// such as isync start compressing right after sending COMPRESS.
+	ahead := c.dec.TakeBuffered()
 	c.flushUpdates(true)
 	c.writeLine("%s OK DEFLATE active", tag)
 	c.okDone = true
 	c.xflush()
-	if err := c.startCompress(); err != nil {
+	if err := c.startCompress(ahead); err != nil {
 		panic(ioError{err})
 	}
 }

@@ -1,9 +1,13 @@
 package imap
 
 import (
+	"context"
 	"errors"
 	"net"
+	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +23,7 @@ func cmdIdle(c *conn, tag string, p *parser) {
 	defer metricIdle.Dec()
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
 	c.idling = true
+	c.srv.idleGC.note(c.srv.ctx)
 	c.enc.Park()
 	c.dec.Park()
 	c.mu.Unlock()
@@ -35,4 +40,34 @@ func cmdIdle(c *conn, tag string, p *parser) {
 	if !strings.EqualFold(strings.TrimSpace(line), "DONE") {
 		xsyntaxf("expected DONE")
 	}
+}
+
+// idleCollector runs a garbage collection, at most every few seconds, when
+// many connections have gone idle since the last one, and returns the freed
+// memory to the system: Go shrinks the stacks of blocked goroutines only
+// during a collection, so without it the stacks grown while serving
+// commands stay allocated until the runtime's periodic collection.
+type idleCollector struct {
+	once    sync.Once
+	entries atomic.Int64
+}
+
+func (g *idleCollector) note(ctx context.Context) {
+	g.entries.Add(1)
+	g.once.Do(func() {
+		go func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if g.entries.Swap(0) >= 256 {
+						debug.FreeOSMemory()
+					}
+				}
+			}
+		}()
+	})
 }

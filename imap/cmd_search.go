@@ -355,7 +355,21 @@ func (mt *matcher) match(cr *imap.SearchCriteria) bool {
 		}
 	}
 	for _, h := range cr.Header {
-		vals := headerValues(mt.header(), h.Key)
+		var vals []string
+		// The record holds Subject and From with RFC 2047 words decoded
+		// (cut at 256 octets): no need to read the header for them.
+		switch {
+		case strings.EqualFold(h.Key, "Subject") && len(m.Subject) < 250:
+			if m.Subject != "" {
+				vals = []string{m.Subject}
+			}
+		case strings.EqualFold(h.Key, "From") && len(m.From) < 250:
+			if m.From != "" {
+				vals = []string{m.From}
+			}
+		default:
+			vals = headerValues(mt.header(), h.Key)
+		}
 		if len(vals) == 0 {
 			return false
 		}

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"context"
 	"crypto/tls"
@@ -14,6 +15,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lemonvox/lemonvox/imap/wire"
@@ -89,10 +91,12 @@ type conn struct {
 
 	// mu is held while a command runs; the notifier goroutine takes it to
 	// push changes during IDLE or under NOTIFY.
-	mu     sync.Mutex
-	idling bool
-	notify *notifySpec
-	done   chan struct{}
+	mu        sync.Mutex
+	idling    bool
+	pushing   atomic.Bool // a notifyPush runs
+	pushAgain atomic.Bool // another notification came meanwhile
+	notify    *notifySpec
+	done      chan struct{}
 
 	cmd     string // current command name, upper case
 	okText  string // tagged OK text of the current command, "" = default
@@ -229,6 +233,9 @@ func (c *conn) serve() {
 }
 
 func (c *conn) cleanup() {
+	if c.sub != nil {
+		c.sub.SetNotify(nil)
+	}
 	close(c.done)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -403,14 +410,18 @@ func (c *conn) upgradeTLS() error {
 }
 
 // startCompress switches both directions to DEFLATE (RFC 4978).
-func (c *conn) startCompress() error {
+func (c *conn) startCompress(ahead []byte) error {
 	c.zbuf = bufio.NewWriterSize(deadlineWriter{c.nc}, 4096)
 	zw, err := flate.NewWriter(c.zbuf, flate.BestSpeed)
 	if err != nil {
 		return err
 	}
 	c.zw = zw
-	c.zr = wire.NewInflater(c.nc)
+	var in io.Reader = c.nc
+	if len(ahead) > 0 {
+		in = io.MultiReader(bytes.NewReader(ahead), c.nc)
+	}
+	c.zr = wire.NewInflater(in)
 	c.dec.Reset(c.zr)
 	c.zin = &dirtyWriter{w: zw}
 	c.enc.Reset(c.zin)
@@ -424,24 +435,37 @@ func (c *conn) ensureSub() {
 		return
 	}
 	c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
-	go c.notifier(c.sub)
+	// No goroutine of our own waits for the hub: its notification starts a
+	// short-lived one (most sessions idle; each goroutine costs a stack).
+	c.sub.SetNotify(func() { go c.notifyPush() })
 }
 
-// notifier pushes changes as soon as the hub reports them while the client
-// is in IDLE or has set NOTIFY (RFC 2177, RFC 5465). Otherwise changes wait
-// for the next command boundary.
-func (c *conn) notifier(sub *vmstore.Subscription) {
+// notifyPush pushes changes as soon as the hub reports them while the
+// client is in IDLE or has set NOTIFY (RFC 2177, RFC 5465); otherwise they
+// wait for the next command boundary. Notifications that arrive while a
+// push runs are folded into it.
+func (c *conn) notifyPush() {
+	if !c.pushing.CompareAndSwap(false, true) {
+		c.pushAgain.Store(true)
+		return
+	}
+	defer c.pushing.Store(false)
 	for {
+		c.pushAgain.Store(false)
+		c.mu.Lock()
 		select {
 		case <-c.done:
+			c.mu.Unlock()
 			return
-		case <-sub.C():
+		default:
 		}
-		c.mu.Lock()
 		if c.idling || c.notify != nil {
 			c.pushUpdates()
 		}
 		c.mu.Unlock()
+		if !c.pushAgain.Load() {
+			return
+		}
 	}
 }
 

@@ -24,6 +24,9 @@ func TestCloseEndsSessions(t *testing.T) {
 	rcs[1].ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge))")
 	rcs[2].ok("COMPRESS DEFLATE")
 	e.srv.Close()
+	if l := rcs[0].line(); l != "* BYE server shutting down" {
+		t.Fatalf("idle session: %q", l)
+	}
 	for _, rc := range rcs {
 		rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for {

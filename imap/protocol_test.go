@@ -315,3 +315,31 @@ func TestRecentRev1(t *testing.T) {
 		t.Fatalf("%q", lines)
 	}
 }
+
+// TestLemonadeKeywords: $Forwarded, $SubmitPending and $Submitted are
+// stored, kept by COPY and found by SEARCH KEYWORD (RFC 5550 s5.9, s5.10),
+// and UNCHANGEDSINCE claims a message for submission atomically.
+func TestLemonadeKeywords(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", testMessage("k", "x"))
+	rc := e.raw()
+	rc.login("alice")
+	lines := rc.ok("SELECT INBOX (CONDSTORE)")
+	modseq := codeValue(t, lines, "HIGHESTMODSEQ")
+	rc.ok("STORE 1 +FLAGS.SILENT ($Forwarded)")
+	_, tagged := rc.cmd("UID STORE 1 (UNCHANGEDSINCE %d) +FLAGS ($SubmitPending)", modseq)
+	if !strings.Contains(tagged, "[MODIFIED 1]") {
+		t.Fatalf("stale claim succeeded: %s", tagged)
+	}
+	lines = rc.ok("FETCH 1 (MODSEQ)")
+	cur := lines[0][strings.Index(lines[0], "MODSEQ (")+8 : strings.LastIndex(lines[0], "))")]
+	lines, tagged = rc.cmd("UID STORE 1 (UNCHANGEDSINCE %s) +FLAGS ($SubmitPending $Submitted)", cur)
+	if strings.Contains(tagged, "MODIFIED") || !strings.Contains(lines[0], "$SubmitPending") {
+		t.Fatalf("claim: %q %s", lines, tagged)
+	}
+	rc.ok("COPY 1 Sent")
+	rc.ok("SELECT Sent")
+	if l := rc.ok("SEARCH KEYWORD $Submitted KEYWORD $Forwarded KEYWORD $SubmitPending"); l[0] != "* SEARCH 1" {
+		t.Fatalf("%q", l)
+	}
+}

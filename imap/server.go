@@ -135,6 +135,7 @@ type Server struct {
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
+	idleGC   idleCollector
 }
 
 // Initialize validates the configuration, opens the listeners and starts
@@ -216,7 +217,20 @@ func (s *Server) Close() {
 	s.cancel()
 	s.closeListeners()
 	s.mu.Lock()
+	// Sessions waiting for the client (between commands, in IDLE) are
+	// told why (RFC 9051 s7.1.5); busy ones get a moment, then are closed.
+	deadline := time.Now().Add(time.Second)
 	for c := range s.conns {
+		locked := c.mu.TryLock()
+		for !locked && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			locked = c.mu.TryLock()
+		}
+		if locked {
+			c.writeLine("* BYE server shutting down")
+			c.flush()
+			c.mu.Unlock()
+		}
 		c.netConn().Close()
 	}
 	s.mu.Unlock()

@@ -26,6 +26,21 @@ type Subscription struct {
 	pending  []Event
 	overflow bool
 	closed   bool
+	notify   func()
+}
+
+// SetNotify sets a function called (from the committing goroutine, so it
+// must not block) whenever events become pending; nil removes it. It lets
+// a reader that waits on something else (an idle IMAP connection blocked
+// reading its socket) be woken without a goroutine of its own.
+func (s *Subscription) SetNotify(f func()) {
+	s.mu.Lock()
+	s.notify = f
+	pending := len(s.pending) > 0 || s.overflow
+	s.mu.Unlock()
+	if f != nil && pending {
+		f()
+	}
 }
 
 func newHub() *Hub {
@@ -98,10 +113,14 @@ func (s *Subscription) push(evs []Event) {
 	} else {
 		s.pending = append(s.pending, evs...)
 	}
+	notify := s.notify
 	s.mu.Unlock()
 	select {
 	case s.c <- struct{}{}:
 	default:
+	}
+	if notify != nil {
+		notify()
 	}
 }
 

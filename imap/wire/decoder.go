@@ -76,6 +76,19 @@ func (d *Decoder) Buffered() int {
 	return d.r.Buffered()
 }
 
+// TakeBuffered returns (and drops) the octets read ahead of the current
+// command, for a layer that starts under them (COMPRESS: a client may start
+// compressing right after its COMPRESS command).
+func (d *Decoder) TakeBuffered() []byte {
+	if d.r == nil || d.r.Buffered() == 0 {
+		return nil
+	}
+	b, _ := d.r.Peek(d.r.Buffered())
+	b = bytes.Clone(b)
+	d.r.Discard(len(b))
+	return b
+}
+
 // Park gives the read buffer back to a shared pool when nothing is
 // buffered, so that an idle connection holds no buffer while it waits; the
 // next read takes one again. A session parks before it waits for a command
