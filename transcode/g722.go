@@ -194,6 +194,13 @@ func (s *g722State) encodeBands(xlow, xhigh int) byte {
 	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
 	lo.block4(dlow)
 
+	if s.narrow {
+		// 8 kHz mode: the high band carries nothing. Code 3 with the step
+		// at its minimum reconstructs zero in any decoder (qm2[3]*8 >> 15
+		// is 0, and rh2[3] keeps the scale factor at its floor), so the
+		// high-band ADPCM need not run.
+		return byte(3<<6 | ilow)
+	}
 	// High band: SUBTH, QUANTH, INVQAH, LOGSCH, SCALEH.
 	hi := &s.band[1]
 	eh := sat16(xhigh - hi.s)
