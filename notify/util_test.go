@@ -3,6 +3,8 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,7 +44,7 @@ func mustAccount(t testing.TB, s *vmstore.Store, name string, opts vmstore.Accou
 func voiceMail(from string, seconds int) []byte {
 	var b bytes.Buffer
 	vm := vmstore.VoiceMessage{From: from, Subject: "Voice message from " + from, MediaType: "audio/wav",
-		Date: time.Date(2026, 8, 2, 12, 53, 0, 0, time.FixedZone("", 2*3600)),
+		Date:     time.Date(2026, 8, 2, 12, 53, 0, 0, time.FixedZone("", 2*3600)),
 		Duration: time.Duration(seconds) * time.Second, Media: bytes.NewReader(make([]byte, 800))}
 	_, _ = io.Copy(&b, vm.Compose())
 	return b.Bytes()
@@ -125,3 +127,5 @@ func startDispatcher(t testing.TB, s *vmstore.Store, dir string, sinks ...Sink) 
 }
 
 var _ = fmt.Sprint
+
+func tlsWithRoots(pool *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: pool} }
