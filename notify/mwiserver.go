@@ -193,7 +193,16 @@ func (m *MWIServer) Initialize() error {
 	if m.Realm == "" {
 		m.Realm = m.Domain
 	}
-	m.ua, err = sipgo.NewUA(sipgo.WithUserAgent("lemonvox"), sipgo.WithUserAgentHostname(m.Domain))
+	sipLog := m.log.With("layer", "sip")
+	m.ua, err = sipgo.NewUA(sipgo.WithUserAgent("lemonvox"), sipgo.WithUserAgentHostname(m.Domain),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			// A 200 to a NOTIFY retransmission arrives after the
+			// transaction completed: expected, not worth a log line.
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+				sipLog.Debug("response outside a transaction", "msg", r.Short())
+			})),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)))
 	if err != nil {
 		m.closeListeners()
 		return err
