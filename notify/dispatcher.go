@@ -65,6 +65,9 @@ type Dispatcher struct {
 	// means 20 ms. After a crash, events delivered since the last write are
 	// delivered again (at-least-once).
 	CursorInterval time.Duration
+	// HoldPoll is how often a held event (ErrHeld) is offered again; 0
+	// means 500 ms.
+	HoldPoll time.Duration
 
 	log     *slog.Logger
 	ctx     context.Context
@@ -123,6 +126,9 @@ func (d *Dispatcher) Initialize() error {
 	}
 	if d.CursorInterval <= 0 {
 		d.CursorInterval = 20 * time.Millisecond
+	}
+	if d.HoldPoll <= 0 {
+		d.HoldPoll = 500 * time.Millisecond
 	}
 	d.runners = map[string]*sinkRunner{}
 	for _, s := range d.Sinks {
@@ -591,6 +597,18 @@ func (r *sinkRunner) deliver(ctx context.Context, it *item) bool {
 		}
 		if ctx.Err() != nil {
 			return false
+		}
+		if errors.Is(err, ErrHeld) {
+			attempt-- // not a failure
+			metricDelivered.WithLabelValues(r.name, "held").Inc()
+			t := time.NewTimer(r.d.HoldPoll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-t.C:
+			}
+			continue
 		}
 		if errors.Is(err, ErrSinkDisabled) {
 			metricDelivered.WithLabelValues(r.name, "disabled").Inc()

@@ -30,6 +30,10 @@ var (
 	ErrNoTarget = errors.New("notify: no destination for account")
 	// ErrVVMFormat reports a malformed OMTP VVM SMS text.
 	ErrVVMFormat = errors.New("notify: malformed VVM SMS")
+	// ErrHeld is returned by a sink that holds an event for now (the user
+	// is online, see HoldWhileOnline); the dispatcher asks again after
+	// HoldPoll without counting an attempt.
+	ErrHeld = errors.New("notify: held while the user is online")
 	// ErrMWIFormat reports a malformed application/simple-message-summary body.
 	ErrMWIFormat = errors.New("notify: malformed message-summary body")
 )

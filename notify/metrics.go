@@ -10,7 +10,7 @@ import (
 var (
 	metricDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "lemonvox_notify_deliveries_total",
-		Help: "Delivery attempts by sink and result (ok, retry, deadletter, disabled).",
+		Help: "Delivery attempts by sink and result (ok, retry, held, deadletter, disabled).",
 	}, []string{"sink", "result"})
 	metricDeliverSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "lemonvox_notify_delivery_duration_seconds",
