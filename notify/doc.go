@@ -5,8 +5,21 @@
 //
 // A Dispatcher tails vmstore's journal (vmstore.Store.ReadJournal), woken
 // by the store's hub after each commit and by a slow poll, and hands each
-// event to every Sink that accepts it. Sinks are plug-ins: WebhookSink,
-// VVMSink and MWIServer implement Sink.
+// event to every Sink that accepts it. Sinks are plug-ins:
+//
+//   - WebhookSink: RFC 5423 events as JSON, Standard Webhooks HMAC-SHA256
+//     signatures, HTTPS with certificate checks (payload.go, sign.go).
+//   - MWIServer: RFC 3842 notifier on sipgo, SUBSCRIBE/NOTIFY dialogs and
+//     unsolicited NOTIFY to per-account targets (mwiserver.go, mwi.go).
+//   - VVMSink: OMTP VVM SYNC texts posted to an SMS gateway (vvm.go).
+//   - NATSSink: the webhook JSON on NATS JetStream subjects per account.
+//   - EmailSink: voicemail-to-email through a smarthost.
+//   - HoldWhileOnline wraps an outband sink to hold events while the
+//     account has a client session (Presence follows Login/Logout).
+//
+// The URLAUTH URL of a message (vnd.lemonvox.url) comes from the optional
+// PayloadBuilder.URLFor / EmailSink.URLFor functions, nil until URLAUTH
+// exists. Store API wishes are in STORE-NEEDS.md.
 //
 // # Implementation notes
 //
@@ -38,6 +51,9 @@
 //     Coalesce after it in one NOTIFY with the latest counts).
 //   - The store's journal is never trimmed here; cmd may trim it to the
 //     minimum cursor of all consumers.
+//   - Lock order in MWIServer: a subscription's mutex before the server's.
+//     Subscriptions live in memory: after a restart a refreshing phone gets
+//     481 and subscribes again (RFC 6665 s4.1.2.2).
 //
 // # SUBSCRIBE authorization
 //
