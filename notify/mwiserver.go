@@ -518,9 +518,16 @@ func (m *MWIServer) commonNotifyHeaders(req *sip.Request, transport, eventID, st
 func (m *MWIServer) contactURI(transport string) sip.Uri {
 	host, _, _ := net.SplitHostPort(m.Addr())
 	u := sip.Uri{Scheme: "sip", Host: host, Port: m.port}
-	if strings.EqualFold(transport, "TCP") {
+	switch {
+	case strings.EqualFold(transport, "TCP"):
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", "tcp")
+	case strings.EqualFold(transport, "TLS") && m.tlsLn != nil:
+		if a, ok := m.tlsLn.Addr().(*net.TCPAddr); ok {
+			u.Port = a.Port
+		}
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tls")
 	}
 	return u
 }
