@@ -654,3 +654,20 @@ func (r *sinkRunner) deliver(ctx context.Context, it *item) bool {
 		}
 	}
 }
+
+// MinCursor is the lowest durable cursor of the dispatcher's sinks (disabled
+// ones included): cmd may trim the journal up to it (Store.TrimJournal)
+// once other consumers agree.
+func (d *Dispatcher) MinCursor() (uint64, error) {
+	var lowest uint64
+	for i, name := range d.order {
+		c, err := d.Store.Cursor(CursorName(name))
+		if err != nil {
+			return 0, err
+		}
+		if i == 0 || c < lowest {
+			lowest = c
+		}
+	}
+	return lowest, nil
+}

@@ -52,6 +52,9 @@ func TestDispatcherDeliversInOrderPerAccount(t *testing.T) {
 	if err != nil || len(st) != 1 || st[0].Pending != 0 || st[0].Cursor != s.LastSeq() {
 		t.Fatalf("status %+v %v", st, err)
 	}
+	if mc, err := d.MinCursor(); err != nil || mc != s.LastSeq() {
+		t.Fatalf("MinCursor %d %v", mc, err)
+	}
 }
 
 func TestDispatcherResumesFromDurableCursor(t *testing.T) {
