@@ -1,0 +1,977 @@
+package notify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+// MWIServer is the RFC 3842 message-waiting notifier: it accepts SUBSCRIBE
+// for the message-summary event package and NOTIFYs subscribers, and sends
+// unsolicited NOTIFYs to each account's configured MWI targets
+// (vmstore.AccountOptions.MWITargets). It is a Sink: plug it into the
+// Dispatcher, which feeds it the events that carry MWI counts.
+type MWIServer struct {
+	// Store is the message store. Required.
+	Store *vmstore.Store
+	// Listen is the UDP and TCP address (same port for both). Required.
+	Listen string
+	// ListenTLS, if set, adds a TLS listener using TLSConfig.
+	ListenTLS string
+	TLSConfig *tls.Config
+	// Domain is the host of Message-Account and From URIs
+	// (sip:<user>@<Domain>). Default: the host of Listen.
+	Domain string
+	// Realm is the digest realm; default Domain.
+	Realm string
+	// TrustedNetworks may subscribe to any account without authentication
+	// (the PBX that has authenticated its phones).
+	TrustedNetworks []netip.Prefix
+	// MinExpires (423 below it), MaxExpires (longer requests are shortened)
+	// and DefaultExpires (no Expires header) of subscriptions; 0 means 60 s,
+	// 3600 s and 3600 s (RFC 3842 default).
+	MinExpires, MaxExpires, DefaultExpires time.Duration
+	// Coalesce is the minimum time between two NOTIFYs for one account: the
+	// first change goes out at once, later changes in the window go out
+	// together at its end with the latest counts. 0 means 200 ms.
+	Coalesce time.Duration
+	// TargetRefresh resends the state to MWI targets periodically; 0 means
+	// 1 h, negative disables.
+	TargetRefresh time.Duration
+	// NotifyTimeout bounds one NOTIFY transaction; 0 means 8 s.
+	NotifyTimeout time.Duration
+	// SinkName is the dispatcher sink name; default "mwi".
+	SinkName string
+	// Logger; nil means slog.Default.
+	Logger *slog.Logger
+
+	log      *slog.Logger
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	cli      *sipgo.Client
+	udpConn  net.PacketConn
+	tcpLn    net.Listener
+	tlsLn    net.Listener
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	nonceKey []byte
+	port     int
+
+	mu       sync.Mutex
+	accounts map[string]*mwiAccount
+	subs     map[string]*mwiSub // by dialog id
+}
+
+// mwiAccount is the notification state of one account.
+type mwiAccount struct {
+	subs     map[string]*mwiSub
+	lastSent time.Time
+	timer    *time.Timer
+}
+
+// mwiSub is one subscription dialog (RFC 6665 s4.2, RFC 3261 s12). We are
+// the notifier: our tag is the To tag of the SUBSCRIBE.
+type mwiSub struct {
+	id        string
+	user      string
+	callID    string
+	localTag  string
+	remoteTag string
+	localURI  sip.Uri // To of the SUBSCRIBE
+	remoteURI sip.Uri // From of the SUBSCRIBE
+	target    sip.Uri // Contact of the SUBSCRIBE
+	routes    []sip.Uri
+	transport string
+	eventID   string
+
+	mu       sync.Mutex // serializes NOTIFYs: order and CSeq
+	cseq     uint32
+	expires  time.Time
+	lastBody string
+	failures int
+	acked    int
+	gone     bool
+}
+
+// Initialize opens the listeners and starts serving.
+func (m *MWIServer) Initialize() error {
+	if m.Store == nil || m.Listen == "" {
+		return fmt.Errorf("%w: MWIServer needs Store and Listen", ErrConfig)
+	}
+	m.log = m.Logger
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	m.log = m.log.With("pkg", "notify", "svc", "mwi")
+	if m.MinExpires <= 0 {
+		m.MinExpires = 60 * time.Second
+	}
+	if m.MaxExpires <= 0 {
+		m.MaxExpires = time.Hour
+	}
+	if m.DefaultExpires <= 0 {
+		m.DefaultExpires = time.Hour
+	}
+	if m.Coalesce <= 0 {
+		m.Coalesce = 200 * time.Millisecond
+	}
+	if m.TargetRefresh == 0 {
+		m.TargetRefresh = time.Hour
+	}
+	if m.NotifyTimeout <= 0 {
+		m.NotifyTimeout = 8 * time.Second
+	}
+	if m.SinkName == "" {
+		m.SinkName = "mwi"
+	}
+	m.nonceKey = make([]byte, 32)
+	_, _ = rand.Read(m.nonceKey)
+	m.accounts = map[string]*mwiAccount{}
+	m.subs = map[string]*mwiSub{}
+
+	host, portS, err := net.SplitHostPort(m.Listen)
+	if err != nil {
+		return fmt.Errorf("%w: Listen %q: %v", ErrConfig, m.Listen, err)
+	}
+	// UDP and TCP on one port; with port 0 the kernel picks a TCP port that
+	// may be taken for UDP, so try a few.
+	for try := 0; ; try++ {
+		m.tcpLn, err = net.Listen("tcp", m.Listen)
+		if err != nil {
+			return fmt.Errorf("notify: mwi listen tcp: %w", err)
+		}
+		m.port = m.tcpLn.Addr().(*net.TCPAddr).Port
+		m.udpConn, err = net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(m.port)))
+		if err == nil {
+			break
+		}
+		m.tcpLn.Close()
+		m.tcpLn = nil
+		if portS != "0" || try >= 20 {
+			return fmt.Errorf("notify: mwi listen udp: %w", err)
+		}
+	}
+	if m.ListenTLS != "" {
+		if m.TLSConfig == nil {
+			m.closeListeners()
+			return fmt.Errorf("%w: ListenTLS without TLSConfig", ErrConfig)
+		}
+		m.tlsLn, err = tls.Listen("tcp", m.ListenTLS, m.TLSConfig)
+		if err != nil {
+			m.closeListeners()
+			return fmt.Errorf("notify: mwi listen tls: %w", err)
+		}
+	}
+	if m.Domain == "" {
+		m.Domain = host
+		if m.Domain == "" || m.Domain == "0.0.0.0" || m.Domain == "::" {
+			m.Domain = "localhost"
+		}
+	}
+	if m.Realm == "" {
+		m.Realm = m.Domain
+	}
+	sipLog := m.log.With("layer", "sip")
+	m.ua, err = sipgo.NewUA(sipgo.WithUserAgent("lemonvox"), sipgo.WithUserAgentHostname(m.Domain),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			// A 200 to a NOTIFY retransmission arrives after the
+			// transaction completed: expected, not worth a log line.
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+				sipLog.Debug("response outside a transaction", "msg", r.Short())
+			})),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)))
+	if err != nil {
+		m.closeListeners()
+		return err
+	}
+	m.srv, err = sipgo.NewServer(m.ua, sipgo.WithServerLogger(m.log))
+	if err != nil {
+		m.closeListeners()
+		return err
+	}
+	m.cli, err = sipgo.NewClient(m.ua, sipgo.WithClientLogger(m.log), sipgo.WithClientHostname(m.Domain))
+	if err != nil {
+		m.closeListeners()
+		return err
+	}
+	m.srv.OnSubscribe(m.handleSubscribe)
+	m.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("Allow-Events", "message-summary"))
+		_ = tx.Respond(res)
+	})
+	m.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+		res.AppendHeader(sip.NewHeader("Allow", "SUBSCRIBE, OPTIONS"))
+		_ = tx.Respond(res)
+	})
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	serve := func(f func() error) {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := f(); err != nil && m.ctx.Err() == nil {
+				m.log.Error("sip listener stopped", "err", err)
+			}
+		}()
+	}
+	serve(func() error { return m.srv.ServeUDP(m.udpConn) })
+	serve(func() error { return m.srv.ServeTCP(m.tcpLn) })
+	if m.tlsLn != nil {
+		serve(func() error { return m.srv.ServeTLS(m.tlsLn) })
+	}
+	m.wg.Add(1)
+	go m.expiryLoop()
+	if m.TargetRefresh > 0 {
+		m.wg.Add(1)
+		go m.refreshLoop()
+	}
+	m.log.Info("MWI notifier listening", "udp+tcp", m.Addr(), "tls", m.ListenTLS)
+	return nil
+}
+
+func (m *MWIServer) closeListeners() {
+	if m.udpConn != nil {
+		m.udpConn.Close()
+	}
+	if m.tcpLn != nil {
+		m.tcpLn.Close()
+	}
+	if m.tlsLn != nil {
+		m.tlsLn.Close()
+	}
+}
+
+// Addr is the bound UDP/TCP address (useful with port 0).
+func (m *MWIServer) Addr() string {
+	host, _, _ := net.SplitHostPort(m.Listen)
+	return net.JoinHostPort(host, strconv.Itoa(m.port))
+}
+
+// Close ends every subscription with a final NOTIFY
+// (terminated;reason=deactivated, RFC 6665 s4.2.2: retry later) and stops.
+func (m *MWIServer) Close() {
+	if m.cancel == nil {
+		return
+	}
+	m.mu.Lock()
+	subs := make([]*mwiSub, 0, len(m.subs))
+	for _, s := range m.subs {
+		subs = append(subs, s)
+	}
+	for _, a := range m.accounts {
+		if a.timer != nil && a.timer.Stop() {
+			a.timer = nil
+			m.wg.Done() // the timer's function will not run
+		}
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.notifySub(s, "terminated;reason=deactivated", true)
+		}()
+	}
+	wg.Wait()
+	m.cancel()
+	m.srv.Close()
+	m.ua.Close()
+	m.closeListeners()
+	m.wg.Wait()
+}
+
+// Name implements Sink.
+func (m *MWIServer) Name() string { return m.SinkName }
+
+// Accept implements Sink: events that may change an account's MWI counts.
+func (m *MWIServer) Accept(ev *vmstore.Event) bool { return ev.MWI != nil }
+
+// Deliver implements Sink. MWI is state: the NOTIFYs carry the account's
+// counts read at send time, so a late or repeated event never rolls a lamp
+// back. Delivery to phones is the SIP transaction layer's business
+// (retransmission, RFC 3261 s17.1.2); failures there are not retried here.
+func (m *MWIServer) Deliver(_ context.Context, ev *vmstore.Event, _ int) error {
+	m.Changed(ev.User)
+	return nil
+}
+
+// Changed schedules a NOTIFY of the account's current counts to its
+// subscribers and MWI targets, coalesced (see Coalesce).
+func (m *MWIServer) Changed(user string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx == nil || m.ctx.Err() != nil {
+		return
+	}
+	a := m.account(user)
+	if a.timer != nil {
+		return // a NOTIFY is already scheduled; it will read the latest counts
+	}
+	wait := time.Until(a.lastSent.Add(m.Coalesce))
+	if wait <= 0 {
+		a.lastSent = time.Now()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.sendAll(user)
+		}()
+		return
+	}
+	m.wg.Add(1)
+	a.timer = time.AfterFunc(wait, func() {
+		defer m.wg.Done()
+		m.mu.Lock()
+		a.timer = nil
+		a.lastSent = time.Now()
+		m.mu.Unlock()
+		m.sendAll(user)
+	})
+}
+
+func (m *MWIServer) account(user string) *mwiAccount {
+	a := m.accounts[user]
+	if a == nil {
+		a = &mwiAccount{subs: map[string]*mwiSub{}}
+		m.accounts[user] = a
+	}
+	return a
+}
+
+// sendAll NOTIFYs the account's subscribers and targets.
+func (m *MWIServer) sendAll(user string) {
+	if m.ctx.Err() != nil {
+		return
+	}
+	m.mu.Lock()
+	var subs []*mwiSub
+	if a := m.accounts[user]; a != nil {
+		for _, s := range a.subs {
+			subs = append(subs, s)
+		}
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.notifySub(s, "", false)
+		}()
+	}
+	acct, err := m.Store.GetAccount(user)
+	if err == nil && len(acct.Options.MWITargets) > 0 {
+		body, err := m.summary(user)
+		if err != nil {
+			m.log.Error("reading MWI counts", "user", user, "err", err)
+		} else {
+			for _, t := range acct.Options.MWITargets {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := m.SendUnsolicited(m.ctx, user, t, body, "active"); err != nil {
+						m.log.Warn("unsolicited NOTIFY failed", "user", user, "target", t.URI, "err", err)
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// summary is the current message-summary body of an account. A failure to
+// read the counts is an error, never a zero count (STYLE s5).
+func (m *MWIServer) summary(user string) ([]byte, error) {
+	mwi, err := m.Store.AccountMWI(user)
+	if err != nil {
+		return nil, err
+	}
+	return FormatSummary(m.accountURI(user), mwi), nil
+}
+
+func (m *MWIServer) accountURI(user string) string {
+	u := sip.Uri{Scheme: "sip", User: user, Host: m.Domain}
+	return u.String()
+}
+
+// notifySub sends one in-dialog NOTIFY (RFC 6665 s4.2.2, RFC 3842 s5).
+// state "" means active with the remaining time; force sends even when the
+// body did not change. A terminated state removes the subscription.
+func (m *MWIServer) notifySub(s *mwiSub, state string, force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
+	terminated := strings.HasPrefix(state, "terminated")
+	if state == "" {
+		rem := time.Until(s.expires).Round(time.Second)
+		if rem <= 0 {
+			return // the expiry loop ends it
+		}
+		state = "active;expires=" + strconv.Itoa(int(rem/time.Second))
+	}
+	body, err := m.summary(s.user)
+	if err != nil {
+		m.log.Error("reading MWI counts", "user", s.user, "err", err)
+		if !terminated {
+			return
+		}
+		body = nil
+	}
+	if !force && !terminated && string(body) == s.lastBody {
+		return
+	}
+	if terminated {
+		s.gone = true
+		m.removeSub(s)
+	}
+	s.cseq++
+	req := sip.NewRequest(sip.NOTIFY, s.target)
+	req.SetTransport(s.transport)
+	from := &sip.FromHeader{Address: s.localURI, Params: sip.NewParams()}
+	from.Params.Add("tag", s.localTag)
+	to := &sip.ToHeader{Address: s.remoteURI, Params: sip.NewParams()}
+	to.Params.Add("tag", s.remoteTag)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(s.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.NOTIFY})
+	for _, r := range s.routes {
+		req.AppendHeader(&sip.RouteHeader{Address: r})
+	}
+	m.commonNotifyHeaders(req, s.transport, s.eventID, state, body)
+	ctx, cancel := context.WithTimeout(m.ctx, m.NotifyTimeout)
+	defer cancel()
+	res, err := m.do(ctx, req, s.transport)
+	switch {
+	case err != nil:
+		metricSIPNotifies.WithLabelValues("dialog", "error").Inc()
+		s.failures++
+		m.log.Warn("NOTIFY failed", "user", s.user, "call-id", s.callID, "err", err, "failures", s.failures)
+		if s.failures >= 3 && !s.gone {
+			s.gone = true
+			m.removeSub(s)
+		}
+	case res.StatusCode == 481:
+		// RFC 6665 s4.1.3: the subscriber no longer knows the dialog.
+		metricSIPNotifies.WithLabelValues("dialog", "error").Inc()
+		if !s.gone {
+			s.gone = true
+			m.removeSub(s)
+		}
+	case res.IsSuccess():
+		metricSIPNotifies.WithLabelValues("dialog", "ok").Inc()
+		s.failures = 0
+		s.lastBody = string(body)
+		s.acked++
+	default:
+		metricSIPNotifies.WithLabelValues("dialog", "error").Inc()
+		s.failures++
+		m.log.Warn("NOTIFY rejected", "user", s.user, "status", res.StatusCode)
+	}
+}
+
+func (m *MWIServer) commonNotifyHeaders(req *sip.Request, transport, eventID, state string, body []byte) {
+	ev := "message-summary"
+	if eventID != "" {
+		ev += ";id=" + eventID
+	}
+	req.AppendHeader(sip.NewHeader("Event", ev))
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
+	req.AppendHeader(sip.NewHeader("Allow-Events", "message-summary"))
+	req.AppendHeader(&sip.ContactHeader{Address: m.contactURI(transport)})
+	maxf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxf)
+	if body != nil {
+		ct := sip.ContentTypeHeader(MWIContentType)
+		req.AppendHeader(&ct)
+	}
+	req.SetBody(body)
+}
+
+func (m *MWIServer) contactURI(transport string) sip.Uri {
+	host, _, _ := net.SplitHostPort(m.Addr())
+	u := sip.Uri{Scheme: "sip", Host: host, Port: m.port}
+	switch {
+	case strings.EqualFold(transport, "TCP"):
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
+	case strings.EqualFold(transport, "TLS") && m.tlsLn != nil:
+		if a, ok := m.tlsLn.Addr().(*net.TCPAddr); ok {
+			u.Port = a.Port
+		}
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tls")
+	}
+	return u
+}
+
+// do runs a client transaction; UDP requests leave from our listening
+// socket so that NATs and PBXs see the address they talk to.
+func (m *MWIServer) do(ctx context.Context, req *sip.Request, transport string) (*sip.Response, error) {
+	if strings.EqualFold(transport, "UDP") || transport == "" {
+		if a, ok := m.udpConn.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsUnspecified() {
+			req.Laddr = sip.Addr{IP: a.IP, Port: a.Port}
+		}
+	}
+	return m.cli.Do(ctx, req)
+}
+
+// SendUnsolicited sends an out-of-dialog NOTIFY to a target (notes s5.3,
+// Asterisk practice; not RFC 6665 but what PBXs and phones accept): fresh
+// Call-ID and From tag, no To tag. A 2xx is success.
+func (m *MWIServer) SendUnsolicited(ctx context.Context, user string, t vmstore.MWITarget, body []byte, state string) error {
+	var uri sip.Uri
+	if err := sip.ParseUri(t.URI, &uri); err != nil {
+		return fmt.Errorf("%w: MWI target %q: %v", ErrConfig, t.URI, err)
+	}
+	transport := strings.ToUpper(t.Transport)
+	if transport == "" {
+		transport = "UDP"
+	}
+	req := sip.NewRequest(sip.NOTIFY, uri)
+	req.SetTransport(transport)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: m.Domain}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: uri, Params: sip.NewParams()})
+	cid := sip.CallIDHeader(randomToken(12) + "@" + m.Domain)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
+	m.commonNotifyHeaders(req, transport, "", state, body)
+	ctx, cancel := context.WithTimeout(ctx, m.NotifyTimeout)
+	defer cancel()
+	res, err := m.do(ctx, req, transport)
+	if err != nil {
+		metricSIPNotifies.WithLabelValues("unsolicited", "error").Inc()
+		return fmt.Errorf("%w: %v", ErrDelivery, err)
+	}
+	if !res.IsSuccess() {
+		metricSIPNotifies.WithLabelValues("unsolicited", "error").Inc()
+		return fmt.Errorf("%w: %d %s", ErrDelivery, res.StatusCode, res.Reason)
+	}
+	metricSIPNotifies.WithLabelValues("unsolicited", "ok").Inc()
+	return nil
+}
+
+func (m *MWIServer) removeSub(s *mwiSub) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.subs[s.id]; !ok {
+		return
+	}
+	delete(m.subs, s.id)
+	metricSIPSubscriptions.Dec()
+	if a := m.accounts[s.user]; a != nil {
+		delete(a.subs, s.id)
+	}
+}
+
+// Subscriptions counts the active subscriptions of an account ("" = all).
+func (m *MWIServer) Subscriptions(user string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if user == "" {
+		return len(m.subs)
+	}
+	if a := m.accounts[user]; a != nil {
+		return len(a.subs)
+	}
+	return 0
+}
+
+// ackedNotifies sums the NOTIFYs answered 2xx for an account's live
+// subscriptions (tests and benchmarks).
+func (m *MWIServer) ackedNotifies(user string) int {
+	m.mu.Lock()
+	var subs []*mwiSub
+	if a := m.accounts[user]; a != nil {
+		for _, s := range a.subs {
+			subs = append(subs, s)
+		}
+	}
+	m.mu.Unlock()
+	n := 0
+	for _, s := range subs {
+		s.mu.Lock()
+		n += s.acked
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func (m *MWIServer) expiryLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case now := <-t.C:
+			// Lock order: s.mu before m.mu (notifySub -> removeSub).
+			m.mu.Lock()
+			all := make([]*mwiSub, 0, len(m.subs))
+			for _, s := range m.subs {
+				all = append(all, s)
+			}
+			m.mu.Unlock()
+			for _, s := range all {
+				s.mu.Lock()
+				due := !now.Before(s.expires)
+				s.mu.Unlock()
+				if due {
+					m.wg.Add(1)
+					go func() {
+						defer m.wg.Done()
+						m.notifySub(s, "terminated;reason=timeout", true)
+					}()
+				}
+			}
+		}
+	}
+}
+
+func (m *MWIServer) refreshLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.TargetRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+			accts, err := m.Store.ListAccounts()
+			if err != nil {
+				m.log.Error("listing accounts for MWI refresh", "err", err)
+				continue
+			}
+			for _, a := range accts {
+				if len(a.Options.MWITargets) > 0 {
+					m.Changed(a.Name)
+				}
+			}
+		}
+	}
+}
+
+// ---- SUBSCRIBE (RFC 6665 s4.2.1, RFC 3842 s4, notes s5.1) ----
+
+func (m *MWIServer) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		m.log.Debug("responding", "err", err)
+	}
+	metricSIPRequests.WithLabelValues(string(req.Method), strconv.Itoa(code/100)+"xx").Inc()
+}
+
+func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	evh := req.GetHeader("Event")
+	pkg, eventID := "", ""
+	if evh != nil {
+		parts := strings.Split(evh.Value(), ";")
+		pkg = strings.ToLower(strings.TrimSpace(parts[0]))
+		for _, p := range parts[1:] {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "id") {
+				eventID = v
+			}
+		}
+	}
+	if pkg != "message-summary" {
+		// RFC 6665 s4.2.1: unknown package -> 489 with Allow-Events.
+		m.respond(req, tx, 489, "Bad Event", sip.NewHeader("Allow-Events", "message-summary"))
+		return
+	}
+	if acc := req.GetHeaders("Accept"); len(acc) > 0 {
+		ok := false
+		for _, h := range acc {
+			for _, t := range strings.Split(h.Value(), ",") {
+				t = strings.ToLower(strings.TrimSpace(strings.SplitN(t, ";", 2)[0]))
+				if t == MWIContentType || t == "application/*" || t == "*/*" {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			m.respond(req, tx, 406, "Not Acceptable", sip.NewHeader("Accept", MWIContentType))
+			return
+		}
+	}
+	expires := m.DefaultExpires
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+		if err != nil {
+			m.respond(req, tx, 400, "Bad Expires")
+			return
+		}
+		expires = time.Duration(n) * time.Second
+	}
+	if expires > 0 && expires < m.MinExpires {
+		m.respond(req, tx, 423, "Interval Too Brief",
+			sip.NewHeader("Min-Expires", strconv.Itoa(int(m.MinExpires/time.Second))))
+		return
+	}
+	expires = min(expires, m.MaxExpires)
+
+	to, from := req.To(), req.From()
+	if to == nil || from == nil || req.CallID() == nil {
+		m.respond(req, tx, 400, "Bad Request")
+		return
+	}
+	if tag, ok := to.Params.Get("tag"); ok && tag != "" {
+		m.refresh(req, tx, tag, expires)
+		return
+	}
+
+	user := req.Recipient.User
+	if user == "" {
+		user = to.Address.User
+	}
+	acct, err := m.Store.GetAccount(user)
+	if err != nil {
+		if errors.Is(err, vmstore.ErrNotFound) {
+			m.respond(req, tx, 404, "Not Found")
+		} else {
+			m.log.Error("looking up account", "user", user, "err", err)
+			m.respond(req, tx, 500, "Server Error")
+		}
+		return
+	}
+	if !m.authorize(req, tx, acct) {
+		return
+	}
+	contact := req.Contact()
+	if contact == nil {
+		m.respond(req, tx, 400, "Missing Contact")
+		return
+	}
+	fromTag, _ := from.Params.Get("tag")
+	s := &mwiSub{
+		user:      acct.Name,
+		callID:    string(*req.CallID()),
+		localTag:  randomToken(8),
+		remoteTag: fromTag,
+		localURI:  to.Address,
+		remoteURI: from.Address,
+		target:    contact.Address,
+		transport: req.Transport(),
+		eventID:   eventID,
+		expires:   time.Now().Add(expires),
+	}
+	// RFC 3261 s12.1.1: the route set is the Record-Route list, in order.
+	for _, h := range req.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			s.routes = append(s.routes, rr.Address)
+		}
+	}
+	s.id = s.callID + "\x00" + s.localTag
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if t := res.To(); t != nil {
+		t.Params.Remove("tag")
+		t.Params.Add("tag", s.localTag)
+	}
+	exp := sip.ExpiresHeader(uint32(expires / time.Second))
+	res.AppendHeader(&exp)
+	res.AppendHeader(&sip.ContactHeader{Address: m.contactURI(s.transport)})
+	if expires > 0 {
+		m.mu.Lock()
+		m.subs[s.id] = s
+		m.account(s.user).subs[s.id] = s
+		m.mu.Unlock()
+		metricSIPSubscriptions.Inc()
+	}
+	if err := tx.Respond(res); err != nil {
+		m.log.Debug("responding", "err", err)
+	}
+	metricSIPRequests.WithLabelValues("SUBSCRIBE", "2xx").Inc()
+	m.log.Debug("subscription", "user", s.user, "call-id", s.callID, "expires", expires)
+	// RFC 6665 s4.2.1: a NOTIFY with the current state follows at once;
+	// with Expires 0 (a fetch) it is the final one.
+	state := ""
+	if expires == 0 {
+		state = "terminated;reason=timeout"
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.notifySub(s, state, true)
+	}()
+}
+
+// refresh handles an in-dialog SUBSCRIBE: new expiry, or Expires 0 to end.
+func (m *MWIServer) refresh(req *sip.Request, tx sip.ServerTransaction, tag string, expires time.Duration) {
+	id := string(*req.CallID()) + "\x00" + tag
+	m.mu.Lock()
+	s := m.subs[id]
+	m.mu.Unlock()
+	if s == nil {
+		m.respond(req, tx, 481, "Subscription Does Not Exist")
+		return
+	}
+	acct, err := m.Store.GetAccount(s.user)
+	if err != nil {
+		m.respond(req, tx, 481, "Subscription Does Not Exist")
+		return
+	}
+	if !m.authorize(req, tx, acct) {
+		return
+	}
+	s.mu.Lock()
+	s.expires = time.Now().Add(expires)
+	s.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	exp := sip.ExpiresHeader(uint32(expires / time.Second))
+	res.AppendHeader(&exp)
+	res.AppendHeader(&sip.ContactHeader{Address: m.contactURI(s.transport)})
+	_ = tx.Respond(res)
+	metricSIPRequests.WithLabelValues("SUBSCRIBE", "2xx").Inc()
+	state := ""
+	if expires == 0 {
+		// RFC 6665 s4.2.1.4: unsubscribe -> final NOTIFY, terminated.
+		state = "terminated"
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.notifySub(s, state, true)
+	}()
+}
+
+// authorize admits trusted sources, or a digest-authenticated subscriber
+// watching its own account (see the package doc). It answers 401/403 itself.
+func (m *MWIServer) authorize(req *sip.Request, tx sip.ServerTransaction, acct *vmstore.Account) bool {
+	if m.trusted(req.Source()) {
+		return true
+	}
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		m.challenge(req, tx, false)
+		return false
+	}
+	cred, err := digest.ParseCredentials(h.Value())
+	if err != nil {
+		m.respond(req, tx, 400, "Bad Authorization")
+		return false
+	}
+	if cred.Username != acct.Name {
+		m.respond(req, tx, 403, "Forbidden")
+		return false
+	}
+	ha1 := strings.ToLower(acct.Options.Notify["sip_ha1"])
+	if ha1 == "" || cred.Realm != m.Realm {
+		m.respond(req, tx, 403, "Forbidden")
+		return false
+	}
+	if !m.nonceValid(cred.Nonce) {
+		m.challenge(req, tx, true)
+		return false
+	}
+	if cred.Algorithm != "" && !strings.EqualFold(cred.Algorithm, "MD5") {
+		m.respond(req, tx, 403, "Forbidden")
+		return false
+	}
+	// RFC 2617 s3.2.2.1 (RFC 3261 s22.4).
+	ha2 := md5hex(string(req.Method) + ":" + cred.URI)
+	var want string
+	if cred.QOP == "" {
+		want = md5hex(ha1 + ":" + cred.Nonce + ":" + ha2)
+	} else {
+		want = md5hex(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, cred.Nonce, cred.Nc, cred.Cnonce, cred.QOP, ha2))
+	}
+	if !hmac.Equal([]byte(want), []byte(strings.ToLower(cred.Response))) {
+		m.respond(req, tx, 403, "Forbidden")
+		return false
+	}
+	return true
+}
+
+func (m *MWIServer) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
+	v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=MD5, qop="auth"`, m.Realm, m.newNonce())
+	if stale {
+		v += ", stale=true"
+	}
+	m.respond(req, tx, 401, "Unauthorized", sip.NewHeader("WWW-Authenticate", v))
+}
+
+func (m *MWIServer) trusted(src string) bool {
+	ap, err := netip.ParseAddrPort(src)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range m.TrustedNetworks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Nonces are stateless: time + HMAC under a per-process key, valid 5 min.
+func (m *MWIServer) newNonce() string {
+	b := make([]byte, 8, 24)
+	binary.BigEndian.PutUint64(b, uint64(time.Now().Unix()))
+	mac := hmac.New(sha256.New, m.nonceKey)
+	mac.Write(b[:8])
+	b = mac.Sum(b)[:24]
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (m *MWIServer) nonceValid(n string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(n)
+	if err != nil || len(b) != 24 {
+		return false
+	}
+	mac := hmac.New(sha256.New, m.nonceKey)
+	mac.Write(b[:8])
+	if !hmac.Equal(mac.Sum(nil)[:16], b[8:]) {
+		return false
+	}
+	age := time.Since(time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0))
+	return age >= -time.Minute && age < 5*time.Minute
+}
+
+// SIPHA1 computes the digest credential to store as
+// Account.Options.Notify["sip_ha1"]: hex MD5(user:realm:secret) (RFC 2617
+// s3.2.2.2). The secret itself is not stored.
+func SIPHA1(user, realm, secret string) string { return md5hex(user + ":" + realm + ":" + secret) }
+
+func md5hex(s string) string {
+	h := md5.Sum([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
