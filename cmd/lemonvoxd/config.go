@@ -34,8 +34,14 @@ type Config struct {
 	LMTP       Listener `toml:"lmtp"`
 	Submission Listener `toml:"submission"`
 	RTSP       Listener `toml:"rtsp"`
-	SIP        Listener `toml:"sip"`
-	Admin      struct {
+	SIP        struct {
+		Listen          string   `toml:"listen"`
+		ListenTLS       string   `toml:"listen_tls"`
+		Domain          string   `toml:"domain"`
+		TrustedNetworks []string `toml:"trusted_networks"`
+	} `toml:"sip"`
+	Notify NotifyConfig `toml:"notify"`
+	Admin  struct {
 		Listen string `toml:"listen"`
 		TLS    bool   `toml:"tls"`
 		Token  string `toml:"token"`

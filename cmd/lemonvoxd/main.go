@@ -158,10 +158,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
 	}
+	nc, err := startNotify(cfg, dir, st, tlsConfig, log)
+	closers = append(closers, nc...)
+	if err != nil {
+		return err
+	}
 	for _, l := range []struct {
 		name string
 		l    Listener
-	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}, {"sip", cfg.SIP}} {
+	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}} {
 		if l.l.Listen != "" || l.l.ListenTLS != "" {
 			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
 		}

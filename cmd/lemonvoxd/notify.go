@@ -1,0 +1,135 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/lemonvox/lemonvox/notify"
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+// NotifyConfig configures the notification sinks ([notify] and
+// [[notify.webhook]]).
+type NotifyConfig struct {
+	// DeadLetterDir holds undeliverable events; empty means <data>/notify.
+	DeadLetterDir string `toml:"dead_letter_dir"`
+	// MaxAttempts before an event is dead-lettered.
+	MaxAttempts int `toml:"max_attempts"`
+	// OmitSenderSubject keeps callers and subjects out of payloads.
+	OmitSenderSubject bool            `toml:"omit_sender_subject"`
+	Webhooks          []WebhookConfig `toml:"webhook"`
+	VVM               struct {
+		URL           string   `toml:"url"`
+		Secrets       []string `toml:"secrets"`
+		AppPort       int      `toml:"app_port"`
+		AllowInsecure bool     `toml:"allow_insecure"`
+		AllowPrivate  bool     `toml:"allow_private"`
+	} `toml:"vvm"`
+	NATS struct {
+		URL    string `toml:"url"`
+		Stream string `toml:"stream"`
+		Prefix string `toml:"prefix"`
+	} `toml:"nats"`
+}
+
+// WebhookConfig is one webhook subscription.
+type WebhookConfig struct {
+	ID              string   `toml:"id"`
+	URL             string   `toml:"url"`
+	Secrets         []string `toml:"secrets"`
+	Events          []string `toml:"events"`
+	Accounts        []string `toml:"accounts"`
+	HoldWhileOnline bool     `toml:"hold_while_online"`
+	AllowInsecure   bool     `toml:"allow_insecure"`
+	AllowPrivate    bool     `toml:"allow_private"`
+	CAFile          string   `toml:"ca_file"`
+}
+
+// startNotify starts the SIP MWI notifier and the journal dispatcher with
+// every configured sink; it returns the closers in start order.
+func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, log *slog.Logger) ([]closer, error) {
+	var closers []closer
+	var sinks []notify.Sink
+	payload := notify.PayloadBuilder{ServerName: cfg.Hostname, OmitSenderSubject: cfg.Notify.OmitSenderSubject}
+	if cfg.SIP.Listen != "" {
+		m := &notify.MWIServer{Store: st, Listen: cfg.SIP.Listen, ListenTLS: cfg.SIP.ListenTLS, TLSConfig: tlsConfig,
+			Domain: cfg.SIP.Domain, Logger: log.With("service", "sip")}
+		for _, n := range cfg.SIP.TrustedNetworks {
+			p, err := netip.ParsePrefix(n)
+			if err != nil {
+				return closers, fmt.Errorf("sip.trusted_networks: %w", err)
+			}
+			m.TrustedNetworks = append(m.TrustedNetworks, p)
+		}
+		if err := m.Initialize(); err != nil {
+			return closers, fmt.Errorf("sip: %w", err)
+		}
+		closers = append(closers, closer{"sip", func() error { m.Close(); return nil }})
+		sinks = append(sinks, m)
+	}
+	pres := &notify.Presence{Store: st, Logger: log}
+	if err := pres.Initialize(); err != nil {
+		return closers, err
+	}
+	closers = append(closers, closer{"presence", func() error { pres.Close(); return nil }})
+	hold := func(s notify.Sink) notify.Sink { return &notify.HoldWhileOnline{Sink: s, Presence: pres, Store: st} }
+	for _, w := range cfg.Notify.Webhooks {
+		ws := &notify.WebhookSink{ID: w.ID, URL: w.URL, Secrets: w.Secrets, Accounts: w.Accounts, Payload: payload,
+			AllowInsecure: w.AllowInsecure, AllowPrivate: w.AllowPrivate, Logger: log}
+		for _, e := range w.Events {
+			ws.Events = append(ws.Events, vmstore.EventType(e))
+		}
+		if w.CAFile != "" {
+			pem, err := os.ReadFile(w.CAFile)
+			if err != nil {
+				return closers, err
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			ws.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		if err := ws.Initialize(); err != nil {
+			return closers, err
+		}
+		var s notify.Sink = ws
+		if w.HoldWhileOnline {
+			s = hold(ws)
+		}
+		sinks = append(sinks, s)
+	}
+	if v := cfg.Notify.VVM; v.URL != "" {
+		vs := &notify.VVMSink{URL: v.URL, Secrets: v.Secrets, Store: st, AppPort: v.AppPort,
+			AllowInsecure: v.AllowInsecure, AllowPrivate: v.AllowPrivate}
+		if err := vs.Initialize(); err != nil {
+			return closers, err
+		}
+		sinks = append(sinks, hold(vs))
+	}
+	if n := cfg.Notify.NATS; n.URL != "" {
+		ns := &notify.NATSSink{ID: "nats", URL: n.URL, Stream: n.Stream, Prefix: n.Prefix, Payload: payload, Logger: log}
+		if err := ns.Initialize(); err != nil {
+			return closers, fmt.Errorf("nats: %w", err)
+		}
+		closers = append(closers, closer{"nats", func() error { ns.Close(); return nil }})
+		sinks = append(sinks, ns)
+	}
+	if len(sinks) == 0 {
+		return closers, nil
+	}
+	dl := cfg.Notify.DeadLetterDir
+	if dl == "" {
+		dl = filepath.Join(dir, "notify")
+	}
+	d := &notify.Dispatcher{Store: st, Sinks: sinks, DeadLetterDir: dl, MaxAttempts: cfg.Notify.MaxAttempts, Logger: log.With("service", "notify")}
+	if err := d.Initialize(); err != nil {
+		return closers, err
+	}
+	closers = append(closers, closer{"notify", func() error { d.Close(); return nil }})
+	log.Info("notifications running", "sinks", len(sinks))
+	return closers, nil
+}
