@@ -16,6 +16,8 @@
 //   - EmailSink: voicemail-to-email through a smarthost.
 //   - HoldWhileOnline wraps an outband sink to hold events while the
 //     account has a client session (Presence follows Login/Logout).
+//   - UserFilter wraps a sink with the user's own filter, kept as an IMAP
+//     METADATA entry under MetadataPrefix.
 //
 // The URLAUTH URL of a message (vnd.lemonvox.url) comes from the optional
 // PayloadBuilder.URLFor / EmailSink.URLFor functions, nil until URLAUTH
