@@ -43,6 +43,9 @@ type Server struct {
 	Gatherer prometheus.Gatherer
 	// MaxDeposit bounds a deposit request body; 0 means the store's limit.
 	MaxDeposit int64
+	// Notify, if set, serves the notification sinks' status, dead letters
+	// and replay under /api/v1/notify.
+	Notify Notifications
 
 	ln   net.Listener
 	srv  *http.Server
@@ -131,6 +134,7 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes/{mailbox...}", s.listMessages)
 	api.HandleFunc("POST /api/v1/accounts/{user}/messages", s.deposit)
 	api.HandleFunc("GET /api/v1/backup", s.backup)
+	s.notifyRoutes(api)
 	// Go runtime profiles for operators (behind the token).
 	api.Handle("GET /api/v1/debug/pprof/", http.StripPrefix("/api/v1", http.HandlerFunc(pprof.Index)))
 	api.HandleFunc("GET /api/v1/debug/pprof/profile", pprof.Profile)

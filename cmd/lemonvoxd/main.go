@@ -126,6 +126,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 
+	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, log)
+	closers = append(closers, nc...)
+	if err != nil {
+		return err
+	}
 	token, err := adminToken(dir, cfg.Admin.Token)
 	if err != nil {
 		return err
@@ -133,6 +138,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg := prometheus.DefaultRegisterer
 	admin.RegisterStoreMetrics(reg, st)
 	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio}
+	if disp != nil {
+		adm.Notify = disp
+	}
 	if cfg.Admin.TLS {
 		adm.TLS = tlsConfig
 	}
@@ -157,11 +165,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return fmt.Errorf("imap: %w", err)
 		}
 		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
-	}
-	nc, err := startNotify(cfg, dir, st, tlsConfig, log)
-	closers = append(closers, nc...)
-	if err != nil {
-		return err
 	}
 	for _, l := range []struct {
 		name string

@@ -51,9 +51,9 @@ type WebhookConfig struct {
 }
 
 // startNotify starts the SIP MWI notifier and the journal dispatcher with
-// every configured sink; it returns the closers in start order.
-func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, log *slog.Logger) ([]closer, error) {
-	var closers []closer
+// every configured sink; it returns the closers in start order and the
+// dispatcher (nil without sinks).
+func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
 	var sinks []notify.Sink
 	payload := notify.PayloadBuilder{ServerName: cfg.Hostname, OmitSenderSubject: cfg.Notify.OmitSenderSubject}
 	if cfg.SIP.Listen != "" {
@@ -62,19 +62,19 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 		for _, n := range cfg.SIP.TrustedNetworks {
 			p, err := netip.ParsePrefix(n)
 			if err != nil {
-				return closers, fmt.Errorf("sip.trusted_networks: %w", err)
+				return closers, nil, fmt.Errorf("sip.trusted_networks: %w", err)
 			}
 			m.TrustedNetworks = append(m.TrustedNetworks, p)
 		}
 		if err := m.Initialize(); err != nil {
-			return closers, fmt.Errorf("sip: %w", err)
+			return closers, nil, fmt.Errorf("sip: %w", err)
 		}
 		closers = append(closers, closer{"sip", func() error { m.Close(); return nil }})
 		sinks = append(sinks, m)
 	}
 	pres := &notify.Presence{Store: st, Logger: log}
 	if err := pres.Initialize(); err != nil {
-		return closers, err
+		return closers, nil, err
 	}
 	closers = append(closers, closer{"presence", func() error { pres.Close(); return nil }})
 	hold := func(s notify.Sink) notify.Sink { return &notify.HoldWhileOnline{Sink: s, Presence: pres, Store: st} }
@@ -87,14 +87,14 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 		if w.CAFile != "" {
 			pem, err := os.ReadFile(w.CAFile)
 			if err != nil {
-				return closers, err
+				return closers, nil, err
 			}
 			pool := x509.NewCertPool()
 			pool.AppendCertsFromPEM(pem)
 			ws.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 		if err := ws.Initialize(); err != nil {
-			return closers, err
+			return closers, nil, err
 		}
 		var s notify.Sink = ws
 		if w.HoldWhileOnline {
@@ -106,20 +106,20 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 		vs := &notify.VVMSink{URL: v.URL, Secrets: v.Secrets, Store: st, AppPort: v.AppPort,
 			AllowInsecure: v.AllowInsecure, AllowPrivate: v.AllowPrivate}
 		if err := vs.Initialize(); err != nil {
-			return closers, err
+			return closers, nil, err
 		}
 		sinks = append(sinks, hold(vs))
 	}
 	if n := cfg.Notify.NATS; n.URL != "" {
 		ns := &notify.NATSSink{ID: "nats", URL: n.URL, Stream: n.Stream, Prefix: n.Prefix, Payload: payload, Logger: log}
 		if err := ns.Initialize(); err != nil {
-			return closers, fmt.Errorf("nats: %w", err)
+			return closers, nil, fmt.Errorf("nats: %w", err)
 		}
 		closers = append(closers, closer{"nats", func() error { ns.Close(); return nil }})
 		sinks = append(sinks, ns)
 	}
 	if len(sinks) == 0 {
-		return closers, nil
+		return closers, nil, nil
 	}
 	dl := cfg.Notify.DeadLetterDir
 	if dl == "" {
@@ -127,9 +127,9 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 	}
 	d := &notify.Dispatcher{Store: st, Sinks: sinks, DeadLetterDir: dl, MaxAttempts: cfg.Notify.MaxAttempts, Logger: log.With("service", "notify")}
 	if err := d.Initialize(); err != nil {
-		return closers, err
+		return closers, nil, err
 	}
 	closers = append(closers, closer{"notify", func() error { d.Close(); return nil }})
 	log.Info("notifications running", "sinks", len(sinks))
-	return closers, nil
+	return closers, d, nil
 }
