@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/admin"
+	"github.com/lemonvox/lemonvox/notify"
 )
 
 // buildBinaries compiles lemonvoxd and lemonvox once per test binary run.
@@ -42,10 +45,10 @@ type daemonProc struct {
 
 // startDaemon starts lemonvoxd on a fresh data directory with every
 // listener but the admin API (on a free port) disabled.
-func startDaemon(t *testing.T, bin, data string) *daemonProc {
+func startDaemon(t *testing.T, bin, data string, extra ...string) *daemonProc {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "lemonvox.toml")
-	conf := `
+	conf := strings.Join(extra, "\n") + `
 [imap]
 listen = ""
 listen_tls = ""
@@ -344,4 +347,47 @@ func TestConvertAndProbeVerbs(t *testing.T) {
 	expect(t, code, out, 0, "wrote")
 	code, out = runCLI(t, cli, "formats")
 	expect(t, code, out, 0, "wav  pcmu pcma l16 g722 g726 gsm")
+}
+
+// A webhook configured in the daemon receives the deposit as a signed
+// RFC 5423 event.
+func TestDaemonWebhook(t *testing.T) {
+	daemonBin, cli := buildBinaries(t)
+	secret := "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	key, _ := notify.DecodeSecret(secret)
+	got := make(chan []byte, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([][]byte{key}, r.Header, b, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("signature: %v", err)
+			w.WriteHeader(400)
+			return
+		}
+		got <- b
+	}))
+	defer recv.Close()
+	hook := fmt.Sprintf("hostname = \"vm.example.net\"\n[[notify.webhook]]\nid = \"test\"\nurl = %q\nsecrets = [%q]\nevents = [\"MessageNew\"]\nallow_insecure = true\nallow_private = true\n", recv.URL, secret)
+	data := filepath.Join(t.TempDir(), "data")
+	d := startDaemon(t, daemonBin, data, hook)
+	wav := filepath.Join(t.TempDir(), "m.wav")
+	pcmWAV(t, wav, 1)
+	code, out := runCLI(t, cli, "-data", data, "deposit", "demo", wav, "--from", "+15550001")
+	expect(t, code, out, 0, "uid 2")
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case b := <-got:
+			s := string(b)
+			if !strings.Contains(s, `"uidset":"2"`) {
+				continue // the demo message's own event
+			}
+			if !strings.Contains(s, `"event":"MessageNew"`) || !strings.Contains(s, "imap://demo@vm.example.net/INBOX;UIDVALIDITY=") {
+				t.Fatalf("payload %s", s)
+			}
+			d.stop(t)
+			return
+		case <-deadline:
+			t.Fatalf("no webhook\n%s", d.log)
+		}
+	}
 }

@@ -35,6 +35,15 @@ type NotifyConfig struct {
 		Stream string `toml:"stream"`
 		Prefix string `toml:"prefix"`
 	} `toml:"nats"`
+	Email struct {
+		Smarthost       string `toml:"smarthost"`
+		From            string `toml:"from"`
+		Username        string `toml:"username"`
+		Password        string `toml:"password"`
+		StartTLS        bool   `toml:"starttls"`
+		Attach          bool   `toml:"attach"`
+		DeleteAfterSend bool   `toml:"delete_after_send"`
+	} `toml:"email"`
 }
 
 // WebhookConfig is one webhook subscription.
@@ -77,7 +86,11 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 		return closers, nil, err
 	}
 	closers = append(closers, closer{"presence", func() error { pres.Close(); return nil }})
-	hold := func(s notify.Sink) notify.Sink { return &notify.HoldWhileOnline{Sink: s, Presence: pres, Store: st} }
+	// Outband sinks honour the user's own filter (IMAP METADATA) and the
+	// presence rule.
+	hold := func(s notify.Sink) notify.Sink {
+		return &notify.HoldWhileOnline{Sink: &notify.UserFilter{Sink: s, Store: st}, Presence: pres, Store: st}
+	}
 	for _, w := range cfg.Notify.Webhooks {
 		ws := &notify.WebhookSink{ID: w.ID, URL: w.URL, Secrets: w.Secrets, Accounts: w.Accounts, Payload: payload,
 			AllowInsecure: w.AllowInsecure, AllowPrivate: w.AllowPrivate, Logger: log}
@@ -96,7 +109,7 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 		if err := ws.Initialize(); err != nil {
 			return closers, nil, err
 		}
-		var s notify.Sink = ws
+		var s notify.Sink = &notify.UserFilter{Sink: ws, Store: st}
 		if w.HoldWhileOnline {
 			s = hold(ws)
 		}
@@ -109,6 +122,17 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 			return closers, nil, err
 		}
 		sinks = append(sinks, hold(vs))
+	}
+	if e := cfg.Notify.Email; e.Smarthost != "" {
+		es := &notify.EmailSink{Store: st, Smarthost: e.Smarthost, From: e.From, Username: e.Username, Password: e.Password,
+			Attach: e.Attach, DeleteAfterSend: e.DeleteAfterSend, HostName: cfg.Hostname, Logger: log}
+		if e.StartTLS {
+			es.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if err := es.Initialize(); err != nil {
+			return closers, nil, fmt.Errorf("email: %w", err)
+		}
+		sinks = append(sinks, hold(es))
 	}
 	if n := cfg.Notify.NATS; n.URL != "" {
 		ns := &notify.NATSSink{ID: "nats", URL: n.URL, Stream: n.Stream, Prefix: n.Prefix, Payload: payload, Logger: log}
