@@ -27,7 +27,7 @@ func (f *fakeNotify) Replay(_ context.Context, sink string, seqs []uint64) (int,
 	return len(seqs), nil
 }
 func (f *fakeNotify) DropDeadLetters(sink string, seqs []uint64) (int, error) { return 1, nil }
-func (f *fakeNotify) EnableSink(sink string) error                           { return nil }
+func (f *fakeNotify) EnableSink(sink string) error                            { return nil }
 
 func TestNotifyEndpoints(t *testing.T) {
 	st, err := vmstore.Open(vmstore.Options{InMemory: true, GCInterval: -1})
