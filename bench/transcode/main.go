@@ -49,6 +49,7 @@ func main() {
 	jobs := []job{
 		{"G.711 -> G.722", transcode.PCMU, 8000, "out.wav", transcode.ConvertOptions{Codec: transcode.G722}, []string{"-c:a", "g722"}},
 		{"G.722 -> G.711", transcode.G722, 16000, "out.wav", transcode.ConvertOptions{Codec: transcode.PCMU}, []string{"-c:a", "pcm_mulaw", "-ar", "8000"}},
+		{"GSM -> G.711", transcode.GSM, 8000, "out.wav", transcode.ConvertOptions{Codec: transcode.PCMU}, []string{"-c:a", "pcm_mulaw"}},
 		{"G.726 -> L16 16 kHz", transcode.G726, 8000, "out.wav", transcode.ConvertOptions{Codec: transcode.L16, Rate: 16000}, []string{"-c:a", "pcm_s16le", "-ar", "16000"}},
 		{"8 -> 48 kHz resample", transcode.L16, 8000, "out.wav", transcode.ConvertOptions{Codec: transcode.L16, Rate: 48000}, []string{"-c:a", "pcm_s16le", "-ar", "48000"}},
 	}
