@@ -185,21 +185,35 @@ func (d *gsmDecoder) frame(dst []int16, f *gsmFrame) []int16 {
 		copy(d.dp[:120], d.dp[40:160])
 	}
 	// Short-term synthesis (s4.3.3-4.3.5).
-	cur := &d.larpp[d.j]
-	d.j ^= 1
-	prev := &d.larpp[d.j]
+	var sr [160]int
+	gsmShortTerm(&d.larpp, &d.j, &f.larc, func(larp *[8]int, a, b int) { d.synth(larp, wt[a:b], sr[a:b]) })
+	// Post-processing: de-emphasis, upscaling, truncation (s4.3.6-4.3.7).
+	for k := 0; k < 160; k++ {
+		d.msr = gsmAdd(sr[k], gsmMultR(d.msr, 28180))
+		dst = append(dst, int16(gsmAdd(d.msr, d.msr)&^7))
+	}
+	return dst
+}
+
+// gsmShortTerm decodes the coded log-area ratios into the current slot of
+// larpp (s4.2.8), then, for each of the four segments of the frame (samples
+// 0-12, 13-26, 27-39, 40-159), interpolates them with the previous frame's
+// (s4.2.9), converts them to reflection coefficients and calls filter.
+func gsmShortTerm(larpp *[2][8]int, j *int, larc *[8]int, filter func(rp *[8]int, a, b int)) {
+	cur := &larpp[*j]
+	*j ^= 1
+	prev := &larpp[*j]
 	for i := 0; i < 8; i++ {
-		t := (f.larc[i] + gsmMIC[i]) << 10
+		t := (larc[i] + gsmMIC[i]) << 10
 		t = gsmSub(t, gsmB[i]<<1)
 		t = gsmMultR(gsmINVA[i], t)
 		cur[i] = gsmAdd(t, t)
 	}
-	var sr [160]int
 	var larp [8]int
-	interp := func(a, b int, k int) {
+	for seg, bounds := range [4][2]int{{0, 13}, {13, 27}, {27, 40}, {40, 160}} {
 		for i := 0; i < 8; i++ {
 			o, n := prev[i], cur[i]
-			switch k {
+			switch seg {
 			case 0:
 				larp[i] = gsmAdd(gsmAdd(o>>2, n>>2), o>>1)
 			case 1:
@@ -211,18 +225,8 @@ func (d *gsmDecoder) frame(dst []int16, f *gsmFrame) []int16 {
 			}
 		}
 		gsmLARToRP(&larp)
-		d.synth(&larp, wt[a:b], sr[a:b])
+		filter(&larp, bounds[0], bounds[1])
 	}
-	interp(0, 13, 0)
-	interp(13, 27, 1)
-	interp(27, 40, 2)
-	interp(40, 160, 3)
-	// Post-processing: de-emphasis, upscaling, truncation (s4.3.6-4.3.7).
-	for k := 0; k < 160; k++ {
-		d.msr = gsmAdd(sr[k], gsmMultR(d.msr, 28180))
-		dst = append(dst, int16(gsmAdd(d.msr, d.msr)&^7))
-	}
-	return dst
 }
 
 // gsmLARToRP converts interpolated log-area ratios to reflection

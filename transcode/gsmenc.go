@@ -216,31 +216,7 @@ func (e *gsmEncoder) lpc(s *[160]int, larc *[8]int) {
 
 // shortTermAnalysis filters s into the short-term residual d (s4.2.8-4.2.10).
 func (e *gsmEncoder) shortTermAnalysis(larc *[8]int, s *[160]int) {
-	cur := &e.larpp[e.j]
-	e.j ^= 1
-	prev := &e.larpp[e.j]
-	for i := 0; i < 8; i++ {
-		t := (larc[i] + gsmMIC[i]) << 10
-		t = gsmSub(t, gsmB[i]<<1)
-		t = gsmMultR(gsmINVA[i], t)
-		cur[i] = gsmAdd(t, t)
-	}
-	var larp [8]int
-	seg := func(a, b, k int) {
-		for i := 0; i < 8; i++ {
-			o, n := prev[i], cur[i]
-			switch k {
-			case 0:
-				larp[i] = gsmAdd(gsmAdd(o>>2, n>>2), o>>1)
-			case 1:
-				larp[i] = gsmAdd(o>>1, n>>1)
-			case 2:
-				larp[i] = gsmAdd(gsmAdd(o>>2, n>>2), n>>1)
-			default:
-				larp[i] = n
-			}
-		}
-		gsmLARToRP(&larp)
+	gsmShortTerm(&e.larpp, &e.j, larc, func(larp *[8]int, a, b int) {
 		for k := a; k < b; k++ {
 			di, sav := s[k], s[k]
 			for i := 0; i < 8; i++ {
@@ -251,11 +227,7 @@ func (e *gsmEncoder) shortTermAnalysis(larc *[8]int, s *[160]int) {
 			}
 			s[k] = di
 		}
-	}
-	seg(0, 13, 0)
-	seg(13, 27, 1)
-	seg(27, 40, 2)
-	seg(40, 160, 3)
+	})
 }
 
 // gsmLTPParams finds the long-term lag and gain (s4.2.11). dp is the
