@@ -265,16 +265,7 @@ func (mt *matcher) match(cr *imap.SearchCriteria) bool {
 		n := uint32(len(mt.c.sel.uids))
 		ok := false
 		for _, r := range set {
-			lo, hi := r.Start, r.Stop
-			if lo == 0 {
-				lo = n
-			}
-			if hi == 0 {
-				hi = n
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
+			lo, hi := rangeBounds(r, n)
 			if mt.seq >= lo && mt.seq <= hi {
 				ok = true
 			}

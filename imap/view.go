@@ -359,16 +359,7 @@ func (c *conn) resolveSeqs(set imap.SeqSet, dollar, isUID bool) []uint32 {
 	if isUID {
 		maxUID := s.uids[n-1]
 		for _, r := range set {
-			lo, hi := r.Start, r.Stop
-			if lo == 0 {
-				lo = maxUID
-			}
-			if hi == 0 {
-				hi = maxUID
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
+			lo, hi := rangeBounds(r, maxUID)
 			i, _ := slices.BinarySearch(s.uids, lo)
 			for ; i < len(s.uids) && s.uids[i] <= hi; i++ {
 				out = append(out, s.uids[i])
@@ -376,16 +367,7 @@ func (c *conn) resolveSeqs(set imap.SeqSet, dollar, isUID bool) []uint32 {
 		}
 	} else {
 		for _, r := range set {
-			lo, hi := r.Start, r.Stop
-			if lo == 0 {
-				lo = n
-			}
-			if hi == 0 {
-				hi = n
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
+			lo, hi := rangeBounds(r, n)
 			if lo > n {
 				xsyntaxf("invalid message sequence number %d", lo)
 			}
@@ -407,4 +389,20 @@ func (c *conn) resolveSeqs(set imap.SeqSet, dollar, isUID bool) []uint32 {
 func (c *conn) mailboxHasRecent(mbid uint64) bool {
 	mb, err := c.srv.Store.MailboxByID(mbid)
 	return err == nil && mb.Counts.Recent > 0
+}
+
+// rangeBounds resolves a sequence-set range: 0 ("*") becomes star, and the
+// bounds come out in order (RFC 9051 s9: "n:m" equals "m:n").
+func rangeBounds(r imap.SeqRange, star uint32) (uint32, uint32) {
+	lo, hi := r.Start, r.Stop
+	if lo == 0 {
+		lo = star
+	}
+	if hi == 0 {
+		hi = star
+	}
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	return lo, hi
 }
