@@ -203,11 +203,9 @@ func decodeAudioPart(req MediaRequest, r io.Reader) (Source, error) {
 	}
 	switch req.From {
 	case "audio/32kadpcm", "audio/g726-32":
-		s, err := DecodeRaw(r, G726, 8000, 1)
-		if err == nil {
-			s.codec.(*g726State).bigEndianPack = true // RFC 3802: as in WAV
-		}
-		return s, err
+		// RFC 3802 / RFC 3551: the first sample is in the low nibble (WAV
+		// files are the other way round).
+		return DecodeRaw(r, G726, 8000, 1)
 	case "audio/g722":
 		return DecodeRaw(r, G722, 16000, 1)
 	case "audio/gsm":

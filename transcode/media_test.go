@@ -97,3 +97,23 @@ func TestConvertMediaText(t *testing.T) {
 		t.Fatalf("replacement: %v %q", err, res.Data)
 	}
 }
+
+// audio/32kadpcm converted out and back in keeps the signal (nibble order
+// agrees between the raw encoder and the raw decoder).
+func TestConvertMedia32kADPCMRoundTrip(t *testing.T) {
+	pcm := speechLike(8000, 8000)
+	var wav bytes.Buffer
+	WriteWAV(&wav, pcm, 8000, L16)
+	adpcm, err := ConvertMedia(MediaRequest{From: "audio/wav", To: "audio/32kadpcm"}, bytes.NewReader(wav.Bytes()))
+	if err != nil || len(adpcm.Data) != 4000 {
+		t.Fatalf("%v %d", err, len(adpcm.Data))
+	}
+	back, err := ConvertMedia(MediaRequest{From: "audio/32kadpcm", To: "audio/wav", Params: map[string]string{ParamCodec: "l16"}}, bytes.NewReader(adpcm.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out := decodeAll(t, back.Data)
+	if q := segSNR(pcm, out, 8000, 0); q < 20 {
+		t.Fatalf("32kadpcm round trip %.1f dB", q)
+	}
+}
