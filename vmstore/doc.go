@@ -14,7 +14,7 @@
 //	N/<user>\x00<name>              mailbox id (8 bytes): the name index
 //	M/<mbid:8>                      Mailbox (JSON): owner, name, UIDVALIDITY, UIDNEXT,
 //	                                HIGHESTMODSEQ, special use, counters
-//	U/<mbid:8><uid:4>               Message (JSON): blob, flags, modseq, dates, context
+//	U/<mbid:8><uid:4>               Message (binary, msgcodec.go): blob, flags, modseq, dates, context
 //	C/<mbid:8><modseq:8>            uid (4 bytes): modseq index for CHANGEDSINCE
 //	X/<mbid:8><modseq:8>            expunged uids (compact uid list) for QRESYNC VANISHED
 //	S/<user>\x00<name>              subscription (empty value)

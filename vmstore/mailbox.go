@@ -3,7 +3,6 @@ package vmstore
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -194,7 +193,7 @@ func (w *wtx) dropMailbox(mb *Mailbox) error {
 	var refs [][]byte
 	for it.Rewind(); it.Valid(); it.Next() {
 		var m Message
-		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+		if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
 			it.Close()
 			return err
 		}

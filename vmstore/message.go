@@ -1,8 +1,8 @@
 package vmstore
 
 import (
+	"errors"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -110,7 +110,7 @@ func (c *Counts) apply(m *Message, sign int) {
 
 func (w *wtx) getMessage(mb uint64, uid uint32) (*Message, error) {
 	var m Message
-	if err := w.get(messageKey(mb, uid), &m); err != nil {
+	if err := w.getMessageRec(messageKey(mb, uid), &m); err != nil {
 		return nil, fmt.Errorf("%w: message %d", err, uid)
 	}
 	return &m, nil
@@ -123,7 +123,7 @@ func (w *wtx) putMessage(m *Message, oldModSeq uint64) error {
 			return err
 		}
 	}
-	if err := w.put(messageKey(m.MailboxID, m.UID), m); err != nil {
+	if err := w.set(messageKey(m.MailboxID, m.UID), encodeMessage(m)); err != nil {
 		return err
 	}
 	// Several messages can share a modseq (one operation); the index value
@@ -163,7 +163,7 @@ func (s *Store) Messages(mbid uint64, from, to uint32) ([]Message, error) {
 				break
 			}
 			var m Message
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+			if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
 				return err
 			}
 			out = append(out, m)
@@ -176,7 +176,7 @@ func (s *Store) Messages(mbid uint64, from, to uint32) ([]Message, error) {
 // Message returns one message.
 func (s *Store) Message(mbid uint64, uid uint32) (*Message, error) {
 	var m Message
-	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, messageKey(mbid, uid), &m) })
+	err := s.view(func(txn *badger.Txn) error { return getMessageRec(txn, messageKey(mbid, uid), &m) })
 	if err != nil {
 		return nil, fmt.Errorf("%w: message %d", err, uid)
 	}
@@ -198,7 +198,7 @@ func (s *Store) ChangedSince(mbid, modseq uint64) ([]Message, error) {
 			}
 			for i := 0; i+4 <= len(v); i += 4 {
 				var m Message
-				if err := getJSON(txn, messageKey(mbid, binary.BigEndian.Uint32(v[i:])), &m); err != nil {
+				if err := getMessageRec(txn, messageKey(mbid, binary.BigEndian.Uint32(v[i:])), &m); err != nil {
 					return fmt.Errorf("vmstore: modseq index of mailbox %d: %w", mbid, err)
 				}
 				out = append(out, m)
@@ -703,7 +703,7 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 		var ms []Message
 		for it.Rewind(); it.Valid(); it.Next() {
 			var m Message
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+			if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
 				it.Close()
 				return err
 			}
@@ -714,7 +714,7 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 		it.Close()
 		for i := range ms {
 			ms[i].Recent = false
-			if err := w.put(messageKey(mbid, ms[i].UID), &ms[i]); err != nil {
+			if err := w.set(messageKey(mbid, ms[i].UID), encodeMessage(&ms[i])); err != nil {
 				return err
 			}
 			out = append(out, ms[i].UID)
@@ -769,7 +769,7 @@ func (s *Store) Snapshot(mbid uint64) (*Snapshot, error) {
 		defer mi.Close()
 		for mi.Rewind(); mi.Valid(); mi.Next() {
 			var m Message
-			if err := mi.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+			if err := mi.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
 				return err
 			}
 			snap.Messages = append(snap.Messages, m)
@@ -786,3 +786,16 @@ func (s *Store) Snapshot(mbid uint64) (*Snapshot, error) {
 // (RFC 7162 s3.2.5.2). The store keeps the whole expunge log of a mailbox,
 // so it is 0; callers should still honour it.
 func (s *Store) ExpungeHorizon(mbid uint64) (uint64, error) { return 0, nil }
+
+func getMessageRec(txn *badger.Txn, key []byte, m *Message) error {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return it.Value(func(b []byte) error { return decodeMessage(b, m) })
+}
+
+func (w *wtx) getMessageRec(key []byte, m *Message) error { return getMessageRec(w.txn, key, m) }
