@@ -1,8 +1,8 @@
 package vmstore
 
 import (
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
