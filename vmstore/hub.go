@@ -141,9 +141,26 @@ func (h *Hub) publish(evs []Event) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	// Events of one commit belong to one account.
-	for sub := range h.byUser[evs[0].User] {
-		sub.push(evs)
+	// Events of one commit belong to one account. Sessions of the account
+	// (per-account subscribers) are not sent the account's own Login and
+	// Logout events: nothing in a session needs them, and with many
+	// sessions of one account every login would be queued in every other
+	// session. All-account subscribers (presence, notifiers) get them.
+	if subs := h.byUser[evs[0].User]; len(subs) > 0 {
+		mine := evs
+		if hasSessionEvent(evs) {
+			mine = nil
+			for _, e := range evs {
+				if e.Type != EventLogin && e.Type != EventLogout {
+					mine = append(mine, e)
+				}
+			}
+		}
+		if len(mine) > 0 {
+			for sub := range subs {
+				sub.push(mine)
+			}
+		}
 	}
 	for sub := range h.all {
 		sub.push(evs)
@@ -163,4 +180,13 @@ func (h *Hub) closeAll() {
 	}
 	h.byUser = map[string]map[*Subscription]struct{}{}
 	h.all = map[*Subscription]struct{}{}
+}
+
+func hasSessionEvent(evs []Event) bool {
+	for _, e := range evs {
+		if e.Type == EventLogin || e.Type == EventLogout {
+			return true
+		}
+	}
+	return false
 }

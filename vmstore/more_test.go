@@ -372,3 +372,24 @@ func TestDepositManyIsAtomic(t *testing.T) {
 		t.Fatalf("metadata modseq %d -> %d", mb2.HighestModSeq, mb3.HighestModSeq)
 	}
 }
+
+func TestHubKeepsSessionEventsFromSessions(t *testing.T) {
+	s := openTest(t, "")
+	mustAccount(t, s, "sess")
+	mine := s.Hub().Subscribe("sess", 0)
+	defer mine.Close()
+	all := s.Hub().Subscribe("", 0)
+	defer all.Close()
+	if err := s.RecordSession("sess", true, "imap", "127.0.0.1:1", "127.0.0.1:143"); err != nil {
+		t.Fatal(err)
+	}
+	deposit(t, s, "sess", "", "Subject: x\\r\\n\\r\\nx")
+	evs, _ := mine.Drain()
+	if len(evs) != 1 || evs[0].Type != EventMessageNew {
+		t.Fatalf("account subscriber got %+v", evs)
+	}
+	evs, _ = all.Drain()
+	if len(evs) != 2 || evs[0].Type != EventLogin {
+		t.Fatalf("all-account subscriber got %+v", evs)
+	}
+}
