@@ -505,14 +505,22 @@ func fillMessageEvent(ev *Event, m *Message) {
 
 // expunge removes messages from mb (already loaded in w) and logs them.
 func (w *wtx) expunge(mb *Mailbox, uids []uint32, t EventType) error {
+	var msgs []Message
+	for _, uid := range uids {
+		if m, err := w.getMessage(mb.ID, uid); err == nil {
+			msgs = append(msgs, *m)
+		}
+	}
+	return w.expungeMsgs(mb, msgs, t)
+}
+
+// expungeMsgs removes already loaded messages of mb and logs them.
+func (w *wtx) expungeMsgs(mb *Mailbox, msgs []Message, t EventType) error {
 	var gone []uint32
 	was := mb.Counts.MWI
 	modseq := mb.HighestModSeq + 1
-	for _, uid := range uids {
-		m, err := w.getMessage(mb.ID, uid)
-		if err != nil {
-			continue
-		}
+	for i := range msgs {
+		m, uid := &msgs[i], msgs[i].UID
 		mb.Counts.apply(m, -1)
 		if err := w.del(messageKey(mb.ID, uid)); err != nil {
 			return err
@@ -657,22 +665,39 @@ func (s *Store) expungeAs(user string, mbid uint64, uids []uint32, onlyDeleted b
 		if mb.User != user {
 			return fmt.Errorf("%w: mailbox id %d", ErrNotFound, mbid)
 		}
-		if uids == nil {
-			if uids, err = w.allUIDs(mbid); err != nil {
-				return err
-			}
-		}
-		var sel []uint32
-		for _, uid := range uids {
-			m, err := w.getMessage(mbid, uid)
-			if err != nil {
-				continue
-			}
+		var msgs []Message
+		keep := func(m *Message) {
 			if !onlyDeleted || m.Has(FlagDeleted) {
-				sel = append(sel, uid)
+				msgs = append(msgs, *m)
 			}
 		}
-		if err := w.expunge(mb, sel, t); err != nil {
+		if uids == nil {
+			// The whole mailbox: one pass over its records.
+			if mb.Counts.Deleted == 0 && onlyDeleted {
+				return nil
+			}
+			it := w.txn.NewIterator(badger.IteratorOptions{Prefix: messagePrefix(mbid), PrefetchValues: true})
+			for it.Rewind(); it.Valid(); it.Next() {
+				var m Message
+				if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
+					it.Close()
+					return err
+				}
+				keep(&m)
+			}
+			it.Close()
+		} else {
+			for _, uid := range uids {
+				if m, err := w.getMessage(mbid, uid); err == nil {
+					keep(m)
+				}
+			}
+		}
+		sel := make([]uint32, len(msgs))
+		for i := range msgs {
+			sel[i] = msgs[i].UID
+		}
+		if err := w.expungeMsgs(mb, msgs, t); err != nil {
 			return err
 		}
 		out = sel
