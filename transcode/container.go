@@ -23,6 +23,8 @@ type Info struct {
 	bigEndian bool
 	g726MSB   bool
 	gsmWAV49  bool // GSM in Microsoft's 65-byte double frames
+	// dataOffset is where the coded data starts in the file.
+	dataOffset int64
 }
 
 func (i Info) String() string {
@@ -101,12 +103,14 @@ func readWAV(br *bufio.Reader) (Info, error) {
 	var tag, bits uint16
 	var haveFmt bool
 	var skipped int64
+	off := int64(12)
 	hdr := make([]byte, 8)
 	for {
 		if _, err := io.ReadFull(br, hdr); err != nil {
 			return info, fmt.Errorf("%w: WAV without data chunk", ErrCorrupt)
 		}
 		id, size := string(hdr[:4]), int64(le.Uint32(hdr[4:]))
+		off += 8
 		switch id {
 		case "fmt ":
 			if size < 16 || size > 4096 {
@@ -124,6 +128,7 @@ func readWAV(br *bufio.Reader) (Info, error) {
 				tag = le.Uint16(f[24:]) // first two bytes of the sub-format GUID
 			}
 			haveFmt = true
+			off += size + size&1
 		case "data":
 			if !haveFmt {
 				return info, fmt.Errorf("%w: data before fmt", ErrCorrupt)
@@ -131,12 +136,14 @@ func readWAV(br *bufio.Reader) (Info, error) {
 			if size != 0xffffffff && size != 0 {
 				info.DataSize = size
 			}
+			info.dataOffset = off
 			return info, info.setWAVCodec(tag, bits)
 		default:
 			skipped += size
 			if skipped > maxHeaderBytes {
 				return info, fmt.Errorf("%w: no data chunk in the first MiB", ErrCorrupt)
 			}
+			off += size + size&1
 			if _, err := br.Discard(int(size + size&1)); err != nil {
 				return info, ErrCorrupt
 			}
@@ -194,7 +201,7 @@ func readAU(br *bufio.Reader) (Info, error) {
 		return Info{}, ErrCorrupt
 	}
 	off, size, enc := int64(be.Uint32(h[4:])), be.Uint32(h[8:]), be.Uint32(h[12:])
-	info := Info{Container: AU, Rate: int(be.Uint32(h[16:])), Channels: int(be.Uint32(h[20:])), DataSize: -1, bigEndian: true}
+	info := Info{Container: AU, Rate: int(be.Uint32(h[16:])), Channels: int(be.Uint32(h[20:])), DataSize: -1, bigEndian: true, dataOffset: off}
 	if off < 24 || off > maxHeaderBytes {
 		return info, fmt.Errorf("%w: AU data offset %d", ErrCorrupt, off)
 	}

@@ -321,3 +321,23 @@ func TestG722NarrowbandPath(t *testing.T) {
 
 // wideOnly hides *Stream so Convert cannot take the narrow path.
 type wideOnly struct{ Source }
+
+// A streamed WAV (sizes unknown in the header) with an extra chunk before
+// its data: ProbeFile takes the duration from the file size after the
+// header, wherever the data starts.
+func TestProbeFileStreamedWAV(t *testing.T) {
+	var b bytes.Buffer
+	w, _ := NewWriter(&b, WAV, PCMU, 8000, 1) // not seekable: sizes stay "unknown"
+	w.WritePCM(make([]int16, 8000))
+	w.Close()
+	raw := b.Bytes()
+	// Insert a LIST chunk after fmt (12 + 8 + 18 = 38).
+	list := append([]byte("LIST\x04\x00\x00\x00INFO"), raw[38:]...)
+	data := append(append([]byte{}, raw[:38]...), list...)
+	path := t.TempDir() + "/s.wav"
+	os.WriteFile(path, data, 0o600)
+	info, err := ProbeFile(path)
+	if err != nil || info.DataSize != 8000 || info.Duration.Seconds() != 1 {
+		t.Fatalf("%v %+v", err, info)
+	}
+}

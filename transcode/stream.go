@@ -289,14 +289,7 @@ func ProbeFile(path string) (Info, error) {
 	if info.DataSize < 0 {
 		// Streamed file: the size on disk tells the duration.
 		if st, err := f.Stat(); err == nil {
-			if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
-				_ = pos
-			}
-			hdr := int64(46)
-			if info.Container == AU {
-				hdr = 32
-			}
-			info.DataSize = max(st.Size()-hdr, 0)
+			info.DataSize = max(st.Size()-info.dataOffset, 0)
 			info.setDuration()
 		}
 	}
