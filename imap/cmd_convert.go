@@ -264,7 +264,7 @@ func (c *conn) convertPart(fm *fetchMsg, sec section, req convertReq) *convResul
 	}
 	from := part.MediaType()
 	key := fmt.Sprintf("%x|%s|%s", fm.msg.Hash, sec.String(), req.key())
-	if r := convCache.get(key); r != nil {
+	if r := c.srv.convCache.get(key); r != nil {
 		return &convResult{from: from, res: r}
 	}
 	switch strings.ToLower(part.Encoding) {
@@ -277,7 +277,7 @@ func (c *conn) convertPart(fm *fetchMsg, sec section, req convertReq) *convResul
 	if err != nil {
 		return &convResult{from: from, err: err}
 	}
-	convCache.put(key, res)
+	c.srv.convCache.put(key, res)
 	return &convResult{from: from, res: res}
 }
 
@@ -398,11 +398,19 @@ type convEntry struct {
 	res *transcode.MediaResult
 }
 
-var convCache = &convLRU{max: 128 << 20, ll: list.New(), items: map[string]*list.Element{}}
+// convCacheBytes bounds the converted parts kept by one server.
+const convCacheBytes = 128 << 20
+
+func (l *convLRU) init() {
+	if l.items == nil {
+		l.max, l.ll, l.items = convCacheBytes, list.New(), map[string]*list.Element{}
+	}
+}
 
 func (l *convLRU) get(k string) *transcode.MediaResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.init()
 	if e, ok := l.items[k]; ok {
 		l.ll.MoveToFront(e)
 		return e.Value.(*convEntry).res
@@ -413,6 +421,7 @@ func (l *convLRU) get(k string) *transcode.MediaResult {
 func (l *convLRU) put(k string, r *transcode.MediaResult) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.init()
 	if _, ok := l.items[k]; ok || len(r.Data) > l.max/4 {
 		return
 	}

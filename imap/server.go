@@ -136,6 +136,8 @@ type Server struct {
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
 	idleGC   idleCollector
+	// convCache keeps converted parts (CONVERT) for this server.
+	convCache convLRU
 }
 
 // Initialize validates the configuration, opens the listeners and starts
