@@ -94,7 +94,11 @@ func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
 		return fmt.Errorf("vmstore: restore: %w", err)
 	}
 	// Ids and the journal sequence continue after the restored ones.
-	return s.loadCounters()
+	if err := s.loadCounters(); err != nil {
+		return err
+	}
+	s.idx.reset(s.nextSeq - 1)
+	return nil
 }
 
 // Verify checks the store's invariants: every message's blob and structure

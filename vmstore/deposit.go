@@ -308,6 +308,7 @@ func (w *wtx) keepOnlyQuotaEvents() error {
 	w.txn.Discard()
 	w.txn = w.s.db.NewTransaction(true)
 	w.events = keep
+	w.changes = nil
 	if len(keep) == 0 {
 		return nil
 	}

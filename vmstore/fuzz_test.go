@@ -2,6 +2,7 @@ package vmstore
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -53,6 +54,36 @@ func FuzzMessageRecord(f *testing.F) {
 		var m2 Message
 		if err := decodeMessage(encodeMessage(&m), &m2); err != nil {
 			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+// FuzzMailboxRecord: any bytes decode to an error or a record that encodes
+// and decodes to itself; JSON records of earlier stores still decode.
+func FuzzMailboxRecord(f *testing.F) {
+	mb := Mailbox{ID: 4, User: "alice", Name: "INBOX", UIDValidity: 1700000000, UIDNext: 41, HighestModSeq: 77,
+		SpecialUse: `\Sent`, Created: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	mb.Counts = Counts{Messages: 40, Unseen: 3, Recent: 1, Deleted: 2, Bytes: 1 << 33, DeletedBytes: 99}
+	mb.Counts.MWI[1] = MWICount{New: 3, Old: 37, UrgentNew: 1}
+	f.Add(encodeMailbox(&mb))
+	old, _ := json.Marshal(&mb)
+	f.Add(old)
+	f.Add([]byte{1})
+	var got Mailbox
+	if err := decodeMailbox(encodeMailbox(&mb), &got); err != nil || got != mb {
+		f.Fatalf("round trip: %v\n got %+v\nwant %+v", err, got, mb)
+	}
+	if err := decodeMailbox(old, &got); err != nil || got != mb {
+		f.Fatalf("JSON record: %v\n got %+v\nwant %+v", err, got, mb)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m Mailbox
+		if decodeMailbox(b, &m) != nil || (len(b) > 0 && b[0] == '{') {
+			return
+		}
+		var m2 Mailbox
+		if err := decodeMailbox(encodeMailbox(&m), &m2); err != nil || m2 != m {
+			t.Fatalf("re-decode: %v\n got %+v\nwant %+v", err, m2, m)
 		}
 	})
 }

@@ -108,7 +108,7 @@ func (w *wtx) createMailbox(user, name, specialUse string) (*Mailbox, error) {
 		SpecialUse:    specialUse,
 		Created:       w.now.UTC(),
 	}
-	if err := w.put(mailboxKey(mb.ID), mb); err != nil {
+	if err := w.putMailbox(mb); err != nil {
 		return nil, err
 	}
 	if err := w.set(nameKey(user, name), be64(nil, mb.ID)); err != nil {
@@ -136,8 +136,8 @@ func (w *wtx) mailboxByName(user, name string) (*Mailbox, error) {
 
 func (w *wtx) mailboxByID(id uint64) (*Mailbox, error) {
 	var mb Mailbox
-	if err := w.get(mailboxKey(id), &mb); err != nil {
-		return nil, fmt.Errorf("%w: mailbox id %d", err, id)
+	if err := getMailbox(w.txn, id, &mb); err != nil {
+		return nil, err
 	}
 	return &mb, nil
 }
@@ -161,7 +161,7 @@ func listMailboxes(txn *badger.Txn, user string) ([]Mailbox, error) {
 	}
 	for _, id := range ids {
 		var mb Mailbox
-		if err := getJSON(txn, mailboxKey(id), &mb); err != nil {
+		if err := getMailbox(txn, id, &mb); err != nil {
 			return nil, fmt.Errorf("vmstore: mailbox %d of %s: %w", id, user, err)
 		}
 		out = append(out, mb)
@@ -213,6 +213,7 @@ func (w *wtx) dropMailbox(mb *Mailbox) error {
 	if err := w.del(mailboxKey(mb.ID)); err != nil {
 		return err
 	}
+	w.noteDrop(mb.ID)
 	if err := w.del(nameKey(mb.User, mb.Name)); err != nil {
 		return err
 	}
@@ -248,10 +249,13 @@ func (s *Store) Mailbox(user, name string) (*Mailbox, error) {
 
 // MailboxByID returns a mailbox by id.
 func (s *Store) MailboxByID(id uint64) (*Mailbox, error) {
+	if img := s.idx.cached(id); img != nil {
+		mb := img.mb
+		return &mb, nil
+	}
 	var mb Mailbox
-	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, mailboxKey(id), &mb) })
-	if err != nil {
-		return nil, fmt.Errorf("%w: mailbox id %d", err, id)
+	if err := s.view(func(txn *badger.Txn) error { return getMailbox(txn, id, &mb) }); err != nil {
+		return nil, err
 	}
 	return &mb, nil
 }
@@ -370,7 +374,7 @@ func (s *Store) RenameMailbox(user, from, to string) error {
 			if err := w.set(nameKey(user, mb.Name), be64(nil, mb.ID)); err != nil {
 				return err
 			}
-			if err := w.put(mailboxKey(mb.ID), mb); err != nil {
+			if err := w.putMailbox(mb); err != nil {
 				return err
 			}
 			w.emit(Event{Type: EventMailboxRename, User: user, MailboxID: mb.ID, Mailbox: mb.Name, OldMailbox: old, UIDValidity: mb.UIDValidity})

@@ -1,6 +1,7 @@
 package vmstore
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -126,6 +127,7 @@ func (w *wtx) putMessage(m *Message, oldModSeq uint64) error {
 	if err := w.set(messageKey(m.MailboxID, m.UID), encodeMessage(m)); err != nil {
 		return err
 	}
+	w.noteMessage(m)
 	// Several messages can share a modseq (one operation); the index value
 	// lists them.
 	k := modseqKey(m.MailboxID, m.ModSeq)
@@ -136,7 +138,10 @@ func (w *wtx) putMessage(m *Message, oldModSeq uint64) error {
 	return w.set(k, be32(uids, m.UID))
 }
 
-func (w *wtx) putMailbox(mb *Mailbox) error { return w.put(mailboxKey(mb.ID), mb) }
+func (w *wtx) putMailbox(mb *Mailbox) error {
+	w.noteMailbox(mb)
+	return w.set(mailboxKey(mb.ID), encodeMailbox(mb))
+}
 
 func (w *wtx) allUIDs(mb uint64) ([]uint32, error) {
 	var out []uint32
@@ -152,8 +157,20 @@ func (w *wtx) allUIDs(mb uint64) ([]uint32, error) {
 // Messages returns the mailbox's messages with UID in [from, to] (to 0 =
 // no upper bound), in UID order.
 func (s *Store) Messages(mbid uint64, from, to uint32) ([]Message, error) {
+	img, _, err := s.image(mbid)
+	if err == nil {
+		i, _ := img.find(from)
+		var out []Message
+		for ; i < len(img.msgs) && (to == 0 || img.msgs[i].UID <= to); i++ {
+			out = append(out, *img.msgs[i])
+		}
+		return out, nil
+	}
+	if !errors.Is(err, errNotIndexed) {
+		return nil, err
+	}
 	var out []Message
-	err := s.view(func(txn *badger.Txn) error {
+	err = s.view(func(txn *badger.Txn) error {
 		p := messagePrefix(mbid)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
@@ -175,6 +192,15 @@ func (s *Store) Messages(mbid uint64, from, to uint32) ([]Message, error) {
 
 // Message returns one message.
 func (s *Store) Message(mbid uint64, uid uint32) (*Message, error) {
+	if img, _, err := s.image(mbid); err == nil {
+		if i, ok := img.find(uid); ok {
+			m := *img.msgs[i]
+			return &m, nil
+		}
+		return nil, fmt.Errorf("%w: message %d", ErrNotFound, uid)
+	} else if !errors.Is(err, errNotIndexed) {
+		return nil, err
+	}
 	var m Message
 	err := s.view(func(txn *badger.Txn) error { return getMessageRec(txn, messageKey(mbid, uid), &m) })
 	if err != nil {
@@ -186,6 +212,18 @@ func (s *Store) Message(mbid uint64, uid uint32) (*Message, error) {
 // ChangedSince returns the messages whose modseq is greater than modseq, in
 // modseq order (RFC 7162 CHANGEDSINCE), using the modseq index.
 func (s *Store) ChangedSince(mbid, modseq uint64) ([]Message, error) {
+	if img, _, err := s.image(mbid); err == nil {
+		var out []Message
+		for _, m := range img.msgs {
+			if m.ModSeq > modseq {
+				out = append(out, *m)
+			}
+		}
+		slices.SortStableFunc(out, func(a, b Message) int { return cmp.Compare(a.ModSeq, b.ModSeq) })
+		return out, nil
+	} else if !errors.Is(err, errNotIndexed) {
+		return nil, err
+	}
 	var out []Message
 	err := s.view(func(txn *badger.Txn) error {
 		p := modseqPrefix(mbid)
@@ -525,6 +563,7 @@ func (w *wtx) expungeMsgs(mb *Mailbox, msgs []Message, t EventType) error {
 		if err := w.del(messageKey(mb.ID, uid)); err != nil {
 			return err
 		}
+		w.noteExpunge(mb.ID, uid)
 		if err := w.delModseqIndex(m); err != nil {
 			return err
 		}
@@ -676,16 +715,10 @@ func (s *Store) expungeAs(user string, mbid uint64, uids []uint32, onlyDeleted b
 			if mb.Counts.Deleted == 0 && onlyDeleted {
 				return nil
 			}
-			it := w.txn.NewIterator(badger.IteratorOptions{Prefix: messagePrefix(mbid), PrefetchValues: true})
-			for it.Rewind(); it.Valid(); it.Next() {
-				var m Message
-				if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
-					it.Close()
-					return err
-				}
-				keep(&m)
+			msgs, err = w.selectMessages(mbid, func(m *Message) bool { return !onlyDeleted || m.Has(FlagDeleted) })
+			if err != nil {
+				return err
 			}
-			it.Close()
 		} else {
 			for _, uid := range uids {
 				if m, err := w.getMessage(mbid, uid); err == nil {
@@ -723,25 +756,16 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 		if mb.Counts.Recent == 0 {
 			return nil
 		}
-		p := messagePrefix(mbid)
-		it := w.txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: true})
-		var ms []Message
-		for it.Rewind(); it.Valid(); it.Next() {
-			var m Message
-			if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
-				it.Close()
-				return err
-			}
-			if m.Recent {
-				ms = append(ms, m)
-			}
+		ms, err := w.selectMessages(mbid, func(m *Message) bool { return m.Recent })
+		if err != nil {
+			return err
 		}
-		it.Close()
 		for i := range ms {
 			ms[i].Recent = false
 			if err := w.set(messageKey(mbid, ms[i].UID), encodeMessage(&ms[i])); err != nil {
 				return err
 			}
+			w.noteMessage(&ms[i])
 			out = append(out, ms[i].UID)
 		}
 		mb.Counts.Recent = 0
@@ -750,9 +774,52 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 	return out, err
 }
 
+// selectMessages returns the current records of the mailbox's messages
+// that match keep, in UID order: the candidates come from the index and are
+// read again in w; a mailbox too large for the index is read from w whole.
+func (w *wtx) selectMessages(mbid uint64, keep func(*Message) bool) ([]Message, error) {
+	var out []Message
+	img, err := w.syncedImage(mbid)
+	if err == nil {
+		for _, m := range img.msgs {
+			if !keep(m) {
+				continue
+			}
+			if cur, err := w.getMessage(mbid, m.UID); err == nil && keep(cur) {
+				out = append(out, *cur)
+			}
+		}
+		return out, nil
+	}
+	if !errors.Is(err, errNotIndexed) {
+		return nil, err
+	}
+	it := w.txn.NewIterator(badger.IteratorOptions{Prefix: messagePrefix(mbid), PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var m Message
+		if err := it.Item().Value(func(b []byte) error { return decodeMessage(b, &m) }); err != nil {
+			return nil, err
+		}
+		if keep(&m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // UIDs returns the mailbox's UIDs in order, reading keys only (fast: for
 // building a session's sequence-number map).
 func (s *Store) UIDs(mbid uint64) ([]uint32, error) {
+	if img, _, err := s.image(mbid); err == nil {
+		out := make([]uint32, len(img.msgs))
+		for i, m := range img.msgs {
+			out[i] = m.UID
+		}
+		return out, nil
+	} else if !errors.Is(err, errNotIndexed) {
+		return nil, err
+	}
 	var out []uint32
 	err := s.view(func(txn *badger.Txn) error {
 		p := messagePrefix(mbid)
@@ -778,10 +845,19 @@ type Snapshot struct {
 
 // Snapshot returns a consistent view of a mailbox.
 func (s *Store) Snapshot(mbid uint64) (*Snapshot, error) {
+	if img, seq, err := s.image(mbid); err == nil {
+		snap := &Snapshot{Mailbox: img.mb, LastSeq: seq, Messages: make([]Message, len(img.msgs))}
+		for i, m := range img.msgs {
+			snap.Messages[i] = *m
+		}
+		return snap, nil
+	} else if !errors.Is(err, errNotIndexed) {
+		return nil, err
+	}
 	snap := &Snapshot{}
 	err := s.view(func(txn *badger.Txn) error {
-		if err := getJSON(txn, mailboxKey(mbid), &snap.Mailbox); err != nil {
-			return fmt.Errorf("%w: mailbox id %d", err, mbid)
+		if err := getMailbox(txn, mbid, &snap.Mailbox); err != nil {
+			return err
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(kJournal)})
 		it.Seek(append([]byte(kJournal), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))

@@ -103,8 +103,8 @@ type mimeParser struct {
 }
 
 // readLine returns the next line with its terminator and its offset. Lines
-// longer than the buffer come back in pieces; cont reports a piece that does
-// not start a line.
+// longer than the buffer come back in pieces. The line is only valid until
+// the next read (unread keeps a copy).
 func (p *mimeParser) readLine() (line []byte, off int64, err error) {
 	if p.pending != nil {
 		l, o := p.pending, p.pendPos
@@ -130,10 +130,10 @@ func (p *mimeParser) readLine() (line []byte, off int64, err error) {
 		return nil, off, err
 	}
 	p.pos += int64(len(l))
-	return bytes.Clone(l), off, nil
+	return l, off, nil
 }
 
-func (p *mimeParser) unread(line []byte, off int64) { p.pending, p.pendPos = line, off }
+func (p *mimeParser) unread(line []byte, off int64) { p.pending, p.pendPos = bytes.Clone(line), off }
 
 func eolLen(l []byte) int {
 	switch {

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Message records are read on every SELECT, FETCH and SEARCH, so they use a
@@ -154,4 +157,81 @@ func decodeMessage(b []byte, m *Message) error {
 		return errBadRecord
 	}
 	return nil
+}
+
+// Mailbox records are read by every write of the mailbox and every STATUS,
+// so they are binary too (version byte mbCodecV1); JSON records of earlier
+// stores are still read.
+const mbCodecV1 = 1
+
+func encodeMailbox(mb *Mailbox) []byte {
+	b := make([]byte, 0, 64+len(mb.User)+len(mb.Name)+len(mb.SpecialUse)+8*4*4)
+	b = append(b, mbCodecV1)
+	b = binary.AppendUvarint(b, mb.ID)
+	b = appendString(b, mb.User)
+	b = appendString(b, mb.Name)
+	b = binary.AppendUvarint(b, uint64(mb.UIDValidity))
+	b = binary.AppendUvarint(b, uint64(mb.UIDNext))
+	b = binary.AppendUvarint(b, mb.HighestModSeq)
+	b = appendString(b, mb.SpecialUse)
+	b = appendTime(b, mb.Created)
+	c := &mb.Counts
+	for _, v := range []uint32{c.Messages, c.Unseen, c.Recent, c.Deleted} {
+		b = binary.AppendUvarint(b, uint64(v))
+	}
+	b = binary.AppendVarint(b, c.Bytes)
+	b = binary.AppendVarint(b, c.DeletedBytes)
+	for _, m := range c.MWI {
+		for _, v := range []uint32{m.New, m.Old, m.UrgentNew, m.UrgentOld} {
+			b = binary.AppendUvarint(b, uint64(v))
+		}
+	}
+	return b
+}
+
+func decodeMailbox(b []byte, mb *Mailbox) error {
+	if len(b) > 0 && b[0] == '{' {
+		return json.Unmarshal(b, mb)
+	}
+	if len(b) == 0 || b[0] != mbCodecV1 {
+		return errBadRecord
+	}
+	r := &recReader{b: b[1:]}
+	*mb = Mailbox{}
+	mb.ID = r.uvarint()
+	mb.User = r.str()
+	mb.Name = r.str()
+	mb.UIDValidity = uint32(r.uvarint())
+	mb.UIDNext = uint32(r.uvarint())
+	mb.HighestModSeq = r.uvarint()
+	mb.SpecialUse = r.str()
+	mb.Created = r.time()
+	c := &mb.Counts
+	for _, p := range []*uint32{&c.Messages, &c.Unseen, &c.Recent, &c.Deleted} {
+		*p = uint32(r.uvarint())
+	}
+	c.Bytes = r.varint()
+	c.DeletedBytes = r.varint()
+	for i := range c.MWI {
+		m := &c.MWI[i]
+		for _, p := range []*uint32{&m.New, &m.Old, &m.UrgentNew, &m.UrgentOld} {
+			*p = uint32(r.uvarint())
+		}
+	}
+	if r.err {
+		return errBadRecord
+	}
+	return nil
+}
+
+// getMailbox reads a mailbox record.
+func getMailbox(txn *badger.Txn, id uint64, mb *Mailbox) error {
+	it, err := txn.Get(mailboxKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("%w: mailbox id %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return err
+	}
+	return it.Value(func(b []byte) error { return decodeMailbox(b, mb) })
 }

@@ -37,6 +37,11 @@ type Options struct {
 	// GCInterval is how often unreferenced blobs and Badger's value log are
 	// collected; 0 means 10 minutes, negative disables the background loop.
 	GCInterval time.Duration
+	// IndexMessages bounds the message records the in-memory mailbox index
+	// keeps (least recently used mailboxes are dropped first); 0 means
+	// DefaultIndexMessages. A mailbox larger than a quarter of it is read
+	// from disk every time.
+	IndexMessages int
 }
 
 // Store is the message store. It is safe for concurrent use.
@@ -49,6 +54,8 @@ type Store struct {
 	parts *partCache
 	// auth bounds and caches password checks.
 	auth *authCache
+	// idx keeps recently used mailboxes in memory (index.go).
+	idx *index
 
 	locksMu sync.Mutex
 	locks   map[string]*acctLock
@@ -115,6 +122,7 @@ func Open(opts Options) (*Store, error) {
 		hub:      newHub(),
 		parts:    newPartCache(4096),
 		auth:     newAuthCache(),
+		idx:      newIndex(opts.IndexMessages),
 		locks:    map[string]*acctLock{},
 		inflight: map[uint64]struct{}{},
 		stop:     make(chan struct{}),
@@ -124,6 +132,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.idx.pubSeq = s.nextSeq - 1
 	if err := s.collectOrphanChunks(); err != nil {
 		s.log.Warn("vmstore: orphan chunk collection failed", "err", err)
 	}
@@ -205,7 +214,7 @@ func (s *Store) loadCounters() error {
 				s.nextMailbox.Store(id)
 			}
 			var mb Mailbox
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &mb) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return decodeMailbox(v, &mb) }); err != nil {
 				return fmt.Errorf("vmstore: mailbox record %d: %w", id, err)
 			}
 			s.lastUIDValidity = max(s.lastUIDValidity, mb.UIDValidity)
@@ -248,10 +257,11 @@ func (s *Store) lockAccount(user string) func() {
 
 // wtx is one write transaction of one account, with the events it records.
 type wtx struct {
-	s      *Store
-	txn    *badger.Txn
-	events []Event
-	now    time.Time
+	s       *Store
+	txn     *badger.Txn
+	events  []Event
+	now     time.Time
+	changes map[uint64]*mbChange // for the mailbox index
 }
 
 func (w *wtx) get(key []byte, v any) error {
@@ -357,6 +367,7 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		<-prev
 		defer close(mine)
 		if err != nil {
+			s.idx.reset(s.idx.pubSeq)
 			if len(w.events) > 0 {
 				s.failed.Store(true)
 				s.log.Error("vmstore: sequenced commit failed; store stopped", "err", err)
@@ -366,6 +377,7 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 			}
 			return fmt.Errorf("%w: %w", ErrStoreFailed, err)
 		}
+		s.idx.apply(w)
 		s.hub.publish(w.events)
 		return nil
 	}, nil
