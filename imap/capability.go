@@ -32,7 +32,11 @@ func init() {
 		return c.state == stateNotAuth && c.plaintextAuthAllowed()
 	}) // RFC 4616
 	registerCap("SASL-IR", always)   // RFC 4959
-	registerCap("LITERAL+", always)  // RFC 7888
+	// RFC 7888: LITERAL- before authentication (an unauthenticated client
+	// may not push more than 4096 octets unasked) or when configured,
+	// LITERAL+ after.
+	registerCap("LITERAL+", func(c *conn) bool { return !c.literalMinus() })
+	registerCap("LITERAL-", func(c *conn) bool { return c.literalMinus() })
 	registerCap("ENABLE", always)    // RFC 5161
 	registerCap("ID", always)        // RFC 2971
 	registerCap("IDLE", always)      // RFC 2177

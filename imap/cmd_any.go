@@ -91,7 +91,7 @@ func (c *conn) enableCondstore() {
 	}
 	c.cstore = true
 	if c.sel != nil {
-		c.writeLine("* OK [HIGHESTMODSEQ %d] CONDSTORE enabled", c.sel.modseq)
+		c.writeLine("* OK [HIGHESTMODSEQ %d] CONDSTORE enabled", c.sel.reportableModseq())
 	}
 }
 

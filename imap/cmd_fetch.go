@@ -75,6 +75,7 @@ var (
 	}}
 	fetchModSeq = fetchItem{name: "MODSEQ", write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw("MODSEQ (").Number(fm.msg.ModSeq).Raw(")")
+		c.modseqSent = true
 	}}
 	fetchInternalDate = fetchItem{name: "INTERNALDATE", write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw(`INTERNALDATE "`).Raw(fm.msg.InternalDate.Format("02-Jan-2006 15:04:05 -0700")).Raw(`"`)

@@ -183,3 +183,54 @@ func TestCondstoreStore(t *testing.T) {
 		t.Fatal(tagged)
 	}
 }
+
+// TestQresyncModseqHeldBelowPendingExpunge: while an expunge cannot be sent
+// (FETCH by sequence number), MODSEQs above it go out, and the server must
+// then announce a HIGHESTMODSEQ below the expunge (RFC 7162 s3.2.10,
+// erratum 1810), so that a client that disconnects now still learns of it.
+func TestQresyncModseqHeldBelowPendingExpunge(t *testing.T) {
+	e := newTestEnv(t)
+	for i := 1; i <= 3; i++ {
+		e.deposit("alice", "INBOX", testMessage(fmt.Sprintf("m%d", i), "x"))
+	}
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("ENABLE QRESYNC")
+	rc.ok("SELECT INBOX")
+	st := e.store
+	if _, err := st.StoreFlags(storeReq(t, e, "alice", 1, `\Deleted`)); err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := st.Mailbox("alice", "INBOX")
+	if _, err := st.Expunge("alice", mb.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	mb, _ = st.Mailbox("alice", "INBOX")
+	expModseq := mb.HighestModSeq
+	if _, err := st.StoreFlags(storeReq(t, e, "alice", 2, `\Flagged`)); err != nil {
+		t.Fatal(err)
+	}
+	lines := rc.ok("FETCH 1:* (FLAGS)")
+	held := uint64(0)
+	for _, l := range lines {
+		if strings.Contains(l, "VANISHED") || strings.Contains(l, "EXPUNGE") {
+			t.Fatalf("expunge sent during FETCH: %q", lines)
+		}
+		if strings.Contains(l, "HIGHESTMODSEQ") {
+			held = codeValue(t, []string{l}, "HIGHESTMODSEQ")
+		}
+	}
+	if held == 0 || held >= expModseq {
+		t.Fatalf("HIGHESTMODSEQ %d after MODSEQs above the pending expunge at %d: %q", held, expModseq, lines)
+	}
+	lines = rc.ok("NOOP")
+	if len(lines) != 1 || lines[0] != "* VANISHED 1" {
+		t.Fatalf("NOOP: %q", lines)
+	}
+	// Nothing pending any more: no held HIGHESTMODSEQ.
+	for _, l := range rc.ok("FETCH 1:* (FLAGS)") {
+		if strings.Contains(l, "HIGHESTMODSEQ") {
+			t.Fatalf("held HIGHESTMODSEQ without pending expunges: %q", l)
+		}
+	}
+}

@@ -81,8 +81,10 @@ type conn struct {
 	rev2    bool // ENABLE IMAP4rev2
 	cstore  bool // CONDSTORE enabled (by any enabling command)
 	qresync bool // ENABLE QRESYNC
-	enabled map[string]bool
-	bad     int
+	// modseqSent: a MODSEQ went out in this command (see flushUpdates).
+	modseqSent bool
+	enabled    map[string]bool
+	bad        int
 
 	ownMeta    []string    // metadata entries this session set, not to report back
 	pendMeta   [][2]string // unsolicited METADATA (mailbox, entry) to send
@@ -130,7 +132,14 @@ func (c *conn) netConn() net.Conn { return c.nc }
 func (c *conn) setLimits() {
 	c.dec.MaxLiteral = maxStringLiteral
 	c.dec.MaxNonSync = 0
+	if c.literalMinus() {
+		c.dec.MaxNonSync = wire.MaxNonSyncLiteral
+	}
 }
+
+// literalMinus: non-synchronizing literals are bounded to 4096 octets
+// (RFC 7888 s5) before authentication and when the server is configured so.
+func (c *conn) literalMinus() bool { return c.state == stateNotAuth || c.srv.LiteralMinus }
 
 // flush sends buffered responses through the compressor if active.
 func (c *conn) flush() error {

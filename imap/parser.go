@@ -25,7 +25,7 @@ func (p *parser) xcheck(err error) {
 	if errors.As(err, &le) {
 		if !le.Sync {
 			// The octets are on their way and we will not read them.
-			panic(byeError{"literal too big"})
+			panic(byeError{"[TOOBIG] " + err.Error()})
 		}
 		panic(userError{code: "TOOBIG", msg: err.Error()})
 	}

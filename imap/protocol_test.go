@@ -343,3 +343,47 @@ func TestLemonadeKeywords(t *testing.T) {
 		t.Fatalf("%q", l)
 	}
 }
+
+// TestLiteralMinusBeforeAuth: before authentication the server offers
+// LITERAL- and refuses non-synchronizing literals above 4096 octets
+// (RFC 7888 s5); after it, LITERAL+ without that bound. Configured with
+// LiteralMinus, the bound stays.
+func TestLiteralMinusBeforeAuth(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	caps := strings.Join(rc.ok("CAPABILITY"), " ")
+	if !strings.Contains(caps, " LITERAL-") || strings.Contains(caps, "LITERAL+") {
+		t.Fatalf("capabilities before login: %s", caps)
+	}
+	// A small non-synchronizing literal is fine before login.
+	rc.send(fmt.Sprintf("a1 LOGIN alice {%d+}\r\n%s", len(testPass), testPass))
+	_, tagged := rc.until("a1")
+	if !strings.Contains(tagged, "OK [CAPABILITY ") || !strings.Contains(tagged, "LITERAL+") || strings.Contains(tagged, "LITERAL-") {
+		t.Fatalf("LOGIN: %s", tagged)
+	}
+	big := strings.Repeat("x", 6000)
+	rc.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\nSubject: big\r\n\r\n%s", len(big)+17, big))
+	if _, tagged := rc.until("a2"); !strings.Contains(tagged, "OK [APPENDUID") {
+		t.Fatalf("LITERAL+ APPEND of 6000 octets after login: %s", tagged)
+	}
+
+	// Before login, 6000 octets unasked: the connection ends with TOOBIG.
+	rc2 := e.raw()
+	rc2.send(fmt.Sprintf("b1 LOGIN alice {%d+}", 6000))
+	if l := rc2.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("oversized non-synchronizing literal before login: %q", l)
+	}
+
+	// Configured LITERAL-: the bound stays after login.
+	e3 := newTestEnv(t, func(s *Server) { s.LiteralMinus = true })
+	rc3 := e3.raw()
+	rc3.login("alice")
+	caps = strings.Join(rc3.ok("CAPABILITY"), " ")
+	if !strings.Contains(caps, " LITERAL-") || strings.Contains(caps, "LITERAL+") {
+		t.Fatalf("capabilities with LiteralMinus: %s", caps)
+	}
+	rc3.send(fmt.Sprintf("c1 APPEND INBOX {%d+}", len(big)+17))
+	if l := rc3.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("oversized non-synchronizing literal with LITERAL-: %q", l)
+	}
+}

@@ -25,6 +25,10 @@ type selected struct {
 
 	pendNew   []uint32
 	pendExp   []uint32
+	// expModseq is at most the lowest modseq of the pending expunges (0
+	// when none are pending): a HIGHESTMODSEQ told to a QRESYNC client must
+	// stay below it until they are reported (RFC 7162 s3.2.10, erratum 1810).
+	expModseq uint64
 	pendFlags map[uint32]flagUpdate
 	own       []uint64 // modseqs of this session's own recent changes
 	searchRes []uint32 // UIDs saved by SEARCH RETURN (SAVE), RFC 5182
@@ -55,6 +59,21 @@ func (s *selected) addOwn(modseq uint64) {
 	}
 }
 
+func (s *selected) lowerExpModseq(m uint64) {
+	if m > 0 && (s.expModseq == 0 || m < s.expModseq) {
+		s.expModseq = m
+	}
+}
+
+// reportableModseq is the HIGHESTMODSEQ the session may announce: its
+// highest known modseq, held below any expunge not yet reported.
+func (s *selected) reportableModseq() uint64 {
+	if len(s.pendExp) > 0 && s.expModseq > 0 && s.expModseq-1 < s.modseq {
+		return s.expModseq - 1
+	}
+	return s.modseq
+}
+
 // removeUIDs drops uids from the view (after they were reported expunged).
 func (s *selected) removeUIDs(gone []uint32) {
 	if len(gone) == 0 {
@@ -67,6 +86,9 @@ func (s *selected) removeUIDs(gone []uint32) {
 	}
 	s.uids = slices.DeleteFunc(s.uids, func(u uint32) bool { return set[u] })
 	s.pendExp = slices.DeleteFunc(s.pendExp, func(u uint32) bool { return set[u] })
+	if len(s.pendExp) == 0 {
+		s.expModseq = 0
+	}
 	for _, u := range gone {
 		delete(s.pendFlags, u)
 	}
@@ -118,6 +140,7 @@ func (c *conn) pollEvents() {
 					s.pendNew = slices.Delete(s.pendNew, j, j+1)
 				} else if _, ok := slices.BinarySearch(s.uids, u); ok && !slices.Contains(s.pendExp, u) {
 					s.pendExp = append(s.pendExp, u)
+					s.lowerExpModseq(ev.ModSeq)
 				}
 				delete(s.pendFlags, u)
 			}
@@ -164,6 +187,8 @@ func (c *conn) resync() {
 	for _, u := range s.uids {
 		if !present[u] && !slices.Contains(s.pendExp, u) {
 			s.pendExp = append(s.pendExp, u)
+			// Expunged at some point after what the session knew.
+			s.lowerExpModseq(s.modseq + 1)
 		}
 	}
 	changed, err := c.srv.Store.ChangedSince(s.mb.ID, s.modseq)
@@ -263,6 +288,13 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		s.dirty = false
 		c.updateContexts()
 	}
+	if c.modseqSent && c.qresync && len(s.pendExp) > 0 {
+		// MODSEQs above an expunge the client has not been told of: a
+		// client that stores the highest MODSEQ it saw would skip the
+		// expunge when it resynchronizes after a disconnect.
+		c.writeLine("* OK [HIGHESTMODSEQ %d] expunges pending", s.reportableModseq())
+	}
+	c.modseqSent = false
 }
 
 // reportExpunged sends EXPUNGE (highest sequence number first, so that no
@@ -315,6 +347,7 @@ func (c *conn) writeFlagsFetch(seq, uid uint32, flags []string, modseq uint64, w
 	c.enc.Raw(")")
 	if c.cstore {
 		c.enc.Raw(" MODSEQ (").Number(modseq).Raw(")")
+		c.modseqSent = true
 	}
 	c.enc.Raw(")").CRLF()
 }

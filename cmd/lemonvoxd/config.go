@@ -24,13 +24,20 @@ type Config struct {
 		MaxMessageSize int64    `toml:"max_message_size"`
 		SweepInterval  duration `toml:"sweep_interval"`
 		GCInterval     duration `toml:"gc_interval"`
+		IndexMessages  int      `toml:"index_messages"`
 	} `toml:"store"`
 	TLS struct {
 		Cert  string   `toml:"cert"`
 		Key   string   `toml:"key"`
 		Hosts []string `toml:"hosts"`
 	} `toml:"tls"`
-	IMAP       Listener `toml:"imap"`
+	IMAP struct {
+		Listener
+		AllowInsecureAuth bool     `toml:"allow_insecure_auth"`
+		AppendLimit       int64    `toml:"append_limit"`
+		IdleTimeout       duration `toml:"idle_timeout"`
+		LiteralMinus      bool     `toml:"literal_minus"`
+	} `toml:"imap"`
 	LMTP       Listener `toml:"lmtp"`
 	Submission Listener `toml:"submission"`
 	RTSP       Listener `toml:"rtsp"`

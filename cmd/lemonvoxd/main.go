@@ -112,6 +112,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		MaxMessageSize: cfg.Store.MaxMessageSize,
 		Prober:         transcode.PartDuration,
 		GCInterval:     cfg.Store.GCInterval.Duration,
+		IndexMessages:  cfg.Store.IndexMessages,
 	})
 	if err != nil {
 		return err
@@ -160,7 +161,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
-			Logger: log.With("service", "imap"), Hostname: cfg.Hostname}
+			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
+			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus}
 		if err := srv.Initialize(); err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}
