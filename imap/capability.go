@@ -31,7 +31,7 @@ func init() {
 	registerCap("AUTH=PLAIN", func(c *conn) bool {
 		return c.state == stateNotAuth && c.plaintextAuthAllowed()
 	}) // RFC 4616
-	registerCap("SASL-IR", always)   // RFC 4959
+	registerCap("SASL-IR", always) // RFC 4959
 	// RFC 7888: LITERAL- before authentication (an unauthenticated client
 	// may not push more than 4096 octets unasked) or when configured,
 	// LITERAL+ after.

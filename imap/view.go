@@ -23,8 +23,8 @@ type selected struct {
 	baseSeq  uint64   // journal position of the SELECT snapshot
 	modseq   uint64   // highest modseq this session knows about
 
-	pendNew   []uint32
-	pendExp   []uint32
+	pendNew []uint32
+	pendExp []uint32
 	// expModseq is at most the lowest modseq of the pending expunges (0
 	// when none are pending): a HIGHESTMODSEQ told to a QRESYNC client must
 	// stay below it until they are reported (RFC 7162 s3.2.10, erratum 1810).
