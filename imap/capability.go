@@ -32,9 +32,9 @@ func init() {
 		return c.state == stateNotAuth && c.plaintextAuthAllowed()
 	}) // RFC 4616
 	registerCap("SASL-IR", always) // RFC 4959
-	// RFC 7888: LITERAL- before authentication (an unauthenticated client
-	// may not push more than 4096 octets unasked) or when configured,
-	// LITERAL+ after.
+	// RFC 7888: LITERAL+ (a Lemonade profile MUST, RFC 5550), in every
+	// state so that the capability lists before and after login agree;
+	// LITERAL- instead when configured.
 	registerCap("LITERAL+", func(c *conn) bool { return !c.literalMinus() })
 	registerCap("LITERAL-", func(c *conn) bool { return c.literalMinus() })
 	registerCap("ENABLE", always)    // RFC 5161

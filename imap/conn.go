@@ -138,8 +138,8 @@ func (c *conn) setLimits() {
 }
 
 // literalMinus: non-synchronizing literals are bounded to 4096 octets
-// (RFC 7888 s5) before authentication and when the server is configured so.
-func (c *conn) literalMinus() bool { return c.state == stateNotAuth || c.srv.LiteralMinus }
+// (RFC 7888 s5) when the server is configured so.
+func (c *conn) literalMinus() bool { return c.srv.LiteralMinus }
 
 // flush sends buffered responses through the compressor if active.
 func (c *conn) flush() error {

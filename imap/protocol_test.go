@@ -344,18 +344,17 @@ func TestLemonadeKeywords(t *testing.T) {
 	}
 }
 
-// TestLiteralMinusBeforeAuth: before authentication the server offers
-// LITERAL- and refuses non-synchronizing literals above 4096 octets
-// (RFC 7888 s5); after it, LITERAL+ without that bound. Configured with
-// LiteralMinus, the bound stays.
-func TestLiteralMinusBeforeAuth(t *testing.T) {
+// TestLiteralPlusAndMinus: LITERAL+ in every state by default (the
+// capability lists before and after login agree, RFC 5550); configured
+// with LiteralMinus, LITERAL- and non-synchronizing literals above 4096
+// octets refused (RFC 7888 s5), before and after login.
+func TestLiteralPlusAndMinus(t *testing.T) {
 	e := newTestEnv(t)
 	rc := e.raw()
 	caps := strings.Join(rc.ok("CAPABILITY"), " ")
-	if !strings.Contains(caps, " LITERAL-") || strings.Contains(caps, "LITERAL+") {
+	if !strings.Contains(caps, " LITERAL+") || strings.Contains(caps, "LITERAL-") {
 		t.Fatalf("capabilities before login: %s", caps)
 	}
-	// A small non-synchronizing literal is fine before login.
 	rc.send(fmt.Sprintf("a1 LOGIN alice {%d+}\r\n%s", len(testPass), testPass))
 	_, tagged := rc.until("a1")
 	if !strings.Contains(tagged, "OK [CAPABILITY ") || !strings.Contains(tagged, "LITERAL+") || strings.Contains(tagged, "LITERAL-") {
@@ -364,26 +363,28 @@ func TestLiteralMinusBeforeAuth(t *testing.T) {
 	big := strings.Repeat("x", 6000)
 	rc.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\nSubject: big\r\n\r\n%s", len(big)+17, big))
 	if _, tagged := rc.until("a2"); !strings.Contains(tagged, "OK [APPENDUID") {
-		t.Fatalf("LITERAL+ APPEND of 6000 octets after login: %s", tagged)
+		t.Fatalf("LITERAL+ APPEND of 6000 octets: %s", tagged)
 	}
 
-	// Before login, 6000 octets unasked: the connection ends with TOOBIG.
-	rc2 := e.raw()
-	rc2.send(fmt.Sprintf("b1 LOGIN alice {%d+}", 6000))
-	if l := rc2.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
-		t.Fatalf("oversized non-synchronizing literal before login: %q", l)
-	}
-
-	// Configured LITERAL-: the bound stays after login.
-	e3 := newTestEnv(t, func(s *Server) { s.LiteralMinus = true })
-	rc3 := e3.raw()
-	rc3.login("alice")
-	caps = strings.Join(rc3.ok("CAPABILITY"), " ")
+	e2 := newTestEnv(t, func(s *Server) { s.LiteralMinus = true })
+	rc2 := e2.raw()
+	caps = strings.Join(rc2.ok("CAPABILITY"), " ")
 	if !strings.Contains(caps, " LITERAL-") || strings.Contains(caps, "LITERAL+") {
 		t.Fatalf("capabilities with LiteralMinus: %s", caps)
 	}
-	rc3.send(fmt.Sprintf("c1 APPEND INBOX {%d+}", len(big)+17))
-	if l := rc3.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+	// Small non-synchronizing literals are fine.
+	rc2.send(fmt.Sprintf("b1 LOGIN alice {%d+}\r\n%s", len(testPass), testPass))
+	if _, tagged := rc2.until("b1"); !strings.Contains(tagged, "OK") {
+		t.Fatalf("LOGIN with a small literal: %s", tagged)
+	}
+	rc2.send(fmt.Sprintf("b2 APPEND INBOX {%d+}", len(big)+17))
+	if l := rc2.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
 		t.Fatalf("oversized non-synchronizing literal with LITERAL-: %q", l)
+	}
+	// Before login too.
+	rc3 := e2.raw()
+	rc3.send("c1 LOGIN alice {6000+}")
+	if l := rc3.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("oversized non-synchronizing literal before login: %q", l)
 	}
 }

@@ -125,9 +125,9 @@ type Server struct {
 	SpoolDir string
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
-	// LiteralMinus advertises LITERAL- instead of LITERAL+ after
-	// authentication too: non-synchronizing literals above 4096 octets are
-	// refused (RFC 7888 s5). Before authentication that is always so.
+	// LiteralMinus advertises LITERAL- instead of LITERAL+:
+	// non-synchronizing literals above 4096 octets are refused (RFC 7888
+	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
 	LiteralMinus bool
 
 	ctx      context.Context
