@@ -33,6 +33,9 @@ func main() {
 	flag.DurationVar(&settle, "settle", 3*time.Second, "wait after the idle connections are up before measuring")
 	flag.Parse()
 	raiseFileLimit()
+	if strings.Contains(*servers, "dovecot") {
+		defer raiseInotifyInstances(2*max(*idle, *clients) + 1000)()
+	}
 
 	var names []string
 	for i := 0; i < *users; i++ {
@@ -110,6 +113,25 @@ func raiseFileLimit() {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+}
+
+// raiseInotifyInstances lets each of Dovecot's imap processes (all running
+// as one user) watch its mailbox: past fs.inotify.max_user_instances (128 on
+// many systems) Dovecot falls back to polling every 30 s. It returns a
+// function that puts the old value back; nothing changes without the right.
+func raiseInotifyInstances(n int) func() {
+	const path = "/proc/sys/fs/inotify/max_user_instances"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return func() {}
+	}
+	var cur int
+	fmt.Sscan(strings.TrimSpace(string(old)), &cur)
+	if cur >= n || os.WriteFile(path, []byte(fmt.Sprint(n)), 0o644) != nil {
+		return func() {}
+	}
+	fmt.Printf("fs.inotify.max_user_instances raised from %d to %d for this run\n", cur, n)
+	return func() { os.WriteFile(path, old, 0o644) }
 }
 
 func fatal(err error) {

@@ -122,6 +122,13 @@ service imap-login {
 }
 service imap {
   process_limit = %[3]d
+  # Hibernation: the imap processes (uid nobody) hand idle connections to
+  # imap-hibernate over its socket, which gets them back through
+  # imap-master (Dovecot's documented setup for hibernation).
+  extra_groups = $default_internal_group
+  unix_listener imap-master {
+    user = $default_internal_user
+  }
 }
 protocol imap {
   mail_max_userip_connections = %[4]d
@@ -134,6 +141,10 @@ service anvil {
 }
 service imap-hibernate {
   client_limit = %[4]d
+  unix_listener imap-hibernate {
+    mode = 0660
+    group = $default_internal_group
+  }
 }
 `, dir, port, maxConns+100, maxConns+100, hib)
 	cfg := filepath.Join(dir, "dovecot.conf")
