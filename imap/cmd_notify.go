@@ -154,11 +154,11 @@ func cmdNotify(c *conn, tag string, p *parser) {
 func (n *notifySpec) groupFor(name string) *notifyGroup {
 	for _, g := range n.groups {
 		switch g.filter {
-		case "INBOXES":
-			if name == "INBOX" {
-				return g
-			}
-		case "PERSONAL":
+		case "INBOXES", "PERSONAL":
+			// RFC 5465 s6.4: INBOXES are the mailboxes an MDA may deliver
+			// to; deposits (admin API, LMTP) may name any mailbox of the
+			// account, and a server that cannot narrow the set treats
+			// INBOXES as PERSONAL.
 			return g
 		case "SUBSCRIBED":
 			if n.subscribed[name] {

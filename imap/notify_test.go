@@ -70,4 +70,11 @@ func TestNotify(t *testing.T) {
 	if lines := rc.ok("NOOP"); len(lines) != 1 || lines[0] != "* 1 EXISTS" {
 		t.Fatalf("%q", lines)
 	}
+	// INBOXES: deposits may name any mailbox, so it covers them all
+	// (RFC 5465 s6.4).
+	rc.ok("NOTIFY SET (INBOXES (MessageNew MessageExpunge))")
+	e.deposit("alice", "Trash", testMessage("n5", "x"))
+	if l := rc.line(); l != `* STATUS "Trash" (MESSAGES 3 UIDNEXT 4 UNSEEN 3)` {
+		t.Fatal(l)
+	}
 }
