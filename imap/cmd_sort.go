@@ -16,6 +16,7 @@ import (
 func init() {
 	registerCap("SORT", authenticated)
 	registerCap("ESORT", authenticated)
+	registerCap("SORT=DISPLAY", authenticated) // RFC 5957
 	registerCap("I18NLEVEL=1", authenticated)
 	register("SORT", stateSelected, cmdSort)
 	register("UID SORT", stateSelected, cmdSort)
@@ -33,6 +34,8 @@ type sortValues struct {
 	sent    time.Time
 	from    string
 	to      string
+	dfrom   string // RFC 5957 display forms
+	dto     string
 	cc      string
 	subject string
 	haveEnv bool
@@ -79,6 +82,14 @@ func (c *conn) xsortValues(m vmstore.Message, keys []sortKey) *sortValues {
 	}
 	v.from = localPart(m.From)
 	v.to, v.cc = localPart(m.To), localPart(m.Cc)
+	for _, k := range keys {
+		switch k.name {
+		case "DISPLAYFROM":
+			v.dfrom = displayForm(m.From)
+		case "DISPLAYTO":
+			v.dto = displayForm(m.To)
+		}
+	}
 	v.subject = baseSubject(m.Subject)
 	return v
 }
@@ -90,6 +101,18 @@ func localPart(s string) string {
 	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// displayForm is RFC 5957's sort value of the first address: its display
+// name if it has one, else the addr-spec, case-folded.
+func displayForm(s string) string {
+	if a, err := mail.ParseAddress(s); err == nil {
+		if strings.TrimSpace(a.Name) != "" {
+			return strings.ToLower(strings.TrimSpace(a.Name))
+		}
+		return strings.ToLower(a.Address)
 	}
 	return strings.ToLower(strings.TrimSpace(s))
 }
@@ -106,6 +129,10 @@ func compareSort(a, b *sortValues, keys []sortKey) int {
 			r = strings.Compare(a.from, b.from)
 		case "TO":
 			r = strings.Compare(a.to, b.to)
+		case "DISPLAYFROM":
+			r = strings.Compare(a.dfrom, b.dfrom)
+		case "DISPLAYTO":
+			r = strings.Compare(a.dto, b.dto)
 		case "CC":
 			r = strings.Compare(a.cc, b.cc)
 		case "SUBJECT":
@@ -144,7 +171,7 @@ func cmdSort(c *conn, tag string, p *parser) {
 			k = strings.ToUpper(p.xatom())
 		}
 		switch k {
-		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO":
+		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO":
 		default:
 			xsyntaxf("unknown sort key %s", k)
 		}

@@ -105,3 +105,30 @@ func TestContextUpdate(t *testing.T) {
 		t.Fatalf("after CANCELUPDATE: %q", lines)
 	}
 }
+
+// TestSortDisplay: RFC 5957 DISPLAYFROM sorts on the display name when
+// there is one, else on the address; FROM sorts on the mailbox part.
+func TestSortDisplay(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", msgFrom(`"Zoe Caller" <aaa@example.net>`, "one", "Mon, 2 Nov 2026 10:00:00 +0000", "x"))
+	e.deposit("alice", "INBOX", msgFrom(`mike@example.net`, "two", "Mon, 2 Nov 2026 10:00:00 +0000", "x"))
+	e.deposit("alice", "INBOX", msgFrom(`"anna" <zzz@example.net>`, "three", "Mon, 2 Nov 2026 10:00:00 +0000", "x"))
+	rc := e.raw()
+	rc.login("alice")
+	if caps := strings.Join(rc.ok("CAPABILITY"), " "); !strings.Contains(caps, "SORT=DISPLAY") {
+		t.Fatalf("no SORT=DISPLAY: %s", caps)
+	}
+	rc.ok("SELECT INBOX")
+	if l := rc.ok("SORT (DISPLAYFROM) UTF-8 ALL"); l[0] != "* SORT 3 2 1" {
+		t.Fatalf("DISPLAYFROM: %q", l)
+	}
+	if l := rc.ok("SORT (FROM) UTF-8 ALL"); l[0] != "* SORT 1 2 3" {
+		t.Fatalf("FROM: %q", l)
+	}
+	if l := rc.ok("SORT (REVERSE DISPLAYFROM) UTF-8 ALL"); l[0] != "* SORT 1 2 3" {
+		t.Fatalf("REVERSE DISPLAYFROM: %q", l)
+	}
+	if _, tagged := rc.cmd("SORT (DISPLAYCC) UTF-8 ALL"); !strings.Contains(tagged, "BAD") {
+		t.Fatalf("unknown key: %s", tagged)
+	}
+}
