@@ -50,4 +50,15 @@
 //     collector removes. The final transaction writes the R/ and H/ records.
 //   - After commit, the hub hands the committed events to subscribers (IMAP
 //     sessions, notifiers). The journal is the truth; the hub only wakes.
+//   - Recently used mailboxes are also held in memory (index.go): the mailbox
+//     record and its message records in UID order, updated from each commit's
+//     written records in commit order, just before its events reach the hub.
+//     Snapshot, Messages, Message, ChangedSince and UIDs read that image, so
+//     a session's snapshot and the events after it line up exactly, and reads
+//     do not walk Badger's memtable (which keeps every version of a record
+//     that changes with each flag change until it is flushed). The index is
+//     bounded (Options.IndexMessages, least recently used images dropped) and
+//     rebuilt from Badger on demand; Badger stays the only durable copy.
+//   - Message and mailbox records are encoded in a compact binary form
+//     (msgcodec.go); JSON records of earlier stores are still read.
 package vmstore
