@@ -283,8 +283,8 @@ func idleTest(srv *server, n int) {
 	after := pssKiB(srv.pids())
 	ok := len(clients)
 	per := float64(after-before) / float64(max(ok, 1))
-	fmt.Printf("%-10s idle: %d connections (%d failed), %.1f MiB total, %.1f KiB per connection\n", srv.name, ok, failed.Load(),
-		float64(after-before)/1024, per)
+	fmt.Printf("%-10s idle: %d connections (%d failed), %.1f MiB for them, %.1f KiB per connection (whole server %.1f MiB, %.1f KiB per connection)\n",
+		srv.name, ok, failed.Load(), float64(after-before)/1024, per, float64(after)/1024, float64(after)/float64(max(ok, 1)))
 	// One deposit; time until every idle connection saw EXISTS.
 	c, err := login(srv, user)
 	if err == nil {
