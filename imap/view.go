@@ -50,6 +50,9 @@ func (s *selected) seqOf(uid uint32) (uint32, bool) {
 
 func (s *selected) addOwn(modseq uint64) {
 	s.dirty = true
+	if n := len(s.own); n > 0 && s.own[n-1] == modseq {
+		return // one operation, many messages
+	}
 	if len(s.own) >= 32 {
 		s.own = s.own[1:]
 	}

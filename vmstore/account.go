@@ -198,6 +198,18 @@ func (s *Store) ListAccounts() ([]Account, error) {
 
 // DeleteAccount removes an account with all its mailboxes and messages.
 func (s *Store) DeleteAccount(name string) error {
+	err := s.deleteAccount(name)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		// Too many messages for one transaction: remove them in parts.
+		if err := s.emptyMailboxes(name, ""); err != nil {
+			return err
+		}
+		err = s.deleteAccount(name)
+	}
+	return err
+}
+
+func (s *Store) deleteAccount(name string) error {
 	_, err := s.update(name, func(w *wtx) error {
 		var a Account
 		if err := w.get(accountKey(name), &a); err != nil {

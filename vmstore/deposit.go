@@ -309,6 +309,7 @@ func (w *wtx) keepOnlyQuotaEvents() error {
 	w.txn = w.s.db.NewTransaction(true)
 	w.events = keep
 	w.changes = nil
+	w.modseqIdx = nil
 	if len(keep) == 0 {
 		return nil
 	}

@@ -59,6 +59,13 @@
 //     that changes with each flag change until it is flushed). The index is
 //     bounded (Options.IndexMessages, least recently used images dropped) and
 //     rebuilt from Badger on demand; Badger stays the only durable copy.
+//   - Badger bounds one transaction (about a tenth of its memtable). STORE,
+//     EXPUNGE, COPY/MOVE and \Recent clearing on more than maxOpMessages
+//     messages, or on fewer whose transaction is still too big, run in
+//     parts, one transaction (modseq, events) each; deleting or renaming
+//     (INBOX) a mailbox too large for one transaction first moves or
+//     removes its messages in parts (batch.go). The modseq index entries a
+//     transaction touches are written once, at commit.
 //   - Message and mailbox records are encoded in a compact binary form
 //     (msgcodec.go); JSON records of earlier stores are still read.
 package vmstore

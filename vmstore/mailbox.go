@@ -3,6 +3,7 @@ package vmstore
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -205,6 +206,11 @@ func (w *wtx) dropMailbox(mb *Mailbox) error {
 			return err
 		}
 	}
+	for k := range w.modseqIdx {
+		if strings.HasPrefix(k, string(modseqPrefix(mb.ID))) {
+			delete(w.modseqIdx, k)
+		}
+	}
 	for _, p := range [][]byte{messagePrefix(mb.ID), modseqPrefix(mb.ID), expungedPrefix(mb.ID), metaPrefix(mb.User, mb.ID), urlauthKey(mb.User, mb.ID)} {
 		if err := w.delPrefix(p); err != nil {
 			return err
@@ -293,6 +299,18 @@ func (s *Store) CreateMailbox(user, name, specialUse string) (*Mailbox, error) {
 // DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
 // deleted. Child mailboxes stay (RFC 9051 s6.3.5).
 func (s *Store) DeleteMailbox(user, name string) error {
+	err := s.deleteMailbox(user, name)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		// Too many messages for one transaction: remove them in parts.
+		if err := s.emptyMailboxes(user, name); err != nil {
+			return err
+		}
+		err = s.deleteMailbox(user, name)
+	}
+	return err
+}
+
+func (s *Store) deleteMailbox(user, name string) error {
 	_, err := s.update(user, func(w *wtx) error {
 		mb, err := w.mailboxByName(user, name)
 		if err != nil {
@@ -309,6 +327,29 @@ func (s *Store) DeleteMailbox(user, name string) error {
 // RenameMailbox renames a mailbox and its children. Renaming INBOX moves
 // its messages into a new mailbox and leaves INBOX empty (RFC 9051 s6.3.6).
 func (s *Store) RenameMailbox(user, from, to string) error {
+	err := s.renameMailbox(user, from, to)
+	if errors.Is(err, badger.ErrTxnTooBig) && canonName(from) == "INBOX" {
+		// INBOX holds too many messages for one transaction: the new
+		// mailbox first, then the messages in parts (the same events).
+		inbox, err := s.Mailbox(user, "INBOX")
+		if err != nil {
+			return err
+		}
+		dst, err := s.CreateMailbox(user, to, "")
+		if err != nil {
+			return err
+		}
+		uids, err := s.UIDs(inbox.ID)
+		if err != nil {
+			return err
+		}
+		_, err = s.Copy(CopyReq{User: user, From: inbox.ID, To: dst.ID, UIDs: uids, Move: true})
+		return err
+	}
+	return err
+}
+
+func (s *Store) renameMailbox(user, from, to string) error {
 	_, err := s.update(user, func(w *wtx) error {
 		src, err := w.mailboxByName(user, from)
 		if err != nil {

@@ -130,12 +130,64 @@ func (w *wtx) putMessage(m *Message, oldModSeq uint64) error {
 	w.noteMessage(m)
 	// Several messages can share a modseq (one operation); the index value
 	// lists them.
-	k := modseqKey(m.MailboxID, m.ModSeq)
-	var uids []byte
-	if it, err := w.txn.Get(k); err == nil {
-		uids, _ = it.ValueCopy(nil)
+	l, err := w.modseqList(m.MailboxID, m.ModSeq)
+	if err != nil {
+		return err
 	}
-	return w.set(k, be32(uids, m.UID))
+	*l = append(*l, m.UID)
+	return nil
+}
+
+// modseqList returns the transaction's copy of a modseq index entry. The
+// entries are changed in memory and written once, at commit
+// (flushModseqIndex): rewriting an entry per message would make a
+// transaction that changes n messages of one modseq write O(n^2) bytes.
+func (w *wtx) modseqList(mb, modseq uint64) (*[]uint32, error) {
+	k := string(modseqKey(mb, modseq))
+	if l, ok := w.modseqIdx[k]; ok {
+		return l, nil
+	}
+	var uids []uint32
+	it, err := w.txn.Get([]byte(k))
+	switch {
+	case err == nil:
+		v, err := it.ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i+4 <= len(v); i += 4 {
+			uids = append(uids, binary.BigEndian.Uint32(v[i:]))
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return nil, err
+	}
+	if w.modseqIdx == nil {
+		w.modseqIdx = map[string]*[]uint32{}
+	}
+	l := &uids
+	w.modseqIdx[k] = l
+	return l, nil
+}
+
+// flushModseqIndex writes the modseq index entries changed by w.
+func (w *wtx) flushModseqIndex() error {
+	for k, l := range w.modseqIdx {
+		if len(*l) == 0 {
+			if err := w.del([]byte(k)); err != nil {
+				return err
+			}
+			continue
+		}
+		v := make([]byte, 0, 4*len(*l))
+		for _, u := range *l {
+			v = be32(v, u)
+		}
+		if err := w.set([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	w.modseqIdx = nil
+	return nil
 }
 
 func (w *wtx) putMailbox(mb *Mailbox) error {
@@ -302,8 +354,32 @@ type StoreRes struct {
 }
 
 // StoreFlags changes flags. Messages that do not exist are skipped. One
-// modseq is assigned to all messages changed by the call.
+// modseq is assigned to all messages changed by one transaction; a call on
+// more than maxOpMessages messages runs as several.
 func (s *Store) StoreFlags(req StoreReq) (*StoreRes, error) {
+	if len(req.UIDs) == 0 {
+		return s.storeFlags(req)
+	}
+	out := &StoreRes{}
+	err := inParts(req.UIDs, func(part []uint32) error {
+		r := req
+		r.UIDs = part
+		res, err := s.storeFlags(r)
+		if err != nil {
+			return err
+		}
+		out.Changed = append(out.Changed, res.Changed...)
+		out.Modified = append(out.Modified, res.Modified...)
+		out.Mailbox = res.Mailbox
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) storeFlags(req StoreReq) (*StoreRes, error) {
 	flags := make([]string, 0, len(req.Flags))
 	for _, f := range req.Flags {
 		c := CanonFlag(f)
@@ -600,25 +676,12 @@ func (w *wtx) delModseqIndex(m *Message) error { return w.unindexModseq(m.Mailbo
 
 // unindexModseq removes uid from the modseq index entry of modseq.
 func (w *wtx) unindexModseq(mb, modseq uint64, uid uint32) error {
-	k := modseqKey(mb, modseq)
-	it, err := w.txn.Get(k)
-	if err != nil {
-		return nil
-	}
-	v, err := it.ValueCopy(nil)
+	l, err := w.modseqList(mb, modseq)
 	if err != nil {
 		return err
 	}
-	var rest []byte
-	for i := 0; i+4 <= len(v); i += 4 {
-		if binary.BigEndian.Uint32(v[i:]) != uid {
-			rest = append(rest, v[i:i+4]...)
-		}
-	}
-	if len(rest) == 0 {
-		return w.del(k)
-	}
-	return w.set(k, rest)
+	*l = slices.DeleteFunc(*l, func(u uint32) bool { return u == uid })
+	return nil
 }
 
 // CopyReq copies or moves messages between two mailboxes of one account.
@@ -636,8 +699,40 @@ type CopyRes struct {
 }
 
 // Copy copies or moves messages. Blobs are shared, not duplicated. The
-// destination's quota is checked.
+// destination's quota is checked. A copy of more than maxOpMessages
+// messages runs as several transactions, after a quota check of the whole.
 func (s *Store) Copy(req CopyReq) (*CopyRes, error) {
+	if len(req.UIDs) <= maxOpMessages {
+		res, err := s.copy(req)
+		if !errors.Is(err, badger.ErrTxnTooBig) {
+			return res, err
+		}
+	}
+	if !req.Move {
+		if err := s.checkQuotaFor(req.User, req.From, req.UIDs); err != nil {
+			return nil, err
+		}
+	}
+	out := &CopyRes{}
+	err := inParts(req.UIDs, func(part []uint32) error {
+		r := req
+		r.UIDs = part
+		res, err := s.copy(r)
+		if err != nil {
+			return err
+		}
+		out.SrcUIDs = append(out.SrcUIDs, res.SrcUIDs...)
+		out.DstUIDs = append(out.DstUIDs, res.DstUIDs...)
+		out.UIDValidity = res.UIDValidity
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Store) copy(req CopyReq) (*CopyRes, error) {
 	res := &CopyRes{}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
@@ -695,6 +790,47 @@ func (s *Store) Remove(user string, mbid uint64, uids []uint32) ([]uint32, error
 }
 
 func (s *Store) expungeAs(user string, mbid uint64, uids []uint32, onlyDeleted bool, t EventType) ([]uint32, error) {
+	if uids == nil {
+		mb, err := s.MailboxByID(mbid)
+		if err != nil {
+			return nil, err
+		}
+		n := mb.Counts.Messages
+		if onlyDeleted {
+			n = mb.Counts.Deleted
+		}
+		if n <= maxOpMessages {
+			out, err := s.expungeTx(user, mbid, nil, onlyDeleted, t)
+			if !errors.Is(err, badger.ErrTxnTooBig) {
+				return out, err
+			}
+		}
+		// Too many for one transaction: the candidates now, then in parts
+		// (each part checks \Deleted again).
+		msgs, err := s.Messages(mbid, 1, 0)
+		if err != nil {
+			return nil, err
+		}
+		uids = []uint32{}
+		for i := range msgs {
+			if !onlyDeleted || msgs[i].Has(FlagDeleted) {
+				uids = append(uids, msgs[i].UID)
+			}
+		}
+	}
+	var out []uint32
+	err := inParts(uids, func(part []uint32) error {
+		gone, err := s.expungeTx(user, mbid, part, onlyDeleted, t)
+		if err == nil {
+			out = append(out, gone...)
+		}
+		return err
+	})
+	slices.Sort(out)
+	return out, err
+}
+
+func (s *Store) expungeTx(user string, mbid uint64, uids []uint32, onlyDeleted bool, t EventType) ([]uint32, error) {
 	var out []uint32
 	_, err := s.update(user, func(w *wtx) error {
 		mb, err := w.mailboxByID(mbid)
@@ -747,29 +883,51 @@ func (s *Store) expungeAs(user string, mbid uint64, uids []uint32, onlyDeleted b
 // to select it read-write takes them, RFC 3501 s2.3.2) and returns the UIDs
 // that were recent. It journals nothing: \Recent is per session.
 func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
+	mb, err := s.MailboxByID(mbid)
+	if err != nil || mb.Counts.Recent == 0 {
+		return nil, err
+	}
+	msgs, err := s.Messages(mbid, 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	var cand []uint32
+	for i := range msgs {
+		if msgs[i].Recent {
+			cand = append(cand, msgs[i].UID)
+		}
+	}
 	var out []uint32
-	_, err := s.update(user, func(w *wtx) error {
-		mb, err := w.mailboxByID(mbid)
-		if err != nil {
-			return err
-		}
-		if mb.Counts.Recent == 0 {
-			return nil
-		}
-		ms, err := w.selectMessages(mbid, func(m *Message) bool { return m.Recent })
-		if err != nil {
-			return err
-		}
-		for i := range ms {
-			ms[i].Recent = false
-			if err := w.set(messageKey(mbid, ms[i].UID), encodeMessage(&ms[i])); err != nil {
+	err = inParts(cand, func(part []uint32) error {
+		var cleared []uint32
+		_, err := s.update(user, func(w *wtx) error {
+			cleared = cleared[:0]
+			mb, err := w.mailboxByID(mbid)
+			if err != nil {
 				return err
 			}
-			w.noteMessage(&ms[i])
-			out = append(out, ms[i].UID)
+			for _, uid := range part {
+				m, err := w.getMessage(mbid, uid)
+				if err != nil || !m.Recent {
+					continue
+				}
+				m.Recent = false
+				if err := w.set(messageKey(mbid, uid), encodeMessage(m)); err != nil {
+					return err
+				}
+				w.noteMessage(m)
+				cleared = append(cleared, uid)
+			}
+			if len(cleared) == 0 {
+				return nil
+			}
+			mb.Counts.Recent -= min(mb.Counts.Recent, uint32(len(cleared)))
+			return w.putMailbox(mb)
+		})
+		if err == nil {
+			out = append(out, cleared...)
 		}
-		mb.Counts.Recent = 0
-		return w.putMailbox(mb)
+		return err
 	})
 	return out, err
 }

@@ -42,6 +42,10 @@ type Options struct {
 	// DefaultIndexMessages. A mailbox larger than a quarter of it is read
 	// from disk every time.
 	IndexMessages int
+
+	// memTableSize overrides Badger's memtable size (tests: a small one
+	// makes Badger's transaction limits small too).
+	memTableSize int64
 }
 
 // Store is the message store. It is safe for concurrent use.
@@ -105,6 +109,9 @@ func Open(opts Options) (*Store, error) {
 		WithNumVersionsToKeep(1).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithLoggingLevel(badger.WARNING)
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize) // on disk only: values past 4 KiB go to the value log
+	}
 	if opts.InMemory {
 		bo = bo.WithInMemory(true).WithDir("").WithValueDir("")
 	} else {
@@ -262,6 +269,9 @@ type wtx struct {
 	events  []Event
 	now     time.Time
 	changes map[uint64]*mbChange // for the mailbox index
+	// modseqIdx holds the modseq index entries changed so far, written at
+	// commit (message.go).
+	modseqIdx map[string]*[]uint32
 }
 
 func (w *wtx) get(key []byte, v any) error {
@@ -338,6 +348,9 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 // commit sequences the transaction's events and hands it to Badger. The
 // returned function waits until the commit is durable and published.
 func (s *Store) commit(w *wtx) (func() error, error) {
+	if err := w.flushModseqIndex(); err != nil {
+		return nil, err
+	}
 	s.seqMu.Lock()
 	if s.failed.Load() {
 		s.seqMu.Unlock()
