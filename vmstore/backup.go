@@ -97,7 +97,7 @@ func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
 	if err := s.loadCounters(); err != nil {
 		return err
 	}
-	s.idx.reset(s.nextSeq - 1)
+	s.idx.reset(int64(s.nextSeq - 1))
 	return nil
 }
 

@@ -162,8 +162,9 @@ func (x *index) apply(w *wtx) {
 	x.evict()
 }
 
-// reset forgets every image (after a failed commit or a restore).
-func (x *index) reset(pubSeq uint64) {
+// reset forgets every image (after a failed commit, or a restore with the
+// journal position pubSeq; a negative one keeps the position).
+func (x *index) reset(pubSeq int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id, e := range x.entries {
@@ -172,7 +173,9 @@ func (x *index) reset(pubSeq uint64) {
 		}
 	}
 	x.total = 0
-	x.pubSeq = pubSeq
+	if pubSeq >= 0 {
+		x.pubSeq = uint64(pubSeq)
+	}
 }
 
 // evict drops the least recently used images while over budget (x.mu held).

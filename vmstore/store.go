@@ -380,7 +380,7 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		<-prev
 		defer close(mine)
 		if err != nil {
-			s.idx.reset(s.idx.pubSeq)
+			s.idx.reset(-1)
 			if len(w.events) > 0 {
 				s.failed.Store(true)
 				s.log.Error("vmstore: sequenced commit failed; store stopped", "err", err)
