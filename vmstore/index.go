@@ -109,7 +109,8 @@ func (img *mbImage) with(ch *mbChange) *mbImage {
 }
 
 type idxEntry struct {
-	img     *mbImage      // nil while loading
+	img     *mbImage      // nil while loading, or when big
+	big     bool          // too large to index: readers go to Badger
 	loading chan struct{} // closed when the load ends
 	pending []*mbChange   // changes applied while loading
 	lastUse atomic.Int64
@@ -146,6 +147,19 @@ func (x *index) apply(w *wtx) {
 		if e == nil {
 			continue
 		}
+		if e.big {
+			// Forget the verdict once messages go: it may fit now.
+			for _, m := range ch.msgs {
+				if m == nil {
+					delete(x.entries, id)
+					break
+				}
+			}
+			if ch.dropped {
+				delete(x.entries, id)
+			}
+			continue
+		}
 		if e.img == nil {
 			e.pending = append(e.pending, ch)
 			continue
@@ -168,7 +182,7 @@ func (x *index) reset(pubSeq int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id, e := range x.entries {
-		if e.img != nil {
+		if e.img != nil || e.big {
 			delete(x.entries, id)
 		}
 	}
@@ -227,10 +241,14 @@ func (s *Store) image(mbid uint64) (*mbImage, uint64, error) {
 		e := x.entries[mbid]
 		var img *mbImage
 		var seq uint64
+		big := false
 		if e != nil {
-			img, seq = e.img, x.pubSeq
+			img, seq, big = e.img, x.pubSeq, e.big
 		}
 		x.mu.RUnlock()
+		if big {
+			return nil, 0, errNotIndexed
+		}
 		if img != nil {
 			x.touch(e)
 			return img, seq, nil
@@ -268,6 +286,10 @@ func (s *Store) loadImage(mbid uint64, e *idxEntry) (*mbImage, uint64, error) {
 	<-prev
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if errors.Is(err, errNotIndexed) {
+		e.big, e.pending = true, nil
+		return nil, 0, err
+	}
 	if err != nil {
 		delete(x.entries, mbid)
 		return nil, 0, err
