@@ -248,12 +248,6 @@ func headerValues(hdr []byte, name string) []string {
 	return out
 }
 
-// containsFold is the i;unicode-casemap substring match (RFC 5255 I18NLEVEL=1
-// approximated by Unicode simple case folding).
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
-}
-
 func dateOnly(t time.Time) time.Time {
 	y, m, d := t.Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)

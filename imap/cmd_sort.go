@@ -12,7 +12,7 @@ import (
 )
 
 // RFC 5256 SORT, RFC 5267 ESORT; comparisons use i;unicode-casemap
-// (RFC 5255 I18NLEVEL=1), approximated by Unicode simple case folding.
+// (RFC 5255 I18NLEVEL=1, casemap.go).
 func init() {
 	registerCap("SORT", authenticated)
 	registerCap("ESORT", authenticated)
@@ -65,7 +65,7 @@ func baseSubject(s string) string {
 			s = strings.TrimSpace(s[5 : len(s)-1])
 		}
 		if s == old {
-			return strings.ToLower(s)
+			return casemap(s)
 		}
 	}
 }
@@ -102,7 +102,7 @@ func localPart(s string) string {
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		s = s[:i]
 	}
-	return strings.ToLower(strings.TrimSpace(s))
+	return casemap(strings.TrimSpace(s))
 }
 
 // displayForm is RFC 5957's sort value of the first address: its display
@@ -110,11 +110,11 @@ func localPart(s string) string {
 func displayForm(s string) string {
 	if a, err := mail.ParseAddress(s); err == nil {
 		if strings.TrimSpace(a.Name) != "" {
-			return strings.ToLower(strings.TrimSpace(a.Name))
+			return casemap(strings.TrimSpace(a.Name))
 		}
-		return strings.ToLower(a.Address)
+		return casemap(a.Address)
 	}
-	return strings.ToLower(strings.TrimSpace(s))
+	return casemap(strings.TrimSpace(s))
 }
 
 func compareSort(a, b *sortValues, keys []sortKey) int {

@@ -43,7 +43,7 @@ func TestSort(t *testing.T) {
 			t.Errorf("SORT %s: %v %v, want %v", tc.key, got, err, tc.want)
 		}
 	}
-	if baseSubject("Re: [list] FWD: Re: Hello  world (fwd)") != "hello world" {
+	if baseSubject("Re: [list] FWD: Re: Hello  world (fwd)") != "HELLO WORLD" {
 		t.Fatal(baseSubject("Re: [list] FWD: Re: Hello  world (fwd)"))
 	}
 	rc := e.raw()
