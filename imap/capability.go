@@ -37,14 +37,15 @@ func init() {
 	// LITERAL- instead when configured.
 	registerCap("LITERAL+", func(c *conn) bool { return !c.literalMinus() })
 	registerCap("LITERAL-", func(c *conn) bool { return c.literalMinus() })
-	registerCap("ENABLE", always)    // RFC 5161
-	registerCap("ID", always)        // RFC 2971
-	registerCap("IDLE", always)      // RFC 2177
-	registerCap("NAMESPACE", always) // RFC 2342
-	registerCap("UIDPLUS", always)   // RFC 4315
-	registerCap("UNSELECT", always)  // RFC 3691
-	registerCap("MOVE", always)      // RFC 6851
-	registerCap("CHILDREN", always)  // RFC 3348
+	registerCap("ENABLE", always)      // RFC 5161
+	registerCap("UTF8=ACCEPT", always) // RFC 6855
+	registerCap("ID", always)          // RFC 2971
+	registerCap("IDLE", always)        // RFC 2177
+	registerCap("NAMESPACE", always)   // RFC 2342
+	registerCap("UIDPLUS", always)     // RFC 4315
+	registerCap("UNSELECT", always)    // RFC 3691
+	registerCap("MOVE", always)        // RFC 6851
+	registerCap("CHILDREN", always)    // RFC 3348
 	registerCap("LIST-EXTENDED", always)
 	registerCap("LIST-STATUS", always) // RFC 5819
 	registerCap("SPECIAL-USE", always) // RFC 6154

@@ -66,7 +66,7 @@ func cmdEnable(c *conn, tag string, p *parser) {
 			// RFC 5464 s4.4: unsolicited METADATA responses.
 			name = "METADATA"
 		case "UTF8=ACCEPT":
-			// Names and strings are UTF-8 already in IMAP4rev2.
+			// RFC 6855: UTF-8 mailbox names and strings, APPEND UTF8.
 			c.enc.UTF8 = true
 		default:
 			continue

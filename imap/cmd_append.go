@@ -63,6 +63,18 @@ func cmdAppend(c *conn, tag string, p *parser) {
 			date = p.xdateTime()
 			p.xsp()
 		}
+		// RFC 6855 s4: UTF8 (literal8) carries a message with UTF-8
+		// header fields, once UTF8=ACCEPT is enabled.
+		utf8Data := false
+		if p.ConsumeFold("UTF8 (") {
+			if !c.enabled["UTF8=ACCEPT"] {
+				xsyntaxf("UTF8 APPEND data needs ENABLE UTF8=ACCEPT")
+			}
+			if l, isLit := p.PeekLiteral(); !isLit || !l.Binary {
+				xsyntaxf("UTF8 needs a literal8")
+			}
+			utf8Data = true
+		}
 		if _, isLit := p.PeekLiteral(); !isLit {
 			xsyntaxf("expected message literal")
 		}
@@ -88,6 +100,9 @@ func cmdAppend(c *conn, tag string, p *parser) {
 			xcheckf(err, "spooling message")
 		}
 		p.xcheck(p.CloseLiteral())
+		if utf8Data {
+			p.xexpect(')')
+		}
 		reqs = append(reqs, vmstore.DepositReq{
 			User:         c.user,
 			Mailbox:      mb.Name,

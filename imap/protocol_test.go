@@ -388,3 +388,44 @@ func TestLiteralPlusAndMinus(t *testing.T) {
 		t.Fatalf("oversized non-synchronizing literal before login: %q", l)
 	}
 }
+
+// TestUTF8Accept: RFC 6855. After ENABLE UTF8=ACCEPT mailbox names travel
+// in UTF-8 and APPEND takes UTF8 (literal8) with UTF-8 header fields;
+// without it, UTF8 data is refused and names are modified UTF-7.
+func TestUTF8Accept(t *testing.T) {
+	e := newTestEnv(t)
+	rc := e.raw()
+	rc.login("alice")
+	if caps := strings.Join(rc.ok("CAPABILITY"), " "); !strings.Contains(caps, " UTF8=ACCEPT") {
+		t.Fatalf("capabilities: %s", caps)
+	}
+	msg := "From: Jürgen <j@example.net>\r\nSubject: Grüße aus Köln\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nRückruf\r\n"
+	rc.send(fmt.Sprintf("a0 APPEND INBOX UTF8 (~{%d+}\r\n%s)", len(msg), msg))
+	if _, tagged := rc.until("a0"); !strings.Contains(tagged, "BAD") {
+		t.Fatalf("UTF8 APPEND before ENABLE: %s", tagged)
+	}
+	if l := rc.ok("ENABLE UTF8=ACCEPT"); len(l) != 1 || l[0] != "* ENABLED UTF8=ACCEPT" {
+		t.Fatalf("ENABLE: %q", l)
+	}
+	rc.ok("CREATE \"Grüße\"")
+	rc.send(fmt.Sprintf("a1 APPEND \"Grüße\" (\\Seen) UTF8 (~{%d+}\r\n%s)", len(msg), msg))
+	if _, tagged := rc.until("a1"); !strings.Contains(tagged, "OK [APPENDUID ") {
+		t.Fatalf("UTF8 APPEND: %s", tagged)
+	}
+	lines := rc.ok("LIST \"\" \"Grü*\"")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "\"Grüße\"") {
+		t.Fatalf("LIST in UTF-8: %q", lines)
+	}
+	rc.ok("SELECT \"Grüße\"")
+	lines = rc.ok("FETCH 1 (ENVELOPE)")
+	if len(lines) == 0 || !strings.Contains(strings.Join(lines, "\n"), "Grüße aus Köln") {
+		t.Fatalf("ENVELOPE: %q", lines)
+	}
+	// A session without UTF8=ACCEPT sees modified UTF-7.
+	rc2 := e.raw()
+	rc2.login("alice")
+	lines = rc2.ok("LIST \"\" \"*\"")
+	if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasSuffix(l, " Gr&APwA3w-e") }) {
+		t.Fatalf("LIST in modified UTF-7: %q", lines)
+	}
+}
