@@ -81,6 +81,15 @@ func (c *Client) do(method, path string, body io.Reader, ctype string, out any) 
 	return resp, json.NewDecoder(resp.Body).Decode(out)
 }
 
+// FreeMemory asks the daemon to collect garbage and return free memory to
+// the operating system (POST /api/v1/debug/free-memory); it returns the
+// daemon's heap figures afterwards.
+func (c *Client) FreeMemory() (map[string]uint64, error) {
+	var out map[string]uint64
+	err := c.doJSON("POST", "/api/v1/debug/free-memory", nil, &out)
+	return out, err
+}
+
 func (c *Client) doJSON(method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

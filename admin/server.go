@@ -19,6 +19,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +141,7 @@ func (s *Server) Handler() http.Handler {
 	api.Handle("GET /api/v1/debug/pprof/", http.StripPrefix("/api/v1", http.HandlerFunc(pprof.Index)))
 	api.HandleFunc("GET /api/v1/debug/pprof/profile", pprof.Profile)
 	api.HandleFunc("GET /api/v1/debug/pprof/trace", pprof.Trace)
+	api.HandleFunc("POST /api/v1/debug/free-memory", s.freeMemory)
 	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -147,6 +150,19 @@ func (s *Server) Handler() http.Handler {
 		writeProblem(w, http.StatusNotFound, "not found: "+r.URL.Path)
 	})
 	return s.logRequests(mux)
+}
+
+// freeMemory collects garbage and returns free memory to the operating
+// system at once (debug.FreeOSMemory), then reports the heap: for memory
+// measurements that should not depend on when the runtime's background
+// scavenger last ran.
+func (s *Server) freeMemory(w http.ResponseWriter, r *http.Request) {
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	writeJSON(w, http.StatusOK, map[string]uint64{
+		"heapInuseBytes": ms.HeapInuse, "heapReleasedBytes": ms.HeapReleased,
+		"stackInuseBytes": ms.StackInuse, "sysBytes": ms.Sys, "goroutines": uint64(runtime.NumGoroutine())})
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {

@@ -3,43 +3,54 @@ package imap
 import (
 	"context"
 	"errors"
-	"net"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lemonvox/lemonvox/imap/wire"
 )
 
-// RFC 2177 IDLE: while idling, the notifier goroutine pushes changes as
-// soon as the hub reports them (the command lock is released while we wait
-// for DONE).
+// RFC 2177 IDLE: the command answers "+ idling" and returns; the session
+// then waits for DONE like it waits for a command (parked), while the
+// notifier pushes changes as soon as the hub reports them. DONE, read by
+// the connection loop, ends it with the tagged OK (idleDone).
 func cmdIdle(c *conn, tag string, p *parser) {
 	p.xend()
 	c.flushUpdates(true)
 	c.writeLine("+ idling")
-	c.xflush()
 	metricIdle.Inc()
-	defer metricIdle.Dec()
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
 	c.idling = true
+	c.idleTag = tag
+	c.okDone = true
 	c.srv.idleGC.note(c.srv.ctx)
-	c.enc.Park()
-	c.dec.Park()
-	c.mu.Unlock()
+}
+
+// idleDone reads the line that ends IDLE and answers it.
+func (c *conn) idleDone() bool {
 	line, err := c.dec.ReadLine()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.idling = false
+	metricIdle.Dec()
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			panic(byeError{"autologout; idle for too long"})
+		if errors.Is(err, wire.ErrLineTooLong) {
+			c.writeLine("%s BAD [TOOBIG] line too long", c.idleTag)
+			return !c.countBad() && c.flush() == nil
 		}
-		panic(ioError{err})
+		c.mu.Unlock()
+		c.readFailed(err)
+		c.mu.Lock()
+		return false
 	}
 	if !strings.EqualFold(strings.TrimSpace(line), "DONE") {
-		xsyntaxf("expected DONE")
+		c.writeLine("%s BAD expected DONE", c.idleTag)
+		return !c.countBad() && c.flush() == nil
 	}
+	c.flushUpdates(true)
+	c.writeLine("%s OK IDLE terminated", c.idleTag)
+	return c.flush() == nil && !c.closing
 }
 
 // idleCollector runs a garbage collection, at most every few seconds, when

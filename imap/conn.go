@@ -95,6 +95,8 @@ type conn struct {
 	// push changes during IDLE or under NOTIFY.
 	mu        sync.Mutex
 	idling    bool
+	idleTag   string // tag of the IDLE command in progress
+	endOnce   sync.Once
 	pushing   atomic.Bool // a notifyPush runs
 	pushAgain atomic.Bool // another notification came meanwhile
 	notify    *notifySpec
@@ -180,14 +182,12 @@ func (c *conn) writeLine(format string, args ...any) {
 
 func (c *conn) serve() {
 	metricOpen.Inc()
-	defer metricOpen.Dec()
-	defer c.nc.Close()
-	defer c.cleanup()
 	c.log.Debug("imap connection")
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			c.log.Debug("imap tls handshake", "err", err)
+			c.end()
 			return
 		}
 		c.nc.SetDeadline(time.Time{})
@@ -198,46 +198,99 @@ func (c *conn) serve() {
 	}
 	c.writeLine("* OK [CAPABILITY %s] %s IMAP4rev2 server ready", c.capabilities(), host)
 	if c.flush() != nil {
+		c.end()
 		return
 	}
+	c.run()
+}
+
+// end tears the connection down (once).
+func (c *conn) end() {
+	c.endOnce.Do(func() {
+		c.cleanup()
+		c.nc.Close()
+		metricOpen.Dec()
+		s := c.srv
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	})
+}
+
+// run serves commands until the connection ends or parks. Waiting for the
+// client (for the next command, or for DONE in IDLE), a session holds no
+// buffers, and on a plain TCP connection no goroutine either: this one
+// ends and one with a small stack waits for the socket (park.go), so that
+// an idle session does not keep the stack grown while serving commands.
+func (c *conn) run() {
 	for {
 		timeout := c.srv.preAuthTimeout()
 		if c.state != stateNotAuth {
 			timeout = c.srv.idleTimeout()
 		}
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
-		// Waiting for the client: hold no buffers (idle sessions are most
-		// sessions).
 		c.mu.Lock() // the notifier writes too
 		c.enc.Park()
 		c.mu.Unlock()
 		c.dec.Park()
-		err := c.dec.Begin()
-		if errors.Is(err, wire.ErrLineTooLong) {
-			c.mu.Lock()
-			c.writeLine("* BAD [TOOBIG] command line too long")
-			end := c.countBad()
-			c.mu.Unlock()
-			if end {
-				return
-			}
-			continue
-		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.mu.Lock()
-				c.writeLine("* BYE autologout; idle for too long")
-				c.flush()
-				c.mu.Unlock()
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				c.log.Debug("imap read", "err", err)
-			}
+		if tcp := c.parkable(); tcp != nil {
+			go c.waitAndRun(tcp)
 			return
 		}
-		if !c.command() {
+		if !c.step() {
+			c.end()
 			return
 		}
+	}
+}
+
+// waitAndRun waits, on a fresh goroutine, until the client sends
+// something, then serves it.
+func (c *conn) waitAndRun(tcp *net.TCPConn) {
+	if err := waitReadable(tcp); err != nil {
+		c.readFailed(err)
+		c.end()
+		return
+	}
+	if !c.step() {
+		c.end()
+		return
+	}
+	c.run()
+}
+
+// step reads and serves one command, or the DONE that ends IDLE. It
+// reports whether the connection goes on.
+func (c *conn) step() bool {
+	if c.idling {
+		return c.idleDone()
+	}
+	err := c.dec.Begin()
+	if errors.Is(err, wire.ErrLineTooLong) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.writeLine("* BAD [TOOBIG] command line too long")
+		return !c.countBad() && c.flush() == nil
+	}
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	return c.command()
+}
+
+// readFailed ends a connection whose read failed: a timeout is an
+// autologout (RFC 9051 s5.4).
+func (c *conn) readFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.mu.Lock()
+		c.writeLine("* BYE autologout; idle for too long")
+		c.flush()
+		c.mu.Unlock()
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		c.log.Debug("imap read", "err", err)
 	}
 }
 

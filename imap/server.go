@@ -275,14 +275,8 @@ func (s *Server) acceptLoop(ln net.Listener, implicitTLS bool) {
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		s.wg.Add(1) // done by c.end, on whichever goroutine serves it then
+		go c.serve()
 	}
 }
 

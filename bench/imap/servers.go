@@ -15,11 +15,15 @@ import (
 
 // server is an IMAP server under test.
 type server struct {
-	name  string
-	addr  string
-	pids  func() []int // processes whose memory counts
-	stop  func()
-	users []string // password = user name
+	name string
+	addr string
+	pids func() []int // processes whose memory counts
+	// quiesce, if set, makes the server return free memory to the system
+	// before a measurement (a Go heap otherwise keeps garbage of earlier
+	// work for a while, which would count for or against the connections).
+	quiesce func() string
+	stop    func()
+	users   []string // password = user name
 }
 
 func freePort() string {
@@ -238,7 +242,16 @@ enabled = false
 		}
 	}
 	return &server{name: "lemonvox", addr: addr, users: users,
-		pids: func() []int { return []int{cmd.Process.Pid} }, stop: stop}, nil
+		pids: func() []int { return []int{cmd.Process.Pid} },
+		quiesce: func() string {
+			m, err := cl.FreeMemory()
+			if err != nil {
+				return err.Error()
+			}
+			return fmt.Sprintf("heap in use %.1f MiB, stacks %.1f MiB, %d goroutines",
+				float64(m["heapInuseBytes"])/(1<<20), float64(m["stackInuseBytes"])/(1<<20), m["goroutines"])
+		},
+		stop: stop}, nil
 }
 
 func waitOrKill(cmd *exec.Cmd) {

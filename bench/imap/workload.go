@@ -227,6 +227,10 @@ func runMixed(srv *server, corpus [][]byte, clients int, secs float64) mixResult
 // memory per connection, deposits one message and times until every
 // connection has seen the EXISTS.
 func idleTest(srv *server, n int) {
+	detailBefore := ""
+	if srv.quiesce != nil {
+		detailBefore = srv.quiesce()
+	}
 	before := pssKiB(srv.pids())
 	user := srv.users[0]
 	var seen atomic.Int64
@@ -280,11 +284,19 @@ func idleTest(srv *server, n int) {
 	ready.Wait()
 	time.Sleep(settle) // let hibernation (Dovecot) and idle collection (ours) settle
 	seen.Store(0)
+	detail := ""
+	if srv.quiesce != nil {
+		detail = srv.quiesce()
+	}
 	after := pssKiB(srv.pids())
 	ok := len(clients)
 	per := float64(after-before) / float64(max(ok, 1))
 	fmt.Printf("%-10s idle: %d connections (%d failed), %.1f MiB for them, %.1f KiB per connection (whole server %.1f MiB, %.1f KiB per connection)\n",
 		srv.name, ok, failed.Load(), float64(after-before)/1024, per, float64(after)/1024, float64(after)/float64(max(ok, 1)))
+	if detail != "" {
+		fmt.Printf("%-10s        before: %s\n", srv.name, detailBefore)
+		fmt.Printf("%-10s        after:  %s\n", srv.name, detail)
+	}
 	// One deposit; time until every idle connection saw EXISTS.
 	c, err := login(srv, user)
 	if err == nil {

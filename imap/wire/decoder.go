@@ -105,6 +105,10 @@ func (d *Decoder) Park() {
 	}
 }
 
+// Parked reports whether the decoder holds no read buffer (and so nothing
+// read ahead).
+func (d *Decoder) Parked() bool { return d.r == nil }
+
 // acquire takes a read buffer when parked. It first waits for one octet
 // without any buffer, so a parked connection stays small while it waits.
 func (d *Decoder) acquire() error {
