@@ -207,6 +207,12 @@ func (c *conn) serve() {
 // end tears the connection down (once).
 func (c *conn) end() {
 	c.endOnce.Do(func() {
+		c.mu.Lock()
+		if c.idling { // ended in IDLE (timeout, hangup, shutdown)
+			c.idling = false
+			metricIdle.Dec()
+		}
+		c.mu.Unlock()
 		c.cleanup()
 		c.nc.Close()
 		metricOpen.Dec()
