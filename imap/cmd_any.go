@@ -72,6 +72,9 @@ func cmdEnable(c *conn, tag string, p *parser) {
 			continue
 		}
 		if !c.enabled[name] {
+			if c.enabled == nil {
+				c.enabled = map[string]bool{}
+			}
 			c.enabled[name] = true
 			done = append(done, name)
 		}

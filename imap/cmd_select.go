@@ -77,7 +77,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	snap, err := st.Snapshot(mb0.ID)
 	xstoreErr(err, "SELECT")
 	mb, msgs := &snap.Mailbox, snap.Messages
-	s := &selected{mb: *mb, readOnly: readOnly, modseq: mb.HighestModSeq, baseSeq: snap.LastSeq}
+	s := &selected{mb: selMailbox{ID: mb.ID, Name: mb.Name, UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext}, readOnly: readOnly, modseq: mb.HighestModSeq, baseSeq: snap.LastSeq}
 	if len(recent) > 0 {
 		s.recent = map[uint32]bool{}
 		for _, u := range recent {

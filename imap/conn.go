@@ -110,13 +110,12 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 	c := &conn{
-		srv:     s,
-		id:      s.nextConn.Add(1),
-		nc:      nc,
-		isTLS:   implicitTLS,
-		state:   stateNotAuth,
-		enabled: map[string]bool{},
-		done:    make(chan struct{}),
+		srv:   s,
+		id:    s.nextConn.Add(1),
+		nc:    nc,
+		isTLS: implicitTLS,
+		state: stateNotAuth,
+		done:  make(chan struct{}),
 	}
 	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
 	c.dec = wire.NewDecoder(nc)

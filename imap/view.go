@@ -16,7 +16,7 @@ const hubLimit = 2000
 
 // selected is the session's view of its selected mailbox.
 type selected struct {
-	mb       vmstore.Mailbox // as read at SELECT; ID and UIDVALIDITY do not change
+	mb       selMailbox // as read at SELECT; ID and UIDVALIDITY do not change
 	readOnly bool
 	uids     []uint32 // sequence number = index + 1
 	maxUID   uint32   // highest UID known, announced or pending
@@ -41,6 +41,16 @@ type selected struct {
 type flagUpdate struct {
 	flags  []string
 	modseq uint64
+}
+
+// selMailbox is what a session keeps of its selected mailbox's record (a
+// whole vmstore.Mailbox, with its counters, would be most of an idle
+// session's memory).
+type selMailbox struct {
+	ID          uint64
+	Name        string
+	UIDValidity uint32
+	UIDNext     uint32
 }
 
 func (s *selected) seqOf(uid uint32) (uint32, bool) {
