@@ -131,7 +131,6 @@ func (c *conn) xauthenticate(mech, user, pass string) {
 	metricAuth.WithLabelValues(mech, "ok").Inc()
 	c.user = acct.Name
 	c.state = stateAuth
-	c.log = c.log.With("user", c.user)
 	if err := c.srv.Store.RecordSession(c.user, true, "imap", c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()); err != nil {
 		c.log.Debug("record login", "err", err)
 	}

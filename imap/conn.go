@@ -62,17 +62,18 @@ type byeError struct{ text string }
 
 // conn is one client connection and its session.
 type conn struct {
-	srv   *Server
-	id    uint64
-	nc    net.Conn // TLS conn once TLS is active
-	isTLS bool
-	dec   *wire.Decoder
-	enc   *wire.Encoder
-	zw    *flate.Writer // COMPRESS=DEFLATE output, when active
-	zbuf  *bufio.Writer // collects the compressed octets of one flush
-	zin   *dirtyWriter  // in front of zw: was anything written since the last flush
-	zr    *wire.Inflater
-	log   *slog.Logger
+	srv    *Server
+	id     uint64
+	nc     net.Conn // TLS conn once TLS is active
+	isTLS  bool
+	dec    *wire.Decoder
+	enc    *wire.Encoder
+	zw     *flate.Writer // COMPRESS=DEFLATE output, when active
+	zbuf   *bufio.Writer // collects the compressed octets of one flush
+	zin    *dirtyWriter  // in front of zw: was anything written since the last flush
+	zr     *wire.Inflater
+	log    *slog.Logger
+	remote string // client address, for the logs
 
 	state   state
 	user    string
@@ -117,7 +118,8 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		state: stateNotAuth,
 		done:  make(chan struct{}),
 	}
-	c.log = s.Logger.With("conn", c.id, "remote", nc.RemoteAddr().String())
+	c.remote = nc.RemoteAddr().String()
+	c.log = slog.New(connHandler{s.Logger.Handler(), c})
 	c.dec = wire.NewDecoder(nc)
 	c.enc = wire.NewEncoder(deadlineWriter{nc})
 	c.setLimits()
@@ -389,7 +391,7 @@ func (c *conn) command() (cont bool) {
 			c.bad = 0
 		case serverError:
 			result = "error"
-			c.log.Error("imap command failed", "cmd", name, "user", c.user, "err", e.err)
+			c.log.Error("imap command failed", "cmd", name, "err", e.err)
 			c.writeLine("%s NO [SERVERBUG] internal error, logged", tag)
 		case ioError:
 			result = "error"
@@ -416,7 +418,7 @@ func (c *conn) command() (cont bool) {
 		}
 		metricCommand.WithLabelValues(label, result).Observe(time.Since(start).Seconds())
 		if c.log.Enabled(context.Background(), slog.LevelDebug) {
-			c.log.Debug("imap command", "cmd", label, "user", c.user, "result", result, "duration", time.Since(start))
+			c.log.Debug("imap command", "cmd", label, "result", result, "duration", time.Since(start))
 		}
 		if err := c.flush(); err != nil || c.closing {
 			cont = false
