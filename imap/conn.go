@@ -227,9 +227,9 @@ func (c *conn) end() {
 
 // run serves commands until the connection ends or parks. Waiting for the
 // client (for the next command, or for DONE in IDLE), a session holds no
-// buffers, and on a plain TCP connection no goroutine either: this one
-// ends and one with a small stack waits for the socket (park.go), so that
-// an idle session does not keep the stack grown while serving commands.
+// buffers and no grown stack: this goroutine ends and a fresh one, with a
+// small stack, waits (park.go), so that an idle session does not keep the
+// stack grown while serving commands.
 func (c *conn) run() {
 	for {
 		timeout := c.srv.preAuthTimeout()
@@ -241,8 +241,8 @@ func (c *conn) run() {
 		c.enc.Park()
 		c.mu.Unlock()
 		c.dec.Park()
-		if tcp := c.parkable(); tcp != nil {
-			go c.waitAndRun(tcp)
+		if c.dec.Parked() {
+			go c.waitAndRun()
 			return
 		}
 		if !c.step() {
@@ -254,8 +254,8 @@ func (c *conn) run() {
 
 // waitAndRun waits, on a fresh goroutine, until the client sends
 // something, then serves it.
-func (c *conn) waitAndRun(tcp *net.TCPConn) {
-	if err := waitReadable(tcp); err != nil {
+func (c *conn) waitAndRun() {
+	if err := c.waitForClient(); err != nil {
 		c.readFailed(err)
 		c.end()
 		return

@@ -7,20 +7,21 @@ import (
 	"syscall"
 )
 
-// parkable returns the connection's TCP socket when the session may wait
-// for it without a goroutine of its own: nothing is buffered above the
-// socket (no TLS, no compression, the decoder holds no read-ahead).
-func (c *conn) parkable() *net.TCPConn {
-	tcp, ok := c.nc.(*net.TCPConn)
-	if !ok || c.zr != nil || !c.dec.Parked() {
-		return nil
+// waitForClient blocks until the client sends something (or the read
+// deadline passes, or the connection fails). It runs on a fresh goroutine.
+// On a plain TCP socket with nothing buffered above it, it waits for
+// readability without reading, so its stack stays at the minimum; under TLS
+// or COMPRESS, where bytes may already wait above the socket, it reads the
+// first octet through them.
+func (c *conn) waitForClient() error {
+	if tcp, ok := c.nc.(*net.TCPConn); ok && c.zr == nil {
+		return waitReadable(tcp)
 	}
-	return tcp
+	return c.dec.Wait()
 }
 
 // waitReadable blocks until the socket has data (or end of file, or an
-// error, or the read deadline), without reading it. It runs on a new
-// goroutine, whose stack stays at the minimum while it waits.
+// error, or the read deadline), without reading it.
 func waitReadable(tcp *net.TCPConn) error {
 	rc, err := tcp.SyscallConn()
 	if err != nil {

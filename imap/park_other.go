@@ -2,10 +2,6 @@
 
 package imap
 
-import "net"
-
-// parkable: without a portable non-consuming wait, sessions keep their
-// goroutine while they wait.
-func (c *conn) parkable() *net.TCPConn { return nil }
-
-func waitReadable(tcp *net.TCPConn) error { return nil }
+// waitForClient blocks until the client sends something, reading its first
+// octet. It runs on a fresh goroutine (see run).
+func (c *conn) waitForClient() error { return c.dec.Wait() }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"strings"
@@ -61,6 +62,19 @@ func TestTLS(t *testing.T) {
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
+	}
+	// The session waits parked under TLS too (the first octet read through
+	// TLS on a fresh goroutine); it is served again, with what happened
+	// meanwhile.
+	for i := 0; i < 3; i++ {
+		time.Sleep(30 * time.Millisecond)
+		e.deposit("alice", "INBOX", testMessage(fmt.Sprint("tls", i), "x"))
+		if err := c.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if n := c.Mailbox().NumMessages; n != uint32(i+1) {
+			t.Fatalf("after deposit %d: %d messages", i+1, n)
+		}
 	}
 	c.Close()
 	// STARTTLS.

@@ -109,6 +109,10 @@ func (d *Decoder) Park() {
 // read ahead).
 func (d *Decoder) Parked() bool { return d.r == nil }
 
+// Wait blocks until the client sends something: when parked, it reads the
+// first octet (without a buffer) and keeps it for the next command.
+func (d *Decoder) Wait() error { return d.acquire() }
+
 // acquire takes a read buffer when parked. It first waits for one octet
 // without any buffer, so a parked connection stays small while it waits.
 func (d *Decoder) acquire() error {
