@@ -42,20 +42,19 @@ func inParts(uids []uint32, fn func(part []uint32) error) error {
 // would take user over quota (ErrOverQuota), before a copy split into
 // several transactions starts.
 func (s *Store) checkQuotaFor(user string, from uint64, uids []uint32) error {
-	msgs, err := s.Messages(from, 0, 0)
-	if err != nil {
-		return err
-	}
 	want := make(map[uint32]bool, len(uids))
 	for _, u := range uids {
 		want[u] = true
 	}
 	var bytes, n int64
-	for i := range msgs {
-		if want[msgs[i].UID] {
-			bytes += msgs[i].Size
+	err := s.eachMessage(from, func(m *Message) {
+		if want[m.UID] {
+			bytes += m.Size
 			n++
 		}
+	})
+	if err != nil {
+		return err
 	}
 	return s.view(func(txn *badger.Txn) error {
 		var a Account
@@ -69,7 +68,7 @@ func (s *Store) checkQuotaFor(user string, from uint64, uids []uint32) error {
 		if err != nil {
 			return err
 		}
-		if (a.Quota.Bytes > 0 && u.Bytes+bytes > a.Quota.Bytes) || (a.Quota.Messages > 0 && u.Messages+n > a.Quota.Messages) {
+		if a.Quota.exceeded(u, bytes, n) {
 			return fmt.Errorf("%w: account %q", ErrOverQuota, user)
 		}
 		return nil

@@ -386,8 +386,7 @@ func (w *wtx) checkQuota(user string, bytes, messages int64) error {
 	if err != nil {
 		return err
 	}
-	over := (a.Quota.Bytes > 0 && u.Bytes+bytes > a.Quota.Bytes) || (a.Quota.Messages > 0 && u.Messages+messages > a.Quota.Messages)
-	if !over {
+	if !a.Quota.exceeded(u, bytes, messages) {
 		return nil
 	}
 	if !a.OverQuota {
@@ -399,6 +398,11 @@ func (w *wtx) checkQuota(user string, bytes, messages int64) error {
 			UsedBytes: u.Bytes, UsedMessages: u.Messages})
 	}
 	return ErrOverQuota
+}
+
+// exceeded tells whether adding bytes and messages to u goes past q.
+func (q Quota) exceeded(u Usage, bytes, messages int64) bool {
+	return (q.Bytes > 0 && u.Bytes+bytes > q.Bytes) || (q.Messages > 0 && u.Messages+messages > q.Messages)
 }
 
 // quotaWithin journals QuotaWithin when an account that was over quota is

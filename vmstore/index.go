@@ -330,6 +330,27 @@ func readImage(txn *badger.Txn, mbid uint64, limit int) (*mbImage, error) {
 	return img, nil
 }
 
+// eachMessage calls fn for the mailbox's messages in UID order: the
+// index's records when the mailbox is in it (fn must neither keep nor change
+// them), else records read from Badger. It copies nothing, unlike Messages.
+func (s *Store) eachMessage(mbid uint64, fn func(*Message)) error {
+	img, _, err := s.image(mbid)
+	if err == nil {
+		for _, m := range img.msgs {
+			fn(m)
+		}
+		return nil
+	}
+	if !errors.Is(err, errNotIndexed) {
+		return err
+	}
+	msgs, err := s.Messages(mbid, 1, 0)
+	for i := range msgs {
+		fn(&msgs[i])
+	}
+	return err
+}
+
 // syncedImage returns the image of a mailbox of the account whose write
 // transaction w is: it first waits until every commit sequenced so far is
 // applied, which includes every earlier commit of the account (they are

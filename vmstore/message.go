@@ -807,15 +807,14 @@ func (s *Store) expungeAs(user string, mbid uint64, uids []uint32, onlyDeleted b
 		}
 		// Too many for one transaction: the candidates now, then in parts
 		// (each part checks \Deleted again).
-		msgs, err := s.Messages(mbid, 1, 0)
+		uids = []uint32{}
+		err = s.eachMessage(mbid, func(m *Message) {
+			if !onlyDeleted || m.Has(FlagDeleted) {
+				uids = append(uids, m.UID)
+			}
+		})
 		if err != nil {
 			return nil, err
-		}
-		uids = []uint32{}
-		for i := range msgs {
-			if !onlyDeleted || msgs[i].Has(FlagDeleted) {
-				uids = append(uids, msgs[i].UID)
-			}
 		}
 	}
 	var out []uint32
@@ -887,15 +886,14 @@ func (s *Store) ClearRecent(user string, mbid uint64) ([]uint32, error) {
 	if err != nil || mb.Counts.Recent == 0 {
 		return nil, err
 	}
-	msgs, err := s.Messages(mbid, 1, 0)
+	var cand []uint32
+	err = s.eachMessage(mbid, func(m *Message) {
+		if m.Recent {
+			cand = append(cand, m.UID)
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	var cand []uint32
-	for i := range msgs {
-		if msgs[i].Recent {
-			cand = append(cand, msgs[i].UID)
-		}
 	}
 	var out []uint32
 	err = inParts(cand, func(part []uint32) error {
