@@ -139,7 +139,6 @@ type Server struct {
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
-	idleGC   idleCollector
 	// convCache keeps converted parts (CONVERT) for this server.
 	convCache convLRU
 }
