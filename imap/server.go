@@ -80,6 +80,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -115,9 +116,10 @@ type Server struct {
 	// one minute.
 	IdleTimeout    time.Duration
 	PreAuthTimeout time.Duration
-	// AuthLimiter limits failed authentications; nil means the default
-	// limits (see NewAuthLimiter).
-	AuthLimiter *AuthLimiter
+	// AuthLimiter slows down failed authentications (shared with the other
+	// protocols); nil means a limiter of this server with the default
+	// rules (authlimit.New).
+	AuthLimiter *authlimit.Limiter
 	// Logger receives the logs; nil means slog.Default.
 	Logger *slog.Logger
 	// SpoolDir holds APPEND literals above 1 MiB until they are stored;
@@ -159,7 +161,7 @@ func (s *Server) Initialize() error {
 		s.Logger = slog.Default()
 	}
 	if s.AuthLimiter == nil {
-		s.AuthLimiter = NewAuthLimiter()
+		s.AuthLimiter = authlimit.New(authlimit.Config{})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[*conn]struct{}{}

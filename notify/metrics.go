@@ -42,6 +42,10 @@ var (
 		Name: "lemonvox_notify_mwi_requests_total",
 		Help: "SIP requests handled by the MWI server, by method and response status class.",
 	}, []string{"method", "status"})
+	metricSIPReplays = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "lemonvox_notify_sip_digest_replays_total",
+		Help: "SIP requests whose digest nonce count did not increase (replayed credentials).",
+	})
 	metricSIPNotifies = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "lemonvox_notify_mwi_notifies_total",
 		Help: "NOTIFY requests sent, by kind (dialog, unsolicited) and result (ok, error).",

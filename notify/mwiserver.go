@@ -2,13 +2,9 @@ package notify
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,8 +18,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -61,23 +57,32 @@ type MWIServer struct {
 	TargetRefresh time.Duration
 	// NotifyTimeout bounds one NOTIFY transaction; 0 means 8 s.
 	NotifyTimeout time.Duration
+	// AuthLimiter slows down wrong digest responses (shared with the other
+	// protocols); nil means one of this server with the default rules.
+	AuthLimiter *authlimit.Limiter
+	// NonceLifetime is how long a digest nonce may be used (stale=true
+	// after); 0 means 5 minutes. MaxNonces bounds the nonces tracked for
+	// replay protection; 0 means 65,536.
+	NonceLifetime time.Duration
+	MaxNonces     int
 	// SinkName is the dispatcher sink name; default "mwi".
 	SinkName string
 	// Logger; nil means slog.Default.
 	Logger *slog.Logger
 
-	log      *slog.Logger
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	cli      *sipgo.Client
-	udpConn  net.PacketConn
-	tcpLn    net.Listener
-	tlsLn    net.Listener
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	nonceKey []byte
-	port     int
+	log        *slog.Logger
+	ua         *sipgo.UserAgent
+	srv        *sipgo.Server
+	cli        *sipgo.Client
+	udpConn    net.PacketConn
+	tcpLn      net.Listener
+	tlsLn      net.Listener
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	nonces     *nonceTable
+	ownLimiter *authlimit.Limiter
+	port       int
 
 	mu       sync.Mutex
 	accounts map[string]*mwiAccount
@@ -146,8 +151,18 @@ func (m *MWIServer) Initialize() error {
 	if m.SinkName == "" {
 		m.SinkName = "mwi"
 	}
-	m.nonceKey = make([]byte, 32)
-	_, _ = rand.Read(m.nonceKey)
+	if m.NonceLifetime <= 0 {
+		m.NonceLifetime = DefaultNonceLifetime
+	}
+	if m.MaxNonces <= 0 {
+		m.MaxNonces = DefaultMaxNonces
+	}
+	nonceKey := make([]byte, 32)
+	_, _ = rand.Read(nonceKey)
+	m.nonces = newNonceTable(nonceKey, m.NonceLifetime, m.MaxNonces)
+	if m.AuthLimiter == nil {
+		m.ownLimiter = authlimit.New(authlimit.Config{Trusted: m.TrustedNetworks})
+	}
 	m.accounts = map[string]*mwiAccount{}
 	m.subs = map[string]*mwiSub{}
 
@@ -865,105 +880,6 @@ func (m *MWIServer) refresh(req *sip.Request, tx sip.ServerTransaction, tag stri
 		m.notifySub(s, state, true)
 	}()
 }
-
-// authorize admits trusted sources, or a digest-authenticated subscriber
-// watching its own account (see the package doc). It answers 401/403 itself.
-func (m *MWIServer) authorize(req *sip.Request, tx sip.ServerTransaction, acct *vmstore.Account) bool {
-	if m.trusted(req.Source()) {
-		return true
-	}
-	h := req.GetHeader("Authorization")
-	if h == nil {
-		m.challenge(req, tx, false)
-		return false
-	}
-	cred, err := digest.ParseCredentials(h.Value())
-	if err != nil {
-		m.respond(req, tx, 400, "Bad Authorization")
-		return false
-	}
-	if cred.Username != acct.Name {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	ha1 := strings.ToLower(acct.Options.Notify["sip_ha1"])
-	if ha1 == "" || cred.Realm != m.Realm {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	if !m.nonceValid(cred.Nonce) {
-		m.challenge(req, tx, true)
-		return false
-	}
-	if cred.Algorithm != "" && !strings.EqualFold(cred.Algorithm, "MD5") {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	// RFC 2617 s3.2.2.1 (RFC 3261 s22.4).
-	ha2 := md5hex(string(req.Method) + ":" + cred.URI)
-	var want string
-	if cred.QOP == "" {
-		want = md5hex(ha1 + ":" + cred.Nonce + ":" + ha2)
-	} else {
-		want = md5hex(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, cred.Nonce, cred.Nc, cred.Cnonce, cred.QOP, ha2))
-	}
-	if !hmac.Equal([]byte(want), []byte(strings.ToLower(cred.Response))) {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	return true
-}
-
-func (m *MWIServer) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
-	v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=MD5, qop="auth"`, m.Realm, m.newNonce())
-	if stale {
-		v += ", stale=true"
-	}
-	m.respond(req, tx, 401, "Unauthorized", sip.NewHeader("WWW-Authenticate", v))
-}
-
-func (m *MWIServer) trusted(src string) bool {
-	ap, err := netip.ParseAddrPort(src)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range m.TrustedNetworks {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// Nonces are stateless: time + HMAC under a per-process key, valid 5 min.
-func (m *MWIServer) newNonce() string {
-	b := make([]byte, 8, 24)
-	binary.BigEndian.PutUint64(b, uint64(time.Now().Unix()))
-	mac := hmac.New(sha256.New, m.nonceKey)
-	mac.Write(b[:8])
-	b = mac.Sum(b)[:24]
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func (m *MWIServer) nonceValid(n string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(n)
-	if err != nil || len(b) != 24 {
-		return false
-	}
-	mac := hmac.New(sha256.New, m.nonceKey)
-	mac.Write(b[:8])
-	if !hmac.Equal(mac.Sum(nil)[:16], b[8:]) {
-		return false
-	}
-	age := time.Since(time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0))
-	return age >= -time.Minute && age < 5*time.Minute
-}
-
-// SIPHA1 computes the digest credential to store as
-// Account.Options.Notify["sip_ha1"]: hex MD5(user:realm:secret) (RFC 2617
-// s3.2.2.2). The secret itself is not stored.
-func SIPHA1(user, realm, secret string) string { return md5hex(user + ":" + realm + ":" + secret) }
 
 func md5hex(s string) string {
 	h := md5.Sum([]byte(s))

@@ -48,6 +48,7 @@ type Config struct {
 		TrustedNetworks []string `toml:"trusted_networks"`
 	} `toml:"sip"`
 	Notify NotifyConfig `toml:"notify"`
+	Auth   AuthConfig   `toml:"auth"`
 	Admin  struct {
 		Listen string `toml:"listen"`
 		TLS    bool   `toml:"tls"`
@@ -100,4 +101,16 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: unknown keys %v", path, und)
 	}
 	return &c, nil
+}
+
+// AuthConfig is the authentication limiter shared by IMAP, SIP digest and
+// the admin API ([auth]).
+type AuthConfig struct {
+	TrustedNetworks []string `toml:"trusted_networks"`
+	FreeFailures    int      `toml:"free_failures"`
+	BaseDelay       duration `toml:"base_delay"`
+	MaxDelay        duration `toml:"max_delay"`
+	MaxQueue        int      `toml:"max_queue"`
+	Forget          duration `toml:"forget"`
+	MaxEntries      int      `toml:"max_entries"`
 }

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lemonvox/lemonvox/admin"
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/imap"
 	"github.com/lemonvox/lemonvox/transcode"
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -127,7 +129,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 
-	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, log)
+	authLim, err := newAuthLimiter(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, authLim, log)
 	closers = append(closers, nc...)
 	if err != nil {
 		return err
@@ -138,7 +144,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	reg := prometheus.DefaultRegisterer
 	admin.RegisterStoreMetrics(reg, st)
-	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio}
+	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio,
+		AuthLimiter: authLim}
 	if disp != nil {
 		adm.Notify = disp
 	}
@@ -162,7 +169,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
-			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus}
+			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
+			AuthLimiter: authLim}
 		if err := srv.Initialize(); err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}
@@ -218,4 +226,30 @@ func firstStart(dir string, cfg *Config, st *vmstore.Store, log *slog.Logger) er
 		log.Info("created demo subscriber", "user", "demo", "password", "demo", "pin", "1234")
 	}
 	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// newAuthLimiter builds the one authentication limiter of the daemon.
+func newAuthLimiter(c AuthConfig) (*authlimit.Limiter, error) {
+	trusted, err := parsePrefixes("auth.trusted_networks", c.TrustedNetworks)
+	if err != nil {
+		return nil, err
+	}
+	free := c.FreeFailures
+	if free == 0 {
+		free = -1 // zero in the file means no free failures
+	}
+	return authlimit.New(authlimit.Config{FreeFailures: free, BaseDelay: c.BaseDelay.Duration, MaxDelay: c.MaxDelay.Duration,
+		MaxQueue: c.MaxQueue, Forget: c.Forget.Duration, MaxEntries: c.MaxEntries, Trusted: trusted}), nil
+}
+
+func parsePrefixes(key string, l []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range l {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -1,0 +1,84 @@
+package notify
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lemonvox/lemonvox/vmstore"
+)
+
+// Digest hardening over UDP with raw messages: a captured Authorization is
+// not accepted again, the digest uri must be the Request-URI, RFC 2069
+// (no qop) is refused, an expired nonce gets stale=true.
+func TestSIPDigestReplayURIAndQop(t *testing.T) {
+	s := openStore(t, "")
+	mustAccount(t, s, "hank", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("hank", "vm.test", "pw")}})
+	m, _ := startMWI(t, s, false, func(m *MWIServer) {
+		m.NotifyTimeout = 300 * time.Millisecond
+		m.NonceLifetime = 300 * time.Millisecond
+	})
+	c := dialSIP(t, "udp", m.Addr())
+	ruri := "sip:hank@" + m.Addr()
+	sub := func(auth string) int {
+		t.Helper()
+		c.send(c.build(subReq{user: "hank", expires: 60, auth: auth}, m.Addr()))
+		return c.response(5 * time.Second).status()
+	}
+
+	nonce := c.challengeNonce(subReq{user: "hank", expires: 60}, m.Addr())
+	good := digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 1)
+	if st := sub(good); st != 200 {
+		t.Fatalf("valid credentials: %d", st)
+	}
+	// The same header again, in a new SUBSCRIBE: a replay.
+	if st := sub(good); st != 401 {
+		t.Fatalf("replayed Authorization: %d, want 401", st)
+	}
+	// The next nonce count with the same nonce is fine.
+	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 2)); st != 200 {
+		t.Fatalf("nc=2: %d", st)
+	}
+	// A lower count is a replay too.
+	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 2)); st != 401 {
+		t.Fatalf("nc=2 again: %d", st)
+	}
+	// uri other than the Request-URI.
+	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", "sip:other@example.net", nonce, "auth", 3)); st != 400 {
+		t.Fatalf("digest uri mismatch: %d, want 400", st)
+	}
+	// RFC 2069: no qop, no nc.
+	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "", 0)); st != 403 {
+		t.Fatalf("RFC 2069 response: %d, want 403", st)
+	}
+	// A nonce we never issued.
+	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "auth", 1)); st != 401 {
+		t.Fatalf("forged nonce: %d, want 401", st)
+	}
+	// An expired nonce: 401 with stale=true.
+	nonce2 := c.challengeNonce(subReq{user: "hank", expires: 60}, m.Addr())
+	time.Sleep(400 * time.Millisecond) // past NonceLifetime
+	c.send(c.build(subReq{user: "hank", expires: 60, auth: digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce2, "auth", 1)}, m.Addr()))
+	res := c.response(5 * time.Second)
+	if res.status() != 401 || !strings.Contains(res.get("WWW-Authenticate"), "stale=true") {
+		t.Fatalf("expired nonce: %q %q", res.start, res.get("WWW-Authenticate"))
+	}
+}
+
+func TestNonceTableBounded(t *testing.T) {
+	tb := newNonceTable([]byte("k"), time.Minute, 10)
+	now := time.Now()
+	first := tb.issue(now)
+	for i := 0; i < 100; i++ {
+		tb.issue(now)
+	}
+	if len(tb.nc) > 10 {
+		t.Fatalf("%d nonces tracked, cap 10", len(tb.nc))
+	}
+	if tb.check(first, now) != nonceStale {
+		t.Fatal("evicted nonce not stale")
+	}
+	if tb.check(first[:len(first)-2]+"AA", now) != nonceForged {
+		t.Fatal("tampered nonce accepted")
+	}
+}
