@@ -253,10 +253,11 @@ func (m *MWIServer) Initialize() error {
 			}
 		}()
 	}
-	serve(func() error { return m.srv.ServeUDP(m.udpConn) })
-	serve(func() error { return m.srv.ServeTCP(m.tcpLn) })
+	// Every message is validated before sipgo parses it (sipvalidate.go).
+	serve(func() error { return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP}) })
+	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP}) })
 	if m.tlsLn != nil {
-		serve(func() error { return m.srv.ServeTLS(m.tlsLn) })
+		serve(func() error { return m.srv.ServeTLS(&sipListener{Listener: m.tlsLn, onBad: m.badSIP}) })
 	}
 	m.wg.Add(1)
 	go m.expiryLoop()
@@ -266,6 +267,10 @@ func (m *MWIServer) Initialize() error {
 	}
 	m.log.Info("MWI notifier listening", "udp+tcp", m.Addr(), "tls", m.ListenTLS)
 	return nil
+}
+
+func (m *MWIServer) badSIP(from net.Addr, why string) {
+	m.log.Debug("malformed SIP message refused", "from", from, "why", why)
 }
 
 func (m *MWIServer) closeListeners() {
@@ -797,13 +802,17 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 		remoteTag: fromTag,
 		localURI:  to.Address,
 		remoteURI: from.Address,
-		target:    contact.Address,
+		target:    m.notifyTarget(req, contact.Address),
 		transport: req.Transport(),
 		eventID:   eventID,
 		expires:   time.Now().Add(expires),
 	}
-	// RFC 3261 s12.1.1: the route set is the Record-Route list, in order.
+	// RFC 3261 s12.1.1: the route set is the Record-Route list, in order
+	// (from trusted proxies only: see notifyTarget).
 	for _, h := range req.GetHeaders("Record-Route") {
+		if !m.trusted(req.Source()) {
+			break
+		}
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			s.routes = append(s.routes, rr.Address)
 		}
@@ -840,6 +849,25 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 		defer m.wg.Done()
 		m.notifySub(s, state, true)
 	}()
+}
+
+// notifyTarget is where a subscription's NOTIFYs go. A trusted source (the
+// PBX) may name any Contact; an untrusted one gets them at the address its
+// SUBSCRIBE came from (RFC 3581 received/rport), whatever Contact it wrote,
+// so that the server cannot be made to send NOTIFYs to third parties.
+func (m *MWIServer) notifyTarget(req *sip.Request, contact sip.Uri) sip.Uri {
+	if m.trusted(req.Source()) {
+		return contact
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return contact // not reached: sources are ip:port
+	}
+	u := sip.Uri{Scheme: "sip", User: contact.User, Host: ap.Addr().Unmap().String(), Port: int(ap.Port())}
+	if ap.Addr().Unmap().Is6() {
+		u.Host = "[" + u.Host + "]"
+	}
+	return u
 }
 
 // refresh handles an in-dialog SUBSCRIBE: new expiry, or Expires 0 to end.
