@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -65,6 +66,26 @@ type MWIServer struct {
 	// replay protection; 0 means 65,536.
 	NonceLifetime time.Duration
 	MaxNonces     int
+	// MaxConns and MaxConnsPerSource bound the TCP and TLS listeners'
+	// connections (TrustedNetworks are not limited per source); 0 means
+	// 12,000 and 200, negative no limit. Beyond, the first request gets
+	// 503 with Retry-After.
+	MaxConns, MaxConnsPerSource int
+	// FirstMessageTimeout is the time a TCP or TLS connection has, from
+	// accept, to complete its TLS handshake and send a valid message; 0
+	// means 30 s. ConnIdleTimeout closes a connection silent that long
+	// afterwards; 0 means MaxExpires + 2 min.
+	FirstMessageTimeout, ConnIdleTimeout time.Duration
+	// Listeners, if set, reports the listeners' health and shares the
+	// daemon's descriptor budget (netlimit).
+	Listeners *netlimit.Registry
+	// MaxSubscriptions (in all, 503 beyond), MaxSubsPerSource (per
+	// untrusted source address, 503) and MaxSubsPerAccount (403); 0 means
+	// 50,000, 100 and 20, negative no limit.
+	MaxSubscriptions, MaxSubsPerSource, MaxSubsPerAccount int
+	// FanOut bounds the NOTIFYs of one account in flight at once, so that
+	// one account's subscribers cannot hold up the others'; 0 means 8.
+	FanOut int
 	// SinkName is the dispatcher sink name; default "mwi".
 	SinkName string
 	// Logger; nil means slog.Default.
@@ -87,6 +108,7 @@ type MWIServer struct {
 	mu       sync.Mutex
 	accounts map[string]*mwiAccount
 	subs     map[string]*mwiSub // by dialog id
+	bySource map[netip.Addr]int // subscriptions per source address
 }
 
 // mwiAccount is the notification state of one account.
@@ -110,6 +132,7 @@ type mwiSub struct {
 	routes    []sip.Uri
 	transport string
 	eventID   string
+	source    netip.Addr // where the SUBSCRIBE came from
 
 	mu       sync.Mutex // serializes NOTIFYs: order and CSeq
 	cseq     uint32
@@ -165,6 +188,8 @@ func (m *MWIServer) Initialize() error {
 	}
 	m.accounts = map[string]*mwiAccount{}
 	m.subs = map[string]*mwiSub{}
+	m.bySource = map[netip.Addr]int{}
+	m.limitDefaults()
 
 	host, portS, err := net.SplitHostPort(m.Listen)
 	if err != nil {
@@ -193,11 +218,12 @@ func (m *MWIServer) Initialize() error {
 			m.closeListeners()
 			return fmt.Errorf("%w: ListenTLS without TLSConfig", ErrConfig)
 		}
-		m.tlsLn, err = tls.Listen("tcp", m.ListenTLS, m.TLSConfig)
+		raw, err := net.Listen("tcp", m.ListenTLS)
 		if err != nil {
 			m.closeListeners()
 			return fmt.Errorf("notify: mwi listen tls: %w", err)
 		}
+		m.tlsLn = tls.NewListener(m.limitListener(raw, "sip-tls", m.TLSConfig), m.TLSConfig)
 	}
 	if m.Domain == "" {
 		m.Domain = host
@@ -255,6 +281,7 @@ func (m *MWIServer) Initialize() error {
 	}
 	// Every message is validated before sipgo parses it (sipvalidate.go).
 	serve(func() error { return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP}) })
+	m.tcpLn = m.limitListener(m.tcpLn, "sip-tcp", nil)
 	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP}) })
 	if m.tlsLn != nil {
 		serve(func() error { return m.srv.ServeTLS(&sipListener{Listener: m.tlsLn, onBad: m.badSIP}) })
@@ -395,11 +422,15 @@ func (m *MWIServer) sendAll(user string) {
 		}
 	}
 	m.mu.Unlock()
+	// At most FanOut NOTIFYs of this account at once (siplimits.go).
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, m.FanOut)
 	for _, s := range subs {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			m.notifySub(s, "", false)
 		}()
 	}
@@ -607,6 +638,11 @@ func (m *MWIServer) removeSub(s *mwiSub) {
 		return
 	}
 	delete(m.subs, s.id)
+	if n := m.bySource[s.source] - 1; n > 0 {
+		m.bySource[s.source] = n
+	} else {
+		delete(m.bySource, s.source)
+	}
 	metricSIPSubscriptions.Dec()
 	if a := m.accounts[s.user]; a != nil {
 		delete(a.subs, s.id)
@@ -827,9 +863,21 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 	res.AppendHeader(&exp)
 	res.AppendHeader(&sip.ContactHeader{Address: m.contactURI(s.transport)})
 	if expires > 0 {
+		s.source = authlimit.AddrOf(req.Source())
 		m.mu.Lock()
+		if code, reason := m.admitSub(s.user, s.source, m.trusted(req.Source())); code != 0 {
+			m.mu.Unlock()
+			metricSIPSubsRefused.WithLabelValues(strconv.Itoa(code)).Inc()
+			var hdrs []sip.Header
+			if code == 503 {
+				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
+			}
+			m.respond(req, tx, code, reason, hdrs...)
+			return
+		}
 		m.subs[s.id] = s
 		m.account(s.user).subs[s.id] = s
+		m.bySource[s.source]++
 		m.mu.Unlock()
 		metricSIPSubscriptions.Inc()
 	}
