@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -50,6 +52,9 @@ type Server struct {
 	// Notify, if set, serves the notification sinks' status, dead letters
 	// and replay under /api/v1/notify.
 	Notify Notifications
+	// Listeners, if set, are reported by /healthz: 503 when one of them is
+	// not accepting connections.
+	Listeners *netlimit.Registry
 	// AuthLimiter slows down wrong tokens (shared with the other protocols);
 	// nil means one of this server with the default rules.
 	AuthLimiter *authlimit.Limiter
@@ -215,12 +220,38 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
+// healthProblem is /healthz's RFC 9457 body when a listener is down.
+type healthProblem struct {
+	Problem
+	Listeners []netlimit.Status `json:"listeners"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.Store.ListAccounts(); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, "store: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "journalSeq": s.Store.LastSeq()})
+	var listeners []netlimit.Status
+	if s.Listeners != nil {
+		listeners = s.Listeners.Status()
+		slices.SortFunc(listeners, func(a, b netlimit.Status) int { return strings.Compare(a.Name, b.Name) })
+		var down []string
+		for _, l := range listeners {
+			if !l.Accepting {
+				down = append(down, l.Name)
+			}
+		}
+		if len(down) > 0 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(healthProblem{
+				Problem: Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
+					Detail: "not accepting connections: " + strings.Join(down, ", ")},
+				Listeners: listeners})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "journalSeq": s.Store.LastSeq(), "listeners": listeners})
 }
 
 // AccountView is an account as the API shows it (no secrets).

@@ -24,6 +24,7 @@ import (
 	"github.com/lemonvox/lemonvox/admin"
 	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/imap"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/transcode"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -133,7 +134,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, authLim, log)
+	listeners, exempt, err := connLimits(cfg, log)
+	if err != nil {
+		return err
+	}
+	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, authLim, listeners, log)
 	closers = append(closers, nc...)
 	if err != nil {
 		return err
@@ -145,7 +150,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	reg := prometheus.DefaultRegisterer
 	admin.RegisterStoreMetrics(reg, st)
 	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio,
-		AuthLimiter: authLim}
+		AuthLimiter: authLim, Listeners: listeners}
 	if disp != nil {
 		adm.Notify = disp
 	}
@@ -170,7 +175,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
 			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
-			AuthLimiter: authLim}
+			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,
+			LimitExempt: exempt, PreAuthTimeout: cfg.IMAP.PreAuthTimeout.Duration, HandshakeTimeout: cfg.IMAP.HandshakeTimeout.Duration}
 		if err := srv.Initialize(); err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}
@@ -252,4 +258,32 @@ func parsePrefixes(key string, l []string) ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// connLimits raises the descriptor limit and sizes the listeners' shared
+// budget from it, keeping [limits] fd_reserve (0: a tenth, at least 256)
+// for the store, /healthz, the admin API and outgoing connections.
+func connLimits(cfg *Config, log *slog.Logger) (*netlimit.Registry, []netip.Prefix, error) {
+	exempt, err := parsePrefixes("limits.exempt_networks", cfg.Limits.ExemptNetworks)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := &netlimit.Registry{}
+	nofile, err := raiseNoFile()
+	if err != nil || nofile == 0 {
+		log.Warn("descriptor limit unknown; listeners have no shared budget", "err", err)
+		return reg, exempt, nil
+	}
+	reserve := uint64(cfg.Limits.FDReserve)
+	if reserve == 0 {
+		reserve = max(256, nofile/10)
+	}
+	if nofile <= reserve+64 {
+		return nil, nil, fmt.Errorf("descriptor limit %d leaves nothing beyond limits.fd_reserve %d; raise RLIMIT_NOFILE (ulimit -n)", nofile, reserve)
+	}
+	if nofile < 1<<31 {
+		reg.MaxOpen = int(nofile - reserve)
+	}
+	log.Info("connection budget", "nofile", nofile, "reserve", reserve, "connections", reg.MaxOpen)
+	return reg, exempt, nil
 }
