@@ -30,7 +30,7 @@ func (e *testEnv) rawFrom(local string) *rawClient {
 // subscriber out from another address nor lock the guessing address out
 // for good: its failures are answered later and later, boundedly.
 func TestLoginNotLockedOutByGuessing(t *testing.T) {
-	const base = 40 * time.Millisecond
+	const base = 100 * time.Millisecond
 	e := newTestEnv(t, func(s *Server) {
 		s.AuthLimiter = authlimit.New(authlimit.Config{FreeFailures: 2, BaseDelay: base, MaxDelay: 4 * base})
 	})
