@@ -300,6 +300,19 @@ func (mt *matcher) header() []byte {
 	return mt.hdr
 }
 
+// size is RFC822.SIZE: the stored size, or the presented one of a message
+// with binary parts (vmstore/present.go).
+func (mt *matcher) size() int64 {
+	if !mt.m.Binary {
+		return mt.m.Size
+	}
+	part, err := mt.c.srv.Store.Structure(mt.m)
+	xcheckf(err, "structure")
+	pr, err := mt.c.srv.Store.Present(mt.m, part)
+	xcheckf(err, "presenting message")
+	return pr.Size
+}
+
 func (mt *matcher) content() []byte {
 	if mt.text == nil {
 		b, err := io.ReadAll(mt.c.srv.Store.OpenMessage(mt.m).Reader())
@@ -386,9 +399,9 @@ func (mt *matcher) match(k *searchKey) bool {
 		}
 		return m.Has(k.str)
 	case keyLarger:
-		return uint64(m.Size) > k.n
+		return uint64(mt.size()) > k.n
 	case keySmaller:
-		return uint64(m.Size) < k.n
+		return uint64(mt.size()) < k.n
 	case keyModSeq:
 		return m.ModSeq >= k.n
 	case keyBefore, keyOn, keySince:

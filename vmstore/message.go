@@ -71,6 +71,10 @@ type Message struct {
 	SentDate time.Time `json:"sent,omitzero"`
 	To       string    `json:"to,omitempty"`
 	Cc       string    `json:"cc,omitempty"`
+
+	// Binary: a part contains NUL; the message is presented with it
+	// re-encoded (present.go), and RFC822.SIZE is the presented size.
+	Binary bool `json:"bin,omitempty"`
 }
 
 // Has reports whether the message has flag f (canonical spelling for system

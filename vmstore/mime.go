@@ -40,6 +40,9 @@ type Part struct {
 	Language    []string          `json:"lang,omitempty"`
 	Location    string            `json:"loc,omitempty"`
 	MD5         string            `json:"md5,omitempty"`
+	// Binary: the body of this leaf contains NUL (appended with a
+	// literal8); it is presented base64-encoded (present.go).
+	Binary bool `json:"bin,omitempty"`
 	// Duration in seconds of a time-based part (RFC 3803 Content-Duration,
 	// or computed from the audio header).
 	Duration float64 `json:"dur,omitempty"`
@@ -569,6 +572,9 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 		}
 		if eolLen(line) > 0 {
 			lines++
+		}
+		if !part.Binary && bytes.IndexByte(line, 0) >= 0 {
+			part.Binary = true
 		}
 		if wantHead && len(head) < probeHeadBytes {
 			head = append(head, line...)
