@@ -29,7 +29,9 @@ type fetchMsg struct {
 	part *vmstore.Part
 	blob *vmstore.BlobReader
 	pres *vmstore.Presentation
-	bufs []*bufio.Reader // pooled read buffers, see release
+	// preview is the PREVIEW of the message (nil: NIL, for LAZY).
+	preview *string
+	bufs    []*bufio.Reader // pooled read buffers, see release
 }
 
 func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {

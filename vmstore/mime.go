@@ -48,6 +48,9 @@ type Part struct {
 	Duration float64 `json:"dur,omitempty"`
 	// Envelope of a message (the top level and message/rfc822 bodies).
 	Envelope *Envelope `json:"env,omitempty"`
+	// Preview (RFC 8970) of the message, on the root; nil for messages
+	// stored before previews were kept (preview.go).
+	Preview *string `json:"pv,omitempty"`
 	// Parts: the children of a multipart, or the one message of a
 	// message/rfc822 part.
 	Parts []Part `json:"parts,omitempty"`
@@ -108,6 +111,10 @@ type mimeParser struct {
 	pendPos int64
 	eof     bool
 	eols    int64 // line ends read so far (the pending line's included)
+	// The start of the first text/plain and text/html parts that are not
+	// attachments nor inside a message/rfc822 part, for the preview.
+	plain, html *textCapture
+	inMessage   int
 }
 
 // eolsBefore returns the number of line ends before offset end, which is
@@ -213,6 +220,8 @@ func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration
 	root.Envelope = envelopeOf(hdr)
 	out := &parsed{root: root}
 	out.fill(hdr)
+	pv := out.preview(p.plain, p.html, hdr.Get("From"), hdr.Get("Date"))
+	out.root.Preview = &pv
 	return out, nil
 }
 
@@ -399,7 +408,9 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 		var sub Part
 		var sh textproto.Header
 		start := p.eolsBefore(part.Body)
+		p.inMessage++
 		sub, sh, err = p.entity(bounds, depth+1, "text/plain")
+		p.inMessage--
 		if err == nil {
 			sub.Envelope = envelopeOf(sh)
 			part.End, part.Lines = sub.End, p.eolsBefore(sub.End)-start
@@ -547,6 +558,16 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 	var lines int64
 	var head []byte
 	wantHead := p.prober != nil && (part.Type == "audio" || part.Type == "video") && part.Duration == 0
+	var text *textCapture
+	if part.Type == "text" && part.Disposition != "attachment" && p.inMessage == 0 {
+		tc := &textCapture{encoding: part.Encoding, charset: part.Params["charset"], html: part.Subtype == "html"}
+		switch {
+		case part.Subtype == "plain" && p.plain == nil:
+			p.plain, text = tc, tc
+		case part.Subtype == "html" && p.html == nil:
+			p.html, text = tc, tc
+		}
+	}
 	atStart := true
 	for {
 		line, off, err := p.readLine()
@@ -575,6 +596,9 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 		}
 		if !part.Binary && bytes.IndexByte(line, 0) >= 0 {
 			part.Binary = true
+		}
+		if text != nil && len(text.head) < previewHeadBytes {
+			text.head = append(text.head, line...)
 		}
 		if wantHead && len(head) < probeHeadBytes {
 			head = append(head, line...)
