@@ -191,3 +191,12 @@ func TestSearchClient(t *testing.T) {
 		t.Fatalf("UID SEARCH MODSEQ SMALLER: %v", got)
 	}
 }
+
+func init() {
+	fuzzSeeds = append(fuzzSeeds,
+		"a SEARCH SMALLER 10 LARGER 2 OLDER 5 YOUNGER 100000 UID 1:* NOT (MODSEQ 1 SENTON 1-Jan-2026)\r\n",
+		"a SEARCH RETURN (MAX) MODSEQ \"/flags/$Junk\" priv 0 OR HEADER X y BODY z\r\n",
+		"a MOVE 1 INBOX\r\na EXAMINE INBOX\r\na LSUB \"\" \"%/%\"\r\n",
+		"a FETCH 1:* (PREVIEW (LAZY) BINARY[] BINARY.SIZE[2] BINARY[2.1]<1.2> RFC822.SIZE)\r\na FETCH 1 PREVIEW (CHANGEDSINCE 1)\r\n",
+	)
+}
