@@ -18,7 +18,7 @@ import (
 func TestPreview(t *testing.T) {
 	e := newTestEnv(t)
 	long := strings.Repeat("word  \r\n\t", 100)
-	e.deposit("alice", "INBOX", "Subject: t\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n  Caf=E9   au\r\n lait. "+long+"\r\n")
+	e.deposit("alice", "INBOX", "Subject: t\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n  Caf=E9   au\r\n lait.\r\n> quoted, left out\r\n "+long+"\r\n")
 	e.deposit("alice", "INBOX", "Subject: h\r\nContent-Type: multipart/alternative; boundary=A\r\n\r\n--A\r\nContent-Type: text/html\r\n\r\n<html><head><title>x</title><style>p{}</style></head><body><p>Hello&nbsp;<b>there</b> &amp; bye</p></body></html>\r\n--A--\r\n")
 	voice, err := io.ReadAll(vmstore.VoiceMessage{From: "+15551234567@vm.example.net", Date: time.Date(2026, 12, 4, 10, 15, 0, 0, time.UTC),
 		MediaType: "audio/wav", Duration: 42 * time.Second, Media: strings.NewReader("RIFF0000WAVE")}.Compose())

@@ -61,6 +61,8 @@ func (tc *textCapture) text() string {
 	s := toUTF8(b, tc.charset)
 	if tc.html {
 		s = stripHTML(s)
+	} else {
+		s = dropQuoted(s)
 	}
 	return collapseSpace(s)
 }
@@ -115,6 +117,22 @@ func stripHTML(s string) string {
 	s = htmlDrop.ReplaceAllString(s, " ")
 	s = htmlTag.ReplaceAllString(s, " ")
 	return html.UnescapeString(s)
+}
+
+// dropQuoted removes the lines of plain text quoted from another message
+// ("> ..."): they say nothing new.
+func dropQuoted(s string) string {
+	if !strings.Contains(s, ">") {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(strings.TrimLeft(l, " \t"), ">") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // collapseSpace turns every run of white space and control characters into
