@@ -111,6 +111,11 @@ func TestVerify(t *testing.T) {
 			t.Errorf("%s: accepted", c.name)
 		}
 	}
+	// A short key verifies nothing, not even the token of the all-zero
+	// key that stands in for it to keep the timing.
+	if Verify(nil, kaRump, Sign(make([]byte, KeySize), kaRump)) || Verify(kaKey[:15], kaRump, Sign(make([]byte, KeySize), kaRump)) {
+		t.Error("short key accepted the stand-in key's token")
+	}
 	if Sign(kaKey[:15], kaRump) != "" {
 		t.Error("Sign with a key under 128 bits must not produce a token")
 	}
