@@ -5,14 +5,25 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that Parse never panics and that every URL it accepts
+// FuzzParse checks that Parse and ParseRef never panic and that every URL it accepts
 // formats to a string that parses back to an equal URL, which formats the
 // same again. Seeds: testdata/fuzz/FuzzParse plus the valid-URL table.
 func FuzzParse(f *testing.F) {
 	for _, c := range validURLs {
 		f.Add(c.in)
 	}
+	base := &URL{User: "joe", AuthType: "*", Host: "vm.example.net", Port: 1143}
 	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := ParseRef(base, s); err == nil {
+			if r.Access.Kind != AccessNone && schemeEnd(s) < 0 {
+				t.Fatalf("ParseRef(%q) accepted URLAUTH in a relative reference", s)
+			}
+			if err := r.Validate(); err != nil {
+				t.Fatalf("ParseRef(%q) = %q, invalid: %v", s, r.String(), err)
+			}
+		} else if r != nil {
+			t.Fatal("URL and error")
+		}
 		u, err := Parse(s)
 		if err != nil {
 			if u != nil {

@@ -845,6 +845,17 @@ func (u *URL) Validate() error {
 	return nil
 }
 
+// HostPort returns u's server as "host:port", with DefaultPort when the URL
+// names none and brackets around an IPv6 address: the form to compare with
+// the configured public name or to dial.
+func (u *URL) HostPort() string {
+	port := u.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(port))
+}
+
 // IsMessagePart reports whether u names a message or a part of one.
 func (u *URL) IsMessagePart() bool { return u.UID != 0 }
 

@@ -356,3 +356,41 @@ func TestParseRef(t *testing.T) {
 		t.Errorf("offset: %#v", err)
 	}
 }
+
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"imap://h/INBOX":               "h:143",
+		"imap://u@h:1143/":             "h:1143",
+		"imap://[2001:db8::1]:993/x":   "[2001:db8::1]:993",
+		"imap://[2001:db8::1]/x":       "[2001:db8::1]:143",
+		"imap://Vm.Example.NET:0143/x": "Vm.Example.NET:143",
+	} {
+		u, err := Parse(in)
+		if err != nil || u.HostPort() != want {
+			t.Errorf("HostPort(%q) = %v, %v; want %q", in, u, err, want)
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	const s = "imap://bob@vm.example.net/INBOX;UIDVALIDITY=1700000000/;UID=4711/;SECTION=2;EXPIRE=2026-05-01T12:00:00Z;URLAUTH=submit+bob:internal:02a94f000000000000000000000000000000000000000000000000000000000000"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStringAndSign(b *testing.B) {
+	key := make([]byte, KeySize)
+	u := URL{User: "bob", Host: "vm.example.net", Mailbox: "INBOX", UIDValidity: 1700000000, UID: 4711, Section: "2",
+		Access: Access{Kind: AccessSubmit, User: "bob"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := u.Authorize(key); err != nil {
+			b.Fatal(err)
+		}
+		_ = u.String()
+	}
+}
