@@ -369,6 +369,9 @@ func (p *parser) path(u *URL) error {
 			if !ok {
 				return p.fail(ErrBadURL, p.pos+1+bad, "invalid character in search program")
 			}
+			if strings.IndexByte(search, 0) >= 0 {
+				return p.fail(ErrBadURL, p.pos+1, "NUL in search program")
+			}
 			u.Search = search
 		}
 		return nil

@@ -187,6 +187,7 @@ func TestParseInvalid(t *testing.T) {
 		{"imap://h/a/./;UID=1", ErrBadURL},
 		{"imap://h/INBOX?", ErrBadURL},
 		{"imap://h/INBOX?a?b", ErrBadURL},
+		{"imap://h/INBOX?SUBJECT%20%00", ErrBadURL},
 		{"imap://h/INBOX;UID=20", ErrBadURL}, // ";UID=" must follow "/"
 		{"imap://h/INBOX/;UID=0", ErrBadURL},
 		{"imap://h/INBOX/;UID=020", ErrBadURL},
