@@ -219,8 +219,8 @@ func cmdList(c *conn, tag string, p *parser) {
 	matches := func(name string) bool {
 		return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(name) })
 	}
-	// unmatchedSubChild tells whether a subscribed descendant of name is
-	// left out by every pattern; subChild whether there is one at all.
+	// subChild tells whether name has a subscribed descendant; with
+	// unmatched, one that no pattern returns.
 	subChild := func(name string, unmatched bool) bool {
 		for _, s := range subs {
 			if strings.HasPrefix(s, name+"/") && (!unmatched || !matches(s)) {
