@@ -447,9 +447,10 @@ func (c *sipStreamConn) Read(p []byte) (int, error) {
 		if len(c.in) == 0 {
 			c.in = nil // release
 		}
-		buf := make([]byte, 4096)
-		n, err := c.Conn.Read(buf)
-		c.in = append(c.in, buf[:n]...)
+		// Read into the caller's buffer (no buffer of ours while idle),
+		// keep what is not yet a whole message.
+		n, err := c.Conn.Read(p)
+		c.in = append(c.in, p[:n]...)
 		if err != nil {
 			c.rerr = err
 			if len(c.in) == 0 {
