@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -187,4 +188,55 @@ func emfileChild(t *testing.T) {
 		t.Fatalf("SUBSCRIBE after EMFILE: %d", st)
 	}
 	fmt.Println("accepting after EMFILE:", strconv.Itoa(len(hogs)), "connections had been opened")
+}
+
+// One account whose subscribers do not answer (every NOTIFY runs to its
+// timeout) does not hold up another account's NOTIFY: fan-out is bounded
+// per account, not shared.
+func TestMWIFanOutDoesNotDelayOthers(t *testing.T) {
+	s := openStore(t, "")
+	mustAccount(t, s, "busy", vmstore.AccountOptions{})
+	mustAccount(t, s, "calm", vmstore.AccountOptions{})
+	m, _ := startMWI(t, s, true, func(m *MWIServer) {
+		m.NotifyTimeout = time.Second
+		m.FanOut = 2
+		m.MaxSubsPerAccount = 20
+	})
+	hole, err := net.ListenPacket("udp", "127.0.0.1:0") // never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	c := dialSIP(t, "udp", m.Addr())
+	for i := 0; i < 20; i++ {
+		c.send(c.build(subReq{user: "busy", expires: 600, contact: "<sip:busy@" + hole.LocalAddr().String() + ">"}, m.Addr()))
+		if st := c.response(5 * time.Second).status(); st != 200 {
+			t.Fatalf("busy subscription %d: %d", i, st)
+		}
+	}
+	calm := dialSIP(t, "udp", m.Addr())
+	calm.send(calm.build(subReq{user: "calm", expires: 600}, m.Addr()))
+	first := true
+	for first {
+		msg := calm.read(5 * time.Second)
+		if msg.status() == 0 {
+			calm.answer(msg, 200) // the initial NOTIFY
+			first = false
+		}
+	}
+	deposit(t, s, "busy")
+	start := time.Now()
+	deposit(t, s, "calm")
+	for {
+		msg := calm.read(5 * time.Second)
+		if strings.HasPrefix(msg.start, "NOTIFY ") {
+			calm.answer(msg, 200)
+			if strings.Contains(msg.body, "Voice-Message: 1/0") {
+				break
+			}
+		}
+	}
+	if d := time.Since(start); d > 700*time.Millisecond {
+		t.Fatalf("calm account's NOTIFY took %v while another account's fan-out was stuck", d)
+	}
 }
