@@ -187,8 +187,8 @@ func (s *Server) Initialize() error {
 		if err != nil {
 			return err
 		}
-		s.plainLn = ln
-		s.lns = append(s.lns, ln)
+		s.plainLn = s.limit(ln, "imap", false)
+		s.lns = append(s.lns, s.plainLn)
 	}
 	if s.TLSAddr != "" {
 		ln, err := net.Listen("tcp", s.TLSAddr)
@@ -196,16 +196,16 @@ func (s *Server) Initialize() error {
 			s.closeListeners()
 			return err
 		}
-		s.tlsLn = ln
-		s.lns = append(s.lns, ln)
+		s.tlsLn = s.limit(ln, "imaps", true)
+		s.lns = append(s.lns, s.tlsLn)
 	}
 	if s.plainLn != nil {
 		s.wg.Add(1)
-		go s.acceptLoop(s.limit(s.plainLn, "imap", false), false)
+		go s.acceptLoop(s.plainLn, false)
 	}
 	if s.tlsLn != nil {
 		s.wg.Add(1)
-		go s.acceptLoop(s.limit(s.tlsLn, "imaps", true), true)
+		go s.acceptLoop(s.tlsLn, true)
 	}
 	s.Logger.Info("imap listening", "addr", s.PlainAddr(), "tlsaddr", s.TLSAddrBound())
 	return nil
