@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -80,5 +81,63 @@ func TestNonceTableBounded(t *testing.T) {
 	}
 	if tb.check(first[:len(first)-2]+"AA", now) != nonceForged {
 		t.Fatal("tampered nonce accepted")
+	}
+}
+
+// Wrong digest responses slow their source down (in parallel, beyond the
+// queue: 503 with Retry-After) and never keep the subscriber, from its
+// own address, out.
+func TestSIPDigestGuessingThrottledNotLockedOut(t *testing.T) {
+	s := openStore(t, "")
+	mustAccount(t, s, "omar", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("omar", "vm.test", "pw")}})
+	m, _ := startMWI(t, s, false, func(m *MWIServer) {
+		m.NotifyTimeout = 300 * time.Millisecond
+		m.AuthLimiter = authlimit.New(authlimit.Config{FreeFailures: 1, BaseDelay: time.Second, MaxDelay: time.Second, MaxQueue: 1})
+	})
+	ruri := "sip:omar@" + m.Addr()
+	att := dialSIPFrom(t, "udp", "127.0.0.2", m.Addr())
+	nonce := att.challengeNonce(subReq{user: "omar", expires: 60}, m.Addr())
+	// Two wrong guesses one after the other put the source over its free
+	// failure: the second is answered late.
+	nc := 0
+	guess := func() {
+		nc++
+		att.send(att.build(subReq{user: "omar", expires: 60, auth: digestHeader("omar", "vm.test", "guess", "SUBSCRIBE", ruri, nonce, "auth", nc)}, m.Addr()))
+	}
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		guess()
+		if st := att.response(10 * time.Second).status(); st != 403 {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+		if d := time.Since(start); i == 1 && d < time.Second {
+			t.Fatalf("second failure answered after %v, not slowed", d)
+		}
+	}
+	// Then four at once: one queues, the others are told to retry later.
+	for i := 0; i < 4; i++ {
+		guess()
+	}
+	codes := map[int]int{}
+	for i := 0; i < 4; i++ {
+		res := att.response(10 * time.Second)
+		codes[res.status()]++
+		if res.status() == 503 && res.get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+	}
+	if codes[503] == 0 || codes[403] == 0 {
+		t.Fatalf("parallel guesses answered %v, want some 403 and some 503", codes)
+	}
+	// The subscriber, from another address, is served at once.
+	phone := dialSIP(t, "udp", m.Addr())
+	n2 := phone.challengeNonce(subReq{user: "omar", expires: 60}, m.Addr())
+	start := time.Now()
+	phone.send(phone.build(subReq{user: "omar", expires: 60, auth: digestHeader("omar", "vm.test", "pw", "SUBSCRIBE", ruri, n2, "auth", 1)}, m.Addr()))
+	if st := phone.response(5 * time.Second).status(); st != 200 {
+		t.Fatalf("subscriber: %d", st)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("subscriber delayed %v by guessing from elsewhere", d)
 	}
 }
