@@ -14,10 +14,12 @@
 //     there is no account-wide lockout, so guessing at an account from
 //     elsewhere cannot lock its subscriber out. Failures counted against
 //     the account from everywhere only show in the metrics and the log.
-//   - Attempts from one offending source are serialised: parallel attempts
-//     queue one delay apart; a source that queues more than MaxQueue delays
-//     ahead is answered "try later" at once (ErrThrottled), without its
-//     credential being checked.
+//   - Attempts from one offending source are serialised: once a source (or
+//     pair) has failed, its attempts in flight count as failures to come,
+//     parallel attempts queue one delay apart, and a source that queues
+//     more than MaxQueue delays ahead is answered "try later" at once
+//     (ErrThrottled), without its credential being checked. A source
+//     without failures is not held back (many phones behind one NAT).
 //   - Trusted networks are exempt.
 //   - Memory is bounded: at most MaxEntries keys are tracked (least recently
 //     used are forgotten first) and a key is forgotten Forget after its last
@@ -107,10 +109,11 @@ type Limiter struct {
 }
 
 type entry struct {
-	key   string
-	fails int
-	last  time.Time // last failure
-	until time.Time // attempts from this key wait until then
+	key      string
+	fails    int
+	inflight int       // attempts begun and not yet reported
+	last     time.Time // last failure
+	until    time.Time // attempts from this key wait until then
 }
 
 // New returns a limiter; zero Config fields take the defaults.
@@ -181,6 +184,7 @@ type Attempt struct {
 	account string
 	trusted bool
 	done    bool
+	entries []*entry // the keys it holds in flight
 }
 
 func srcKey(a netip.Addr) string               { return "s\x00" + a.String() }
@@ -199,47 +203,64 @@ func (l *Limiter) Begin(ctx context.Context, service string, src netip.Addr, acc
 	}
 	now := l.cfg.Now()
 	l.mu.Lock()
-	wait := time.Duration(0)
-	var slowed []*entry
+	// The attempt's slot is after any slot already reserved on its keys.
+	// Attempts in flight from a key that has failed count as failures
+	// to come, so that a burst of parallel attempts from an offending
+	// source queues instead of all being checked at once. (A source
+	// without failures is not held back: many phones behind one NAT may
+	// log in together.)
+	n := 0
+	start := now
 	for _, k := range a.keys(false) {
-		e := l.get(k, now, false)
-		if e == nil {
-			continue
+		e := l.get(k, now, true)
+		a.entries = append(a.entries, e)
+		pending := e.fails
+		if e.fails > 0 {
+			pending += e.inflight
 		}
-		if w := e.until.Sub(now); w > 0 {
-			wait = max(wait, w)
-			slowed = append(slowed, e)
+		n = max(n, pending)
+		if e.until.After(start) {
+			start = e.until
 		}
 	}
-	if wait > 0 {
-		step := l.delay(l.maxFails(slowed))
+	wait := start.Sub(now)
+	if n >= l.cfg.FreeFailures {
+		step := l.delay(n + 1)
 		if wait > time.Duration(l.cfg.MaxQueue)*step {
+			a.entries = nil
 			l.mu.Unlock()
 			metricAttempts.WithLabelValues(service, "throttled").Inc()
 			return nil, ErrThrottled
 		}
-		// Reserve the next slot so that parallel attempts queue one step
-		// apart instead of all going through when the wait ends.
-		for _, e := range slowed {
-			e.until = now.Add(wait + step)
+		for _, e := range a.entries {
+			e.until = start.Add(step)
 		}
+	}
+	for _, e := range a.entries {
+		e.inflight++
 	}
 	l.mu.Unlock()
 	if wait > 0 {
 		metricDelay.WithLabelValues(service).Observe(wait.Seconds())
 		if err := l.cfg.Sleep(ctx, wait); err != nil {
+			a.release()
+			a.done = true
 			return nil, err
 		}
 	}
 	return a, nil
 }
 
-func (l *Limiter) maxFails(es []*entry) int {
-	n := 0
-	for _, e := range es {
-		n = max(n, e.fails)
+// release ends the attempt's time in flight.
+func (a *Attempt) release() {
+	a.l.mu.Lock()
+	for _, e := range a.entries {
+		if e.inflight > 0 {
+			e.inflight--
+		}
 	}
-	return n
+	a.entries = nil
+	a.l.mu.Unlock()
 }
 
 // keys are the limited keys of the attempt; withAccount adds the
@@ -281,6 +302,7 @@ func (a *Attempt) Failed() time.Duration {
 		return 0
 	}
 	metricAttempts.WithLabelValues(a.service, "fail").Inc()
+	a.release()
 	l := a.l
 	now := l.cfg.Now()
 	l.mu.Lock()
@@ -320,6 +342,7 @@ func (a *Attempt) Succeeded() {
 		return
 	}
 	metricAttempts.WithLabelValues(a.service, "ok").Inc()
+	a.release()
 	if a.account == "" {
 		return
 	}

@@ -192,3 +192,36 @@ func TestAddrOf(t *testing.T) {
 		t.Error("garbage parsed")
 	}
 }
+
+// Parallel attempts from a source without failures (phones behind one NAT)
+// all go through; once it has failed, attempts in flight count as failures
+// to come and a burst queues.
+func TestInFlightCountsOnlyAfterFailure(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := New(Config{FreeFailures: 2, BaseDelay: time.Second, MaxDelay: time.Second, MaxQueue: 2,
+		Now: func() time.Time { return now }, Sleep: func(context.Context, time.Duration) error { return nil }})
+	var held []*Attempt
+	for i := 0; i < 10; i++ {
+		a, err := l.Begin(ctx, "test", phone, "user")
+		if err != nil {
+			t.Fatalf("clean source, attempt %d: %v", i, err)
+		}
+		held = append(held, a)
+	}
+	for _, a := range held {
+		a.Succeeded()
+	}
+	a, _ := l.Begin(ctx, "test", attacker, "x")
+	a.Failed()
+	throttled := 0
+	for i := 0; i < 10; i++ {
+		if _, err := l.Begin(ctx, "test", attacker, "x"); errors.Is(err, ErrThrottled) {
+			throttled++
+		}
+	}
+	// One failure + in flight: the 2nd and 3rd in flight pass the free
+	// failures, then slots are reserved one second apart, two ahead at most.
+	if throttled == 0 || throttled > 8 {
+		t.Fatalf("burst after a failure: %d of 10 throttled", throttled)
+	}
+}
