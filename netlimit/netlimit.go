@@ -289,6 +289,8 @@ type Status struct {
 	Since     time.Time `json:"since"`
 	Open      int       `json:"open"`
 	Max       int       `json:"max,omitempty"`
+	// Full: at MaxConns, new connections are refused (not a failure).
+	Full bool `json:"full,omitempty"`
 }
 
 // Status reports the listener's health: Accepting is false while accepts
@@ -296,7 +298,8 @@ type Status struct {
 func (l *Listener) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := Status{Name: l.cfg.Name, Addr: l.inner.Addr().String(), Accepting: l.accepting, Since: l.since, Open: l.open, Max: l.cfg.MaxConns}
+	st := Status{Name: l.cfg.Name, Addr: l.inner.Addr().String(), Accepting: l.accepting, Since: l.since, Open: l.open, Max: l.cfg.MaxConns,
+		Full: l.cfg.MaxConns > 0 && l.open >= l.cfg.MaxConns}
 	if l.lastErr != nil {
 		st.Error = l.lastErr.Error()
 	}

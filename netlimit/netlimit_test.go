@@ -152,8 +152,8 @@ func TestConnectionLimits(t *testing.T) {
 	if got := dial("127.0.0.9"); !strings.Contains(got, "UNAVAILABLE") {
 		t.Fatalf("listener limit: %q", got)
 	}
-	if l.Open() != 3 {
-		t.Fatalf("open %d", l.Open())
+	if l.Open() != 3 || !l.Status().Full {
+		t.Fatalf("open %d, status %+v", l.Open(), l.Status())
 	}
 	// Closing one frees its place.
 	mu.Lock()
