@@ -378,6 +378,7 @@ type Registry struct {
 	mu   sync.Mutex
 	open int
 	ls   map[*Listener]struct{}
+	hs   map[*Health]struct{}
 }
 
 func (r *Registry) add(l *Listener) {
@@ -418,10 +419,17 @@ func (r *Registry) Status() []Status {
 	for l := range r.ls {
 		ls = append(ls, l)
 	}
+	hs := make([]*Health, 0, len(r.hs))
+	for h := range r.hs {
+		hs = append(hs, h)
+	}
 	r.mu.Unlock()
-	out := make([]Status, 0, len(ls))
+	out := make([]Status, 0, len(ls)+len(hs))
 	for _, l := range ls {
 		out = append(out, l.Status())
+	}
+	for _, h := range hs {
+		out = append(out, h.status())
 	}
 	return out
 }
@@ -435,4 +443,63 @@ func (r *Registry) NotAccepting() []Status {
 		}
 	}
 	return out
+}
+
+// Health is the state of a listener that has no accept loop (a UDP socket):
+// its reader reports failures and recoveries; the Registry shows it with
+// the stream listeners.
+type Health struct {
+	r    *Registry
+	name string
+	addr string
+
+	mu    sync.Mutex
+	ok    bool
+	err   error
+	since time.Time
+}
+
+// Watch adds a listener without accept loop to the registry (nil-safe:
+// without a registry it only tracks itself).
+func (r *Registry) Watch(name, addr string) *Health {
+	h := &Health{r: r, name: name, addr: addr, ok: true, since: time.Now()}
+	if r != nil {
+		r.mu.Lock()
+		if r.hs == nil {
+			r.hs = map[*Health]struct{}{}
+		}
+		r.hs[h] = struct{}{}
+		r.mu.Unlock()
+	}
+	return h
+}
+
+// Set records whether the listener works (err nil) or fails.
+func (h *Health) Set(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ok := err == nil; ok != h.ok {
+		h.ok, h.since = ok, time.Now()
+	}
+	h.err = err
+}
+
+// Close removes it from the registry.
+func (h *Health) Close() {
+	if h.r == nil {
+		return
+	}
+	h.r.mu.Lock()
+	delete(h.r.hs, h)
+	h.r.mu.Unlock()
+}
+
+func (h *Health) status() Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := Status{Name: h.name, Addr: h.addr, Accepting: h.ok, Since: h.since}
+	if h.err != nil {
+		st.Error = h.err.Error()
+	}
+	return st
 }

@@ -103,6 +103,7 @@ type MWIServer struct {
 	wg         sync.WaitGroup
 	nonces     *nonceTable
 	ownLimiter *authlimit.Limiter
+	udpHealth  *netlimit.Health
 	port       int
 
 	mu       sync.Mutex
@@ -280,7 +281,10 @@ func (m *MWIServer) Initialize() error {
 		}()
 	}
 	// Every message is validated before sipgo parses it (sipvalidate.go).
-	serve(func() error { return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP}) })
+	m.udpHealth = m.Listeners.Watch("sip-udp", m.udpConn.LocalAddr().String())
+	serve(func() error {
+		return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP, health: m.udpHealth, closed: m.ctx.Done()})
+	})
 	m.tcpLn = m.limitListener(m.tcpLn, "sip-tcp", nil)
 	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP}) })
 	if m.tlsLn != nil {
@@ -301,6 +305,9 @@ func (m *MWIServer) badSIP(from net.Addr, why string) {
 }
 
 func (m *MWIServer) closeListeners() {
+	if m.udpHealth != nil {
+		m.udpHealth.Close()
+	}
 	if m.udpConn != nil {
 		m.udpConn.Close()
 	}

@@ -19,6 +19,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/lemonvox/lemonvox/netlimit"
 )
 
 // Limits of one SIP message.
@@ -356,16 +359,36 @@ func frameSIP(b []byte) (int, error) {
 var errSIPFraming = errors.New("sip: stream cannot be framed")
 
 // sipPacketConn validates each datagram before the SIP library reads it.
+// A read error other than a closed socket is retried with a backoff
+// (sipgo's UDP loop would end for good) and reported to health.
 type sipPacketConn struct {
 	net.PacketConn
-	onBad func(from net.Addr, why string)
+	onBad  func(from net.Addr, why string)
+	health *netlimit.Health
+	closed <-chan struct{}
 }
 
 func (c *sipPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	var delay time.Duration
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
 		if err != nil {
-			return n, addr, err
+			if errors.Is(err, net.ErrClosed) || c.closed == nil {
+				return n, addr, err
+			}
+			select {
+			case <-c.closed:
+				return n, addr, err
+			default:
+			}
+			c.health.Set(err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		if delay != 0 {
+			delay = 0
+			c.health.Set(nil)
 		}
 		v := checkSIP(b[:n])
 		if v.ok {

@@ -1,11 +1,13 @@
 package notify
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -114,4 +116,76 @@ func FuzzCheckSIP(f *testing.F) {
 			t.Fatalf("frame %d of %d", n, len(b))
 		}
 	})
+}
+
+// errPacketConn fails its first reads, then reads from the real socket.
+type errPacketConn struct {
+	net.PacketConn
+	fails int
+}
+
+func (e *errPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if e.fails > 0 {
+		e.fails--
+		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: errors.New("no buffer space available")}
+	}
+	return e.PacketConn.ReadFrom(b)
+}
+
+// A UDP read error does not end the SIP UDP reader (sipgo's loop would
+// stop for good); the failure shows in the registry until a read works.
+func TestSIPUDPReadErrorsRetried(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	reg := &netlimit.Registry{}
+	h := reg.Watch("sip-udp", pc.LocalAddr().String())
+	defer h.Close()
+	done := make(chan struct{})
+	defer close(done)
+	c := &sipPacketConn{PacketConn: &errPacketConn{PacketConn: pc, fails: 3}, health: h, closed: done}
+	sawDown := make(chan bool, 1)
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if len(reg.NotAccepting()) == 1 {
+				sawDown <- true
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		sawDown <- false
+	}()
+	got := make(chan string, 1)
+	go func() {
+		b := make([]byte, 2048)
+		n, _, err := c.ReadFrom(b)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b[:n])
+	}()
+	if !<-sawDown {
+		t.Fatal("read errors not reported")
+	}
+	cl, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cl.Write([]byte("\r\n\r\n"))
+	select {
+	case s := <-got:
+		if s != "\r\n\r\n" {
+			t.Fatalf("read %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader never recovered")
+	}
+	if n := len(reg.NotAccepting()); n != 0 {
+		t.Fatalf("still reported down: %d", n)
+	}
 }
