@@ -2,6 +2,8 @@ package imap
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -112,4 +114,124 @@ func TestContextSortPositions(t *testing.T) {
 		"* 7 EXISTS",
 		`* ESEARCH (TAG "t5") ADDTO (1 7)`,
 		`* ESEARCH (TAG "t6") UID ADDTO (7 9)`)
+}
+
+// applyContextUpdate applies REMOVEFROM then ADDTO payloads to a result
+// as RFC 5267 s4.3.3 and s4.3.4 tell a client to, failing when a pair
+// does not fit the result.
+func applyContextUpdate(t testing.TB, list []uint32, removed, added string, mailboxOrder bool) []uint32 {
+	t.Helper()
+	pairs := func(s string) (out []struct {
+		pos   int
+		items []uint32
+	}) {
+		if s == "" {
+			return nil
+		}
+		f := strings.Fields(s)
+		if len(f)%2 != 0 {
+			t.Fatalf("odd pair list %q", s)
+		}
+		for i := 0; i < len(f); i += 2 {
+			pos, err := strconv.Atoi(f[i])
+			if err != nil {
+				t.Fatalf("position in %q", s)
+			}
+			var items []uint32
+			for _, r := range strings.Split(f[i+1], ",") {
+				lo, hi, isRange := strings.Cut(r, ":")
+				a, _ := strconv.Atoi(lo)
+				b := a
+				if isRange {
+					b, _ = strconv.Atoi(hi)
+				}
+				if a > b {
+					t.Fatalf("range %s not in increasing order (RFC 5267 s3.2)", r)
+				}
+				for n := a; n <= b; n++ {
+					items = append(items, uint32(n))
+				}
+			}
+			out = append(out, struct {
+				pos   int
+				items []uint32
+			}{pos, items})
+		}
+		return out
+	}
+	l := slices.Clone(list)
+	for _, p := range pairs(removed) {
+		if p.pos == 0 {
+			l = slices.DeleteFunc(l, func(u uint32) bool { return slices.Contains(p.items, u) })
+			continue
+		}
+		if p.pos-1+len(p.items) > len(l) || !slices.Equal(l[p.pos-1:p.pos-1+len(p.items)], p.items) {
+			t.Fatalf("REMOVEFROM (%d %v) does not match %v", p.pos, p.items, l)
+		}
+		l = slices.Delete(l, p.pos-1, p.pos-1+len(p.items))
+	}
+	for _, p := range pairs(added) {
+		if p.pos == 0 {
+			if !mailboxOrder {
+				t.Fatalf("position 0 in a sorted context")
+			}
+			l = append(l, p.items...)
+			slices.Sort(l)
+			continue
+		}
+		if p.pos-1 > len(l) {
+			t.Fatalf("ADDTO (%d %v) beyond %v", p.pos, p.items, l)
+		}
+		l = slices.Insert(l, p.pos-1, p.items...)
+	}
+	return l
+}
+
+// TestContextDiffRFCExample: RFC 5267 s4.3.3's preferred form.
+func TestContextDiffRFCExample(t *testing.T) {
+	id := func(u uint32) uint32 { return u }
+	rem, add := contextDiff([]uint32{2734, 2735}, []uint32{2731, 2732, 2733, 2734, 2735}, true, id)
+	if rem != "" || add != "1 2731:2733" {
+		t.Fatalf("got REMOVEFROM %q ADDTO %q", rem, add)
+	}
+	rem, add = contextDiff([]uint32{32760, 32768, 32769}, []uint32{32760}, false, id)
+	if rem != "0 32768:32769" || add != "" {
+		t.Fatalf("got REMOVEFROM %q ADDTO %q", rem, add)
+	}
+}
+
+// FuzzContextDiff: whatever the old and new results, a client applying
+// the update gets the new result, numbered as the context numbers.
+func FuzzContextDiff(f *testing.F) {
+	f.Add([]byte{8, 7, 6, 5, 4, 3, 2, 1}, []byte{8, 6, 5, 2, 1}, true)
+	f.Add([]byte{1, 2, 3, 9}, []byte{2, 3, 4, 5, 9, 10}, false)
+	f.Add([]byte{3, 1, 2}, []byte{2, 1, 3, 4}, true)
+	f.Fuzz(func(t *testing.T, a, b []byte, sorted bool) {
+		uniq := func(x []byte) []uint32 {
+			var out []uint32
+			for _, v := range x {
+				if u := uint32(v) + 1; !slices.Contains(out, u) {
+					out = append(out, u)
+				}
+			}
+			if !sorted {
+				slices.Sort(out)
+			}
+			return out
+		}
+		old, now := uniq(a), uniq(b)
+		num := func(u uint32) uint32 { return u*3 + 1 } // sequence numbers: monotonic in UID
+		nums := func(l []uint32) []uint32 {
+			out := make([]uint32, len(l))
+			for i, u := range l {
+				out[i] = num(u)
+			}
+			return out
+		}
+		rem, add := contextDiff(old, now, sorted, num)
+		got := applyContextUpdate(t, nums(old), rem, add, !sorted)
+		if !slices.Equal(got, nums(now)) {
+			t.Fatalf("old %v now %v: REMOVEFROM (%s) ADDTO (%s) gives %v", nums(old), nums(now), rem, add, got)
+		}
+	})
 }
