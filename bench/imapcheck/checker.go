@@ -11,7 +11,8 @@
 //     shrinks, or a FETCH whose UID contradicts an earlier one;
 //   - a UID command that left out a UID of its set that existed;
 //   - at the end, after a NOOP, a view (UIDs, flags) other than the
-//     mailbox's.
+//     mailbox's, or a CONTEXT=SEARCH/SORT result (RFC 5267) other than
+//     the search run again.
 //
 // Run drives N sessions with a random mix of STORE, APPEND, EXPUNGE, COPY,
 // MOVE, FETCH and SEARCH (UID and sequence forms, keywords, UNCHANGEDSINCE)
@@ -58,18 +59,24 @@ const (
 	// FlagsMismatch: after the run and a NOOP, the session's flags of a
 	// UID differ from the mailbox's.
 	FlagsMismatch Kind = "flags-mismatch"
+	// ContextMismatch: a CONTEXT=SEARCH/SORT result kept up to date from
+	// ADDTO and REMOVEFROM (RFC 5267) differs, after a NOOP, from the same
+	// search run again; or a message sequence number still in a context
+	// was expunged before its REMOVEFROM; or an update does not fit the
+	// result.
+	ContextMismatch Kind = "context-mismatch"
 	// Protocol: a response the checker could not parse, a failed command
 	// that should not fail, or a lost connection.
 	Protocol Kind = "protocol"
 )
 
 // Kinds lists every kind, in report order.
-var Kinds = []Kind{ModseqBackwards, ModseqConflict, KeywordBeforeFlags, BadSequence, UIDMismatch, UIDNoop, ViewMismatch, FlagsMismatch, Protocol}
+var Kinds = []Kind{ModseqBackwards, ModseqConflict, KeywordBeforeFlags, BadSequence, UIDMismatch, UIDNoop, ViewMismatch, FlagsMismatch, ContextMismatch, Protocol}
 
 // Checker collects errors from any number of sessions. The zero value is
 // ready to use.
 type Checker struct {
-	// MaxSamples bounds the error descriptions kept (0 means 20).
+	// MaxSamples bounds the error descriptions kept per kind (0 means 3).
 	MaxSamples int
 
 	mu      sync.Mutex
@@ -87,9 +94,9 @@ func (c *Checker) Errorf(k Kind, id int, format string, args ...any) {
 	c.counts[k]++
 	limit := c.MaxSamples
 	if limit == 0 {
-		limit = 20
+		limit = 3
 	}
-	if len(c.samples) < limit {
+	if c.counts[k] <= limit {
 		c.samples = append(c.samples, fmt.Sprintf("%s: session %d: %s", k, id, fmt.Sprintf(format, args...)))
 	}
 }
@@ -116,7 +123,7 @@ func (c *Checker) Total() int {
 	return n
 }
 
-// Samples returns descriptions of the first errors.
+// Samples returns descriptions of the first errors of each kind.
 func (c *Checker) Samples() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

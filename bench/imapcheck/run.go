@@ -94,6 +94,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := s.Select(cfg.Mailboxes[i%len(cfg.Mailboxes)]); err != nil {
 			return nil, err
 		}
+		if err := openContexts(s); err != nil {
+			return nil, err
+		}
 		sessions[i] = s
 	}
 	logf("imapcheck: %d sessions for %s (seed %d)", cfg.Sessions, cfg.Duration, cfg.Seed)
@@ -118,6 +121,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if _, err := s.Do("NOOP"); err != nil {
 			chk.Errorf(Protocol, s.ID, "final NOOP: %v", err)
 			alive[i] = false
+		}
+	}
+	for i, s := range sessions {
+		if alive[i] {
+			if err := s.VerifyContexts(); err != nil {
+				chk.Errorf(Protocol, s.ID, "context check: %v", err)
+			}
 		}
 	}
 	if err := r.verify(sessions, alive); err != nil {
@@ -636,5 +646,38 @@ func (w *worker) freshKeyword() error {
 }
 
 func (w *worker) reselect() error {
-	return w.s.Select(w.other())
+	if err := w.s.Select(w.other()); err != nil {
+		return err
+	}
+	return openContexts(w.s)
+}
+
+// openContexts starts one CONTEXT=SEARCH or CONTEXT=SORT result kept up
+// to date (RFC 5267), chosen by the session's number, when the server has
+// the extension. QRESYNC sessions keep UID results only.
+func openContexts(s *Session) error {
+	kind := s.ID % 4
+	if s.qresync && kind%2 == 1 {
+		kind--
+	}
+	switch {
+	case kind <= 1 && !s.HasCapability("CONTEXT=SEARCH"),
+		kind >= 2 && !s.HasCapability("CONTEXT=SORT"):
+		return nil
+	}
+	var err error
+	switch kind {
+	case 0:
+		err = s.OpenContext(true, false, "KEYWORD $k1")
+	case 1:
+		err = s.OpenContext(false, false, "FLAGGED")
+	case 2:
+		err = s.OpenContext(true, true, "(ARRIVAL) UTF-8 UNSEEN")
+	default:
+		err = s.OpenContext(false, true, "(REVERSE ARRIVAL) UTF-8 KEYWORD $k2")
+	}
+	if errors.Is(err, ErrStatus) {
+		return nil
+	}
+	return err
 }

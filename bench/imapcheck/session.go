@@ -35,7 +35,9 @@ type Session struct {
 	modseq   map[uint32]uint64
 	keywords map[string]bool // listed by the last FLAGS, lower case
 	unlisted map[string]bool // keywords already reported as used before FLAGS
-	recent   []string        // last lines, for error reports
+	contexts map[string]*searchContext
+	caps     map[string]bool
+	recent   []string // last lines, for error reports
 	commands int
 }
 
@@ -74,6 +76,17 @@ func Dial(addr string, id int, chk *Checker) (*Session, error) {
 // Close ends the connection without LOGOUT.
 func (s *Session) Close() error { return s.conn.Close() }
 
+// HasCapability reports whether the server announced capability c (asks
+// for CAPABILITY the first time).
+func (s *Session) HasCapability(c string) bool {
+	if s.caps == nil {
+		if _, err := s.Do("CAPABILITY"); err != nil {
+			return false
+		}
+	}
+	return s.caps[strings.ToUpper(c)]
+}
+
 // Commands counts the commands sent.
 func (s *Session) Commands() int { return s.commands }
 
@@ -104,6 +117,7 @@ func (s *Session) Examine(mailbox string) error { return s.open("EXAMINE", mailb
 func (s *Session) open(cmd, mailbox string) error {
 	s.Mailbox = ""
 	s.uids, s.flags, s.modseq, s.keywords = nil, map[uint32][]string{}, map[uint32]uint64{}, map[string]bool{}
+	s.contexts = nil // updates end with the selection (RFC 5267 s4.3)
 	if _, err := s.Do(cmd + " " + quote(mailbox) + " (CONDSTORE)"); err != nil {
 		return err
 	}
@@ -292,6 +306,7 @@ func (s *Session) untagged(line string, lits []string, res *Result) {
 			u := s.uids[n-1]
 			s.uids = slices.Delete(s.uids, int(n-1), int(n))
 			s.forget(u)
+			s.contextsExpunged(uint32(n))
 		case "FETCH":
 			s.fetch(uint32(n), arg, lits, res)
 		}
@@ -301,6 +316,11 @@ func (s *Session) untagged(line string, lits []string, res *Result) {
 	case "OK":
 		if code, _ := cutCode(rest); code != "" {
 			res.Codes = append(res.Codes, code)
+		}
+	case "CAPABILITY":
+		s.caps = map[string]bool{}
+		for _, c := range strings.Fields(rest) {
+			s.caps[strings.ToUpper(c)] = true
 		}
 	case "FLAGS":
 		toks, err := tokenize(rest, lits)
@@ -336,8 +356,9 @@ func (s *Session) untagged(line string, lits []string, res *Result) {
 			}
 			s.uids = slices.Delete(s.uids, i, i+1)
 			s.forget(u)
+			s.contextsExpunged(uint32(i + 1))
 		}
-	case "SEARCH":
+	case "SEARCH", "SORT":
 		for _, f := range strings.Fields(rest) {
 			if strings.HasPrefix(f, "(") {
 				break
@@ -347,15 +368,7 @@ func (s *Session) untagged(line string, lits []string, res *Result) {
 			}
 		}
 	case "ESEARCH":
-		f := strings.Fields(rest)
-		for i := 0; i+1 < len(f); i++ {
-			if strings.EqualFold(f[i], "ALL") {
-				nums, err := parseSet(f[i+1])
-				if err == nil {
-					res.Search = nums
-				}
-			}
-		}
+		s.esearch(rest, lits, res)
 	}
 }
 
