@@ -53,7 +53,8 @@ func TestConsistency(t *testing.T) {
 		Addr: e.srv.PlainAddr(), User: "alice", Password: testPass,
 		Mailboxes: []string{"INBOX", "Shared"},
 		Sessions:  sessions, Duration: dur, Seed: seed,
-		Logf: t.Logf,
+		Contexts: true,
+		Logf:     t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
