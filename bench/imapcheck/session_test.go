@@ -8,7 +8,7 @@ import (
 )
 
 // fakeServer answers each command line with the scripted responses (the
-// tag of the command replaces "TAG").
+// command's tag replaces a leading "TAG" and a quoted "TAG").
 func fakeServer(t *testing.T, script map[string][]string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,7 +35,10 @@ func fakeServer(t *testing.T, script map[string][]string) string {
 				resp = []string{"TAG OK done"}
 			}
 			for _, x := range resp {
-				nc.Write([]byte(strings.ReplaceAll(x, "TAG", tag) + "\r\n"))
+				if rest, ok := strings.CutPrefix(x, "TAG "); ok {
+					x = tag + " " + rest
+				}
+				nc.Write([]byte(strings.ReplaceAll(x, `"TAG"`, `"`+tag+`"`) + "\r\n"))
 			}
 		}
 	}()
@@ -121,4 +124,62 @@ func FuzzTokenize(f *testing.F) {
 		ses.untagged(s, []string{lit}, &Result{Fetched: map[uint32]bool{}})
 		ses.untagged("2 FETCH "+s, []string{lit}, &Result{Fetched: map[uint32]bool{}})
 	})
+}
+
+// TestSessionContexts: ADDTO/REMOVEFROM are applied as a client applies
+// them; an EXPUNGE of a sequence number still in a context, or a
+// REMOVEFROM that does not fit, is an error; VerifyContexts compares with
+// the search run again.
+func TestSessionContexts(t *testing.T) {
+	addr := fakeServer(t, map[string][]string{
+		`SELECT "INBOX" (CONDSTORE)`: {"* 4 EXISTS", `* FLAGS (\Seen \Flagged)`, "TAG OK done"},
+		"FETCH 1:* (UID FLAGS MODSEQ)": {
+			`* 1 FETCH (UID 1 FLAGS (\Flagged) MODSEQ (1))`, `* 2 FETCH (UID 2 FLAGS (\Flagged) MODSEQ (1))`,
+			`* 3 FETCH (UID 3 FLAGS () MODSEQ (1))`, `* 4 FETCH (UID 4 FLAGS (\Flagged) MODSEQ (1))`, "TAG OK done",
+		},
+		"SEARCH RETURN (UPDATE ALL) FLAGGED":                       {`* ESEARCH (TAG "TAG") ALL 1:2,4`, "TAG OK done"},
+		"UID SORT RETURN (UPDATE ALL) (REVERSE ARRIVAL) UTF-8 ALL": {`* ESEARCH (TAG "TAG") UID ALL 4,3,2,1`, "TAG OK done"},
+		// Right: REMOVEFROM, then EXPUNGE; sorted positions applied in
+		// order.
+		"NOOP": {
+			`* ESEARCH (TAG "c3") REMOVEFROM (0 2)`, `* ESEARCH (TAG "c4") UID REMOVEFROM (3 2)`, "* 2 EXPUNGE",
+			`* 3 FETCH (FLAGS () MODSEQ (2))`, `* ESEARCH (TAG "c3") REMOVEFROM (0 3)`, "TAG OK done",
+		},
+		"SEARCH FLAGGED":                       {"* SEARCH 1", "TAG OK done"},
+		"UID SORT (REVERSE ARRIVAL) UTF-8 ALL": {"* SORT 4 3 1", "TAG OK done"},
+		// Wrong: EXPUNGE first; a REMOVEFROM that does not fit.
+		"CHECK": {"* 1 EXPUNGE", `* ESEARCH (TAG "c3") REMOVEFROM (0 1)`, `* ESEARCH (TAG "c4") UID REMOVEFROM (1 3)`, "TAG OK done"},
+	})
+	chk := &Checker{}
+	s, err := Dial(addr, 1, chk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Select("INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OpenContext(false, false, "FLAGGED"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OpenContext(true, true, "(REVERSE ARRIVAL) UTF-8 ALL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Do("NOOP"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.VerifyContexts(); err != nil {
+		t.Fatal(err)
+	}
+	if chk.Total() != 0 {
+		t.Fatalf("errors on a correct exchange: %s %q", chk.Summary(), chk.Samples())
+	}
+	if _, err := s.Do("CHECK"); err != nil {
+		t.Fatal(err)
+	}
+	// EXPUNGE of a context member, REMOVEFROM (0 1) of a number no longer
+	// there, REMOVEFROM (1 3) where 4 is first.
+	if n := chk.Counts()[ContextMismatch]; n != 3 {
+		t.Fatalf("%d context errors, want 3: %q", n, chk.Samples())
+	}
 }
