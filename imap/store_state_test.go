@@ -218,3 +218,48 @@ func TestUIDCommandsOnUnannouncedMessage(t *testing.T) {
 	want := fmt.Sprintf(`* ESEARCH (TAG "t%d") UID ALL %s`, a.n, uidSetString(uids))
 	wantLines(t, "final UID SEARCH", lines, want)
 }
+
+// TestExpungeKeepsOthersFlagChanges: EXPUNGE and MOVE once took the
+// mailbox's highest modseq, read after the operation, for the session's
+// own change; when another session's flag change had committed in
+// between, its update was then skipped as if the client knew it.
+func TestExpungeKeepsOthersFlagChanges(t *testing.T) {
+	e := newTestEnv(t)
+	target := e.deposit("alice", "INBOX", testMessage("target", "x"))
+	e.deposit("alice", "INBOX", testMessage("gone", "y"), `\Deleted`)
+	e.deposit("alice", "INBOX", testMessage("moved", "z"))
+	if _, err := e.store.CreateMailbox("alice", "Saved", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := twoSessions(t, e)
+	t.Cleanup(func() { testHookAfterRemove = nil })
+	store := func(flag string) {
+		testHookAfterRemove = func() {
+			testHookAfterRemove = nil
+			if _, err := e.store.StoreFlags(storeReq(t, e, "alice", target, flag)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	store("$during1")
+	lines := a.ok("EXPUNGE")
+	flags, mod := msgState(t, e, "INBOX", target)
+	const sys = `\Answered \Flagged \Deleted \Seen \Draft $Forwarded $SubmitPending $Submitted $MDNSent $Junk $NotJunk`
+	wantLines(t, "EXPUNGE", lines, "* 2 EXPUNGE",
+		"* FLAGS ("+sys+" $during1)",
+		"* OK [PERMANENTFLAGS ("+sys+` $during1 \*)] flags permitted`,
+		fmt.Sprintf("* 1 FETCH (FLAGS (%s) MODSEQ (%d))", flags, mod))
+
+	store("$during2")
+	lines = a.ok("MOVE 2 Saved")
+	flags, mod = msgState(t, e, "INBOX", target)
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "* OK [COPYUID ") {
+		t.Fatalf("MOVE: %q", lines)
+	}
+	wantLines(t, "MOVE", lines[1:], "* 2 EXPUNGE",
+		"* FLAGS ("+sys+" $during1 $during2)",
+		"* OK [PERMANENTFLAGS ("+sys+` $during1 $during2 \*)] flags permitted`,
+		fmt.Sprintf("* 1 FETCH (FLAGS (%s) MODSEQ (%d))", flags, mod))
+	wantLines(t, "NOOP", a.ok("NOOP"))
+}

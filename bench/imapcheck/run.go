@@ -425,8 +425,9 @@ func (w *worker) applySilent(before []uint32, set string, op int, flags []string
 }
 
 // checkNoop reports the UIDs of set that a UID command left out although
-// they exist: after a NOOP they are in the view. (A UID expunged
-// meanwhile is not in it, so no error is claimed for it.)
+// they existed: a UID FETCH after a NOOP still finds them (a UID is never
+// used again, so existing now means existing then). A UID expunged
+// meanwhile is not found, and no error is claimed for it.
 func (w *worker) checkNoop(cmd string, left []uint32) error {
 	if len(left) == 0 {
 		return nil
@@ -434,8 +435,16 @@ func (w *worker) checkNoop(cmd string, left []uint32) error {
 	if _, err := w.s.Do("NOOP"); err != nil {
 		return err
 	}
+	left = slices.DeleteFunc(left, func(u uint32) bool { return !w.s.Has(u) })
+	if len(left) == 0 {
+		return nil
+	}
+	res, err := w.s.Do("UID FETCH " + FormatSet(left) + " (UID)")
+	if err != nil {
+		return err
+	}
 	for _, u := range left {
-		if w.s.Has(u) {
+		if res.Fetched[u] {
 			w.r.chk.Errorf(UIDNoop, w.s.ID, "%s left out UID %d, which exists [last: %s]", cmd, u, w.s.Recent())
 		}
 	}

@@ -33,11 +33,13 @@ type Session struct {
 	uids     []uint32 // sequence number - 1 -> UID; 0 not known yet
 	flags    map[uint32][]string
 	modseq   map[uint32]uint64
-	keywords map[string]bool // listed by the last FLAGS, lower case
-	unlisted map[string]bool // keywords already reported as used before FLAGS
+	source   map[uint32]string // what last set a UID's flags, for error reports
+	keywords map[string]bool   // listed by the last FLAGS, lower case
+	unlisted map[string]bool   // keywords already reported as used before FLAGS
 	contexts map[string]*searchContext
 	caps     map[string]bool
 	recent   []string // last lines, for error reports
+	lastCmd  string
 	commands int
 }
 
@@ -154,6 +156,7 @@ func (s *Session) Seq(uid uint32) uint32 {
 func (s *Session) SetFlags(uid uint32, flags []string) {
 	if s.Has(uid) {
 		s.flags[uid] = withoutRecent(flags)
+		s.setSource(uid, "set by the client after: "+s.lastCmd)
 	}
 }
 
@@ -184,6 +187,7 @@ func (s *Session) do(cmd string) (*Result, error) {
 	}
 	s.conn.SetDeadline(time.Now().Add(timeout))
 	s.note("C: " + firstLine(tag+" "+cmd))
+	s.lastCmd = firstLine(tag + " " + cmd)
 	if _, err := s.w.WriteString(tag + " " + cmd + "\r\n"); err != nil {
 		return nil, err
 	}
@@ -376,6 +380,7 @@ func (s *Session) forget(u uint32) {
 	if u != 0 {
 		delete(s.flags, u)
 		delete(s.modseq, u)
+		delete(s.source, u)
 	}
 }
 
@@ -466,13 +471,21 @@ func (s *Session) fetch(seq uint32, arg string, lits []string, res *Result) {
 			s.errorf(ModseqBackwards, "UID %d: MODSEQ %d after %d (FLAGS %v)", uid, modseq, old, flags)
 			return // keep the newer state
 		case modseq == old && hasFlags && s.flags[uid] != nil && !sameFlags(s.flags[uid], flags):
-			s.errorf(ModseqConflict, "UID %d: MODSEQ %d with FLAGS %v and %v", uid, modseq, s.flags[uid], flags)
+			s.errorf(ModseqConflict, "UID %d: MODSEQ %d with FLAGS %v (from %q) and %v", uid, modseq, s.flags[uid], s.source[uid], flags)
 		}
 		s.modseq[uid] = modseq
 	}
 	if hasFlags {
 		s.flags[uid] = flags
+		s.setSource(uid, fmt.Sprintf("%d FETCH %s", seq, arg))
 	}
+}
+
+func (s *Session) setSource(uid uint32, src string) {
+	if s.source == nil {
+		s.source = map[uint32]string{}
+	}
+	s.source[uid] = firstLine(src)
 }
 
 func withoutRecent(flags []string) []string {
