@@ -595,8 +595,8 @@ func (w *worker) copyUIDs(dst string, res *Result) []uint32 {
 
 func (w *worker) move() error {
 	dst := w.other()
-	if dst == w.s.Mailbox {
-		return nil
+	if w.rng.IntN(5) == 0 {
+		dst = w.s.Mailbox // COPY plus EXPUNGE (RFC 6851 s3.3)
 	}
 	if w.rng.IntN(2) == 0 {
 		set := w.pickSeqs()
