@@ -382,15 +382,17 @@ func (w *worker) store() error {
 	if err != nil {
 		return err
 	}
-	if silent && mod == "" {
-		w.applySilent(before, set, op, flags, res)
+	if silent {
+		w.applySilent(before, set, op, flags, res, mod != "")
 	}
 	return nil
 }
 
 // applySilent applies a .SILENT STORE to the session's flags, as a client
-// does, for the messages no FETCH reported.
-func (w *worker) applySilent(before []uint32, set string, op int, flags []string, res *Result) {
+// does, for the messages no FETCH reported flags of. Under UNCHANGEDSINCE
+// only the messages reported (MODSEQ alone, RFC 7162 s3.1.3) were
+// changed; the others failed the test or needed no change.
+func (w *worker) applySilent(before []uint32, set string, op int, flags []string, res *Result, conditional bool) {
 	lo, hi, _ := strings.Cut(set, ":")
 	a, _ := strconv.Atoi(lo)
 	b := a
@@ -399,7 +401,7 @@ func (w *worker) applySilent(before []uint32, set string, op int, flags []string
 	}
 	for q := a; q <= b && q <= len(before); q++ {
 		u := before[q-1]
-		if u == 0 || res.Fetched[u] {
+		if u == 0 || res.FlagsFetched[u] || conditional && !res.Fetched[u] {
 			continue
 		}
 		cur, ok := w.s.Flags(u)
@@ -452,19 +454,76 @@ func (w *worker) checkNoop(cmd string, left []uint32) error {
 }
 
 // uidStore: UID STORE, never silent, on UIDs that may not be announced
-// yet; every existing UID of the set must get a FETCH.
+// yet. An existing UID of the set that got no FETCH must show the change
+// (a server may leave out messages the STORE did not change).
 func (w *worker) uidStore() error {
 	uids := w.pickUIDs()
 	if len(uids) == 0 {
 		return nil
 	}
-	sign, _ := opString(w.rng)
-	cmd := fmt.Sprintf("UID STORE %s %sFLAGS (%s)", FormatSet(uids), sign, strings.Join(w.flagList(), " "))
+	sign, op := opString(w.rng)
+	if op == 2 {
+		sign = "+" // a replaced set cannot be told from another session's change
+	}
+	flags := w.flagList()
+	cmd := fmt.Sprintf("UID STORE %s %sFLAGS (%s)", FormatSet(uids), sign, strings.Join(flags, " "))
+	prior := w.priorModseqs(uids)
 	res, err := w.s.Do(cmd)
 	if err != nil {
 		return err
 	}
-	return w.checkNoop(cmd, slices.DeleteFunc(uids, func(u uint32) bool { return res.Fetched[u] }))
+	return w.checkStored(cmd, slices.DeleteFunc(uids, func(u uint32) bool { return res.Fetched[u] }), sign == "+", flags, prior)
+}
+
+// priorModseqs notes the MODSEQ the session knows of each UID (0 for a
+// message it has not been told of).
+func (w *worker) priorModseqs(uids []uint32) map[uint32]uint64 {
+	m := make(map[uint32]uint64, len(uids))
+	for _, u := range uids {
+		m[u] = w.s.ModSeq(u)
+	}
+	return m
+}
+
+// checkStored reports the UIDs a UID STORE left out that exist and do not
+// show its change (+ adds flags, else removes them). When the session
+// knew the message's MODSEQ before, it must also be unchanged: then no
+// other session changed the message back in between.
+func (w *worker) checkStored(cmd string, left []uint32, add bool, flags []string, prior map[uint32]uint64) error {
+	if len(left) == 0 {
+		return nil
+	}
+	if _, err := w.s.Do("NOOP"); err != nil {
+		return err
+	}
+	left = slices.DeleteFunc(left, func(u uint32) bool { return !w.s.Has(u) })
+	if len(left) == 0 {
+		return nil
+	}
+	res, err := w.s.Do("UID FETCH " + FormatSet(left) + " (UID FLAGS MODSEQ)")
+	if err != nil {
+		return err
+	}
+	for _, u := range left {
+		if !res.Fetched[u] {
+			continue // expunged meanwhile
+		}
+		cur, _ := w.s.Flags(u)
+		applied := true
+		for _, f := range flags {
+			has := slices.ContainsFunc(cur, func(x string) bool { return strings.EqualFold(x, f) })
+			if has != add {
+				applied = false
+			}
+		}
+		if p := prior[u]; p != 0 && w.s.ModSeq(u) != p {
+			applied = true // changed since: by this STORE or by another session
+		}
+		if !applied {
+			w.r.chk.Errorf(UIDNoop, w.s.ID, "%s: no FETCH for UID %d and its flags are %v [last: %s]", cmd, u, cur, w.s.Recent())
+		}
+	}
+	return nil
 }
 
 func (w *worker) uidFetch() error {
@@ -654,11 +713,12 @@ func (w *worker) freshKeyword() error {
 	}
 	kw := fmt.Sprintf("$new%dx%d", w.s.ID, w.rng.IntN(1<<20))
 	cmd := fmt.Sprintf("UID STORE %s +FLAGS (%s)", FormatSet(uids), kw)
+	prior := w.priorModseqs(uids)
 	res, err := w.s.Do(cmd)
 	if err != nil {
 		return err
 	}
-	return w.checkNoop(cmd, slices.DeleteFunc(uids, func(u uint32) bool { return res.Fetched[u] }))
+	return w.checkStored(cmd, slices.DeleteFunc(uids, func(u uint32) bool { return res.Fetched[u] }), true, []string{kw}, prior)
 }
 
 func (w *worker) reselect() error {

@@ -32,7 +32,8 @@ type Session struct {
 
 	uids     []uint32 // sequence number - 1 -> UID; 0 not known yet
 	flags    map[uint32][]string
-	modseq   map[uint32]uint64
+	modseq   map[uint32]uint64 // highest MODSEQ told
+	flagsAt  map[uint32]uint64 // MODSEQ the cached flags were told with (0: unknown)
 	source   map[uint32]string // what last set a UID's flags, for error reports
 	keywords map[string]bool   // listed by the last FLAGS, lower case
 	unlisted map[string]bool   // keywords already reported as used before FLAGS
@@ -49,8 +50,9 @@ type Result struct {
 	Code   string // response code of the tagged line, without brackets
 	Text   string
 	// Fetched holds the UIDs of the FETCH responses received, solicited
-	// or not.
-	Fetched map[uint32]bool
+	// or not; FlagsFetched those of the FETCH responses with FLAGS.
+	Fetched      map[uint32]bool
+	FlagsFetched map[uint32]bool
 	// Search holds the numbers of a SEARCH or ESEARCH ALL response.
 	Search []uint32
 	// Codes holds the response codes of untagged OK responses.
@@ -119,6 +121,7 @@ func (s *Session) Examine(mailbox string) error { return s.open("EXAMINE", mailb
 func (s *Session) open(cmd, mailbox string) error {
 	s.Mailbox = ""
 	s.uids, s.flags, s.modseq, s.keywords = nil, map[uint32][]string{}, map[uint32]uint64{}, map[string]bool{}
+	s.flagsAt = map[uint32]uint64{}
 	s.contexts = nil // updates end with the selection (RFC 5267 s4.3)
 	if _, err := s.Do(cmd + " " + quote(mailbox) + " (CONDSTORE)"); err != nil {
 		return err
@@ -156,6 +159,7 @@ func (s *Session) Seq(uid uint32) uint32 {
 func (s *Session) SetFlags(uid uint32, flags []string) {
 	if s.Has(uid) {
 		s.flags[uid] = withoutRecent(flags)
+		s.flagsAt[uid] = 0
 		s.setSource(uid, "set by the client after: "+s.lastCmd)
 	}
 }
@@ -194,7 +198,7 @@ func (s *Session) do(cmd string) (*Result, error) {
 	if err := s.w.Flush(); err != nil {
 		return nil, err
 	}
-	res := &Result{Fetched: map[uint32]bool{}}
+	res := &Result{Fetched: map[uint32]bool{}, FlagsFetched: map[uint32]bool{}}
 	for {
 		line, lits, err := s.readResponse()
 		if err != nil {
@@ -380,6 +384,7 @@ func (s *Session) forget(u uint32) {
 	if u != 0 {
 		delete(s.flags, u)
 		delete(s.modseq, u)
+		delete(s.flagsAt, u)
 		delete(s.source, u)
 	}
 }
@@ -466,17 +471,19 @@ func (s *Session) fetch(seq uint32, arg string, lits []string, res *Result) {
 	flags = withoutRecent(flags)
 	if modseq != 0 {
 		old := s.modseq[uid]
-		switch {
-		case modseq < old:
+		if modseq < old {
 			s.errorf(ModseqBackwards, "UID %d: MODSEQ %d after %d (FLAGS %v)", uid, modseq, old, flags)
 			return // keep the newer state
-		case modseq == old && hasFlags && s.flags[uid] != nil && !sameFlags(s.flags[uid], flags):
+		}
+		if hasFlags && modseq == s.flagsAt[uid] && !sameFlags(s.flags[uid], flags) {
 			s.errorf(ModseqConflict, "UID %d: MODSEQ %d with FLAGS %v (from %q) and %v", uid, modseq, s.flags[uid], s.source[uid], flags)
 		}
 		s.modseq[uid] = modseq
 	}
 	if hasFlags {
+		res.FlagsFetched[uid] = true
 		s.flags[uid] = flags
+		s.flagsAt[uid] = modseq
 		s.setSource(uid, fmt.Sprintf("%d FETCH %s", seq, arg))
 	}
 }

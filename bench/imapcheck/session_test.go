@@ -120,9 +120,9 @@ func FuzzTokenize(f *testing.F) {
 		parseSet(s)
 		cutCode(s)
 		literalSize(s)
-		ses := &Session{uids: []uint32{1, 0, 3}, flags: map[uint32][]string{}, modseq: map[uint32]uint64{}, keywords: map[string]bool{}, Check: &Checker{}}
-		ses.untagged(s, []string{lit}, &Result{Fetched: map[uint32]bool{}})
-		ses.untagged("2 FETCH "+s, []string{lit}, &Result{Fetched: map[uint32]bool{}})
+		ses := &Session{uids: []uint32{1, 0, 3}, flags: map[uint32][]string{}, modseq: map[uint32]uint64{}, flagsAt: map[uint32]uint64{}, keywords: map[string]bool{}, Check: &Checker{}}
+		ses.untagged(s, []string{lit}, &Result{Fetched: map[uint32]bool{}, FlagsFetched: map[uint32]bool{}})
+		ses.untagged("2 FETCH "+s, []string{lit}, &Result{Fetched: map[uint32]bool{}, FlagsFetched: map[uint32]bool{}})
 	})
 }
 
