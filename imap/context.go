@@ -27,6 +27,10 @@ type searchContext struct {
 	keys  []sortKey // nil for SEARCH
 	req   *searchReq
 	uids  []uint32 // the result, in result order
+	// vals caches the sort values of the result's messages: the keys of
+	// RFC 5256/5957 do not change with flags, only the sequence number
+	// (the last tie-break) is refreshed.
+	vals map[uint32]*sortValues
 }
 
 func (c *conn) addContext(tag string, isUID bool, keys []sortKey, req *searchReq, found []vmstore.Message) {
@@ -64,9 +68,18 @@ func (c *conn) updateContexts() {
 		var now []uint32
 		if ctx.keys != nil {
 			vals := make([]*sortValues, len(found))
+			cache := make(map[uint32]*sortValues, len(found))
 			for i, m := range found {
-				vals[i] = c.xsortValues(m, ctx.keys)
+				v := ctx.vals[m.UID]
+				if v == nil {
+					v = c.xsortValues(m, ctx.keys)
+				} else {
+					v.seq, _ = s.seqOf(m.UID)
+				}
+				vals[i] = v
+				cache[m.UID] = v
 			}
+			ctx.vals = cache
 			slices.SortStableFunc(vals, func(a, b *sortValues) int { return compareSort(a, b, ctx.keys) })
 			for _, v := range vals {
 				now = append(now, v.m.UID)
