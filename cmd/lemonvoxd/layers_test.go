@@ -14,12 +14,14 @@ var allowed = map[string][]string{
 	"vmstore":   {},
 	"transcode": {},
 	"firmware":  {},
+	"authlimit": {},
+	"netlimit":  {},
 	"channel":   {"vmstore"},
-	"imap":      {"vmstore", "channel", "transcode"},
-	"streaming": {"vmstore", "channel", "transcode"},
-	"notify":    {"vmstore", "channel", "transcode"},
-	"smtp":      {"vmstore", "channel"},
-	"admin":     {"vmstore", "channel", "transcode", "notify", "streaming", "imap", "smtp", "firmware"},
+	"imap":      {"vmstore", "channel", "transcode", "authlimit", "netlimit"},
+	"streaming": {"vmstore", "channel", "transcode", "authlimit", "netlimit"},
+	"notify":    {"vmstore", "channel", "transcode", "authlimit", "netlimit"},
+	"smtp":      {"vmstore", "channel", "authlimit", "netlimit"},
+	"admin":     {"vmstore", "channel", "transcode", "notify", "streaming", "imap", "smtp", "firmware", "authlimit", "netlimit"},
 }
 
 const module = "github.com/lemonvox/lemonvox/"
