@@ -297,26 +297,52 @@ func ProbeFile(path string) (Info, error) {
 }
 
 // SniffAudio recognises a WAV or AU file from its first bytes and returns
-// its media type and duration (for wrapping raw audio into a message).
-func SniffAudio(head []byte) (string, time.Duration, bool) {
+// its media type and, when the file's size is known (size >= 0), its
+// duration computed from the header's format fields and the bytes that
+// follow the header. The header's own data size is never trusted: a file
+// may claim hours and hold a second, or the reverse.
+func SniffAudio(head []byte, size int64) (string, time.Duration, bool) {
 	info, err := Probe(bytes.NewReader(head))
 	if err != nil && !errors.Is(err, ErrUnsupported) {
 		return "", 0, false
 	}
+	var d time.Duration
+	if err == nil && size >= 0 {
+		d = info.durationOf(size)
+	}
 	if info.Container == AU {
-		return "audio/basic", info.Duration, true
+		return "audio/basic", d, true
 	}
 	if info.Container == WAV {
-		return "audio/wav", info.Duration, true
+		return "audio/wav", d, true
 	}
 	return "", 0, false
 }
 
+// durationOf is the duration of a file of size bytes: its format fields
+// applied to the bytes after the header.
+func (i Info) durationOf(size int64) time.Duration {
+	i.DataSize = max(size-i.dataOffset, 0)
+	i.Duration = 0
+	i.setDuration()
+	return i.Duration
+}
+
 // PartDuration tells the duration of an audio part from its first bytes
-// and its size (for message parts without Content-Duration).
+// (the WAV or AU header's format fields) and the size of its decoded
+// content, that is of the audio actually received; the header's data size
+// is not trusted. Headerless G.711, G.726 and G.722 parts go by their
+// media type.
 func PartDuration(mediaType string, head []byte, size int64) (time.Duration, bool) {
-	if info, err := Probe(bytes.NewReader(head)); err == nil && info.Duration > 0 {
-		return info.Duration, true
+	info, err := Probe(bytes.NewReader(head))
+	if err == nil {
+		if size < 0 {
+			return 0, false
+		}
+		return info.durationOf(size), true
+	}
+	if !errors.Is(err, ErrUnknownFormat) {
+		return 0, false
 	}
 	switch strings.ToLower(mediaType) {
 	case "audio/basic", "audio/pcmu", "audio/pcma":

@@ -353,8 +353,13 @@ func (c *cli) deposit(args []string) error {
 		return err
 	}
 	defer file.Close()
-	if fi, err := file.Stat(); err == nil && fi.Size() == 0 {
-		return fmt.Errorf("%s is empty", pos[1])
+	if fi, err := file.Stat(); err == nil {
+		if fi.Size() == 0 {
+			return fmt.Errorf("%s is empty", pos[1])
+		}
+		if fi.Mode().IsRegular() {
+			o.Size = fi.Size()
+		}
 	}
 	b, err := c.backend()
 	if err != nil {
