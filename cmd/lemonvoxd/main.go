@@ -103,6 +103,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 	}
 	defer lock.Release()
+	// A run file left by a daemon that died is stale: this process holds
+	// the lock now.
+	admin.RemoveRunInfo(dir)
 	var closers []closer
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
