@@ -98,6 +98,10 @@ func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
 	if format > FormatVersion() {
 		return newerFormatError("the backup", format)
 	}
+	// Badger's Load moves its timestamps without a lock: nothing else may
+	// use the database meanwhile (the startup collection is quick on an
+	// empty store).
+	<-s.orphansDone
 	if err := s.db.Load(br, 256); err != nil {
 		return fmt.Errorf("vmstore: restore: %w", err)
 	}
