@@ -565,6 +565,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := strings.ToLower(r.Header.Get("Content-Type"))
 	o.AsMessage = strings.HasPrefix(ct, "message/rfc822")
+	o.Size = r.ContentLength
 	body := r.Body
 	if s.MaxDeposit > 0 {
 		body = http.MaxBytesReader(w, r.Body, s.MaxDeposit)

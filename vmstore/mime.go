@@ -46,6 +46,9 @@ type Part struct {
 	// Duration in seconds of a time-based part (RFC 3803 Content-Duration,
 	// or computed from the audio header).
 	Duration float64 `json:"dur,omitempty"`
+	// measured: Duration was computed from the part's content as it was
+	// received (not taken from a header), while parsing.
+	measured bool
 	// Envelope of a message (the top level and message/rfc822 bodies).
 	Envelope *Envelope `json:"env,omitempty"`
 	// Preview (RFC 8970) of the message, on the root; nil for messages
@@ -249,12 +252,17 @@ func (out *parsed) fill(h textproto.Header) {
 	if out.context == ContextUnknown {
 		out.context = deriveContext(&out.root)
 	}
-	if d, ok := parseDuration(h.Get("Content-Duration")); ok {
+	// The duration measured from the audio received wins over what any
+	// header claims; headers count only for media that cannot be measured.
+	main := mainMediaPart(&out.root)
+	if main != nil && main.measured {
+		out.duration = main.Duration
+	} else if d, ok := parseDuration(h.Get("Content-Duration")); ok {
 		out.duration = d
 	} else if d, ok := parseDuration(h.Get("X-Asterisk-VM-Duration")); ok {
 		out.duration = d
-	} else if p := mainMediaPart(&out.root); p != nil {
-		out.duration = p.Duration
+	} else if main != nil {
+		out.duration = main.Duration
 	}
 	imp := strings.ToLower(strings.TrimSpace(h.Get("Importance")))
 	prio := strings.ToLower(strings.TrimSpace(h.Get("Priority")))
@@ -557,7 +565,11 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 	var lastEOL int
 	var lines int64
 	var head []byte
-	wantHead := p.prober != nil && (part.Type == "audio" || part.Type == "video") && part.Duration == 0
+	// Audio and video parts are measured as they stream through: the first
+	// bytes give the format, the decoded size the duration.
+	measure := p.prober != nil && (part.Type == "audio" || part.Type == "video")
+	var b64 int64 // base64 alphabet characters of the body
+	var qp int64  // decoded bytes of a quoted-printable body
 	var text *textCapture
 	if part.Type == "text" && part.Disposition != "attachment" && p.inMessage == 0 {
 		tc := &textCapture{encoding: part.Encoding, charset: part.Params["charset"], html: part.Subtype == "html"}
@@ -600,21 +612,73 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 		if text != nil && len(text.head) < previewHeadBytes {
 			text.head = append(text.head, line...)
 		}
-		if wantHead && len(head) < probeHeadBytes {
-			head = append(head, line...)
+		if measure {
+			if len(head) < probeHeadBytes {
+				head = append(head, line...)
+			}
+			switch part.Encoding {
+			case "base64":
+				b64 += base64Chars(line)
+			case "quoted-printable":
+				qp += qpDecodedLen(line)
+			}
 		}
 		lastEOL = eolLen(line)
 		atStart = lastEOL > 0
 	}
 	part.Lines = lines
-	if wantHead {
-		p.probe(part, head)
+	if measure {
+		size := part.End - part.Body
+		switch part.Encoding {
+		case "base64":
+			size = b64 * 6 / 8
+		case "quoted-printable":
+			size = qp
+		}
+		p.probe(part, head, size)
 	}
 	return nil
 }
 
-func (p *mimeParser) probe(part *Part, head []byte) {
-	size := part.End - part.Body
+// base64Chars counts the characters of the base64 alphabet in line
+// (padding, line breaks and stray characters carry no data).
+func base64Chars(line []byte) int64 {
+	var n int64
+	for _, c := range line {
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
+			n++
+		}
+	}
+	return n
+}
+
+// qpDecodedLen is the decoded size of one quoted-printable line (RFC 2045
+// s6.7): "=XX" is one byte, a final "=" joins the next line, a line break
+// is two.
+func qpDecodedLen(line []byte) int64 {
+	eol := eolLen(line)
+	body := bytes.TrimRight(line[:len(line)-eol], " \t")
+	var n int64
+	soft := false
+	for i := 0; i < len(body); i++ {
+		if body[i] == '=' {
+			if i == len(body)-1 {
+				soft = true
+				break
+			}
+			i += 2 // "=XX" is one byte
+		}
+		n++
+	}
+	if eol > 0 && !soft {
+		n += 2
+	}
+	return n
+}
+
+// probe asks the prober for the duration of a part from its first bytes
+// and its decoded size.
+func (p *mimeParser) probe(part *Part, head []byte, size int64) {
 	var data []byte
 	switch part.Encoding {
 	case "base64":
@@ -631,12 +695,6 @@ func (p *mimeParser) probe(part *Part, head []byte) {
 			return
 		}
 		data = data[:n]
-		// Encoded lines of 76 characters carry 57 bytes.
-		lineLen := int64(78)
-		if part.Lines > 0 {
-			lineLen = max(1, size/part.Lines)
-		}
-		size = size / lineLen * (lineLen - 2) * 3 / 4
 	case "quoted-printable":
 		d, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(head)))
 		data = d
@@ -645,6 +703,7 @@ func (p *mimeParser) probe(part *Part, head []byte) {
 	}
 	if d, ok := p.prober(part.MediaType(), data, size); ok {
 		part.Duration = d.Seconds()
+		part.measured = true
 	}
 }
 

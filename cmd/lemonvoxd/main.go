@@ -82,17 +82,33 @@ type closer struct {
 	fn   func() error
 }
 
-func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Nothing is created before the data directory is known to be free and
+	// every listener's address to be available.
+	lock, err := lockExisting(dir)
+	if err != nil {
 		return err
 	}
-	if ri, err := admin.ReadRunInfo(dir); err == nil {
-		return fmt.Errorf("a daemon (pid %d) already runs on %s", ri.PID, dir)
+	if err := checkListeners(cfg); err != nil {
+		lock.Release()
+		return err
 	}
+	if lock == nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if lock, err = lockExisting(dir); err != nil {
+			return err
+		}
+	}
+	defer lock.Release()
+	// A run file left by a daemon that died is stale: this process holds
+	// the lock now.
+	admin.RemoveRunInfo(dir)
 	var closers []closer
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -100,7 +116,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 				log.Warn("stopping "+closers[i].name, "err", err)
 			}
 		}
-		log.Info("lemonvoxd stopped cleanly")
+		if err == nil {
+			log.Info("lemonvoxd stopped cleanly")
+		}
 	}()
 
 	cert, err := loadOrCreateCert(cfg.TLS.Cert, cfg.TLS.Key, dir, cfg.TLS.Hosts)
@@ -219,19 +237,33 @@ func adminToken(dir, configured string) (string, error) {
 	return tok, nil
 }
 
-// firstStart creates the demo subscriber once per data directory.
+// firstStart creates the demo subscriber on the first start of an empty
+// store. The mark that the first start happened lives in the store (and so
+// in its backups): a restored store, or any store that holds accounts, never
+// gets the demo subscriber and its well-known password.
 func firstStart(dir string, cfg *Config, st *vmstore.Store, log *slog.Logger) error {
-	marker := filepath.Join(dir, "initialized")
-	if _, err := os.Stat(marker); err == nil {
-		return nil
+	done, err := st.Initialized()
+	if err != nil || done {
+		return err
 	}
-	if cfg.Demo.Enabled {
-		if err := createDemo(st); err != nil && !errors.Is(err, vmstore.ErrExists) {
+	// Data directories of earlier releases kept the mark in a file.
+	if _, err := os.Stat(filepath.Join(dir, "initialized")); err == nil {
+		return st.MarkInitialized()
+	}
+	has, err := st.HasAccounts()
+	if err != nil {
+		return err
+	}
+	switch {
+	case has:
+		log.Info("the store holds accounts: no demo subscriber created")
+	case cfg.Demo.Enabled:
+		if err := createDemo(st); err != nil {
 			return fmt.Errorf("demo subscriber: %w", err)
 		}
 		log.Info("created demo subscriber", "user", "demo", "password", "demo", "pin", "1234")
 	}
-	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+	return st.MarkInitialized()
 }
 
 // newAuthLimiter builds the one authentication limiter of the daemon.
