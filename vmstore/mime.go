@@ -64,11 +64,17 @@ type Envelope struct {
 	MessageID string    `json:"messageId,omitempty"`
 }
 
-// Address is one mailbox of an envelope.
+// Address is one element of an envelope address list (RFC 9051 s7.5.2):
+// a mailbox (name, source route, mailbox, host), or a group marker: a
+// start (Group GroupStart, the group name in Mailbox) and an end (Group
+// GroupEnd) around the group's members. Name is the display name as sent
+// (encoded words not decoded).
 type Address struct {
 	Name    string `json:"name,omitempty"`
+	Adl     string `json:"adl,omitempty"`
 	Mailbox string `json:"mailbox"`
 	Host    string `json:"host"`
+	Group   int8   `json:"grp,omitempty"`
 }
 
 // Limits of the parser: deeper or larger structures are kept as opaque
@@ -90,6 +96,7 @@ type parsed struct {
 	subject  string
 	date     time.Time
 	to, cc   string
+	keys     HeaderKeys
 }
 
 type mimeParser struct {
@@ -196,18 +203,44 @@ func (out *parsed) fill(h textproto.Header) {
 		}
 		return s
 	}
-	out.from = decode(strings.TrimSpace(h.Get("From")))
+	env := out.root.Envelope
+	if env == nil {
+		env = envelopeOf(h)
+	}
+	// From as SEARCH FROM sees it: the parsed list (comments gone, names
+	// decoded), or the decoded text when it holds no address.
+	if out.from = formatAddresses(env.From); out.from == "" {
+		out.from = decode(strings.TrimSpace(h.Get("From")))
+	}
 	out.subject = decode(strings.TrimSpace(h.Get("Subject")))
 	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
 		out.date = t
 	}
-	first := func(k string) string {
-		if l, err := mail.ParseAddressList(h.Get(k)); err == nil && len(l) > 0 {
-			return l[0].Address
+	first := func(l []Address) string {
+		for _, a := range l {
+			if a.Group == 0 {
+				return a.AddrSpec()
+			}
 		}
 		return ""
 	}
-	out.to, out.cc = first("To"), first("Cc")
+	out.to, out.cc = first(env.To), first(env.Cc)
+	k := &out.keys
+	k.FromMailbox, k.DisplayFrom = sortAddr(env.From)
+	k.ToMailbox, k.DisplayTo = sortAddr(env.To)
+	k.CcMailbox, _ = sortAddr(env.Cc)
+	if ids := ParseMsgIDs(h.Get("Message-Id")); len(ids) > 0 {
+		k.MessageID = ids[0]
+	}
+	k.Refs = ParseMsgIDs(strings.Join(h.Values("References"), " "))
+	if len(k.Refs) == 0 {
+		if ids := ParseMsgIDs(h.Get("In-Reply-To")); len(ids) > 0 {
+			k.Refs = ids[:1]
+		}
+	}
+	if len(k.Refs) > maxRefs {
+		k.Refs = k.Refs[len(k.Refs)-maxRefs:]
+	}
 	out.context = ParseContext(h.Get("Message-Context"))
 	if out.context == ContextUnknown {
 		out.context = deriveContext(&out.root)
@@ -591,16 +624,7 @@ func envelopeOf(h textproto.Header) *Envelope {
 		if v == "" {
 			return nil
 		}
-		list, err := mail.ParseAddressList(v)
-		if err != nil {
-			return nil
-		}
-		var out []Address
-		for _, a := range list {
-			mbox, host, _ := strings.Cut(a.Address, "@")
-			out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
-		}
-		return out
+		return ParseAddressList(v)
 	}
 	e := &Envelope{
 		Date:      h.Get("Date"),

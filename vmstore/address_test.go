@@ -1,0 +1,238 @@
+package vmstore
+
+import (
+	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// envString renders a parsed list the way an ENVELOPE address list reads,
+// for compact expectations: (name adl mailbox host), NIL for empty.
+func envString(l []Address) string {
+	if len(l) == 0 {
+		return "NIL"
+	}
+	n := func(s string) string {
+		if s == "" {
+			return "NIL"
+		}
+		return fmt.Sprintf("%q", s)
+	}
+	var b strings.Builder
+	b.WriteString("(")
+	for _, a := range l {
+		switch a.Group {
+		case GroupStart:
+			fmt.Fprintf(&b, "(NIL NIL %q NIL)", a.Mailbox)
+		case GroupEnd:
+			b.WriteString("(NIL NIL NIL NIL)")
+		default:
+			fmt.Fprintf(&b, "(%s %s %q %q)", n(a.Name), n(a.Adl), a.Mailbox, a.Host)
+		}
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// TestParseAddressListRFC5322 parses every address example of RFC 5322
+// appendix A (A.1.1-A.1.3, A.2, A.4, A.5, A.6.1, A.6.3) and more forms
+// net/mail refuses.
+func TestParseAddressListRFC5322(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		// A.1.1
+		{`John Doe <jdoe@machine.example>`, `(("John Doe" NIL "jdoe" "machine.example"))`},
+		{`Michael Jones <mjones@machine.example>`, `(("Michael Jones" NIL "mjones" "machine.example"))`},
+		{`Mary Smith <mary@example.net>`, `(("Mary Smith" NIL "mary" "example.net"))`},
+		// A.1.2
+		{`"Joe Q. Public" <john.q.public@example.com>`, `(("Joe Q. Public" NIL "john.q.public" "example.com"))`},
+		{`Mary Smith <mary@x.test>, jdoe@example.org, Who? <one@y.test>`,
+			`(("Mary Smith" NIL "mary" "x.test")(NIL NIL "jdoe" "example.org")("Who?" NIL "one" "y.test"))`},
+		{`<boss@nil.test>, "Giant; \"Big\" Box" <sysservices@example.net>`,
+			`((NIL NIL "boss" "nil.test")("Giant; \"Big\" Box" NIL "sysservices" "example.net"))`},
+		// A.1.3 groups
+		{`Pete <pete@silly.example>`, `(("Pete" NIL "pete" "silly.example"))`},
+		{`A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;`,
+			`((NIL NIL "A Group" NIL)("Ed Jones" NIL "c" "a.test")(NIL NIL "joe" "where.test")("John" NIL "jdoe" "one.test")(NIL NIL NIL NIL))`},
+		{`Undisclosed recipients:;`, `((NIL NIL "Undisclosed recipients" NIL)(NIL NIL NIL NIL))`},
+		// A.2 (reply) and A.4 (resent) addresses
+		{`"Mary Smith: Personal Account" <smith@home.example>`, `(("Mary Smith: Personal Account" NIL "smith" "home.example"))`},
+		{`Jane Brown <j-brown@other.example>`, `(("Jane Brown" NIL "j-brown" "other.example"))`},
+		// A.5 white space, comments
+		{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, `(("Pete" NIL "pete" "silly.test"))`},
+		{"A Group(Some people)\r\n     :Chris Jones <c@(Chris's host.)public.example>,\r\n         joe@example.org,\r\n  John <jdoe@one.test> (my dear friend); (the end of the group)",
+			`((NIL NIL "A Group" NIL)("Chris Jones" NIL "c" "public.example")(NIL NIL "joe" "example.org")("John" NIL "jdoe" "one.test")(NIL NIL NIL NIL))`},
+		{`(Empty list)(start)Hidden recipients  :(nobody(that I know))  ;`, `((NIL NIL "Hidden recipients" NIL)(NIL NIL NIL NIL))`},
+		// A.6.1 obsolete addressing
+		{`Joe Q. Public <john.q.public@example.com>`, `(("Joe Q. Public" NIL "john.q.public" "example.com"))`},
+		{`Mary Smith <@node.test:mary@example.net>, , jdoe@test  . example`,
+			`(("Mary Smith" "@node.test" "mary" "example.net")(NIL NIL "jdoe" "test.example"))`},
+		// A.6.3 obsolete white space and comments
+		{`John Doe <jdoe@machine(comment).  example>`, `(("John Doe" NIL "jdoe" "machine.example"))`},
+		{"Mary Smith\r\n  \r\n          <mary@example.net>", `(("Mary Smith" NIL "mary" "example.net"))`},
+		// Source routes with several hops, comments and empty hops.
+		{`<@route1,@route2:user@domain>`, `((NIL "@route1,@route2" "user" "domain"))`},
+		{`<@a.test, ,@b.test:u@c.test>`, `((NIL "@a.test,@b.test" "u" "c.test"))`},
+		// Comments inside the addr-spec.
+		{`<user (c)@ (c) domain.org>`, `((NIL NIL "user" "domain.org"))`},
+		{`user (c)@ (c) domain.org`, `((NIL NIL "user" "domain.org"))`},
+		// Legacy "addr (Full Name)".
+		{`jdoe@example.org (John Doe)`, `(("John Doe" NIL "jdoe" "example.org"))`},
+		// Quoted local parts, obs-local-part.
+		{`"john q"@example.com`, `((NIL NIL "john q" "example.com"))`},
+		{`"a\"b"@example.com, john . q . public@example.com`, `((NIL NIL "a\"b" "example.com")(NIL NIL "john.q.public" "example.com"))`},
+		// Domain literals.
+		{`Joe <joe@[192.0.2.1]>, x@[IPv6:2001:db8::1]`, `(("Joe" NIL "joe" "[192.0.2.1]")(NIL NIL "x" "[IPv6:2001:db8::1]"))`},
+		// Encoded words stay encoded in the envelope.
+		{`=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?= <keld@dkuug.dk>`, `(("=?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?=" NIL "keld" "dkuug.dk"))`},
+		{`"=?utf-8?q?J=C3=B6rg?=" <j@x.test>`, `(("=?utf-8?q?J=C3=B6rg?=" NIL "j" "x.test"))`},
+		// Empty groups among addresses, a group without its ";".
+		{`a@b.test, Empty:;, c@d.test, Open: e@f.test`,
+			`((NIL NIL "a" "b.test")(NIL NIL "Empty" NIL)(NIL NIL NIL NIL)(NIL NIL "c" "d.test")(NIL NIL "Open" NIL)(NIL NIL "e" "f.test")(NIL NIL NIL NIL))`},
+		// Best effort: nothing is lost.
+		{`a@b.test c@d.test`, `((NIL NIL "a" "b.test")(NIL NIL "c" "d.test"))`},
+		{`alice`, `((NIL NIL "alice" ".MISSING-HOST-NAME."))`},
+		{`<bob>`, `((NIL NIL "bob" ".MISSING-HOST-NAME."))`},
+		{`Broken <x@y.test`, `(("Broken" NIL "x" "y.test"))`},
+		{`"unterminated <u@v.test>`, `((NIL NIL "unterminated <u@v.test>" ".MISSING-HOST-NAME."))`},
+		{`user@host.test <real@other.test>`, `(("user@host.test" NIL "real" "other.test"))`},
+		{``, `NIL`},
+		{` , ,`, `NIL`},
+	} {
+		got := envString(ParseAddressList(tc.in))
+		if got != tc.want {
+			t.Errorf("%q:\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseMsgIDs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{`<a@b>`, []string{"a@b"}},
+		{`<"01KF8JCEOCBS0045PS"@xxx.yyy.com>`, []string{"01KF8JCEOCBS0045PS@xxx.yyy.com"}},
+		{" <a@b>\r\n <c@d> (comment) <e (x)@ f>", []string{"a@b", "c@d", "e@f"}},
+		{`Your message of "Tue" <x@y>`, []string{"x@y"}},
+		{`<[1.2.3]@b> <a@[lit]>`, []string{"a@[lit]"}},
+		{`no ids here`, nil},
+	} {
+		if got := ParseMsgIDs(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestSortKeysOfHeader: the record keeps the addr-mailbox and display
+// forms of the first address (a group's name for a group).
+func TestSortKeysOfHeader(t *testing.T) {
+	msg := "From: =?utf-8?q?Zo=C3=AB?= <zoe@example.net>\r\n" +
+		"To: Team: a@x.test, b@x.test;\r\n" +
+		"Cc: <@r.test:carol@example.net>\r\n" +
+		"Message-ID: <\"m 1\"@example.net>\r\n" +
+		"In-Reply-To: <p@example.net>\r\n\r\nbody\r\n"
+	p, err := parseMessage(strings.NewReader(msg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := p.keys
+	want := HeaderKeys{FromMailbox: "zoe", DisplayFrom: "Zoë", ToMailbox: "Team", DisplayTo: "Team", CcMailbox: "carol",
+		MessageID: "m 1@example.net", Refs: []string{"p@example.net"}}
+	if !reflect.DeepEqual(k, want) {
+		t.Fatalf("keys %+v, want %+v", k, want)
+	}
+	if p.from != "Zoë <zoe@example.net>" || p.to != "a@x.test" || p.cc != "carol@example.net" {
+		t.Fatalf("from %q to %q cc %q", p.from, p.to, p.cc)
+	}
+}
+
+// TestMessageRecordKeys: the keys survive the binary record; a record
+// written without them (earlier versions) still decodes.
+func TestMessageRecordKeys(t *testing.T) {
+	m := Message{MailboxID: 3, UID: 9, Flags: []string{`\Seen`}, From: "a", To: "b@c", Cc: "d@e",
+		Keys: &HeaderKeys{FromMailbox: "a", ToMailbox: "b", CcMailbox: "d", DisplayFrom: "A", DisplayTo: "B",
+			MessageID: "id@x", Refs: []string{"r1@x", "r2@x"}}}
+	var got Message
+	if err := decodeMessage(encodeMessage(&m), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Keys, m.Keys) || got.Cc != "d@e" {
+		t.Fatalf("round trip: %+v", got)
+	}
+	old := m
+	old.Keys = nil
+	b := encodeMessage(&old)
+	var o Message
+	if err := decodeMessage(b, &o); err != nil || o.Keys != nil || o.Cc != "d@e" {
+		t.Fatalf("old record: %+v %v", o, err)
+	}
+	// A record of a later version with an unknown extension still reads.
+	if err := decodeMessage(append(b, 7, 1, 2, 3), &o); err != nil || o.Keys != nil {
+		t.Fatalf("unknown extension: %v", err)
+	}
+	// A truncated extension is a corrupt record, not a panic.
+	full := encodeMessage(&m)
+	for n := len(b) + 2; n < len(full); n++ {
+		if err := decodeMessage(full[:n], &o); err == nil && reflect.DeepEqual(o.Keys, m.Keys) {
+			t.Fatalf("truncated at %d decoded whole", n)
+		}
+	}
+}
+
+// FuzzAddressList: any input parses without panic, every address net/mail
+// finds is found too, and every "@" outside quotes and comments is in
+// some address.
+func FuzzAddressList(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/fuzz/FuzzAddressList/*")
+	if len(seeds) == 0 {
+		f.Add(`A Group:Ed Jones <c@a.test>,joe@where.test,John <jdoe@one.test>;`)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := ParseAddressList(s)
+		if len(got) > maxAddrs {
+			t.Fatalf("%d addresses", len(got))
+		}
+		depth := 0
+		for _, a := range got {
+			switch a.Group {
+			case GroupStart:
+				depth++
+			case GroupEnd:
+				depth--
+			}
+			if depth < 0 || depth > 1 {
+				t.Fatalf("unbalanced groups: %s", envString(got))
+			}
+		}
+		if depth != 0 {
+			t.Fatalf("unclosed group: %s", envString(got))
+		}
+		ParseMsgIDs(s)
+		list, err := mail.ParseAddressList(s)
+		if err != nil || len(got) >= maxAddrs {
+			return
+		}
+		have := map[string]int{}
+		for _, a := range got {
+			if a.Group == 0 {
+				have[a.Mailbox+"@"+a.Host]++
+			}
+		}
+		for _, a := range list {
+			if have[a.Address] == 0 {
+				t.Fatalf("%q: net/mail found %q, we have %s", s, a.Address, envString(got))
+			}
+			have[a.Address]--
+		}
+	})
+}
+
+func TestFuzzSeedsPresent(t *testing.T) {
+	if _, err := os.Stat("testdata/fuzz/FuzzAddressList"); err != nil {
+		t.Fatal("fuzz seeds missing:", err)
+	}
+}
