@@ -332,11 +332,14 @@ func (c *conn) writeAddrs(l []vmstore.Address) {
 			c.enc.Raw("(NIL NIL NIL NIL)")
 		default:
 			// The host of a mailbox is never NIL (that is a group marker).
-			host := a.Host
+			mbox, host := a.Mailbox, a.Host
+			if mbox == "" {
+				mbox = vmstore.MissingMailbox
+			}
 			if host == "" {
 				host = vmstore.MissingHost
 			}
-			c.enc.Raw("(").NstringEmptyNil(a.Name).SP().NstringEmptyNil(a.Adl).SP().String(a.Mailbox).SP().String(host).Raw(")")
+			c.enc.Raw("(").NstringEmptyNil(a.Name).SP().NstringEmptyNil(a.Adl).SP().String(mbox).SP().String(host).Raw(")")
 		}
 	}
 	c.enc.Raw(")")

@@ -17,7 +17,9 @@ import (
 // parent (a dummy kept at the top), a reply merged under its original by
 // subject, two non-replies of one subject merged under a new dummy, a
 // duplicate Message-ID, a message without one, and a reference loop.
-func threadFixture(e *testEnv) {
+func threadFixture(e interface {
+	deposit(user, mailbox, msg string, flags ...string) uint32
+}) {
 	type m struct{ id, refs, irt, subject, date string }
 	for _, x := range []m{
 		{"<a@x>", "", "", "alpha", "1 Nov"},                      // 1

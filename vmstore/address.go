@@ -20,9 +20,13 @@ const (
 	GroupEnd   = 2
 )
 
-// MissingHost is the host of an address written without a domain, so that
-// it is not mistaken for a group marker (whose host is NIL).
-const MissingHost = ".MISSING-HOST-NAME."
+// MissingHost and MissingMailbox stand for the domain or local part an
+// address was written without (as Dovecot writes them), so that it is not
+// mistaken for a group marker (whose host is NIL).
+const (
+	MissingHost    = "MISSING_DOMAIN"
+	MissingMailbox = "MISSING_MAILBOX"
+)
 
 // Limits: longer fields are cut, never refused.
 const (
@@ -303,6 +307,12 @@ func (p *addrParser) route() (string, bool) {
 }
 
 func (p *addrParser) emit(a Address) {
+	if a.Group == 0 && a.Mailbox == "" {
+		a.Mailbox = MissingMailbox
+	}
+	if a.Group == 0 && a.Host == "" {
+		a.Host = MissingHost
+	}
 	if len(p.out) < maxAddrs {
 		p.out = append(p.out, a)
 	}
@@ -348,9 +358,6 @@ func (p *addrParser) element(inGroup bool) {
 	case '@':
 		p.i++
 		d, com := p.domain()
-		if d == "" {
-			d = MissingHost
-		}
 		p.cfws()
 		if p.i < len(p.s) && p.s[p.i] == '<' {
 			// "user@host <addr>": the first part was a display name
@@ -379,19 +386,17 @@ func (p *addrParser) bare(toks []token, comment string) {
 	if len(toks) == 0 {
 		return
 	}
-	p.emit(Address{Name: comment, Mailbox: localPart(toks), Host: MissingHost})
+	p.emit(Address{Name: comment, Mailbox: localPart(toks)})
 }
 
 // angle reads an angle-addr after "<" (obs-route included) up to ">".
 func (p *addrParser) angle(name string) {
 	adl, _ := p.route()
 	toks, _ := p.words()
-	a := Address{Name: name, Adl: adl, Mailbox: localPart(toks), Host: MissingHost}
+	a := Address{Name: name, Adl: adl, Mailbox: localPart(toks)}
 	if p.i < len(p.s) && p.s[p.i] == '@' {
 		p.i++
-		if d, _ := p.domain(); d != "" {
-			a.Host = d
-		}
+		a.Host, _ = p.domain()
 	}
 	p.cfws()
 	// Anything left before ">" is skipped (a second "@", stray text).
@@ -400,10 +405,6 @@ func (p *addrParser) angle(name string) {
 	}
 	if p.i < len(p.s) && p.s[p.i] == '>' {
 		p.i++
-	}
-	if a.Mailbox == "" && a.Host == MissingHost && a.Adl == "" && name == "" {
-		// "<>" (a null return path) is an address too: keep it visible.
-		a.Host = ""
 	}
 	p.emit(a)
 	// A legacy comment after the angle address carries no name; skip it.
@@ -439,6 +440,9 @@ func (p *addrParser) group(name string) {
 func (a *Address) AddrSpec() string {
 	if a.Host == "" || a.Host == MissingHost {
 		return a.Mailbox
+	}
+	if a.Mailbox == MissingMailbox {
+		return "@" + a.Host
 	}
 	return a.Mailbox + "@" + a.Host
 }

@@ -94,11 +94,12 @@ func TestParseAddressListRFC5322(t *testing.T) {
 			`((NIL NIL "a" "b.test")(NIL NIL "Empty" NIL)(NIL NIL NIL NIL)(NIL NIL "c" "d.test")(NIL NIL "Open" NIL)(NIL NIL "e" "f.test")(NIL NIL NIL NIL))`},
 		// Best effort: nothing is lost.
 		{`a@b.test c@d.test`, `((NIL NIL "a" "b.test")(NIL NIL "c" "d.test"))`},
-		{`alice`, `((NIL NIL "alice" ".MISSING-HOST-NAME."))`},
-		{`<bob>`, `((NIL NIL "bob" ".MISSING-HOST-NAME."))`},
+		{`alice`, `((NIL NIL "alice" "MISSING_DOMAIN"))`},
+		{`<bob>`, `((NIL NIL "bob" "MISSING_DOMAIN"))`},
 		{`Broken <x@y.test`, `(("Broken" NIL "x" "y.test"))`},
-		{`"unterminated <u@v.test>`, `((NIL NIL "unterminated <u@v.test>" ".MISSING-HOST-NAME."))`},
+		{`"unterminated <u@v.test>`, `((NIL NIL "unterminated <u@v.test>" "MISSING_DOMAIN"))`},
 		{`user@host.test <real@other.test>`, `(("user@host.test" NIL "real" "other.test"))`},
+		{`<>, <@x.test>`, `((NIL NIL "MISSING_MAILBOX" "MISSING_DOMAIN")(NIL NIL "MISSING_MAILBOX" "x.test"))`},
 		{``, `NIL`},
 		{` , ,`, `NIL`},
 	} {
@@ -219,7 +220,11 @@ func FuzzAddressList(f *testing.F) {
 		have := map[string]int{}
 		for _, a := range got {
 			if a.Group == 0 {
-				have[a.Mailbox+"@"+a.Host]++
+				mbox := a.Mailbox
+				if mbox == MissingMailbox {
+					mbox = ""
+				}
+				have[mbox+"@"+a.Host]++
 			}
 		}
 		for _, a := range list {
