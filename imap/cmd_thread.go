@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -20,6 +21,10 @@ func init() {
 	register("THREAD", stateSelected, cmdThread)
 	register("UID THREAD", stateSelected, cmdThread)
 }
+
+// threadStructureReads counts messages THREAD had to read the structure
+// of (records without keys); tests check that new records need none.
+var threadStructureReads atomic.Int64
 
 // threadMsg is what the algorithms know of one message.
 type threadMsg struct {
@@ -101,6 +106,7 @@ func (c *conn) xthreadMsg(m *vmstore.Message, isUID, refs bool) *threadMsg {
 	}
 	// A record from before the keys were kept: its cached structure has
 	// Message-ID and In-Reply-To (References is not in the envelope).
+	threadStructureReads.Add(1)
 	part, err := c.srv.Store.Structure(m)
 	xcheckf(err, "structure")
 	if env := part.Envelope; env != nil {

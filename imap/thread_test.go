@@ -6,9 +6,12 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // threadFixture deposits messages that exercise RFC 5256 s2.2: references
@@ -157,4 +160,47 @@ m.logout()
 	if err != nil || string(out) != want {
 		t.Fatalf("imaplib: %v\n%s\nwant\n%s", err, out, want)
 	}
+}
+
+// TestThreadLargeMailbox: THREAD takes everything from the message records
+// (no structure or content read), on a mailbox of a few thousand messages
+// in long reply chains.
+func TestThreadLargeMailbox(t *testing.T) {
+	n := 3000 // 10000 took 70 ms for REFERENCES when measured
+	if testing.Short() {
+		n = 1000
+	}
+	e := newTestEnv(t)
+	for start := 0; start < n; start += 500 {
+		var reqs []vmstore.DepositReq
+		for i := start; i < start+500 && i < n; i++ {
+			refs := ""
+			if i%50 != 0 {
+				refs = fmt.Sprintf("References: <m%d@x> <m%d@x>\r\n", i-i%50, i-1)
+			}
+			msg := fmt.Sprintf("From: u%d@x\r\nSubject: Re: topic %d\r\nDate: %s\r\nMessage-ID: <m%d@x>\r\n%s\r\nbody\r\n",
+				i%7, i/50, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute).Format(time.RFC1123Z), i, refs)
+			reqs = append(reqs, vmstore.DepositReq{User: "alice", Mailbox: "INBOX", Body: strings.NewReader(msg)})
+		}
+		if _, err := e.store.DepositMany(reqs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	before := threadStructureReads.Load()
+	t0 := time.Now()
+	l := rc.ok("THREAD REFERENCES UTF-8 ALL")
+	d := time.Since(t0)
+	if got := threadStructureReads.Load() - before; got != 0 {
+		t.Fatalf("THREAD read the structure of %d messages", got)
+	}
+	// n/50 threads, each a chain of 50 messages.
+	if len(l) != 1 || strings.Count(l[0], "(") != n/50 || !strings.HasPrefix(l[0], "* THREAD (1 2 3 4 ") {
+		t.Fatalf("THREAD: %.200s", l)
+	}
+	t0 = time.Now()
+	rc.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")
+	t.Logf("THREAD on %d messages: REFERENCES %v, ORDEREDSUBJECT %v", n, d, time.Since(t0))
 }

@@ -492,7 +492,7 @@ func formatAddresses(l []Address) string {
 		}
 		first = false
 		if n := a.DisplayName(); n != "" {
-			b.WriteString(n)
+			b.WriteString(quotePhrase(n))
 			b.WriteString(" <")
 			b.WriteString(a.AddrSpec())
 			b.WriteString(">")
@@ -501,6 +501,15 @@ func formatAddresses(l []Address) string {
 		}
 	}
 	return b.String()
+}
+
+// quotePhrase quotes a display name that is not a run of atoms, so that
+// the formatted list parses back (net/mail included).
+func quotePhrase(n string) string {
+	if !strings.ContainsAny(n, "()<>[]:;@\\,.\"") {
+		return n
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(n) + `"`
 }
 
 // sortAddr is RFC 5256 s3's addr-mailbox of the first address (the group

@@ -241,3 +241,24 @@ func TestFuzzSeedsPresent(t *testing.T) {
 		t.Fatal("fuzz seeds missing:", err)
 	}
 }
+
+// TestFormatAddresses: the From kept in the record (SEARCH FROM, events)
+// has decoded names, quoted when needed so that it parses back.
+func TestFormatAddresses(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`"Doe, John" <j@x.test>, Team: a@b.test, (c) b (c)@c.test;`, `"Doe, John" <j@x.test>, Team: a@b.test, b@c.test;`},
+		{`=?utf-8?q?Zo=C3=AB?= <zoe@example.net>`, `Zoë <zoe@example.net>`},
+		{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, `Pete <pete@silly.test>`},
+		{`"a \"q\" b" <q@x.test>`, `"a \"q\" b" <q@x.test>`},
+	} {
+		got := formatAddresses(ParseAddressList(tc.in))
+		if got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+		if !strings.Contains(got, ":") {
+			if _, err := mail.ParseAddressList(got); err != nil {
+				t.Errorf("%q does not parse back: %v", got, err)
+			}
+		}
+	}
+}
