@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,11 +95,65 @@ func keepUntagged(l string) bool {
 }
 
 // TestDovecotDifferential runs the corpus through Debian's Dovecot imap
-// (preauthenticated on stdin, a Maildir in a temporary directory) and
-// through our server, and compares the answers line by line.
+// and through our server, and compares the answers line by line.
 func TestDovecotDifferential(t *testing.T) {
+	compareWithDovecot(t, dovecotCorpus(), dovecotCommands)
+}
+
+// TestDovecotThreadRandom: random reference graphs (dangling and missing
+// parents, duplicate and absent Message-IDs, loops, truncated References,
+// In-Reply-To only) and decorated subjects thread and sort the same way in
+// Dovecot and here.
+func TestDovecotThreadRandom(t *testing.T) {
+	for seed := int64(1); seed <= 3; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		n := 150
+		id := func() string { return fmt.Sprintf("<m%d@x>", r.Intn(n+20)) }
+		subjects := []string{"alpha", "beta", "gamma", "delta", ""}
+		decor := []string{"", "Re: ", "RE: re: ", "Fwd: ", "[list] ", "[list] Re: ", "Re: [fwd: %s]", "%s (fwd)"}
+		var corpus []string
+		for i := 0; i < n; i++ {
+			var b strings.Builder
+			subj := subjects[r.Intn(len(subjects))]
+			d := decor[r.Intn(len(decor))]
+			if strings.Contains(d, "%s") {
+				subj = fmt.Sprintf(d, subj)
+			} else {
+				subj = d + subj
+			}
+			fmt.Fprintf(&b, "From: u%d@x\r\nSubject: %s\r\nDate: %s\r\n", r.Intn(5), subj,
+				time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.Intn(100000))*time.Second).Format(time.RFC1123Z))
+			if r.Intn(10) != 0 {
+				fmt.Fprintf(&b, "Message-ID: %s\r\n", id())
+			}
+			switch r.Intn(4) {
+			case 0:
+			case 1:
+				fmt.Fprintf(&b, "In-Reply-To: %s\r\n", id())
+			default:
+				b.WriteString("References:")
+				for k := r.Intn(4) + 1; k > 0; k-- {
+					b.WriteString(" " + id())
+				}
+				b.WriteString("\r\n")
+			}
+			b.WriteString("\r\nbody\r\n")
+			corpus = append(corpus, b.String())
+		}
+		compareWithDovecot(t, corpus, []string{
+			"THREAD REFERENCES UTF-8 ALL",
+			"THREAD ORDEREDSUBJECT UTF-8 ALL",
+			"SORT (SUBJECT) UTF-8 ALL",
+			"UID THREAD REFERENCES UTF-8 NOT SUBJECT beta",
+		})
+	}
+}
+
+// compareWithDovecot appends the corpus to Debian's Dovecot imap
+// (preauthenticated on stdin, a Maildir in a temporary directory) and to
+// our server, runs the commands on both, and compares the answers.
+func compareWithDovecot(t *testing.T, corpus, commands []string) {
 	imapBin := needTool(t, "/usr/lib/dovecot/imap")
-	corpus := dovecotCorpus()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dovecot.conf")
 	os.MkdirAll(filepath.Join(dir, "Maildir"), 0o755)
@@ -168,8 +223,8 @@ func TestDovecotDifferential(t *testing.T) {
 		run(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(m), m))
 	}
 	run("SELECT INBOX")
-	theirs := make([][]string, len(dovecotCommands))
-	for i, c := range dovecotCommands {
+	theirs := make([][]string, len(commands))
+	for i, c := range commands {
 		theirs[i] = run(c)
 	}
 	run("LOGOUT")
@@ -181,7 +236,7 @@ func TestDovecotDifferential(t *testing.T) {
 	rc := e.raw()
 	rc.login("alice")
 	rc.ok("SELECT INBOX")
-	for i, c := range dovecotCommands {
+	for i, c := range commands {
 		var ours []string
 		for _, l := range rc.ok("%s", c) {
 			if keepUntagged(l) {
