@@ -50,6 +50,8 @@ type addrParser struct {
 	s   string
 	i   int
 	out []Address
+	// sawComment: the last cfws call read a comment (maybe an empty one).
+	sawComment bool
 }
 
 // token is one lexical element of a phrase or local part.
@@ -71,6 +73,7 @@ func isAtext(c byte) bool {
 // cfws skips white space and comments; it returns the text of the last
 // comment seen, if any, and whether anything was skipped.
 func (p *addrParser) cfws() (comment string, skipped bool) {
+	p.sawComment = false
 	for p.i < len(p.s) {
 		c := p.s[p.i]
 		switch {
@@ -80,6 +83,7 @@ func (p *addrParser) cfws() (comment string, skipped bool) {
 		case c == '(':
 			comment = p.comment()
 			skipped = true
+			p.sawComment = true
 		default:
 			return comment, skipped
 		}
@@ -183,15 +187,22 @@ func (p *addrParser) words() (toks []token, trailing string) {
 	}
 }
 
-// phrase joins tokens as a display name: one space where CFWS separated
-// two words.
+// phrase joins tokens as a display name, one space between words: a word
+// is a quoted string or a run of atoms and dots not broken by CFWS ("Joe
+// Q. Public", "A.B"), as Dovecot and c-client join them.
 func phrase(toks []token) string {
 	var b strings.Builder
-	for i, t := range toks {
-		if i > 0 && t.space {
+	var prev *token
+	for i := range toks {
+		t := &toks[i]
+		if t.quoted && t.text == "" {
+			continue // an empty quoted string adds no word
+		}
+		if prev != nil && (t.space || t.quoted || prev.quoted) {
 			b.WriteByte(' ')
 		}
 		b.WriteString(t.text)
+		prev = t
 	}
 	return b.String()
 }
@@ -211,14 +222,14 @@ func localPart(toks []token) string {
 
 // domain reads a domain after "@": a dot-atom, an obs-domain (atoms and
 // dots with CFWS between) or a domain literal. It returns the last comment
-// after it.
-func (p *addrParser) domain() (string, string) {
+// in or after it (Dovecot's rule for naming a bare addr-spec), and whether
+// there was one.
+func (p *addrParser) domain() (dom, com string, comSeen bool) {
 	var b strings.Builder
-	var com string
 	for {
 		c1, _ := p.cfws()
-		if c1 != "" {
-			com = c1
+		if p.sawComment {
+			com, comSeen = c1, true
 		}
 		if p.i >= len(p.s) {
 			break
@@ -246,13 +257,11 @@ func (p *addrParser) domain() (string, string) {
 				return r
 			}, lit)
 			b.WriteString(lit)
-			com = ""
 			continue
 		}
 		if c == '.' {
 			b.WriteByte('.')
 			p.i++
-			com = ""
 			continue
 		}
 		if !isAtext(c) {
@@ -269,9 +278,8 @@ func (p *addrParser) domain() (string, string) {
 		}
 		b.WriteString(p.s[p.i:j])
 		p.i = j
-		com = ""
 	}
-	return strings.Trim(b.String(), "."), com
+	return strings.Trim(b.String(), "."), com, comSeen
 }
 
 // route reads an obs-route's domain list after "<", up to and including
@@ -290,7 +298,7 @@ func (p *addrParser) route() (string, bool) {
 			continue
 		case '@':
 			p.i++
-			d, _ := p.domain()
+			d, _, _ := p.domain()
 			hops = append(hops, "@"+d)
 			continue
 		case ':':
@@ -357,7 +365,7 @@ func (p *addrParser) element(inGroup bool) {
 		p.group(phrase(toks))
 	case '@':
 		p.i++
-		d, com := p.domain()
+		d, com, seen := p.domain()
 		p.cfws()
 		if p.i < len(p.s) && p.s[p.i] == '<' {
 			// "user@host <addr>": the first part was a display name
@@ -366,11 +374,12 @@ func (p *addrParser) element(inGroup bool) {
 			p.angle(localPart(toks) + "@" + d)
 			return
 		}
-		name := ""
-		if com != "" {
-			name = com // legacy "addr (Full Name)"
+		// Legacy "addr (Full Name)": the last comment of a bare addr-spec
+		// names it (as Dovecot and c-client read it).
+		if !seen {
+			com = trailing
 		}
-		p.emit(Address{Name: name, Mailbox: localPart(toks), Host: d})
+		p.emit(Address{Name: com, Mailbox: localPart(toks), Host: d})
 	default:
 		// ",", ";", ">" or a character that starts nothing.
 		p.bare(toks, trailing)
@@ -396,7 +405,7 @@ func (p *addrParser) angle(name string) {
 	a := Address{Name: name, Adl: adl, Mailbox: localPart(toks)}
 	if p.i < len(p.s) && p.s[p.i] == '@' {
 		p.i++
-		a.Host, _ = p.domain()
+		a.Host, _, _ = p.domain()
 	}
 	p.cfws()
 	// Anything left before ">" is skipped (a second "@", stray text).
@@ -514,15 +523,16 @@ func quotePhrase(n string) string {
 
 // sortAddr is RFC 5256 s3's addr-mailbox of the first address (the group
 // name for a group) and RFC 5957's display form of it: the decoded
-// display name, else the addr-spec.
+// display name, else the addr-spec (the group name for a group).
 func sortAddr(l []Address) (mailbox, display string) {
 	if len(l) == 0 {
 		return "", ""
 	}
 	a := &l[0]
 	if a.Group == GroupStart {
-		n := decodeWords(a.Mailbox)
-		return a.Mailbox, n
+		// The start marker has no addr-name: RFC 5957 falls back to its
+		// addr-mailbox, the group name as sent (Dovecot does the same).
+		return a.Mailbox, a.Mailbox
 	}
 	if a.Group == GroupEnd {
 		return "", ""
@@ -570,7 +580,7 @@ func ParseMsgIDs(s string) []string {
 		id := localPart(toks)
 		if p.i < len(p.s) && p.s[p.i] == '@' {
 			p.i++
-			d, _ := p.domain()
+			d, _, _ := p.domain()
 			id += "@" + d
 		}
 		p.cfws()

@@ -78,7 +78,8 @@ func TestParseAddressListRFC5322(t *testing.T) {
 		{`<@a.test, ,@b.test:u@c.test>`, `((NIL "@a.test,@b.test" "u" "c.test"))`},
 		// Comments inside the addr-spec.
 		{`<user (c)@ (c) domain.org>`, `((NIL NIL "user" "domain.org"))`},
-		{`user (c)@ (c) domain.org`, `((NIL NIL "user" "domain.org"))`},
+		{`user (c)@ (c) domain.org`, `(("c" NIL "user" "domain.org"))`},
+		{`(lead) a(x)@b.test`, `(("x" NIL "a" "b.test"))`},
 		// Legacy "addr (Full Name)".
 		{`jdoe@example.org (John Doe)`, `(("John Doe" NIL "jdoe" "example.org"))`},
 		// Quoted local parts, obs-local-part.
@@ -246,7 +247,7 @@ func TestFuzzSeedsPresent(t *testing.T) {
 // has decoded names, quoted when needed so that it parses back.
 func TestFormatAddresses(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{`"Doe, John" <j@x.test>, Team: a@b.test, (c) b (c)@c.test;`, `"Doe, John" <j@x.test>, Team: a@b.test, b@c.test;`},
+		{`"Doe, John" <j@x.test>, Team: a@b.test, (c) b (c)@c.test;`, `"Doe, John" <j@x.test>, Team: a@b.test, c <b@c.test>;`},
 		{`=?utf-8?q?Zo=C3=AB?= <zoe@example.net>`, `Zoë <zoe@example.net>`},
 		{`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`, `Pete <pete@silly.test>`},
 		{`"a \"q\" b" <q@x.test>`, `"a \"q\" b" <q@x.test>`},
