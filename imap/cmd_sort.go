@@ -51,7 +51,7 @@ func (c *conn) xsortValues(m vmstore.Message, keys []sortKey) *sortValues {
 	if v.sent.IsZero() {
 		v.sent = m.InternalDate
 	}
-	if k := m.Keys; k != nil {
+	if k := m.HeaderKeys(); k != nil {
 		v.from, v.to, v.cc = casemap(k.FromMailbox), casemap(k.ToMailbox), casemap(k.CcMailbox)
 		v.dfrom, v.dto = casemap(k.DisplayFrom), casemap(k.DisplayTo)
 	} else {

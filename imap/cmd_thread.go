@@ -100,7 +100,7 @@ func (c *conn) xthreadMsg(m *vmstore.Message, isUID, refs bool) *threadMsg {
 	if !refs {
 		return t
 	}
-	if k := m.Keys; k != nil {
+	if k := m.HeaderKeys(); k != nil {
 		t.id, t.refs = k.MessageID, k.Refs
 		return t
 	}

@@ -162,24 +162,31 @@ func TestMessageRecordKeys(t *testing.T) {
 	if err := decodeMessage(encodeMessage(&m), &got); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Keys, m.Keys) || got.Cc != "d@e" {
+	if !reflect.DeepEqual(got.HeaderKeys(), m.Keys) || got.Cc != "d@e" {
 		t.Fatalf("round trip: %+v", got)
 	}
 	old := m
 	old.Keys = nil
 	b := encodeMessage(&old)
 	var o Message
-	if err := decodeMessage(b, &o); err != nil || o.Keys != nil || o.Cc != "d@e" {
+	if err := decodeMessage(b, &o); err != nil || o.HeaderKeys() != nil || o.Cc != "d@e" {
 		t.Fatalf("old record: %+v %v", o, err)
 	}
 	// A record of a later version with an unknown extension still reads.
-	if err := decodeMessage(append(b, 7, 1, 2, 3), &o); err != nil || o.Keys != nil {
+	if err := decodeMessage(append(b, 7, 1, 2, 3), &o); err != nil || o.HeaderKeys() != nil {
 		t.Fatalf("unknown extension: %v", err)
 	}
-	// A truncated extension is a corrupt record, not a panic.
+	// A record read and written again keeps its keys without decoding
+	// them.
+	var again Message
+	rec := got2(t, encodeMessage(&m))
+	if err := decodeMessage(encodeMessage(&rec), &again); err != nil || !reflect.DeepEqual(again.HeaderKeys(), m.Keys) {
+		t.Fatalf("rewritten record: %v %+v", err, again.HeaderKeys())
+	}
+	// A truncated extension loses the keys, never panics.
 	full := encodeMessage(&m)
 	for n := len(b) + 2; n < len(full); n++ {
-		if err := decodeMessage(full[:n], &o); err == nil && reflect.DeepEqual(o.Keys, m.Keys) {
+		if err := decodeMessage(full[:n], &o); err == nil && reflect.DeepEqual(o.HeaderKeys(), m.Keys) {
 			t.Fatalf("truncated at %d decoded whole", n)
 		}
 	}
@@ -262,4 +269,12 @@ func TestFormatAddresses(t *testing.T) {
 			}
 		}
 	}
+}
+
+func got2(t *testing.T, rec []byte) Message {
+	var m Message
+	if err := decodeMessage(rec, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -72,8 +72,22 @@ type Message struct {
 	To       string    `json:"to,omitempty"`
 	Cc       string    `json:"cc,omitempty"`
 	// Keys holds what SORT and THREAD need of the header beyond the
-	// fields above; nil in records written before it was kept.
-	Keys *HeaderKeys `json:"keys,omitempty"`
+	// fields above (read it with HeaderKeys: a record read from the
+	// store keeps it encoded until asked).
+	Keys    *HeaderKeys `json:"keys,omitempty"`
+	keysRaw string
+}
+
+// HeaderKeys returns the sort and thread keys of the message, nil for a
+// record written before they were kept.
+func (m *Message) HeaderKeys() *HeaderKeys {
+	if m.Keys == nil && m.keysRaw != "" {
+		if k, ok := decodeKeys(m.keysRaw); ok {
+			m.Keys = k
+		}
+		m.keysRaw = ""
+	}
+	return m.Keys
 }
 
 // HeaderKeys are the RFC 5256 / RFC 5957 sort and thread keys of a

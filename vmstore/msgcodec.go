@@ -63,7 +63,10 @@ func encodeMessage(m *Message) []byte {
 	b = appendTime(b, m.SentDate)
 	b = appendString(b, m.To)
 	b = appendString(b, m.Cc)
-	if k := m.Keys; k != nil {
+	if m.Keys == nil && m.keysRaw != "" {
+		b = append(b, msgExtKeys)
+		b = append(b, m.keysRaw...)
+	} else if k := m.Keys; k != nil {
 		// Extension 1 (later fields): readers before it stop at Cc.
 		b = append(b, msgExtKeys)
 		for _, s := range []string{k.FromMailbox, k.ToMailbox, k.CcMailbox, k.DisplayFrom, k.DisplayTo, k.MessageID} {
@@ -80,10 +83,9 @@ func encodeMessage(m *Message) []byte {
 // msgExtKeys marks the header keys after the fields of version 1.
 const msgExtKeys = 1
 
-// decodeKeys reads the header keys extension. Its strings share one
-// allocation.
-func decodeKeys(b []byte) (*HeaderKeys, bool) {
-	ext := string(b)
+// decodeKeys reads the header keys extension. Its strings share the
+// record's copy.
+func decodeKeys(ext string) (*HeaderKeys, bool) {
 	r := &strReader{s: ext}
 	k := &HeaderKeys{}
 	for _, p := range []*string{&k.FromMailbox, &k.ToMailbox, &k.CcMailbox, &k.DisplayFrom, &k.DisplayTo, &k.MessageID} {
@@ -228,11 +230,9 @@ func decodeMessage(b []byte, m *Message) error {
 	// Extensions written by later versions follow; an unknown one is
 	// ignored (the record stays readable, its fields unknown).
 	if len(r.b) > 1 && r.b[0] == msgExtKeys {
-		k, ok := decodeKeys(r.b[1:])
-		if !ok {
-			return errBadRecord
-		}
-		m.Keys = k
+		// Kept encoded (one copy) until HeaderKeys: most reads of a
+		// record (FETCH, SEARCH, STATUS) never need them.
+		m.keysRaw = string(r.b[1:])
 	}
 	return nil
 }
