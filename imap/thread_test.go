@@ -2,6 +2,7 @@ package imap
 
 import (
 	"fmt"
+	"math/rand"
 	"net"
 	"os/exec"
 	"strings"
@@ -203,4 +204,68 @@ func TestThreadLargeMailbox(t *testing.T) {
 	t0 = time.Now()
 	rc.ok("THREAD ORDEREDSUBJECT UTF-8 ALL")
 	t.Logf("THREAD on %d messages: REFERENCES %v, ORDEREDSUBJECT %v", n, d, time.Since(t0))
+}
+
+// TestThreadProperties: on random reference graphs both algorithms place
+// every message exactly once, leave no dummy without two children, and
+// write a thread list whose numbers are those messages.
+func TestThreadProperties(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	subjects := []string{"a", "b", "c", ""}
+	for round := 0; round < 200; round++ {
+		n := r.Intn(40) + 1
+		msgs := make([]*threadMsg, n)
+		for i := range msgs {
+			m := &threadMsg{num: uint32(i + 1), seq: uint32(i + 1),
+				sent: time.Unix(int64(r.Intn(20)), 0), subject: subjects[r.Intn(len(subjects))], reply: r.Intn(2) == 0}
+			if r.Intn(8) != 0 {
+				m.id = fmt.Sprint(r.Intn(n + 5))
+			}
+			for k := r.Intn(4); k > 0; k-- {
+				m.refs = append(m.refs, fmt.Sprint(r.Intn(n+5)))
+			}
+			msgs[i] = m
+		}
+		for _, alg := range []string{"REFERENCES", "ORDEREDSUBJECT"} {
+			var roots []*tnode
+			if alg == "REFERENCES" {
+				roots = threadReferences(msgs)
+			} else {
+				roots = threadOrderedSubject(msgs)
+			}
+			seen := map[uint32]int{}
+			var walk func(nd *tnode, depth int)
+			walk = func(nd *tnode, depth int) {
+				if depth > n+2 {
+					t.Fatalf("%s round %d: a cycle", alg, round)
+				}
+				if nd.m == nil && len(nd.children) < 2 {
+					t.Fatalf("%s round %d: a dummy with %d children", alg, round, len(nd.children))
+				}
+				if nd.m != nil {
+					seen[nd.m.num]++
+				}
+				for _, ch := range nd.children {
+					walk(ch, depth+1)
+				}
+			}
+			for _, rt := range roots {
+				walk(rt, 0)
+			}
+			var b strings.Builder
+			for _, rt := range roots {
+				writeThreadList(&b, rt)
+			}
+			out := b.String()
+			nums := strings.FieldsFunc(out, func(c rune) bool { return c == '(' || c == ')' || c == ' ' })
+			if len(seen) != n || len(nums) != n || strings.Count(out, "(") != strings.Count(out, ")") {
+				t.Fatalf("%s round %d: %d of %d messages placed, output %q", alg, round, len(seen), n, out)
+			}
+			for num, c := range seen {
+				if c != 1 {
+					t.Fatalf("%s round %d: message %d placed %d times", alg, round, num, c)
+				}
+			}
+		}
+	}
 }
