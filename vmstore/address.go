@@ -1,8 +1,12 @@
 package vmstore
 
 import (
+	"fmt"
+	"io"
 	"mime"
 	"strings"
+
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // An RFC 5322 s3.4 address-list parser that accepts the whole grammar,
@@ -456,7 +460,18 @@ func (a *Address) AddrSpec() string {
 	return a.Mailbox + "@" + a.Host
 }
 
-var wordDecoder = new(mime.WordDecoder)
+// wordDecoder decodes RFC 2047 encoded words in any charset a mail client
+// labels them with (ISO-8859-x, windows-125x, KOI8, Shift_JIS, GB18030,
+// Big5 ...), not only the UTF-8 and ISO-8859-1 the standard library knows.
+var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
+
+func charsetReader(charset string, r io.Reader) (io.Reader, error) {
+	enc, err := htmlindex.Get(charset)
+	if err != nil {
+		return nil, fmt.Errorf("vmstore: unknown charset %q", charset)
+	}
+	return enc.NewDecoder().Reader(r), nil
+}
 
 // decodeWords decodes RFC 2047 encoded words; text that does not decode
 // is returned as it is.

@@ -278,3 +278,20 @@ func got2(t *testing.T, rec []byte) Message {
 	}
 	return m
 }
+
+// TestDecodeWordsCharsets: encoded words in charsets beyond UTF-8 and
+// ISO-8859-1 decode (SORT DISPLAYFROM, SUBJECT and SEARCH see the text).
+func TestDecodeWordsCharsets(t *testing.T) {
+	for in, want := range map[string]string{
+		"=?ISO-8859-15?Q?caf=E9_=A4?=":          "café €",
+		"=?windows-1252?Q?J=F6rg_=80?=":         "Jörg €",
+		"=?KOI8-R?B?8NLJ18XU?=":                 "Привет",
+		"=?iso-2022-jp?B?GyRCJEskWyRzGyhC?=":    "にほん",
+		"=?x-unknown?Q?abc?=":                   "=?x-unknown?Q?abc?=",
+		"=?utf-8?q?Zo=C3=AB?= =?utf-8?q?_bis?=": "Zoë bis",
+	} {
+		if got := decodeWords(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

@@ -196,13 +196,7 @@ func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration
 }
 
 func (out *parsed) fill(h textproto.Header) {
-	dec := new(mime.WordDecoder)
-	decode := func(s string) string {
-		if d, err := dec.DecodeHeader(s); err == nil {
-			return d
-		}
-		return s
-	}
+	decode := decodeWords
 	env := out.root.Envelope
 	if env == nil {
 		env = envelopeOf(h)
