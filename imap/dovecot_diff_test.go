@@ -53,6 +53,11 @@ func dovecotCorpus() []string {
 			"Cc: <@r.test:foxtrot@x.test>\r\nSubject: [list] Re: alpha\r\n\r\ntwo\r\n",
 		"From: mike@x.test\r\nTo: \"Able\" <delta@x.test>\r\nCc: Golf <golf (c) @x.test>\r\n" + date("7 Nov") +
 			"Subject: Cairo\r\n\r\nthree\r\n",
+		// Display names and subjects in other charsets.
+		"From: =?KOI8-R?B?8NLJ18XU?= <p@x.test>\r\nTo: =?ISO-8859-15?Q?=C9mile?= <e@x.test>\r\n" + date("8 Nov") +
+			"Subject: =?windows-1252?Q?=C0_bient=F4t?=\r\n\r\nfour\r\n",
+		"From: =?ISO-8859-15?Q?=C9lodie?= <l@x.test>\r\nTo: =?iso-2022-jp?B?GyRCJEskWyRzGyhC?= <j@x.test>\r\n" + date("9 Nov") +
+			"Subject: =?ISO-8859-15?Q?Re:_=E9t=E9?=\r\n\r\nfive\r\n",
 	}
 	e := &captureEnv{}
 	threadFixture(e)
