@@ -56,6 +56,7 @@ type addrParser struct {
 	out []Address
 	// sawComment: the last cfws call read a comment (maybe an empty one).
 	sawComment bool
+	openGroup  bool // a group start was kept, its end not yet
 }
 
 // token is one lexical element of a phrase or local part.
@@ -325,8 +326,18 @@ func (p *addrParser) emit(a Address) {
 	if a.Group == 0 && a.Host == "" {
 		a.Host = MissingHost
 	}
-	if len(p.out) < maxAddrs {
+	switch {
+	case a.Group == GroupEnd:
+		// Only a group whose start was kept is closed, and it always is.
+		if p.openGroup {
+			p.out = append(p.out, a)
+			p.openGroup = false
+		}
+	case len(p.out) < maxAddrs-1: // room for a group end
 		p.out = append(p.out, a)
+		if a.Group == GroupStart {
+			p.openGroup = true
+		}
 	}
 }
 

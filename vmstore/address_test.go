@@ -295,3 +295,17 @@ func TestDecodeWordsCharsets(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressListLimit: a list cut at the limit still closes its group.
+func TestAddressListLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("G: ")
+	for i := 0; i < 2*maxAddrs; i++ {
+		fmt.Fprintf(&b, "u%d@x.test, ", i)
+	}
+	b.WriteString(";")
+	l := ParseAddressList(b.String())
+	if len(l) != maxAddrs || l[0].Group != GroupStart || l[len(l)-1].Group != GroupEnd {
+		t.Fatalf("%d addresses, first %+v last %+v", len(l), l[0], l[len(l)-1])
+	}
+}
