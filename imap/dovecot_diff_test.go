@@ -53,6 +53,12 @@ func dovecotCorpus() []string {
 			"Cc: <@r.test:foxtrot@x.test>\r\nSubject: [list] Re: alpha\r\n\r\ntwo\r\n",
 		"From: mike@x.test\r\nTo: \"Able\" <delta@x.test>\r\nCc: Golf <golf (c) @x.test>\r\n" + date("7 Nov") +
 			"Subject: Cairo\r\n\r\nthree\r\n",
+		// A.6.3: white space before the colons of field names.
+		"From  : John Doe <jdoe@machine(comment).  example>\r\nTo    : Mary Smith\r\n  \r\n          <mary@example.net>\r\n" +
+			"Subject     : Saying Hello\r\nDate  : Fri, 21 Nov 1997 09(comment):   55  :  06 -0600\r\n" +
+			"Message-ID  : <1234   @   local(blah)  .machine .example>\r\n\r\nThis is a message just to say hello.\r\n",
+		// A header line that is no field.
+		"From: a@b.test\r\nBad header line\r\nTo: c@d.test\r\n" + date("10 Nov") + "Message-ID: <bad@y>\r\n\r\nbody\r\n",
 		// Display names and subjects in other charsets.
 		"From: =?KOI8-R?B?8NLJ18XU?= <p@x.test>\r\nTo: =?ISO-8859-15?Q?=C9mile?= <e@x.test>\r\n" + date("8 Nov") +
 			"Subject: =?windows-1252?Q?=C0_bient=F4t?=\r\n\r\nfour\r\n",

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/mail"
 	"strings"
+	"time"
 
 	"golang.org/x/text/encoding/htmlindex"
 )
@@ -621,4 +623,32 @@ func ParseMsgIDs(s string) []string {
 		}
 	}
 	return out
+}
+
+// ParseDate reads a Date header as RFC 5322 s3.3 and s4.3 write it,
+// comments and the obsolete white space around the colons of the time
+// included ("09(comment):   55  :  06"), which net/mail refuses.
+func ParseDate(s string) (time.Time, bool) {
+	if t, err := mail.ParseDate(s); err == nil {
+		return t, true
+	}
+	if len(s) > 1000 {
+		return time.Time{}, false
+	}
+	var b strings.Builder
+	p := &addrParser{s: s}
+	for p.i < len(p.s) {
+		if _, skipped := p.cfws(); skipped {
+			b.WriteByte(' ')
+			continue
+		}
+		b.WriteByte(p.s[p.i])
+		p.i++
+	}
+	clean := strings.Join(strings.Fields(b.String()), " ")
+	clean = strings.ReplaceAll(strings.ReplaceAll(clean, " :", ":"), ": ", ":")
+	if t, err := mail.ParseDate(clean); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // envString renders a parsed list the way an ENVELOPE address list reads,
@@ -307,5 +308,45 @@ func TestAddressListLimit(t *testing.T) {
 	l := ParseAddressList(b.String())
 	if len(l) != maxAddrs || l[0].Group != GroupStart || l[len(l)-1].Group != GroupEnd {
 		t.Fatalf("%d addresses, first %+v last %+v", len(l), l[0], l[len(l)-1])
+	}
+}
+
+// TestLenientHeader: RFC 5322 A.6.3 (white space before the colons of
+// field names) and a header with a line that is no field still give their
+// envelope instead of an empty one.
+func TestLenientHeader(t *testing.T) {
+	for _, tc := range []struct{ msg, from, to, id string }{
+		{"From  : John Doe <jdoe@machine(comment).  example>\r\nTo    : Mary Smith\r\n  \r\n          <mary@example.net>\r\n" +
+			"Subject     : Saying Hello\r\nDate  : Fri, 21 Nov 1997 09(comment):   55  :  06 -0600\r\n" +
+			"Message-ID  : <1234   @   local(blah)  .machine .example>\r\n\r\nThis is a message just to say hello.\r\n",
+			`(("John Doe" NIL "jdoe" "machine.example"))`, `(("Mary Smith" NIL "mary" "example.net"))`, "1234@local.machine.example"},
+		{"From: a@b.test\r\nBad header line\r\n continued\r\nTo: c@d.test\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n",
+			`((NIL NIL "a" "b.test"))`, `((NIL NIL "c" "d.test"))`, "x@y"},
+	} {
+		p, err := parseMessage(strings.NewReader(tc.msg), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := p.root.Envelope
+		if envString(env.From) != tc.from || envString(env.To) != tc.to || p.keys.MessageID != tc.id {
+			t.Errorf("%q: from %s to %s id %q", tc.msg, envString(env.From), envString(env.To), p.keys.MessageID)
+		}
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	for in, want := range map[string]string{
+		"Fri, 21 Nov 1997 09:55:06 -0600":                 "1997-11-21T09:55:06-06:00",
+		"Fri, 21 Nov 1997 09(comment):   55  :  06 -0600": "1997-11-21T09:55:06-06:00",
+		"(lead) 21 Nov 97 09:55:06 GMT":                   "1997-11-21T09:55:06Z",
+		"Thu,\r\n      13\r\n        Feb\r\n          1969\r\n      23:32\r\n               -0330 (Newfoundland Time)": "1969-02-13T23:32:00-03:30",
+	} {
+		got, ok := ParseDate(in)
+		if !ok || got.Format(time.RFC3339) != want {
+			t.Errorf("%q: %v %v, want %s", in, got, ok, want)
+		}
+	}
+	if _, ok := ParseDate("not a date"); ok {
+		t.Error("garbage parsed")
 	}
 }

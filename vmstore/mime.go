@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -207,7 +206,7 @@ func (out *parsed) fill(h textproto.Header) {
 		out.from = decode(strings.TrimSpace(h.Get("From")))
 	}
 	out.subject = decode(strings.TrimSpace(h.Get("Subject")))
-	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
+	if t, ok := ParseDate(h.Get("Date")); ok {
 		out.date = t
 	}
 	first := func(l []Address) string {
@@ -382,9 +381,15 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 		}
 	}
 	hb.WriteString("\r\n")
-	hdr, err := textproto.ReadHeader(bufio.NewReader(&hb))
+	raw := hb.Bytes()
+	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {
-		hdr = textproto.Header{}
+		// One bad line must not cost the whole header (and with it the
+		// envelope): read it again without what the reader refuses.
+		hdr, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cleanHeader(raw))))
+		if err != nil {
+			hdr = textproto.Header{}
+		}
 	}
 	part.applyHeader(hdr, defType)
 	if done {
@@ -409,17 +414,59 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 	return part, hdr, err
 }
 
+// looksLikeField tells whether line starts a header field: a field name,
+// optionally followed by white space (RFC 5322 s4.5 obs-optional), and ":".
 func looksLikeField(line []byte) bool {
+	_, ok := fieldName(line)
+	return ok
+}
+
+func fieldName(line []byte) ([]byte, bool) {
 	i := bytes.IndexByte(line, ':')
 	if i <= 0 {
-		return false
+		return nil, false
 	}
-	for _, c := range line[:i] {
+	name := bytes.TrimRight(line[:i], " \t")
+	if len(name) == 0 {
+		return nil, false
+	}
+	for _, c := range name {
 		if c <= ' ' || c >= 0x7f {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return name, true
+}
+
+// cleanHeader rewrites a header the strict reader refused: white space
+// between a field name and its colon goes (RFC 5322 s4.5), lines that are
+// neither a field nor the continuation of one are dropped, and so are
+// continuations of a dropped line. The header ends with an empty line.
+func cleanHeader(raw []byte) []byte {
+	out := make([]byte, 0, len(raw)+2)
+	inField := false
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+		t := bytes.TrimRight(line, "\r\n")
+		if len(t) == 0 {
+			break
+		}
+		if t[0] == ' ' || t[0] == '\t' {
+			if inField {
+				out = append(out, t...)
+				out = append(out, '\r', '\n')
+			}
+			continue
+		}
+		name, ok := fieldName(t)
+		inField = ok
+		if !ok {
+			continue
+		}
+		out = append(out, name...)
+		out = append(out, t[bytes.IndexByte(t, ':'):]...)
+		out = append(out, '\r', '\n')
+	}
+	return append(out, '\r', '\n')
 }
 
 func (part *Part) applyHeader(h textproto.Header, defType string) {
