@@ -116,7 +116,7 @@ func (p *addrParser) comment() string {
 		case ')':
 			depth--
 			if depth == 0 {
-				return collapseSpace(b.String())
+				return collapseWSP(b.String())
 			}
 			b.WriteByte(c)
 		case '\\':
@@ -128,10 +128,10 @@ func (p *addrParser) comment() string {
 			b.WriteByte(c)
 		}
 	}
-	return collapseSpace(b.String())
+	return collapseWSP(b.String())
 }
 
-func collapseSpace(s string) string {
+func collapseWSP(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
