@@ -50,3 +50,29 @@ func TestEnvelopeGroupsRoutesComments(t *testing.T) {
 		t.Fatalf("SEARCH FROM address with comments: %q", l)
 	}
 }
+
+// TestEnvelopeObsoleteHeader: RFC 5322 A.6.3 (white space before field
+// colons, a comment inside the date) and a header line that is no field
+// still give the envelope, and the obsolete date is the sent date.
+func TestEnvelopeObsoleteHeader(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", "From: a@b.test\r\nBad header line\r\nTo: c@d.test\r\nDate: 1 Jan 2026 10:00:00 +0000\r\n\r\nbody\r\n")
+	e.deposit("alice", "INBOX", "From  : John Doe <jdoe@machine(comment).  example>\r\nTo    : Mary Smith\r\n  \r\n          <mary@example.net>\r\n"+
+		"Subject     : Saying Hello\r\nDate  : Fri, 21 Nov 1997 09(comment):   55  :  06 -0600\r\n"+
+		"Message-ID  : <1234   @   local(blah)  .machine .example>\r\n\r\nThis is a message just to say hello.\r\n")
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	want := []string{
+		`* 1 FETCH (ENVELOPE ("1 Jan 2026 10:00:00 +0000" NIL ((NIL NIL "a" "b.test")) ((NIL NIL "a" "b.test")) ((NIL NIL "a" "b.test")) ((NIL NIL "c" "d.test")) NIL NIL NIL NIL))`,
+		`* 2 FETCH (ENVELOPE ("Fri, 21 Nov 1997 09(comment):   55  :  06 -0600" "Saying Hello" (("John Doe" NIL "jdoe" "machine.example")) ` +
+			`(("John Doe" NIL "jdoe" "machine.example")) (("John Doe" NIL "jdoe" "machine.example")) (("Mary Smith" NIL "mary" "example.net")) ` +
+			`NIL NIL NIL "<1234   @   local(blah)  .machine .example>"))`,
+	}
+	if l := rc.ok("FETCH 1:2 ENVELOPE"); strings.Join(l, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(l, "\n"), strings.Join(want, "\n"))
+	}
+	if l := rc.ok("SORT (DATE) UTF-8 ALL"); len(l) != 1 || l[0] != "* SORT 2 1" {
+		t.Fatalf("SORT DATE with an obsolete date: %q", l)
+	}
+}
