@@ -167,8 +167,13 @@ func threadOrderedSubject(msgs []*threadMsg) []*tnode {
 	return roots
 }
 
-// isAncestor reports whether a is b or one of b's ancestors.
+// isAncestor reports whether a is b or one of b's ancestors (making a a
+// child of b would close a loop). A node without children is nobody's
+// ancestor: the common case costs no walk up the tree.
 func isAncestor(a, b *tnode) bool {
+	if a != b && len(a.children) == 0 {
+		return false
+	}
 	for n := b; n != nil; n = n.parent {
 		if n == a {
 			return true
