@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -77,11 +76,17 @@ type Envelope struct {
 	MessageID string    `json:"messageId,omitempty"`
 }
 
-// Address is one mailbox of an envelope.
+// Address is one element of an envelope address list (RFC 9051 s7.5.2):
+// a mailbox (name, source route, mailbox, host), or a group marker: a
+// start (Group GroupStart, the group name in Mailbox) and an end (Group
+// GroupEnd) around the group's members. Name is the display name as sent
+// (encoded words not decoded).
 type Address struct {
 	Name    string `json:"name,omitempty"`
+	Adl     string `json:"adl,omitempty"`
 	Mailbox string `json:"mailbox"`
 	Host    string `json:"host"`
+	Group   int8   `json:"grp,omitempty"`
 }
 
 // Limits of the parser: deeper or larger structures are kept as opaque
@@ -103,6 +108,7 @@ type parsed struct {
 	subject  string
 	date     time.Time
 	to, cc   string
+	keys     HeaderKeys
 }
 
 type mimeParser struct {
@@ -229,25 +235,45 @@ func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration
 }
 
 func (out *parsed) fill(h textproto.Header) {
-	dec := new(mime.WordDecoder)
-	decode := func(s string) string {
-		if d, err := dec.DecodeHeader(s); err == nil {
-			return d
-		}
-		return s
+	decode := decodeWords
+	env := out.root.Envelope
+	if env == nil {
+		env = envelopeOf(h)
 	}
-	out.from = decode(strings.TrimSpace(h.Get("From")))
+	// From as SEARCH FROM sees it: the parsed list (comments gone, names
+	// decoded), or the decoded text when it holds no address.
+	if out.from = formatAddresses(env.From); out.from == "" {
+		out.from = decode(strings.TrimSpace(h.Get("From")))
+	}
 	out.subject = decode(strings.TrimSpace(h.Get("Subject")))
-	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
+	if t, ok := ParseDate(h.Get("Date")); ok {
 		out.date = t
 	}
-	first := func(k string) string {
-		if l, err := mail.ParseAddressList(h.Get(k)); err == nil && len(l) > 0 {
-			return l[0].Address
+	first := func(l []Address) string {
+		for _, a := range l {
+			if a.Group == 0 {
+				return a.AddrSpec()
+			}
 		}
 		return ""
 	}
-	out.to, out.cc = first("To"), first("Cc")
+	out.to, out.cc = first(env.To), first(env.Cc)
+	k := &out.keys
+	k.FromMailbox, k.DisplayFrom = sortAddr(env.From)
+	k.ToMailbox, k.DisplayTo = sortAddr(env.To)
+	k.CcMailbox, _ = sortAddr(env.Cc)
+	if ids := ParseMsgIDs(h.Get("Message-Id")); len(ids) > 0 {
+		k.MessageID = ids[0]
+	}
+	k.Refs = ParseMsgIDs(strings.Join(h.Values("References"), " "))
+	if len(k.Refs) == 0 {
+		if ids := ParseMsgIDs(h.Get("In-Reply-To")); len(ids) > 0 {
+			k.Refs = ids[:1]
+		}
+	}
+	if len(k.Refs) > maxRefs {
+		k.Refs = k.Refs[len(k.Refs)-maxRefs:]
+	}
 	out.context = ParseContext(h.Get("Message-Context"))
 	if out.context == ContextUnknown {
 		out.context = deriveContext(&out.root)
@@ -400,9 +426,15 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 		}
 	}
 	hb.WriteString("\r\n")
-	hdr, err := textproto.ReadHeader(bufio.NewReader(&hb))
+	raw := hb.Bytes()
+	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {
-		hdr = textproto.Header{}
+		// One bad line must not cost the whole header (and with it the
+		// envelope): read it again without what the reader refuses.
+		hdr, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cleanHeader(raw))))
+		if err != nil {
+			hdr = textproto.Header{}
+		}
 	}
 	part.applyHeader(hdr, defType)
 	if done {
@@ -430,17 +462,59 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 	return part, hdr, err
 }
 
+// looksLikeField tells whether line starts a header field: a field name,
+// optionally followed by white space (RFC 5322 s4.5 obs-optional), and ":".
 func looksLikeField(line []byte) bool {
+	_, ok := fieldName(line)
+	return ok
+}
+
+func fieldName(line []byte) ([]byte, bool) {
 	i := bytes.IndexByte(line, ':')
 	if i <= 0 {
-		return false
+		return nil, false
 	}
-	for _, c := range line[:i] {
+	name := bytes.TrimRight(line[:i], " \t")
+	if len(name) == 0 {
+		return nil, false
+	}
+	for _, c := range name {
 		if c <= ' ' || c >= 0x7f {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return name, true
+}
+
+// cleanHeader rewrites a header the strict reader refused: white space
+// between a field name and its colon goes (RFC 5322 s4.5), lines that are
+// neither a field nor the continuation of one are dropped, and so are
+// continuations of a dropped line. The header ends with an empty line.
+func cleanHeader(raw []byte) []byte {
+	out := make([]byte, 0, len(raw)+2)
+	inField := false
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+		t := bytes.TrimRight(line, "\r\n")
+		if len(t) == 0 {
+			break
+		}
+		if t[0] == ' ' || t[0] == '\t' {
+			if inField {
+				out = append(out, t...)
+				out = append(out, '\r', '\n')
+			}
+			continue
+		}
+		name, ok := fieldName(t)
+		inField = ok
+		if !ok {
+			continue
+		}
+		out = append(out, name...)
+		out = append(out, t[bytes.IndexByte(t, ':'):]...)
+		out = append(out, '\r', '\n')
+	}
+	return append(out, '\r', '\n')
 }
 
 func (part *Part) applyHeader(h textproto.Header, defType string) {
@@ -713,16 +787,7 @@ func envelopeOf(h textproto.Header) *Envelope {
 		if v == "" {
 			return nil
 		}
-		list, err := mail.ParseAddressList(v)
-		if err != nil {
-			return nil
-		}
-		var out []Address
-		for _, a := range list {
-			mbox, host, _ := strings.Cut(a.Address, "@")
-			out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
-		}
-		return out
+		return ParseAddressList(v)
 	}
 	e := &Envelope{
 		Date:      h.Get("Date"),
