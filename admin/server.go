@@ -212,6 +212,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // AccountView is an account as the API shows it (no secrets).
 type AccountView struct {
+	// ID is the account's identity (vmstore.Account.ID): an account
+	// created again under a deleted one's name has another.
+	ID      uint64                 `json:"id"`
 	Name    string                 `json:"name"`
 	Quota   vmstore.Quota          `json:"quota"`
 	Usage   vmstore.Usage          `json:"usage"`
@@ -225,7 +228,7 @@ func (s *Server) view(a *vmstore.Account) AccountView { return AccountViewOf(s.S
 // AccountViewOf shows an account without its secrets.
 func AccountViewOf(st *vmstore.Store, a *vmstore.Account) AccountView {
 	u, _ := st.Usage(a.Name)
-	return AccountView{Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
+	return AccountView{ID: a.ID, Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
@@ -297,16 +300,16 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
-	user := r.PathValue("user")
 	var req AccountRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if _, err := s.Store.GetAccount(user); err != nil {
+	a, err := s.Store.GetAccount(r.PathValue("user"))
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	var err error
+	user := a.Name // as stored (the path may differ in case)
 	if req.Password != nil {
 		err = s.Store.SetPassword(user, *req.Password)
 	}
@@ -327,7 +330,13 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	if err := s.Store.DeleteAccount(r.PathValue("user")); err != nil {
+	// No name check here: accounts stored before names were checked
+	// (CheckUserName) must stay deletable.
+	a, err := s.Store.GetAccount(r.PathValue("user"))
+	if err == nil {
+		err = s.Store.DeleteAccount(a.Name)
+	}
+	if err != nil {
 		writeError(w, err)
 		return
 	}

@@ -136,6 +136,8 @@ type Server struct {
 	mu       sync.Mutex
 	lns      []net.Listener
 	conns    map[*conn]struct{}
+	byAcct   map[uint64]map[*conn]struct{} // logged-in sessions by account ID
+	unhook   func()                        // stops the account-deleted calls
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
@@ -163,9 +165,12 @@ func (s *Server) Initialize() error {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[*conn]struct{}{}
+	s.byAcct = map[uint64]map[*conn]struct{}{}
+	s.unhook = s.Store.Hub().OnAccountDeleted(s.accountDeleted)
 	if s.Addr != "" {
 		ln, err := net.Listen("tcp", s.Addr)
 		if err != nil {
+			s.unhook()
 			return err
 		}
 		s.plainLn = ln
@@ -175,6 +180,7 @@ func (s *Server) Initialize() error {
 		ln, err := net.Listen("tcp", s.TLSAddr)
 		if err != nil {
 			s.closeListeners()
+			s.unhook()
 			return err
 		}
 		s.tlsLn = ln
@@ -220,6 +226,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.cancel()
+	s.unhook()
 	s.closeListeners()
 	s.mu.Lock()
 	// Sessions waiting for the client (between commands, in IDLE) are

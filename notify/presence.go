@@ -95,6 +95,11 @@ func (p *Presence) run(ctx context.Context) {
 					if p.sessions[ev.User] == 0 {
 						delete(p.sessions, ev.User)
 					}
+				case vmstore.EventAccountDelete:
+					// The account's sessions end with it (they belong to
+					// its identity) and record no Logout: an account
+					// created again under the name starts offline.
+					delete(p.sessions, ev.User)
 				}
 				p.read = ev.Seq
 			}
