@@ -3,6 +3,7 @@ package vmstore
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -200,4 +201,27 @@ func TestHubEndsDeletedAccount(t *testing.T) {
 	if evs, _ := sub.Drain(); len(evs) != 0 {
 		t.Fatalf("old subscription got %d events of the new account", len(evs))
 	}
+}
+
+// FuzzCheckUserName: an accepted name is its own folded form, a single URL
+// path segment as it is (no escaping, not a dot segment), no longer than
+// the limit, and has no character a SIP URI user or an IMAP URL user would
+// have to escape.
+func FuzzCheckUserName(f *testing.F) {
+	for _, s := range []string{"alice", "+15551234567", "john.doe", "a..b", ".", "..", "Alice", "a/b", "é", "-x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := CheckUserName(name)
+		if err != nil {
+			if !errors.Is(err, ErrBadName) {
+				t.Fatalf("%q: error %v is not ErrBadName", name, err)
+			}
+			return
+		}
+		if FoldUserName(name) != name || len(name) > MaxUserNameLen || name == "." || name == ".." ||
+			url.PathEscape(name) != name || strings.ContainsAny(name, "@:;?&=$,/%") {
+			t.Fatalf("accepted %q", name)
+		}
+	})
 }

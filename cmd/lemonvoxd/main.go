@@ -162,7 +162,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
-			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus}
+			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
+			SpoolDir: filepath.Join(dir, "spool")} // cleared at start
 		if err := srv.Initialize(); err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}
