@@ -104,3 +104,37 @@ func TestPresenceForgetsDeletedAccount(t *testing.T) {
 		t.Fatalf("the new erin is online through the old one's session: %v %v", on, err)
 	}
 }
+
+// Held notifications belong to the account identity: an event of a deleted
+// account is not held because an account created again under the name is
+// online.
+func TestHoldWhileOnlineIgnoresOtherIdentity(t *testing.T) {
+	s := openStore(t, "")
+	mustAccount(t, s, "fay", vmstore.AccountOptions{HoldWhileOnline: true})
+	old, _ := s.GetAccount("fay")
+	if err := s.DeleteAccount("fay"); err != nil {
+		t.Fatal(err)
+	}
+	mustAccount(t, s, "fay", vmstore.AccountOptions{HoldWhileOnline: true})
+	cur, _ := s.GetAccount("fay")
+	p := &Presence{Store: s, Logger: testLogger(t)}
+	if err := p.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := s.RecordSession("fay", true, "imap", "127.0.0.1:1", "127.0.0.1:2"); err != nil {
+		t.Fatal(err)
+	}
+	sink := newFakeSink("hook")
+	h := &HoldWhileOnline{Sink: sink, Presence: p, Store: s}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev := vmstore.Event{Seq: s.LastSeq(), Type: vmstore.EventMessageNew, User: "fay", AccountID: cur.ID}
+	if err := h.Deliver(ctx, &ev, 1); err != ErrHeld {
+		t.Fatalf("event of the online account: %v, want held", err)
+	}
+	ev.AccountID = old.ID
+	if err := h.Deliver(ctx, &ev, 1); err != nil {
+		t.Fatalf("event of the deleted account: %v, want delivered", err)
+	}
+}

@@ -158,7 +158,10 @@ type HoldWhileOnline struct {
 func (h *HoldWhileOnline) Deliver(ctx context.Context, ev *vmstore.Event, attempt int) error {
 	if ev.Type != vmstore.EventLogin && ev.Type != vmstore.EventLogout {
 		acct, err := h.Store.GetAccount(ev.User)
-		if err == nil && acct.Options.HoldWhileOnline {
+		// Events of a deleted account are not held for an account created
+		// again under its name (nor by its sessions: they ended with it).
+		sameAccount := err == nil && (ev.AccountID == 0 || ev.AccountID == acct.ID)
+		if sameAccount && acct.Options.HoldWhileOnline {
 			// Presence as of now (at least as of ev): a Logout after ev
 			// releases it.
 			online, err := h.Presence.Online(ctx, ev.User, max(ev.Seq, h.Store.LastSeq()))

@@ -314,6 +314,11 @@ func (s *Store) deleteAccount(name string) error {
 		}
 		w.emit(Event{Type: EventAccountDelete, User: name, AccountID: a.ID})
 		w.deletesAccount = true
+		for i := range w.events { // the record is gone at commit
+			if w.events[i].AccountID == 0 {
+				w.events[i].AccountID = a.ID
+			}
+		}
 		return nil
 	})
 	return err

@@ -179,3 +179,38 @@ func (s *Store) AccountByID(id uint64) (*Account, error) {
 // before each operation, and checks AccountID when it changed, never acts
 // for a deleted account, at the cost of one atomic load.
 func (s *Store) AccountDeletions() uint64 { return s.deletions.Load() }
+
+// fillAccountIDs sets the AccountID of the transaction's events that have
+// none from the account record as the transaction sees it, so that every
+// journaled event names the account identity it belongs to (a reader can
+// tell an event of a deleted account from one of an account created again
+// under the name).
+func (w *wtx) fillAccountIDs() error {
+	var user string
+	var id uint64
+	for i := range w.events {
+		ev := &w.events[i]
+		if ev.AccountID != 0 || ev.User == "" {
+			continue
+		}
+		if ev.User != user || id == 0 {
+			user, id = ev.User, 0
+			it, err := w.txn.Get(accountKey(user))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var a struct {
+				ID uint64 `json:"id"`
+			}
+			if err := it.Value(func(b []byte) error { return json.Unmarshal(b, &a) }); err != nil {
+				return err
+			}
+			id = a.ID
+		}
+		ev.AccountID = id
+	}
+	return nil
+}

@@ -225,3 +225,40 @@ func FuzzCheckUserName(f *testing.F) {
 		}
 	})
 }
+
+// Every journaled event names the identity of its account.
+func TestEventsCarryAccountID(t *testing.T) {
+	s := openTest(t, "")
+	mustAccount(t, s, "y")
+	first, _ := s.GetAccount("y")
+	deposit := func() {
+		t.Helper()
+		if _, err := s.Deposit(DepositReq{User: "y", Mailbox: "INBOX", Body: strings.NewReader("Subject: hi\r\n\r\nhi\r\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deposit()
+	if err := s.DeleteAccount("y"); err != nil {
+		t.Fatal(err)
+	}
+	mustAccount(t, s, "y")
+	second, _ := s.GetAccount("y")
+	deposit()
+	evs, err := s.ReadJournal(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	for _, ev := range evs {
+		want := first.ID
+		if deleted {
+			want = second.ID
+		}
+		if ev.Type == EventAccountDelete {
+			deleted = true
+		}
+		if ev.AccountID != want {
+			t.Fatalf("%s of %s: account id %d, want %d", ev.Type, ev.User, ev.AccountID, want)
+		}
+	}
+}

@@ -46,8 +46,8 @@ type Event struct {
 	Type EventType `json:"type"`
 	Time time.Time `json:"time"`
 	User string    `json:"user"`
-	// AccountID is the account's identity (Account.ID), set on
-	// AccountCreate and AccountDelete.
+	// AccountID is the identity (Account.ID) of the account the event
+	// belongs to (0 in journals of earlier stores).
 	AccountID uint64 `json:"accountId,omitempty"`
 
 	MailboxID   uint64   `json:"mbid,omitempty"`

@@ -362,6 +362,9 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 	if err := w.flushModseqIndex(); err != nil {
 		return nil, err
 	}
+	if err := w.fillAccountIDs(); err != nil {
+		return nil, err
+	}
 	s.seqMu.Lock()
 	if s.failed.Load() {
 		s.seqMu.Unlock()
