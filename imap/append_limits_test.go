@@ -149,7 +149,7 @@ func TestCompressedMultiAppendMemoryBound(t *testing.T) {
 	zw, _ := flate.NewWriter(nc, flate.BestCompression)
 	zr := bufio.NewReader(flate.NewReader(rc.r))
 
-	const n, size = 160, 1 << 20
+	const n, size = 48, 1 << 20
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -183,7 +183,7 @@ func TestCompressedMultiAppendMemoryBound(t *testing.T) {
 		zw.Flush()
 	}()
 	var reply string
-	deadline := time.After(2 * time.Minute)
+	deadline := time.After(5 * time.Minute)
 sample:
 	for {
 		select {
@@ -191,7 +191,7 @@ sample:
 			break sample
 		case <-deadline:
 			t.Fatal("no reply to the MULTIAPPEND")
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 			// After a collection: what is held, not garbage not yet
 			// collected.
 			runtime.GC()
@@ -204,7 +204,7 @@ sample:
 	}
 	grew := int64(peak) - int64(base)
 	t.Logf("%d MiB of literals in %d KiB on the wire: heap in use grew %d MiB at most", n*size>>20, wire.n>>10, grew>>20)
-	if grew > 64<<20 {
+	if grew > 32<<20 {
 		t.Fatalf("heap in use grew by %d MiB for %d MiB of compressed literals", grew>>20, n*size>>20)
 	}
 	if u, _ := st.Usage("alice"); u.Messages != n {
