@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -106,7 +107,17 @@ func (c *Client) doJSON(method, path string, in, out any) error {
 	return err
 }
 
-func esc(s string) string { return url.PathEscape(s) }
+// esc escapes a path segment. The dot segments "." and ".." are
+// percent-encoded too: as they are, HTTP clients and the server's path
+// cleaning would take them for "this" and "parent" (RFC 3986 s5.2.4), and
+// accounts of those names stored before names were checked could not be
+// reached.
+func esc(s string) string {
+	if s == "." || s == ".." {
+		return strings.Repeat("%2E", len(s))
+	}
+	return url.PathEscape(s)
+}
 
 // Accounts lists accounts.
 func (c *Client) Accounts() ([]AccountView, error) {

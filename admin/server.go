@@ -256,6 +256,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // AccountView is an account as the API shows it (no secrets).
 type AccountView struct {
+	// ID is the account's identity (vmstore.Account.ID): an account
+	// created again under a deleted one's name has another.
+	ID      uint64                 `json:"id"`
 	Name    string                 `json:"name"`
 	Quota   vmstore.Quota          `json:"quota"`
 	Usage   vmstore.Usage          `json:"usage"`
@@ -277,7 +280,7 @@ func (s *Server) view(a *vmstore.Account) AccountView { return AccountViewOf(s.S
 // AccountViewOf shows an account without its secrets.
 func AccountViewOf(st *vmstore.Store, a *vmstore.Account) AccountView {
 	u, _ := st.Usage(a.Name)
-	v := AccountView{Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
+	v := AccountView{ID: a.ID, Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
 	if len(a.Options.Notify) > 0 {
 		v.Options.Notify = make(map[string]string, len(a.Options.Notify))
 		for k, val := range a.Options.Notify {
@@ -383,16 +386,16 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
-	user := r.PathValue("user")
 	var req AccountRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	old, err := s.Store.GetAccount(user)
+	old, err := s.Store.GetAccount(r.PathValue("user"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	user := old.Name // as stored (the path may differ in case)
 	if req.Password != nil {
 		err = s.Store.SetPassword(user, *req.Password)
 	}
@@ -414,7 +417,13 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	if err := s.Store.DeleteAccount(r.PathValue("user")); err != nil {
+	// No name check here: accounts stored before names were checked
+	// (CheckUserName) must stay deletable.
+	a, err := s.Store.GetAccount(r.PathValue("user"))
+	if err == nil {
+		err = s.Store.DeleteAccount(a.Name)
+	}
+	if err != nil {
 		writeError(w, err)
 		return
 	}

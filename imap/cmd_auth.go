@@ -130,6 +130,23 @@ func (c *conn) xauthenticate(mech, user, pass string) {
 	att.Succeeded()
 	metricAuth.WithLabelValues(mech, "ok").Inc()
 	c.user = acct.Name
+	c.acctID = acct.ID
+	c.delGen = c.srv.Store.AccountDeletions()
+	c.srv.mu.Lock()
+	c.srv.bindLocked(c)
+	c.srv.mu.Unlock()
+	// Bound first, checked second: a deletion either finds this session
+	// bound or is visible here.
+	if c.accountGone() {
+		c.srv.mu.Lock()
+		c.srv.unbindLocked(c)
+		c.srv.mu.Unlock()
+		c.user, c.acctID = "", 0
+		c.acctGone.Store(false)
+		metricAuth.WithLabelValues(mech, "fail").Inc()
+		xusererrorf("AUTHENTICATIONFAILED", "invalid credentials")
+	}
+	metricAuth.WithLabelValues(mech, "ok").Inc()
 	c.state = stateAuth
 	if err := c.srv.Store.RecordSession(c.user, true, "imap", c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()); err != nil {
 		c.log.Debug("record login", "err", err)

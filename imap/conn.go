@@ -85,6 +85,14 @@ type conn struct {
 	rev2    bool // ENABLE IMAP4rev2
 	cstore  bool // CONDSTORE enabled (by any enabling command)
 	qresync bool // ENABLE QRESYNC
+
+	// acctID is the identity of the account logged in (vmstore.Account.ID);
+	// acctGone is set once that account is deleted: every command then
+	// ends the session with BYE (account.go).
+	acctID   uint64
+	acctGone atomic.Bool
+	delGen   uint64 // vmstore.Store.AccountDeletions when last checked
+
 	// modseqSent: a MODSEQ went out in this command (see flushUpdates).
 	modseqSent bool
 	enabled    map[string]bool
@@ -225,6 +233,7 @@ func (c *conn) end() {
 		s := c.srv
 		s.mu.Lock()
 		delete(s.conns, c)
+		s.unbindLocked(c)
 		s.mu.Unlock()
 		s.wg.Done()
 	})
@@ -326,7 +335,7 @@ func (c *conn) cleanup() {
 		c.sub.Close()
 		c.sub = nil
 	}
-	if c.user != "" {
+	if c.user != "" && !c.acctGone.Load() {
 		if err := c.srv.Store.RecordSession(c.user, false, "imap", c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()); err != nil {
 			c.log.Debug("record logout", "err", err)
 		}
@@ -351,12 +360,26 @@ func (c *conn) command() (cont bool) {
 	start := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.acctGone.Load() || c.accountDeletedMeanwhile() {
+		c.writeLine("* BYE %s", accountGoneText)
+		c.flush()
+		return false
+	}
 	p := &parser{Decoder: c.dec, c: c}
 	tag := "*"
 	name := ""
 	c.cmd, c.okText, c.okDone = "", "", false
 	defer func() {
 		x := recover()
+		switch x.(type) {
+		case nil, syntaxError, ioError, byeError:
+		default:
+			if x != errLogout && c.accountGone() {
+				// What failed is the account itself: the session ends
+				// (account.go), whatever the command was.
+				x = byeError{accountGoneText}
+			}
+		}
 		result := "ok"
 		label := "unknown"
 		if commands[name] != nil {
@@ -517,7 +540,7 @@ func (c *conn) ensureSub() {
 	if c.sub != nil {
 		return
 	}
-	c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
+	c.sub = c.srv.Store.Hub().SubscribeAccount(c.user, c.acctID, hubLimit)
 	// No goroutine of our own waits for the hub: its notification starts a
 	// short-lived one (most sessions idle; each goroutine costs a stack).
 	c.sub.SetNotify(func() { go c.notifyPush() })

@@ -63,8 +63,9 @@
 //   - An idle session holds no read or write buffer (pooled, see
 //     wire.Decoder.Park); what remains is its goroutines and session state.
 //   - Limits: command line 64 KiB without literals, literals read into memory
-//     1 MiB, APPEND literals AppendLimit (default 64 MiB, spooled to memory
-//     up to 1 MiB, else to a file in SpoolDir), list nesting 32, ten
+//     1 MiB, APPEND literals AppendLimit (default 64 MiB; a command's
+//     literals spooled to memory up to 1 MiB in all, else to files in
+//     SpoolDir, at most AppendSpoolLimit), list nesting 32, ten
 //     consecutive BAD replies end the connection, write deadline 5 minutes.
 //   - Mailbox names are UTF-8 for IMAP4rev2 clients (ENABLE IMAP4rev2 or
 //     UTF8=ACCEPT) and modified UTF-7 (RFC 3501 s5.1.3) otherwise.
@@ -74,10 +75,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,9 +142,14 @@ type Server struct {
 	AuthLimiter *authlimit.Limiter
 	// Logger receives the logs; nil means slog.Default.
 	Logger *slog.Logger
-	// SpoolDir holds APPEND literals above 1 MiB until they are stored;
-	// empty means os.TempDir.
+	// SpoolDir holds APPEND literals beyond the first MiB of a command
+	// until they are stored (spool.go); Initialize creates it and removes
+	// what an earlier process left there. The daemon uses <data>/spool.
+	// Empty means os.TempDir (nothing is removed there).
 	SpoolDir string
+	// AppendSpoolLimit bounds the octets of one APPEND command (all the
+	// messages of a MULTIAPPEND); 0 means 4 x AppendLimit.
+	AppendSpoolLimit int64
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
 	// LiteralMinus advertises LITERAL- instead of LITERAL+:
@@ -155,6 +163,8 @@ type Server struct {
 	mu       sync.Mutex
 	lns      []net.Listener
 	conns    map[*conn]struct{}
+	byAcct   map[uint64]map[*conn]struct{} // logged-in sessions by account ID
+	unhook   func()                        // stops the account-deleted calls
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
@@ -180,11 +190,19 @@ func (s *Server) Initialize() error {
 	if s.AuthLimiter == nil {
 		s.AuthLimiter = authlimit.New(authlimit.Config{})
 	}
+	if s.SpoolDir != "" {
+		if err := clearSpool(s.SpoolDir); err != nil {
+			return fmt.Errorf("imap: spool %s: %w", s.SpoolDir, err)
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[*conn]struct{}{}
+	s.byAcct = map[uint64]map[*conn]struct{}{}
+	s.unhook = s.Store.Hub().OnAccountDeleted(s.accountDeleted)
 	if s.Addr != "" {
 		ln, err := net.Listen("tcp", s.Addr)
 		if err != nil {
+			s.unhook()
 			return err
 		}
 		s.plainLn = s.limit(ln, "imap", false)
@@ -194,6 +212,7 @@ func (s *Server) Initialize() error {
 		ln, err := net.Listen("tcp", s.TLSAddr)
 		if err != nil {
 			s.closeListeners()
+			s.unhook()
 			return err
 		}
 		s.tlsLn = s.limit(ln, "imaps", true)
@@ -239,6 +258,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.cancel()
+	s.unhook()
 	s.closeListeners()
 	s.mu.Lock()
 	// Sessions waiting for the client (between commands, in IDLE) are
@@ -336,6 +356,20 @@ func (s *Server) preAuthTimeout() time.Duration {
 		return s.PreAuthTimeout
 	}
 	return DefaultPreAuthTimeout
+}
+
+func (s *Server) spoolDir() string {
+	if s.SpoolDir != "" {
+		return s.SpoolDir
+	}
+	return os.TempDir()
+}
+
+func (s *Server) appendSpoolLimit() int64 {
+	if s.AppendSpoolLimit > 0 {
+		return s.AppendSpoolLimit
+	}
+	return 4 * s.appendLimit()
 }
 
 func (s *Server) appendLimit() int64 {

@@ -216,6 +216,9 @@ func (c *conn) pollEvents() {
 		return
 	}
 	evs, over := c.sub.Drain()
+	if c.sub.AccountGone() {
+		c.acctGone.Store(true)
+	}
 	if over {
 		if c.notify != nil {
 			// RFC 5465 s5.8: tell the client and stop notifying.
@@ -348,6 +351,13 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		c.enc.Raw(l).CRLF()
 	}
 	c.pendNotify = nil
+	if c.acctGone.Load() {
+		if !c.closing {
+			c.writeLine("* BYE %s", accountGoneText)
+			c.closing = true
+		}
+		return
+	}
 	s := c.sel
 	if s == nil {
 		return

@@ -110,6 +110,7 @@ type MWIServer struct {
 	accounts map[string]*mwiAccount
 	subs     map[string]*mwiSub // by dialog id
 	bySource map[netip.Addr]int // subscriptions per source address
+	unhook   func()             // stops the account-deleted calls
 }
 
 // mwiAccount is the notification state of one account.
@@ -124,6 +125,7 @@ type mwiAccount struct {
 type mwiSub struct {
 	id        string
 	user      string
+	accountID uint64 // the account's identity (vmstore.Account.ID)
 	callID    string
 	localTag  string
 	remoteTag string
@@ -296,8 +298,54 @@ func (m *MWIServer) Initialize() error {
 		m.wg.Add(1)
 		go m.refreshLoop()
 	}
+	m.unhook = m.Store.Hub().OnAccountDeleted(m.accountDeleted)
 	m.log.Info("MWI notifier listening", "udp+tcp", m.Addr(), "tls", m.ListenTLS)
 	return nil
+}
+
+// accountDeleted ends the subscriptions of a deleted account at once
+// (they belong to its identity, not to its name: an account created again
+// under the name is not reported to them), with a final NOTIFY
+// "terminated;reason=noresource" (RFC 6665 s4.1.3), and drops its
+// coalescing state. The hub calls it on the committing goroutine.
+func (m *MWIServer) accountDeleted(user string, id uint64) {
+	m.mu.Lock()
+	var ended []*mwiSub
+	a := m.accounts[user]
+	if a != nil {
+		for sid, s := range a.subs {
+			if id != 0 && s.accountID != 0 && s.accountID != id {
+				continue // a later account of the name
+			}
+			ended = append(ended, s)
+			delete(a.subs, sid)
+			delete(m.subs, sid)
+			if n := m.bySource[s.source] - 1; n > 0 {
+				m.bySource[s.source] = n
+			} else {
+				delete(m.bySource, s.source)
+			}
+			metricSIPSubscriptions.Dec()
+		}
+		if len(a.subs) == 0 {
+			if a.timer != nil && a.timer.Stop() {
+				m.wg.Done() // the timer's function will not run
+			}
+			delete(m.accounts, user)
+		}
+	}
+	if m.ctx == nil || m.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.wg.Add(len(ended))
+	m.mu.Unlock()
+	for _, s := range ended {
+		go func() {
+			defer m.wg.Done()
+			m.notifySub(s, "terminated;reason=noresource", true)
+		}()
+	}
 }
 
 func (m *MWIServer) badSIP(from net.Addr, why string) {
@@ -330,6 +378,9 @@ func (m *MWIServer) Addr() string {
 func (m *MWIServer) Close() {
 	if m.cancel == nil {
 		return
+	}
+	if m.unhook != nil {
+		m.unhook()
 	}
 	m.mu.Lock()
 	subs := make([]*mwiSub, 0, len(m.subs))
@@ -493,7 +544,13 @@ func (m *MWIServer) notifySub(s *mwiSub, state string, force bool) {
 		}
 		state = "active;expires=" + strconv.Itoa(int(rem/time.Second))
 	}
-	body, err := m.summary(s.user)
+	var body []byte
+	var err error
+	if !strings.Contains(state, "reason=noresource") {
+		// (The account is gone: another of the name is none of this
+		// subscriber's business.)
+		body, err = m.summary(s.user)
+	}
 	if err != nil {
 		m.log.Error("reading MWI counts", "user", s.user, "err", err)
 		if !terminated {
@@ -840,6 +897,7 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 	fromTag, _ := from.Params.Get("tag")
 	s := &mwiSub{
 		user:      acct.Name,
+		accountID: acct.ID,
 		callID:    string(*req.CallID()),
 		localTag:  randomToken(8),
 		remoteTag: fromTag,

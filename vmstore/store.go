@@ -63,6 +63,8 @@ type Store struct {
 
 	locksMu sync.Mutex
 	locks   map[string]*acctLock
+	// ids hands out account IDs (identity.go).
+	ids idState
 
 	// gcMu: deposits and copies hold it shared while they bind to an existing
 	// blob; the collector holds it exclusively while it deletes blobs.
@@ -72,6 +74,8 @@ type Store struct {
 	nextSeq  uint64        // next journal sequence number
 	lastDone chan struct{} // closed when the previous commit is published
 	failed   atomic.Bool
+	// deletions counts committed account deletions (AccountDeletions).
+	deletions atomic.Uint64
 
 	// format is the store's format version (version.go).
 	format int
@@ -302,6 +306,8 @@ type wtx struct {
 	// modseqIdx holds the modseq index entries changed so far, written at
 	// commit (message.go).
 	modseqIdx map[string]*[]uint32
+	// deletesAccount: the transaction deletes an account (AccountDeletions).
+	deletesAccount bool
 }
 
 func (w *wtx) get(key []byte, v any) error {
@@ -381,6 +387,9 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 	if err := w.flushModseqIndex(); err != nil {
 		return nil, err
 	}
+	if err := w.fillAccountIDs(); err != nil {
+		return nil, err
+	}
 	s.seqMu.Lock()
 	if s.failed.Load() {
 		s.seqMu.Unlock()
@@ -407,6 +416,11 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 	s.seqMu.Unlock()
 	return func() error {
 		err := <-result
+		if err == nil && w.deletesAccount {
+			// Visible to readers from now on: holders of the account's
+			// identity that check the counter see the deletion.
+			s.deletions.Add(1)
+		}
 		<-prev
 		defer close(mine)
 		if err != nil {

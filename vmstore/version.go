@@ -42,6 +42,7 @@ type Migration struct {
 // appending {next version, name, func}.
 var migrations = []Migration{
 	{Version: 2, Name: "first-run marker kept in the store", Run: migrateFirstRunMarker},
+	{Version: 3, Name: "accounts get a never-reused id", Run: assignAccountIDs},
 }
 
 // legacyFormat is the version of a store written before V/format existed.

@@ -247,7 +247,12 @@ func (c *cli) userAdd(args []string) error {
 	if *pw == "" {
 		return usageError{"user add: --password is required"}
 	}
-	req := admin.AccountRequest{Name: pos[0], Password: pw}
+	name := vmstore.FoldUserName(pos[0])
+	var ne *vmstore.NameError
+	if err := vmstore.CheckUserName(name); errors.As(err, &ne) {
+		return usageError{fmt.Sprintf("user add: bad account name %q: %s (see README, Accounts)", pos[0], ne.Reason)}
+	}
+	req := admin.AccountRequest{Name: name, Password: pw}
 	if *pin != "" {
 		req.PIN = pin
 	}
@@ -266,7 +271,7 @@ func (c *cli) userAdd(args []string) error {
 	if err := b.AddUser(req); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "user %s created\n", pos[0])
+	fmt.Fprintf(c.stdout, "user %s created\n", name)
 	return nil
 }
 

@@ -194,7 +194,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
 			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
 			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,
-			LimitExempt: exempt, PreAuthTimeout: cfg.IMAP.PreAuthTimeout.Duration, HandshakeTimeout: cfg.IMAP.HandshakeTimeout.Duration}
+			LimitExempt: exempt, PreAuthTimeout: cfg.IMAP.PreAuthTimeout.Duration, HandshakeTimeout: cfg.IMAP.HandshakeTimeout.Duration,
+			SpoolDir: filepath.Join(dir, "spool")} // cleared at start
 		if err := srv.Initialize(); err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}
