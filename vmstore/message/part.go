@@ -420,17 +420,35 @@ func (w *nulWriter) Write(b []byte) (int, error) {
 // in small pieces, so encoded content is read through a buffer that size.
 var bufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
 
-// decoder returns a reader of the content from its start and the pooled
-// buffer it reads through (nil for identity content), which the caller
-// returns with putBuf once done.
-func (p *Part) decoder() (io.Reader, *bufio.Reader) {
+// bufferAbove is the size from which identity content is read through a
+// pooled buffer too: every read of the store's blob reader fetches whole
+// chunks, so small reads of a large part would fetch each chunk many times.
+const bufferAbove = 64 << 10
+
+// rawFrom returns a reader of identity content from offset off and the
+// pooled buffer it reads through (nil when none).
+func (p *Part) rawFrom(off int64) (io.Reader, *bufio.Reader) {
 	if p.data != nil {
-		return bytes.NewReader(p.data), nil
+		return bytes.NewReader(p.data[min(off, int64(len(p.data))):]), nil
 	}
-	sr := io.NewSectionReader(p.src, p.start, p.end-p.start)
-	if p.decode == "" {
+	n := max(p.end-p.start-off, 0)
+	sr := io.NewSectionReader(p.src, p.start+off, n)
+	if n <= bufferAbove {
 		return sr, nil
 	}
+	br := bufPool.Get().(*bufio.Reader)
+	br.Reset(sr)
+	return br, br
+}
+
+// decoder returns a reader of the content from its start and the pooled
+// buffer it reads through (nil when none), which the caller returns with
+// putBuf once done.
+func (p *Part) decoder() (io.Reader, *bufio.Reader) {
+	if p.decode == "" {
+		return p.rawFrom(0)
+	}
+	sr := io.NewSectionReader(p.src, p.start, p.end-p.start)
 	br := bufPool.Get().(*bufio.Reader)
 	br.Reset(sr)
 	if p.decode == "base64" {
@@ -447,8 +465,9 @@ func putBuf(br *bufio.Reader) {
 }
 
 // stream is decoder with the buffer lent until the Message's Release.
-func (p *Part) stream() io.Reader {
-	r, br := p.decoder()
+func (p *Part) stream() io.Reader { return p.lend(p.decoder()) }
+
+func (p *Part) lend(r io.Reader, br *bufio.Reader) io.Reader {
 	if br != nil {
 		p.m.bufs = append(p.m.bufs, br)
 	}
@@ -481,10 +500,7 @@ func (p *Part) Range(off, n int64) (io.Reader, error) {
 		if n < 0 || n > size-off {
 			n = size - off
 		}
-		if p.data != nil {
-			return bytes.NewReader(p.data[off : off+n]), nil
-		}
-		return io.NewSectionReader(p.src, p.start+off, n), nil
+		return io.LimitReader(p.lend(p.rawFrom(off)), n), nil
 	}
 	r := p.stream()
 	if _, err := io.CopyN(io.Discard, r, off); err != nil {
@@ -557,16 +573,22 @@ func (f *base64Filter) Read(b []byte) (int, error) {
 		n, err := f.r.Read(b)
 		j := 0
 		for _, c := range b[:n] {
-			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
-				b[j] = c
-				j++
-			}
+			b[j] = c
+			j += int(b64Alphabet[c])
 		}
 		if j > 0 || err != nil {
 			return j, err
 		}
 	}
 }
+
+// b64Alphabet is 1 for the octets of the base64 alphabet and "=".
+var b64Alphabet = func() (t [256]byte) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") {
+		t[c] = 1
+	}
+	return t
+}()
 
 // FilterHeader keeps (or, not, drops) the named fields of a header block
 // and ends it with the empty line (RFC 9051 s6.4.5 HEADER.FIELDS). Field
@@ -611,9 +633,9 @@ func scanLinesCRLF(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil
 }
 
-// Reader is an io.ReadSeeker over a part's content. Raw content is read at
-// its offsets; decoded content is decoded sequentially, and a seek
-// backwards starts decoding again from the start.
+// Reader is an io.ReadSeeker over a part's content. Identity content is
+// read from the position on; decoded content is decoded sequentially,
+// and a seek backwards starts decoding again from the start.
 type Reader struct {
 	p    *Part
 	pos  int64
@@ -627,18 +649,15 @@ type Reader struct {
 func (p *Part) NewReader() *Reader { return &Reader{p: p} }
 
 func (r *Reader) Read(b []byte) (int, error) {
-	if r.p.decode == "" {
-		n, err := r.p.ReadAt(b, r.pos)
-		r.pos += int64(n)
-		if err == io.EOF && n > 0 {
-			err = nil
-		}
-		return n, err
-	}
-	if r.r == nil || r.rpos > r.pos {
+	if r.r == nil || r.rpos > r.pos || r.p.decode == "" && r.rpos != r.pos {
 		putBuf(r.buf)
-		r.r, r.buf = r.p.decoder()
-		r.rpos = 0
+		if r.p.decode == "" {
+			r.r, r.buf = r.p.rawFrom(r.pos)
+			r.rpos = r.pos
+		} else {
+			r.r, r.buf = r.p.decoder()
+			r.rpos = 0
+		}
 	}
 	if r.rpos < r.pos {
 		k, err := io.CopyN(io.Discard, r.r, r.pos-r.rpos)
@@ -654,7 +673,9 @@ func (r *Reader) Read(b []byte) (int, error) {
 	r.rpos += int64(n)
 	r.pos = r.rpos
 	if err != nil && err != io.EOF {
-		err = fmt.Errorf("%w: %v", ErrBadEncoding, err)
+		if r.p.decode != "" {
+			err = fmt.Errorf("%w: %v", ErrBadEncoding, err)
+		}
 	}
 	return n, err
 }

@@ -118,7 +118,7 @@ func (s Section) String() string {
 			if isAtom(f) {
 				b.WriteString(f)
 			} else {
-				b.WriteString(strconv.Quote(f))
+				writeQuoted(&b, f)
 			}
 		}
 		b.WriteString(")")
@@ -280,4 +280,16 @@ func isAtom(s string) bool {
 		}
 	}
 	return true
+}
+
+// writeQuoted writes s as an IMAP quoted string.
+func writeQuoted(b *strings.Builder, s string) {
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
 }
