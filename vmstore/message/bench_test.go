@@ -56,7 +56,11 @@ func TestDecodedReadStreams(t *testing.T) {
 	if n, err := readAudio(New(s, m), &got); err != nil || n != int64(len(wav)) || !bytes.Equal(got.Bytes(), wav) {
 		t.Fatalf("read %d bytes (%v), want the %d of the WAV", n, err, len(wav))
 	}
-	viaStore := allocPer(t, 5, func() {
+	runs := 20
+	if raceEnabled {
+		runs = 2
+	}
+	viaStore := allocPer(t, min(runs, 5), func() {
 		if _, err := readAudio(New(s, m), io.Discard); err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +72,7 @@ func TestDecodedReadStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	part.src = bytes.NewReader(raw)
-	layer := allocPer(t, 20, func() {
+	layer := allocPer(t, runs, func() {
 		r := part.NewReader()
 		n, err := io.Copy(io.Discard, r)
 		r.Close()
@@ -78,6 +82,10 @@ func TestDecodedReadStreams(t *testing.T) {
 	})
 	t.Logf("message %d bytes, audio %d bytes decoded; allocated per read: %d bytes by the part layer, %d bytes over the store",
 		len(raw), len(wav), layer, viaStore)
+	if raceEnabled {
+		t.Log("race detector on: sync.Pool drops buffers at random, allocation not checked")
+		return
+	}
 	if layer > 64<<10 {
 		t.Fatalf("the part layer allocates %d bytes per read of a %d-byte part: it does not stream", layer, len(raw))
 	}
