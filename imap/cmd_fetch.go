@@ -261,6 +261,7 @@ func cmdFetch(c *conn, tag string, p *parser) {
 			}
 		}
 	}
+	hasFlags, hasModSeq := has("FLAGS"), has("MODSEQ")
 	for i := range msgs {
 		m := &msgs[i]
 		seq, ok := s.seqOf(m.UID)
@@ -273,6 +274,13 @@ func cmdFetch(c *conn, tag string, p *parser) {
 				it.check(c, fm)
 			}
 		}
+		withFlags := hasFlags || seenChanged[m.UID]
+		if withFlags {
+			c.announceKeywords(m.Flags)
+		}
+		if withFlags || hasModSeq {
+			s.noteTold(m.UID, m.ModSeq, withFlags, hasModSeq)
+		}
 		c.enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
 		for j, it := range req.items {
 			if j > 0 {
@@ -280,7 +288,7 @@ func cmdFetch(c *conn, tag string, p *parser) {
 			}
 			it.write(c, fm)
 		}
-		if seenChanged[m.UID] && !has("FLAGS") {
+		if seenChanged[m.UID] && !hasFlags {
 			c.enc.SP()
 			fetchFlags.write(c, fm)
 		}

@@ -448,6 +448,9 @@ func (c *conn) command() (cont bool) {
 	if cmd.states&c.state == 0 {
 		xsyntaxf("%s not allowed in %s state", name, c.state)
 	}
+	if strings.HasPrefix(name, "UID ") {
+		c.announceNewForUID()
+	}
 	cmd.handler(c, tag, p)
 	return true
 }
