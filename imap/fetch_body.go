@@ -16,11 +16,15 @@ type section = message.Section
 func (p *parser) xsection(binary bool) section {
 	var s section
 	p.xexpect('[')
+	dot := false
 	for p.Peek() >= '1' && p.Peek() <= '9' {
 		s.Path = append(s.Path, int(p.xnznumber()))
-		if !p.Consume('.') {
+		if dot = p.Consume('.'); !dot {
 			break
 		}
+	}
+	if dot && p.Peek() == ']' {
+		xsyntaxf("section ends with a dot")
 	}
 	if p.Peek() != ']' {
 		if binary {
