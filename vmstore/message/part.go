@@ -323,9 +323,7 @@ func (m *Message) openRaw(sec Section) (*Part, error) {
 	if err != nil {
 		return nil, err
 	}
-	var src interface {
-		io.ReaderAt
-	} = m.Blob()
+	var src io.ReaderAt = m.Blob()
 	size := m.Blob().Size()
 	if m.msg.Binary {
 		pr, err := m.Presentation()
@@ -357,7 +355,7 @@ func (m *Message) openRaw(sec Section) (*Part, error) {
 	}
 	if sec.HeaderFields() {
 		hdr := make([]byte, end-start)
-		if _, err := src.ReadAt(hdr, start); err != nil && !(err == io.EOF) {
+		if _, err := src.ReadAt(hdr, start); err != nil && err != io.EOF {
 			return nil, fmt.Errorf("message: reading header: %w", err)
 		}
 		p.data = FilterHeader(hdr, sec.Fields, sec.Spec == SpecHeaderFieldsNot)

@@ -144,14 +144,13 @@ func TestSections(t *testing.T) {
 	pres := string(smp.presented)
 	qpDecoded := "caf\u00e9 = softbreak\r\nsecond line"
 	tests := []struct {
-		sec        string
-		raw        string // BODY[sec]
-		dec        *string
-		decErr     error
-		nul        bool
-		leaf       bool // Decoded: a single-part body
-		typ, enc   string
-		rawTypeSub string
+		sec      string
+		raw      string // BODY[sec]
+		dec      *string
+		decErr   error
+		nul      bool
+		leaf     bool // Decoded: a single-part body
+		typ, enc string
 	}{
 		{sec: "", raw: pres, dec: ptr(string(smp.raw)), nul: true, typ: "multipart/mixed"},
 		{sec: "HEADER", raw: p["hdr"]},
