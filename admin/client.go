@@ -54,6 +54,9 @@ func (c *Client) do(method, path string, body io.Reader, ctype string, out any) 
 	if err != nil {
 		return nil, err
 	}
+	if sb, ok := body.(*sizedBody); ok {
+		req.ContentLength = sb.n
+	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -158,9 +161,19 @@ func (c *Client) Deposit(body io.Reader, o DepositOptions) (*DepositView, error)
 	if o.AsMessage {
 		ct = "message/rfc822"
 	}
+	if o.Size > 0 {
+		body = &sizedBody{body, o.Size}
+	}
 	var out DepositView
 	_, err := c.do("POST", "/api/v1/accounts/"+esc(o.User)+"/messages?"+q.Encode(), body, ct, &out)
 	return &out, err
+}
+
+// sizedBody is a request body of known length (sent with Content-Length
+// instead of chunked).
+type sizedBody struct {
+	io.Reader
+	n int64
 }
 
 // Backup streams a backup into w; progress gets the bytes so far and the

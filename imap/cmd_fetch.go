@@ -357,7 +357,23 @@ func (c *conn) writeAddrs(l []vmstore.Address) {
 	}
 	c.enc.Raw("(")
 	for _, a := range l {
-		c.enc.Raw("(").NstringEmptyNil(a.Name).Raw(" NIL ").NstringEmptyNil(a.Mailbox).SP().NstringEmptyNil(a.Host).Raw(")")
+		switch a.Group {
+		case vmstore.GroupStart:
+			// RFC 9051 s7.5.2: a group starts with (NIL NIL "name" NIL)
+			c.enc.Raw("(NIL NIL ").String(a.Mailbox).Raw(" NIL)")
+		case vmstore.GroupEnd:
+			c.enc.Raw("(NIL NIL NIL NIL)")
+		default:
+			// The host of a mailbox is never NIL (that is a group marker).
+			mbox, host := a.Mailbox, a.Host
+			if mbox == "" {
+				mbox = vmstore.MissingMailbox
+			}
+			if host == "" {
+				host = vmstore.MissingHost
+			}
+			c.enc.Raw("(").NstringEmptyNil(a.Name).SP().NstringEmptyNil(a.Adl).SP().String(mbox).SP().String(host).Raw(")")
+		}
 	}
 	c.enc.Raw(")")
 }

@@ -74,6 +74,9 @@ type conn struct {
 	zr     *wire.Inflater
 	log    *slog.Logger
 	remote string // client address, for the logs
+	// connected is when the connection was accepted: the pre-auth
+	// deadline counts from it.
+	connected time.Time
 
 	state   state
 	user    string
@@ -117,6 +120,8 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		isTLS: implicitTLS,
 		state: stateNotAuth,
 		done:  make(chan struct{}),
+
+		connected: time.Now(),
 	}
 	c.remote = nc.RemoteAddr().String()
 	c.log = slog.New(connHandler{s.Logger.Handler(), c})
@@ -185,7 +190,7 @@ func (c *conn) serve() {
 	metricOpen.Inc()
 	c.log.Debug("imap connection")
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		c.nc.SetDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 		if err := tc.Handshake(); err != nil {
 			c.log.Debug("imap tls handshake", "err", err)
 			c.end()
@@ -232,11 +237,13 @@ func (c *conn) end() {
 // stack grown while serving commands.
 func (c *conn) run() {
 	for {
-		timeout := c.srv.preAuthTimeout()
+		// Before authentication the deadline is absolute, from connect:
+		// commands (NOOP...) do not extend it.
+		deadline := c.connected.Add(c.srv.preAuthTimeout())
 		if c.state != stateNotAuth {
-			timeout = c.srv.idleTimeout()
+			deadline = time.Now().Add(c.srv.idleTimeout())
 		}
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		c.nc.SetReadDeadline(deadline)
 		c.mu.Lock() // the notifier writes too
 		c.enc.Park()
 		c.mu.Unlock()
@@ -293,7 +300,11 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.mu.Lock()
-		c.writeLine("* BYE autologout; idle for too long")
+		if c.state == stateNotAuth {
+			c.writeLine("* BYE autologout; not authenticated in time")
+		} else {
+			c.writeLine("* BYE autologout; idle for too long")
+		}
 		c.flush()
 		c.mu.Unlock()
 	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -469,7 +480,7 @@ var noExpungeDuring = map[string]bool{
 // upgradeTLS switches the connection to TLS after STARTTLS.
 func (c *conn) upgradeTLS() error {
 	tc := tls.Server(c.nc, c.srv.TLSConfig)
-	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	tc.SetDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 	if err := tc.Handshake(); err != nil {
 		return err
 	}

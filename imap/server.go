@@ -74,21 +74,26 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // Defaults of the Server fields.
 const (
-	DefaultIdleTimeout    = 30 * time.Minute // RFC 9051 s5.4 minimum for authenticated
-	DefaultPreAuthTimeout = 60 * time.Second
-	DefaultAppendLimit    = 64 << 20
-	maxBadCommands        = 10
+	DefaultIdleTimeout      = 30 * time.Minute // RFC 9051 s5.4 minimum for authenticated
+	DefaultPreAuthTimeout   = 60 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultAppendLimit      = 64 << 20
+	maxBadCommands          = 10
 )
 
 // Server is the IMAP service. Set the fields, call Initialize, and Close to
@@ -111,13 +116,27 @@ type Server struct {
 	// AppendLimit bounds one APPEND literal (RFC 7889); 0 means 64 MiB.
 	AppendLimit int64
 	// IdleTimeout ends authenticated connections silent that long; 0 means
-	// 30 minutes. PreAuthTimeout is the same before authentication; 0 means
-	// one minute.
+	// 30 minutes. PreAuthTimeout is the time a connection has, from
+	// connect, to authenticate, whatever it sends meanwhile (NOOPs do not
+	// extend it); 0 means one minute.
 	IdleTimeout    time.Duration
 	PreAuthTimeout time.Duration
-	// AuthLimiter limits failed authentications; nil means the default
-	// limits (see NewAuthLimiter).
-	AuthLimiter *AuthLimiter
+	// HandshakeTimeout bounds a TLS handshake (implicit TLS, STARTTLS);
+	// 0 means 10 seconds.
+	HandshakeTimeout time.Duration
+	// MaxConns bounds each listener's connections and MaxConnsPerSource
+	// those from one IP address (LimitExempt networks excepted); 0 means
+	// no limit. Connections beyond get "* BYE [UNAVAILABLE]".
+	MaxConns          int
+	MaxConnsPerSource int
+	LimitExempt       []netip.Prefix
+	// Listeners, if set, reports the listeners' health and shares the
+	// daemon's descriptor budget (netlimit).
+	Listeners *netlimit.Registry
+	// AuthLimiter slows down failed authentications (shared with the other
+	// protocols); nil means a limiter of this server with the default
+	// rules (authlimit.New).
+	AuthLimiter *authlimit.Limiter
 	// Logger receives the logs; nil means slog.Default.
 	Logger *slog.Logger
 	// SpoolDir holds APPEND literals above 1 MiB until they are stored;
@@ -159,7 +178,7 @@ func (s *Server) Initialize() error {
 		s.Logger = slog.Default()
 	}
 	if s.AuthLimiter == nil {
-		s.AuthLimiter = NewAuthLimiter()
+		s.AuthLimiter = authlimit.New(authlimit.Config{})
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[*conn]struct{}{}
@@ -168,8 +187,8 @@ func (s *Server) Initialize() error {
 		if err != nil {
 			return err
 		}
-		s.plainLn = ln
-		s.lns = append(s.lns, ln)
+		s.plainLn = s.limit(ln, "imap", false)
+		s.lns = append(s.lns, s.plainLn)
 	}
 	if s.TLSAddr != "" {
 		ln, err := net.Listen("tcp", s.TLSAddr)
@@ -177,8 +196,8 @@ func (s *Server) Initialize() error {
 			s.closeListeners()
 			return err
 		}
-		s.tlsLn = ln
-		s.lns = append(s.lns, ln)
+		s.tlsLn = s.limit(ln, "imaps", true)
+		s.lns = append(s.lns, s.tlsLn)
 	}
 	if s.plainLn != nil {
 		s.wg.Add(1)
@@ -277,6 +296,32 @@ func (s *Server) acceptLoop(ln net.Listener, implicitTLS bool) {
 		s.wg.Add(1) // done by c.end, on whichever goroutine serves it then
 		go c.serve()
 	}
+}
+
+// limit wraps a listener with the connection limits (netlimit): retried
+// accept errors, limits per listener and per source, and the refusal.
+func (s *Server) limit(ln net.Listener, name string, implicitTLS bool) net.Listener {
+	return netlimit.Wrap(ln, netlimit.Config{Name: name, MaxConns: s.MaxConns, MaxPerSource: s.MaxConnsPerSource,
+		Exempt: s.LimitExempt, Registry: s.Listeners, Logger: s.Logger,
+		Reject: func(nc net.Conn) {
+			if implicitTLS {
+				tc := tls.Server(nc, s.TLSConfig)
+				if tc.Handshake() != nil {
+					return
+				}
+				nc = tc
+			}
+			metricRefused.Inc()
+			// RFC 9051 s7.1.5: BYE as greeting, the server will not serve.
+			io.WriteString(nc, "* BYE [UNAVAILABLE] too many connections, try again later\r\n")
+		}})
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout > 0 {
+		return s.HandshakeTimeout
+	}
+	return DefaultHandshakeTimeout
 }
 
 func (s *Server) idleTimeout() time.Duration {

@@ -118,7 +118,7 @@ func TestEmailSinkVoicemailToEmail(t *testing.T) {
 		_, err := s.Message(res.Mailbox.ID, res.Message.UID)
 		return err != nil
 	})
-	time.Sleep(50 * time.Millisecond)
+	waitSettled(t, s, e.Name())
 	if n := len(smtpd.got()); n != 1 {
 		t.Fatalf("%d mails", n)
 	}

@@ -170,7 +170,7 @@ func (s *Store) GetAccount(name string) (*Account, error) {
 	var a Account
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, accountKey(name), &a) })
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: account %q", ErrNotFound, name)
+		return nil, fmt.Errorf("%w %q", ErrUnknownAccount, name)
 	}
 	if err != nil {
 		return nil, err
@@ -331,7 +331,7 @@ func (s *Store) RecordSession(user string, login bool, service, clientAddr, serv
 	}
 	_, err := s.update(user, func(w *wtx) error {
 		if ok, err := w.exists(accountKey(user)); err != nil || !ok {
-			return fmt.Errorf("%w: account %q", ErrNotFound, user)
+			return fmt.Errorf("%w %q", ErrUnknownAccount, user)
 		}
 		w.emit(Event{Type: t, User: user, Service: service, ClientAddr: clientAddr, ServerAddr: serverAddr})
 		return nil

@@ -210,6 +210,7 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 		SentDate:     pm.date.UTC(),
 		To:           truncate(pm.to, 256),
 		Cc:           truncate(pm.cc, 256),
+		Keys:         pm.keys.bounded(),
 	}
 	if pm.date.IsZero() {
 		p.m.SentDate = time.Time{}

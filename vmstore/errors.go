@@ -28,3 +28,11 @@ var (
 	// ErrModified: a conditional STORE (UNCHANGEDSINCE) found a newer modseq.
 	ErrModified = errors.New("vmstore: modified since")
 )
+
+// ErrUnknownAccount: no account of that name. It matches ErrNotFound too.
+var ErrUnknownAccount error = unknownAccountError{}
+
+type unknownAccountError struct{}
+
+func (unknownAccountError) Error() string   { return "vmstore: unknown account" }
+func (unknownAccountError) Is(t error) bool { return t == ErrNotFound }

@@ -73,6 +73,15 @@ type Store struct {
 	lastDone chan struct{} // closed when the previous commit is published
 	failed   atomic.Bool
 
+	// format is the store's format version (version.go).
+	format int
+	// orphanBlob: chunks of blobs up to this id that have no blob record
+	// are left over from deposits interrupted by a crash; the background
+	// collector removes them after Open (gc.go).
+	orphanBlob uint64
+	// orphansDone is closed when the startup collection has finished.
+	orphansDone chan struct{}
+
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
 	uidValidityMu   sync.Mutex
@@ -122,27 +131,48 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmstore: open %s: %w", opts.Dir, err)
 	}
+	format, err := readFormat(db, opts.Now())
+	if err == nil && format > FormatVersion() {
+		what := "the store"
+		if opts.Dir != "" {
+			what = "the store in " + opts.Dir
+		}
+		err = newerFormatError(what, format)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
-		opts:     opts,
-		db:       db,
-		log:      opts.Logger,
-		hub:      newHub(),
-		parts:    newPartCache(4096),
-		auth:     newAuthCache(),
-		idx:      newIndex(opts.IndexMessages),
-		locks:    map[string]*acctLock{},
-		inflight: map[uint64]struct{}{},
-		stop:     make(chan struct{}),
-		lastDone: closedChan(),
+		opts:        opts,
+		db:          db,
+		log:         opts.Logger,
+		hub:         newHub(),
+		parts:       newPartCache(4096),
+		auth:        newAuthCache(),
+		idx:         newIndex(opts.IndexMessages),
+		locks:       map[string]*acctLock{},
+		inflight:    map[uint64]struct{}{},
+		stop:        make(chan struct{}),
+		lastDone:    closedChan(),
+		format:      format,
+		orphansDone: make(chan struct{}),
 	}
 	if err := s.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
 	}
 	s.idx.pubSeq = s.nextSeq - 1
-	if err := s.collectOrphanChunks(); err != nil {
-		s.log.Warn("vmstore: orphan chunk collection failed", "err", err)
+	if err := s.migrate(format); err != nil {
+		db.Close()
+		return nil, err
 	}
+	// Chunks of deposits that a crash interrupted are collected in the
+	// background: scanning every chunk before serving would make the start
+	// time grow with the store.
+	s.orphanBlob = s.nextBlob.Load()
+	s.wg.Add(1)
+	go s.startupCollect()
 	if opts.GCInterval >= 0 {
 		iv := opts.GCInterval
 		if iv == 0 {

@@ -30,7 +30,10 @@ Verbs:
   backup FILE
   restore FILE              (daemon stopped, empty data directory)
   convert IN OUT [--codec pcmu|pcma|g722|g726|gsm|l16] [--rate HZ] [--container wav|au|raw]
-  probe FILE
+                 [--in-codec C] [--in-rate HZ]   (headerless input; default by extension)
+  probe FILE [--in-codec C] [--in-rate HZ]
+  formats                   codecs, containers and rates convert reads and writes
+  sample FILE [--seconds N] write a synthesized voice message (WAV) to try deposit with
 
 Flags may come before or after the arguments. -data defaults to ./lemonvox-data.
 SIZE takes a unit: 500K, 20M, 1G (bytes without one).
@@ -196,6 +199,8 @@ func (c *cli) dispatch(verb string, args []string) error {
 		return c.probe(args)
 	case "formats":
 		return c.formats(args)
+	case "sample":
+		return c.sample(args)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil
@@ -353,8 +358,13 @@ func (c *cli) deposit(args []string) error {
 		return err
 	}
 	defer file.Close()
-	if fi, err := file.Stat(); err == nil && fi.Size() == 0 {
-		return fmt.Errorf("%s is empty", pos[1])
+	if fi, err := file.Stat(); err == nil {
+		if fi.Size() == 0 {
+			return fmt.Errorf("%s is empty", pos[1])
+		}
+		if fi.Mode().IsRegular() {
+			o.Size = fi.Size()
+		}
 	}
 	b, err := c.backend()
 	if err != nil {

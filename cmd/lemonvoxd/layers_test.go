@@ -15,12 +15,14 @@ var allowed = map[string][]string{
 	"vmstore/message": {"vmstore"},
 	"transcode":       {},
 	"firmware":        {},
+	"authlimit":       {},
+	"netlimit":        {},
 	"channel":         {"vmstore", "vmstore/message"},
-	"imap":            {"vmstore", "vmstore/message", "channel", "transcode"},
-	"streaming":       {"vmstore", "vmstore/message", "channel", "transcode"},
-	"notify":          {"vmstore", "vmstore/message", "channel", "transcode"},
-	"smtp":            {"vmstore", "vmstore/message", "channel"},
-	"admin":           {"vmstore", "vmstore/message", "channel", "transcode", "notify", "streaming", "imap", "smtp", "firmware"},
+	"imap":            {"vmstore", "vmstore/message", "channel", "transcode", "authlimit", "netlimit"},
+	"streaming":       {"vmstore", "vmstore/message", "channel", "transcode", "authlimit", "netlimit"},
+	"notify":          {"vmstore", "vmstore/message", "channel", "transcode", "authlimit", "netlimit"},
+	"smtp":            {"vmstore", "vmstore/message", "channel", "authlimit", "netlimit"},
+	"admin":           {"vmstore", "vmstore/message", "channel", "transcode", "notify", "streaming", "imap", "smtp", "firmware", "authlimit", "netlimit"},
 }
 
 // sublayers are packages below a top-level directory that are layers of
