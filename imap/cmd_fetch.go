@@ -1,12 +1,12 @@
 package imap
 
 import (
-	"bufio"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/message"
 )
 
 // fetchItem is one requested FETCH data item. Parsers registered in
@@ -24,50 +24,48 @@ type fetchItem struct {
 // fetchMsg is one message being fetched, with its structure and content
 // opened on demand.
 type fetchMsg struct {
-	seq  uint32
-	msg  *vmstore.Message
-	part *vmstore.Part
-	blob *vmstore.BlobReader
-	pres *vmstore.Presentation
+	seq uint32
+	msg *vmstore.Message
+	h   *message.Message // sections, structure and presentation; see xmsg
 	// preview is the PREVIEW of the message (nil: NIL, for LAZY).
 	preview *string
-	bufs    []*bufio.Reader // pooled read buffers, see release
+}
+
+// xmsg returns the message opened for reading its sections.
+func (c *conn) xmsg(fm *fetchMsg) *message.Message {
+	if fm.h == nil {
+		fm.h = message.New(c.srv.Store, fm.msg)
+	}
+	return fm.h
 }
 
 func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {
-	if fm.part == nil {
-		p, err := c.srv.Store.Structure(fm.msg)
-		xcheckf(err, "message structure")
-		fm.part = p
-	}
-	return fm.part
+	p, err := c.xmsg(fm).Structure()
+	xcheckf(err, "message structure")
+	return p
 }
 
 // xpres returns the message as BODY[] presents it: binary parts
 // re-encoded (vmstore/present.go).
 func (c *conn) xpres(fm *fetchMsg) *vmstore.Presentation {
-	if fm.pres == nil {
-		pr, err := c.srv.Store.Present(fm.msg, c.xpart(fm))
-		xcheckf(err, "presenting message")
-		fm.pres = pr
-	}
-	return fm.pres
+	pr, err := c.xmsg(fm).Presentation()
+	xcheckf(err, "presenting message")
+	return pr
 }
 
 // xshown returns the structure of the presented message (the stored one
 // unless the message has binary parts), for BODYSTRUCTURE and BODY[].
 func (c *conn) xshown(fm *fetchMsg) *vmstore.Part {
-	if !fm.msg.Binary {
-		return c.xpart(fm)
-	}
-	return c.xpres(fm).Root
+	p, err := c.xmsg(fm).Shown()
+	xcheckf(err, "presenting message")
+	return p
 }
 
-func (c *conn) xblob(fm *fetchMsg) *vmstore.BlobReader {
-	if fm.blob == nil {
-		fm.blob = c.srv.Store.OpenMessage(fm.msg)
+// release returns the read buffers a fetch of one message took.
+func (fm *fetchMsg) release() {
+	if fm.h != nil {
+		fm.h.Release()
 	}
-	return fm.blob
 }
 
 // fetchParsers maps a fetch attribute name (upper case, without section)
@@ -141,9 +139,9 @@ func init() {
 	registerFetch("BINARY", parseBodyFetch)
 	registerFetch("BINARY.PEEK", parseBodyFetch)
 	registerFetch("BINARY.SIZE", parseBodyFetch)
-	registerFetch("RFC822", simpleFetchSection("RFC822", section{}, true))
-	registerFetch("RFC822.HEADER", simpleFetchSection("RFC822.HEADER", section{spec: "HEADER"}, false))
-	registerFetch("RFC822.TEXT", simpleFetchSection("RFC822.TEXT", section{spec: "TEXT"}, true))
+	registerFetch("RFC822", simpleFetchSection("RFC822", message.Section{}, true))
+	registerFetch("RFC822.HEADER", simpleFetchSection("RFC822.HEADER", message.Section{Spec: message.SpecHeader}, false))
+	registerFetch("RFC822.TEXT", simpleFetchSection("RFC822.TEXT", message.Section{Spec: message.SpecText}, true))
 }
 
 func simpleFetchList(items ...fetchItem) func(*parser, string) []fetchItem {
