@@ -43,10 +43,13 @@ var (
 	nSubs     = flag.Int("subs", 50000, "MWI subscriptions held by the PBX")
 	nAccounts = flag.Int("accounts", 500, "accounts holding the connections and subscriptions")
 	nSources  = flag.Int("sources", 64, "client source addresses 127.0.1.1..N for the connections")
-	seconds   = flag.Float64("seconds", 15, "duration of each latency phase")
-	rate      = flag.Float64("rate", 20, "deposits per second to the normal account")
-	phonesN   = flag.Int("phones", 3, "subscribed phones of the normal account")
-	floodW    = flag.Int("flood-workers", 32, "concurrent SUBSCRIBE streams of the flooding source")
+	seconds   = flag.Float64("seconds", 30, "duration of each latency phase")
+	// Below 5/s each deposit gets its own NOTIFY: the MWI notifier sends
+	// one account at most one NOTIFY per 200 ms (notify.MWIServer.Coalesce),
+	// which would otherwise dominate the latency.
+	rate    = flag.Float64("rate", 4, "deposits per second to the normal account")
+	phonesN = flag.Int("phones", 5, "subscribed phones of the normal account")
+	floodW  = flag.Int("flood-workers", 32, "concurrent SUBSCRIBE streams of the flooding source")
 )
 
 const (
@@ -131,6 +134,8 @@ func main() {
 		return r
 	}
 
+	fmt.Printf("\ndeposit -> NOTIFY: %.0f deposits/s through the admin API to account normal, %d phones subscribed from 127.0.0.1;\n", *rate, *phonesN)
+	fmt.Printf("        timed from sending the deposit to the first NOTIFY at each phone with the new Voice-Message count\n")
 	fmt.Println("\nphase 1: unloaded")
 	base := measure("baseline")
 	unloaded := depositLoop(d, phones, 0)
@@ -148,7 +153,7 @@ func main() {
 	t0 = time.Now()
 	pbx := subscribeMany(d.sip, *nSubs)
 	nsub := pbx.subscribedCount()
-	fmt.Printf("  MWI: %d subscriptions from the PBX in %v (initial NOTIFYs answered: %d); waiting %v for transactions to end\n",
+	fmt.Printf("  MWI: %d subscriptions from the PBX in %v (NOTIFYs answered, retransmissions included: %d); waiting %v for transactions to end\n",
 		nsub, time.Since(t0).Round(time.Millisecond), pbx.notifyCount(), settle)
 	time.Sleep(settle)
 	afterSubs := measure(fmt.Sprintf("+ %d MWI subscriptions", nsub))
