@@ -43,7 +43,9 @@ func (s *Store) Backup(w io.Writer, progress Progress) (int64, error) {
 	}
 	// A stream at one read timestamp: every transaction is either wholly in
 	// the backup or not at all.
-	stream := s.db.NewStream()
+	ts := s.beginRead()
+	defer s.endRead(ts)
+	stream := s.db.NewStreamAt(ts)
 	stream.LogPrefix = "vmstore.Backup"
 	stream.NumGo = 4
 	if _, err := stream.Backup(bw, 0); err != nil {
@@ -93,7 +95,9 @@ func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
 	if err := s.db.Load(br, 256); err != nil {
 		return fmt.Errorf("vmstore: restore: %w", err)
 	}
-	// Ids and the journal sequence continue after the restored ones.
+	// Timestamps, ids and the journal sequence continue after the
+	// restored ones.
+	s.resetClock()
 	if err := s.loadCounters(); err != nil {
 		return err
 	}

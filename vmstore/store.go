@@ -70,8 +70,12 @@ type Store struct {
 
 	seqMu    sync.Mutex
 	nextSeq  uint64        // next journal sequence number
+	nextTs   uint64        // next Badger commit timestamp (readts.go)
 	lastDone chan struct{} // closed when the previous commit is published
 	failed   atomic.Bool
+	// readTs: every commit at or below it is applied; reads use it.
+	readTs atomic.Uint64
+	rd     readers
 
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
@@ -118,7 +122,7 @@ func Open(opts Options) (*Store, error) {
 		// Message chunks go to the value log, records stay in the LSM tree.
 		bo = bo.WithValueThreshold(4 << 10)
 	}
-	db, err := badger.Open(bo)
+	db, err := badger.OpenManaged(bo)
 	if err != nil {
 		return nil, fmt.Errorf("vmstore: open %s: %w", opts.Dir, err)
 	}
@@ -134,7 +138,9 @@ func Open(opts Options) (*Store, error) {
 		inflight: map[uint64]struct{}{},
 		stop:     make(chan struct{}),
 		lastDone: closedChan(),
+		rd:       readers{open: map[uint64]int{}},
 	}
+	s.resetClock()
 	if err := s.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
@@ -151,6 +157,8 @@ func Open(opts Options) (*Store, error) {
 		s.wg.Add(1)
 		go s.gcLoop(iv)
 	}
+	s.wg.Add(1)
+	go s.discardLoop(time.Second)
 	return s, nil
 }
 
@@ -187,7 +195,7 @@ func (s *Store) now() time.Time { return s.opts.Now() }
 
 // loadCounters reads the highest ids in use so that new ones never repeat.
 func (s *Store) loadCounters() error {
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		last := func(prefix string) []byte {
 			it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefix)})
 			defer it.Close()
@@ -325,7 +333,7 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 			unlock()
 		}
 	}()
-	txn := s.db.NewTransaction(true)
+	txn := s.writeTxn()
 	defer txn.Discard()
 	w := &wtx{s: s, txn: txn, now: s.now()}
 	if err := fn(w); err != nil {
@@ -369,16 +377,15 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		}
 	}
 	s.nextSeq += uint64(len(w.events))
-	prev := s.lastDone
-	mine := make(chan struct{})
-	s.lastDone = mine
+	slot := s.slot()
 	result := make(chan error, 1)
-	w.txn.CommitWith(func(err error) { result <- err })
+	// With a callback, CommitAt reports through it only.
+	_ = w.txn.CommitAt(slot.ts, func(err error) { result <- err })
 	s.seqMu.Unlock()
 	return func() error {
 		err := <-result
-		<-prev
-		defer close(mine)
+		slot.wait()
+		defer slot.finish()
 		if err != nil {
 			s.idx.reset(-1)
 			if len(w.events) > 0 {
@@ -390,14 +397,14 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 			}
 			return fmt.Errorf("%w: %w", ErrStoreFailed, err)
 		}
-		s.idx.apply(w)
+		// Readable first, then indexed: a reader that finds a record in
+		// the index finds what it refers to in Badger too.
+		slot.readable(s)
+		s.idx.apply(w, slot.ts)
 		s.hub.publish(w.events)
 		return nil
 	}, nil
 }
-
-// view runs fn in a read-only transaction.
-func (s *Store) view(fn func(txn *badger.Txn) error) error { return s.db.View(fn) }
 
 func getJSON(txn *badger.Txn, key []byte, v any) error {
 	it, err := txn.Get(key)
