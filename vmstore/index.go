@@ -363,15 +363,19 @@ func (s *Store) eachMessage(mbid uint64, fn func(*Message)) error {
 }
 
 // syncedImage returns the image of a mailbox of the account whose write
-// transaction w is: it first waits until every commit sequenced so far is
-// applied, which includes every earlier commit of the account (they are
-// serialized by its lock), so the image matches what w reads.
+// transaction w is: it first waits until the account's earlier commits
+// (serialized by its lock) are applied, so that the image matches what w
+// reads of the mailbox; only the account's commits change it.
 func (w *wtx) syncedImage(mbid uint64) (*mbImage, error) {
 	s := w.s
-	s.seqMu.Lock()
-	prev := s.lastDone
-	s.seqMu.Unlock()
-	<-prev
+	if w.user != "" {
+		s.afterAccount(w.user)
+	} else {
+		s.seqMu.Lock()
+		prev := s.lastDone
+		s.seqMu.Unlock()
+		<-prev
+	}
 	img, _, err := s.image(mbid)
 	return img, err
 }

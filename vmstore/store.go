@@ -76,6 +76,9 @@ type Store struct {
 	// readTs: every commit at or below it is applied; reads use it.
 	readTs atomic.Uint64
 	rd     readers
+	// lastOf: account name -> *chainSlot of its last commit, while that
+	// commit is in the chain.
+	lastOf sync.Map
 
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
@@ -273,6 +276,7 @@ func (s *Store) lockAccount(user string) func() {
 // wtx is one write transaction of one account, with the events it records.
 type wtx struct {
 	s       *Store
+	user    string // the account whose lock is held
 	txn     *badger.Txn
 	events  []Event
 	now     time.Time
@@ -333,15 +337,15 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 			unlock()
 		}
 	}()
-	txn := s.writeTxn()
+	txn := s.writeTxn(user)
 	defer txn.Discard()
-	w := &wtx{s: s, txn: txn, now: s.now()}
+	w := &wtx{s: s, txn: txn, now: s.now(), user: user}
 	if err := fn(w); err != nil {
 		return nil, err
 	}
 	wait, err := s.commit(w)
-	// The next transaction of this account may start now: Badger makes it
-	// wait until this commit is applied before it reads.
+	// The next transaction of this account may start now: writeTxn makes
+	// it wait until this commit is applied before it reads.
 	unlock()
 	locked = false
 	if err != nil {
@@ -378,6 +382,9 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 	}
 	s.nextSeq += uint64(len(w.events))
 	slot := s.slot()
+	if w.user != "" {
+		s.lastOf.Store(w.user, slot)
+	}
 	result := make(chan error, 1)
 	// With a callback, CommitAt reports through it only.
 	_ = w.txn.CommitAt(slot.ts, func(err error) { result <- err })
@@ -385,7 +392,12 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 	return func() error {
 		err := <-result
 		slot.wait()
-		defer slot.finish()
+		defer func() {
+			slot.finish()
+			if w.user != "" {
+				s.lastOf.CompareAndDelete(w.user, slot)
+			}
+		}()
 		if err != nil {
 			s.idx.reset(-1)
 			if len(w.events) > 0 {
