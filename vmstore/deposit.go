@@ -307,6 +307,7 @@ func (w *wtx) keepOnlyQuotaEvents() error {
 	}
 	w.txn.Discard()
 	w.txn = w.s.db.NewTransactionAt(w.txn.ReadTs(), true)
+	w.writes = nil
 	w.events = keep
 	w.changes = nil
 	w.modseqIdx = nil

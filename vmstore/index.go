@@ -138,12 +138,20 @@ func newIndex(max int) *index {
 
 func (x *index) touch(e *idxEntry) { e.lastUse.Store(x.clock.Add(1)) }
 
-// apply records a committed transaction with timestamp ts (commit order,
-// before its events are published).
-func (x *index) apply(w *wtx, ts uint64) {
+// apply records the transactions of a group committed at timestamp ts
+// (commit order, before their events are published), all at once: a
+// mailbox load reads at ts or before it.
+func (x *index) apply(ws []*wtx, ts uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.appliedTs = ts
+	for _, w := range ws {
+		x.applyLocked(w)
+	}
+	x.evict()
+}
+
+func (x *index) applyLocked(w *wtx) {
 	if n := len(w.events); n > 0 {
 		x.pubSeq = w.events[n-1].Seq
 	}
@@ -178,7 +186,6 @@ func (x *index) apply(w *wtx, ts uint64) {
 		x.total += len(img.msgs) - len(e.img.msgs)
 		e.img = img
 	}
-	x.evict()
 }
 
 // reset forgets every image (after a failed commit, or a restore with the

@@ -1,6 +1,7 @@
 package vmstore
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -10,12 +11,11 @@ import (
 // Badger runs in managed mode: the store picks every commit timestamp and
 // every read timestamp itself (see the package documentation, "Reads").
 //
-// Commit timestamps are handed out under seqMu, in the same order as the
-// commit chain (lastDone), so timestamps, journal sequence numbers and
-// publication agree. When a commit's turn in the chain comes and Badger
-// has applied it, readTs moves to its timestamp: a read transaction opened
-// at readTs sees every commit that has been acknowledged and nothing that
-// is still being written, and it never waits.
+// Commits are queued under seqMu (journal order) and written by one
+// committer in that order, a group of them at one timestamp. Once Badger
+// has applied a group, readTs moves to its timestamp: a read transaction
+// opened at readTs sees every commit that has been acknowledged and
+// nothing that is still being written, and it never waits.
 
 // readers counts the read transactions open at each timestamp, so that
 // Badger keeps the versions they may still read (SetDiscardTs).
@@ -112,53 +112,178 @@ func (s *Store) viewAt(ts uint64, fn func(txn *badger.Txn) error) error {
 // writeTxn opens a write transaction of the account (its lock held) that
 // reads what the account's previous transaction wrote: that commit may
 // still be on its way to disk when the lock is released, so it waits until
-// the chain has passed it, but not for the commits of other accounts
-// sequenced after it. Accounts share no record that a transaction reads
+// it is finished, but not for the commits of other accounts queued after
+// it. Accounts share no record that a transaction reads
 // and relies on (blob bindings hold gcMu; a content-hash entry another
 // account is committing at the same moment is missed as it would be if
 // both transactions had been built at once).
 func (s *Store) writeTxn(user string) *badger.Txn {
-	if v, ok := s.lastOf.Load(user); ok {
-		<-v.(*chainSlot).mine
-	}
+	s.afterAccount(user)
 	return s.db.NewTransactionAt(s.readTs.Load(), true)
 }
 
-// afterAccount waits until the account's last commit has passed the
-// chain: its records are in the index then.
+// afterAccount waits until the account's last commit is finished: its
+// records are readable and in the index then.
 func (s *Store) afterAccount(user string) {
 	if v, ok := s.lastOf.Load(user); ok {
-		<-v.(*chainSlot).mine
+		<-v.(*member).done
 	}
 }
 
-// chainSlot is a commit's place in the commit chain.
-type chainSlot struct {
-	ts         uint64 // its Badger commit timestamp
-	prev, mine chan struct{}
+// The committer writes transactions to Badger in groups. Badger makes a
+// commit durable request by request (with SyncWrites it syncs its
+// write-ahead log once per committed transaction, one after the other), so
+// transactions of many sessions committed one by one queue behind each
+// other's syncs. Account transactions are built (and sized) in their own
+// Badger transaction as before, record their writes, and are queued in
+// sequence order; the committer replays everything queued into one Badger
+// transaction, commits it at one timestamp with SyncWrites (one sync for
+// the group), then, in queue order, makes the group readable, applies it
+// to the index, publishes its events and acknowledges each member. A
+// transaction is still acknowledged only once it is durable, and atomic:
+// a group is one Badger transaction.
+
+// member is one queued write.
+type member struct {
+	w     *wtx                  // an account transaction, or
+	blind func(ts uint64) error // a write outside any account, run alone
+	done  chan struct{}         // closed when finished
+	err   error
 }
 
-// slot takes the next commit timestamp and a place in the commit chain
-// (seqMu held). Once the write is applied (or has failed), wait for the
-// earlier commits, then finish.
-func (s *Store) slot() *chainSlot {
-	c := &chainSlot{ts: s.nextTs, prev: s.lastDone, mine: make(chan struct{})}
+// kv is one write of a transaction, replayed into its group.
+type kv struct {
+	key, val []byte
+	del      bool
+}
+
+// enqueue adds m to the queue (seqMu held).
+func (s *Store) enqueue(m *member) {
+	m.done = make(chan struct{})
+	s.queue = append(s.queue, m)
+	s.lastDone = m.done
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// committer runs until the store closes, writing what is queued.
+func (s *Store) committer() {
+	defer close(s.committerDone)
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stopCommitter:
+			s.seqMu.Lock()
+			n := len(s.queue)
+			s.seqMu.Unlock()
+			if n == 0 {
+				return
+			}
+		}
+		s.seqMu.Lock()
+		q := s.queue
+		s.queue = nil
+		s.seqMu.Unlock()
+		for len(q) > 0 {
+			q = q[s.writeGroup(q):]
+		}
+	}
+}
+
+// nextTimestamp returns a fresh commit timestamp.
+func (s *Store) nextTimestamp() uint64 {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	ts := s.nextTs
 	s.nextTs++
-	s.lastDone = c.mine
-	return c
+	return ts
 }
 
-// wait returns once every earlier commit is finished.
-func (c *chainSlot) wait() { <-c.prev }
+// writeGroup writes a prefix of q (a blind write alone, or as many account
+// transactions as fit in one Badger transaction) and returns its length.
+func (s *Store) writeGroup(q []*member) int {
+	ts := s.nextTimestamp()
+	if q[0].blind != nil {
+		err := q[0].blind(ts)
+		s.finishGroup(q[:1], ts, err)
+		return 1
+	}
+	n := 0
+	var txn *badger.Txn
+	build := func(upTo int) error {
+		txn = s.db.NewTransactionAt(s.readTs.Load(), true)
+		for n = 0; n < upTo && q[n].blind == nil; n++ {
+			for _, e := range q[n].w.writes {
+				var err error
+				if e.del {
+					err = txn.Delete(e.key)
+				} else {
+					err = txn.Set(e.key, e.val)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := build(len(q))
+	if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+		// Member n does not fit with the ones before: write those.
+		txn.Discard()
+		err = build(n)
+	}
+	if err == nil {
+		err = txn.CommitAt(ts, nil)
+	}
+	txn.Discard()
+	if n == 0 {
+		n = 1 // a member that fails alone
+	}
+	s.finishGroup(q[:n], ts, err)
+	return n
+}
 
-// readable makes the commit visible to new read transactions.
-func (c *chainSlot) readable(s *Store) { s.readTs.Store(c.ts) }
-
-// finish lets the next commit go.
-func (c *chainSlot) finish() { close(c.mine) }
+// finishGroup makes a written group readable, indexes and publishes it and
+// acknowledges its members, or fails them.
+func (s *Store) finishGroup(g []*member, ts uint64, err error) {
+	if err != nil {
+		s.idx.reset(-1)
+		for _, m := range g {
+			if m.w != nil && len(m.w.events) > 0 {
+				s.failed.Store(true)
+				s.log.Error("vmstore: sequenced commit failed; store stopped", "err", err)
+				break
+			}
+		}
+	} else {
+		// Readable first, then indexed: a reader that finds a record in
+		// the index finds what it refers to in Badger too.
+		s.readTs.Store(ts)
+		var ws []*wtx
+		for _, m := range g {
+			if m.w != nil {
+				ws = append(ws, m.w)
+			}
+		}
+		s.idx.apply(ws, ts)
+		for _, w := range ws {
+			s.hub.publish(w.events)
+		}
+	}
+	for _, m := range g {
+		m.err = err
+		close(m.done)
+		if m.w != nil && m.w.user != "" {
+			s.lastOf.CompareAndDelete(m.w.user, m)
+		}
+	}
+}
 
 // writeOutside runs a write that carries no events (chunks of a large
-// deposit, collection, cursors) in its own slot of the commit chain; fn
+// deposit, collection, cursors) in its own place in the commit order; fn
 // writes with the timestamp it is given.
 func (s *Store) writeOutside(fn func(ts uint64) error) error {
 	s.seqMu.Lock()
@@ -166,19 +291,19 @@ func (s *Store) writeOutside(fn func(ts uint64) error) error {
 		s.seqMu.Unlock()
 		return ErrStoreFailed
 	}
-	c := s.slot()
-	s.seqMu.Unlock()
-	err := fn(c.ts)
-	c.wait()
-	if err == nil {
-		c.readable(s)
+	if s.closing {
+		s.seqMu.Unlock()
+		return ErrClosed
 	}
-	c.finish()
-	return err
+	m := &member{blind: fn}
+	s.enqueue(m)
+	s.seqMu.Unlock()
+	<-m.done
+	return m.err
 }
 
 // blindUpdate commits one transaction of writes that depend on nothing
-// read (chunks, cursors) in its own slot.
+// read (chunks, cursors).
 func (s *Store) blindUpdate(fn func(txn *badger.Txn) error) error {
 	return s.writeOutside(func(ts uint64) error {
 		txn := s.db.NewTransactionAt(s.readTs.Load(), true)
@@ -190,7 +315,7 @@ func (s *Store) blindUpdate(fn func(txn *badger.Txn) error) error {
 	})
 }
 
-// batch writes with a Badger write batch in its own slot.
+// batch writes with a Badger write batch.
 func (s *Store) batch(fn func(wb *badger.WriteBatch) error) error {
 	return s.writeOutside(func(ts uint64) error {
 		wb := s.db.NewWriteBatchAt(ts)

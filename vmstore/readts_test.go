@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"testing"
@@ -159,9 +160,9 @@ func TestDiscardKeepsOpenReaders(t *testing.T) {
 }
 
 // TestAccountWritesWaitOnlyForTheirAccount: behind a commit in progress,
-// another account's transaction is built and handed to Badger (it gets its
-// commit timestamp) instead of waiting; a second transaction of the same
-// account waits for its first one and reads what it wrote.
+// another account's transaction is built and queued for the committer
+// instead of waiting; a second transaction of the same account waits for
+// its first one and reads what it wrote.
 func TestAccountWritesWaitOnlyForTheirAccount(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	mustAccount(t, s, "alice")
@@ -184,19 +185,18 @@ func TestAccountWritesWaitOnlyForTheirAccount(t *testing.T) {
 			close(release)
 		}
 	}()
-	nextTs := func() uint64 {
+	queued := func() int {
 		s.seqMu.Lock()
 		defer s.seqMu.Unlock()
-		return s.nextTs
+		return len(s.queue)
 	}
-	before := nextTs()
 	bob := make(chan error, 1)
 	go func() {
 		_, err := s.CreateMailbox("bob", "Calls", "")
 		bob <- err
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for nextTs() == before {
+	for queued() < 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("bob's transaction waited for a commit of no account of his")
 		}
@@ -207,7 +207,7 @@ func TestAccountWritesWaitOnlyForTheirAccount(t *testing.T) {
 		_, err := s.CreateMailbox("alice", "Work", "")
 		first <- err
 	}()
-	for nextTs() == before+1 {
+	for queued() < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("alice's transaction waited for bob's")
 		}
@@ -229,5 +229,87 @@ func TestAccountWritesWaitOnlyForTheirAccount(t *testing.T) {
 	}
 	if err := <-second; !errors.Is(err, ErrExists) {
 		t.Fatalf("second CREATE of the same mailbox: %v, want ErrExists (it must read the first one)", err)
+	}
+}
+
+// TestGroupCommit: transactions of several accounts queued behind a commit
+// in progress are written together, as one Badger transaction at one
+// timestamp, and each is acknowledged with its events in journal order.
+func TestGroupCommit(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	const n = 8
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("user%d", i)
+		mustAccount(t, s, names[i])
+	}
+	sub := s.Hub().Subscribe("", 1000)
+	defer sub.Close()
+	held := make(chan struct{})
+	release := make(chan struct{})
+	go s.writeOutside(func(ts uint64) error {
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+	s.seqMu.Lock()
+	before := s.nextTs
+	s.seqMu.Unlock()
+	done := make(chan error, n)
+	for _, u := range names {
+		go func() {
+			_, err := s.CreateMailbox(u, "Calls", "")
+			done <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.seqMu.Lock()
+		q := len(s.queue)
+		s.seqMu.Unlock()
+		if q == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("%d of %d transactions queued", q, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.seqMu.Lock()
+	used := s.nextTs - before
+	s.seqMu.Unlock()
+	if used != 1 {
+		t.Fatalf("%d transactions took %d commit timestamps, want one group", n, used)
+	}
+	for _, u := range names {
+		if _, err := s.Mailbox(u, "Calls"); err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+	}
+	var last uint64
+	for i := 0; i < n; {
+		select {
+		case <-sub.C():
+			evs, _ := sub.Drain()
+			for _, ev := range evs {
+				if ev.Seq <= last {
+					t.Fatalf("event %d published after %d", ev.Seq, last)
+				}
+				last = ev.Seq
+				if ev.Type == EventMailboxCreate {
+					i++
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d MailboxCreate events published", i, n)
+		}
 	}
 }

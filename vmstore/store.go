@@ -71,8 +71,14 @@ type Store struct {
 	seqMu    sync.Mutex
 	nextSeq  uint64        // next journal sequence number
 	nextTs   uint64        // next Badger commit timestamp (readts.go)
-	lastDone chan struct{} // closed when the previous commit is published
+	lastDone chan struct{} // closed when the last queued commit is finished
 	failed   atomic.Bool
+	closing  bool      // under seqMu: Close has begun, no more commits
+	queue    []*member // commits waiting for the committer, in order
+	kick     chan struct{}
+	// stopCommitter ends the committer once the queue is empty;
+	// committerDone is closed when it has.
+	stopCommitter, committerDone chan struct{}
 	// readTs: every commit at or below it is applied; reads use it.
 	readTs atomic.Uint64
 	rd     readers
@@ -142,8 +148,13 @@ func Open(opts Options) (*Store, error) {
 		stop:     make(chan struct{}),
 		lastDone: closedChan(),
 		rd:       readers{open: map[uint64]int{}},
+		kick:     make(chan struct{}, 1),
+
+		stopCommitter: make(chan struct{}),
+		committerDone: make(chan struct{}),
 	}
 	s.resetClock()
+	go s.committer()
 	if err := s.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
@@ -180,8 +191,11 @@ func (s *Store) Close() error {
 		// Wait for the last commit to be published.
 		s.seqMu.Lock()
 		last := s.lastDone
+		s.closing = true
 		s.seqMu.Unlock()
 		<-last
+		close(s.stopCommitter)
+		<-s.committerDone
 		s.hub.closeAll()
 		err = s.db.Close()
 	})
@@ -278,6 +292,7 @@ type wtx struct {
 	s       *Store
 	user    string // the account whose lock is held
 	txn     *badger.Txn
+	writes  []kv // what txn wrote, in order (committed by the group commit)
 	events  []Event
 	now     time.Time
 	changes map[uint64]*mbChange // for the mailbox index
@@ -310,11 +325,26 @@ func (w *wtx) put(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return w.txn.Set(key, b)
+	return w.set(key, b)
 }
 
-func (w *wtx) set(key, val []byte) error { return w.txn.Set(key, val) }
-func (w *wtx) del(key []byte) error      { return w.txn.Delete(key) }
+// set and del write in the transaction (which checks its size and serves
+// its later reads) and record the write for the group commit.
+func (w *wtx) set(key, val []byte) error {
+	if err := w.txn.Set(key, val); err != nil {
+		return err
+	}
+	w.writes = append(w.writes, kv{key: key, val: val})
+	return nil
+}
+
+func (w *wtx) del(key []byte) error {
+	if err := w.txn.Delete(key); err != nil {
+		return err
+	}
+	w.writes = append(w.writes, kv{key: key, del: true})
+	return nil
+}
 
 func (w *wtx) emit(ev Event) {
 	if ev.Time.IsZero() {
@@ -368,12 +398,16 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		s.seqMu.Unlock()
 		return nil, ErrStoreFailed
 	}
+	if s.closing {
+		s.seqMu.Unlock()
+		return nil, ErrClosed
+	}
 	seq := s.nextSeq
 	for i := range w.events {
 		w.events[i].Seq = seq + uint64(i)
 		b, err := json.Marshal(&w.events[i])
 		if err == nil {
-			err = w.txn.Set(journalKey(w.events[i].Seq), b)
+			err = w.set(journalKey(w.events[i].Seq), b)
 		}
 		if err != nil {
 			s.seqMu.Unlock()
@@ -381,39 +415,20 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		}
 	}
 	s.nextSeq += uint64(len(w.events))
-	slot := s.slot()
+	m := &member{w: w}
+	s.enqueue(m)
 	if w.user != "" {
-		s.lastOf.Store(w.user, slot)
+		s.lastOf.Store(w.user, m)
 	}
-	result := make(chan error, 1)
-	// With a callback, CommitAt reports through it only.
-	_ = w.txn.CommitAt(slot.ts, func(err error) { result <- err })
 	s.seqMu.Unlock()
 	return func() error {
-		err := <-result
-		slot.wait()
-		defer func() {
-			slot.finish()
-			if w.user != "" {
-				s.lastOf.CompareAndDelete(w.user, slot)
-			}
-		}()
-		if err != nil {
-			s.idx.reset(-1)
-			if len(w.events) > 0 {
-				s.failed.Store(true)
-				s.log.Error("vmstore: sequenced commit failed; store stopped", "err", err)
-			}
+		<-m.done
+		if err := m.err; err != nil {
 			if errors.Is(err, badger.ErrDBClosed) {
 				return ErrClosed
 			}
 			return fmt.Errorf("%w: %w", ErrStoreFailed, err)
 		}
-		// Readable first, then indexed: a reader that finds a record in
-		// the index finds what it refers to in Badger too.
-		slot.readable(s)
-		s.idx.apply(w, slot.ts)
-		s.hub.publish(w.events)
 		return nil
 	}, nil
 }
