@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // TestReadsDoNotWaitForCommitsInProgress holds a commit in the middle of
@@ -311,5 +313,44 @@ func TestGroupCommit(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d of %d MailboxCreate events published", i, n)
 		}
+	}
+}
+
+// TestOpensStoreWrittenWithoutManagedTimestamps: a data directory last
+// written by Badger's own timestamps (stores of earlier versions) opens with
+// its latest versions readable, and new commits supersede them.
+func TestOpensStoreWrittenWithoutManagedTimestamps(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, Hash: HashParams{Time: 1, MemKiB: 64, Threads: 1}, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAccount(t, s, "alice")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier version's write: a subscription, at Badger's own
+	// timestamp (one past the highest version on disk).
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(subKey("alice", "Old"), nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	subs, err := s.Subscriptions("alice")
+	if err != nil || !slices.Contains(subs, "Old") {
+		t.Fatalf("subscriptions %v (%v): the earlier version's write is not visible", subs, err)
+	}
+	if err := s.Subscribe("alice", "Old", false); err != nil {
+		t.Fatal(err)
+	}
+	subs, err = s.Subscriptions("alice")
+	if err != nil || slices.Contains(subs, "Old") {
+		t.Fatalf("subscriptions %v (%v): a new commit does not supersede the earlier version's", subs, err)
 	}
 }
