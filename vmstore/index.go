@@ -370,21 +370,28 @@ func (s *Store) eachMessage(mbid uint64, fn func(*Message)) error {
 }
 
 // syncedImage returns the image of a mailbox of the account whose write
-// transaction w is: it first waits until the account's earlier commits
-// (serialized by its lock) are applied, so that the image matches what w
-// reads of the mailbox; only the account's commits change it.
+// transaction w is, as w reads it: the index's image with the changes of
+// the account's earlier commits that were not finished when w began (only
+// the account's commits change its mailboxes; replaying one the index has
+// applied meanwhile is harmless, commits carry whole records).
 func (w *wtx) syncedImage(mbid uint64) (*mbImage, error) {
-	s := w.s
-	if w.user != "" {
-		s.afterAccount(w.user)
-	} else {
-		s.seqMu.Lock()
-		prev := s.lastDone
-		s.seqMu.Unlock()
-		<-prev
+	img, _, err := w.s.image(mbid)
+	if err != nil {
+		return nil, err
 	}
-	img, _, err := s.image(mbid)
-	return img, err
+	for _, m := range w.pending {
+		ch := m.w.changes[mbid]
+		if ch == nil {
+			continue
+		}
+		if ch.dropped {
+			return nil, fmt.Errorf("%w: mailbox id %d", ErrNotFound, mbid)
+		}
+		// A private copy: with appends into spare capacity, which the
+		// index's next image may take.
+		img = (&mbImage{mb: img.mb, msgs: slices.Clip(img.msgs)}).with(ch)
+	}
+	return img, nil
 }
 
 // Recording of changes, called where records are written.

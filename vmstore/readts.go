@@ -1,7 +1,9 @@
 package vmstore
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -110,24 +112,52 @@ func (s *Store) viewAt(ts uint64, fn func(txn *badger.Txn) error) error {
 }
 
 // writeTxn opens a write transaction of the account (its lock held) that
-// reads what the account's previous transaction wrote: that commit may
-// still be on its way to disk when the lock is released, so it waits until
-// it is finished, but not for the commits of other accounts queued after
-// it. Accounts share no record that a transaction reads
-// and relies on (blob bindings hold gcMu; a content-hash entry another
-// account is committing at the same moment is missed as it would be if
-// both transactions had been built at once).
-func (s *Store) writeTxn(user string) *badger.Txn {
-	s.afterAccount(user)
-	return s.db.NewTransactionAt(s.readTs.Load(), true)
+// reads what the account's earlier transactions wrote. Those may still be
+// queued or being written when the lock is released: instead of waiting
+// for them, their writes are laid over the read timestamp's state in the
+// new transaction (Badger serves a transaction's own writes to its reads)
+// and kept apart from the writes it records, and their index changes are
+// kept for syncedImage. It does not wait for other accounts either. The
+// transactions of one account thus follow each other into the same group;
+// each is still acknowledged only once its group is durable, and if a
+// group fails the store stops. Accounts share no record that a
+// transaction reads and relies on (blob bindings hold gcMu; a
+// content-hash entry another account is committing at the same moment is
+// missed as it would be if both transactions had been built at once).
+func (s *Store) writeTxn(user string) (*badger.Txn, []*member) {
+	s.seqMu.Lock()
+	pend := slices.Clone(s.pendingOf[user])
+	s.seqMu.Unlock()
+	txn := s.db.NewTransactionAt(s.readTs.Load(), true)
+	for _, m := range pend {
+		if err := overlay(txn, m.w.writes); err != nil {
+			// Too much to lay over: wait for them instead.
+			txn.Discard()
+			<-pend[len(pend)-1].done
+			return s.db.NewTransactionAt(s.readTs.Load(), true), nil
+		}
+	}
+	return txn, pend
 }
 
-// afterAccount waits until the account's last commit is finished: its
-// records are readable and in the index then.
-func (s *Store) afterAccount(user string) {
-	if v, ok := s.lastOf.Load(user); ok {
-		<-v.(*member).done
+// overlay sets writes in txn, but for message chunks and journal events,
+// which no account transaction reads.
+func overlay(txn *badger.Txn, writes []kv) error {
+	for _, e := range writes {
+		if bytes.HasPrefix(e.key, []byte(kChunk)) || bytes.HasPrefix(e.key, []byte(kJournal)) {
+			continue
+		}
+		var err error
+		if e.del {
+			err = txn.Delete(e.key)
+		} else {
+			err = txn.Set(e.key, e.val)
+		}
+		if err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // The committer writes transactions to Badger in groups. Badger makes a
@@ -273,12 +303,25 @@ func (s *Store) finishGroup(g []*member, ts uint64, err error) {
 			s.hub.publish(w.events)
 		}
 	}
+	s.seqMu.Lock()
+	for _, m := range g {
+		if m.w != nil && m.w.user != "" {
+			// Members finish in queue order: m is its account's first.
+			p := s.pendingOf[m.w.user]
+			if len(p) > 0 && p[0] == m {
+				p = p[1:]
+			}
+			if len(p) == 0 {
+				delete(s.pendingOf, m.w.user)
+			} else {
+				s.pendingOf[m.w.user] = p
+			}
+		}
+	}
+	s.seqMu.Unlock()
 	for _, m := range g {
 		m.err = err
 		close(m.done)
-		if m.w != nil && m.w.user != "" {
-			s.lastOf.CompareAndDelete(m.w.user, m)
-		}
 	}
 }
 

@@ -354,3 +354,73 @@ func TestOpensStoreWrittenWithoutManagedTimestamps(t *testing.T) {
 		t.Fatalf("subscriptions %v (%v): a new commit does not supersede the earlier version's", subs, err)
 	}
 }
+
+// TestAccountTransactionsReadQueuedOnes: an EXPUNGE built while the same
+// account's STORE \Deleted is still queued (not yet durable) reads that
+// STORE, through the transaction and the mailbox image, and removes the
+// message.
+func TestAccountTransactionsReadQueuedOnes(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	mustAccount(t, s, "alice")
+	var mbid uint64
+	for i := 0; i < 2; i++ {
+		res, err := s.Deposit(DepositReq{User: "alice", Body: bytes.NewReader(voiceMessage("<a@b.c>", "x", []byte{byte(i)})), Service: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mbid = res.Mailbox.ID
+	}
+	held := make(chan struct{})
+	release := make(chan struct{})
+	go s.writeOutside(func(ts uint64) error {
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+	queued := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.seqMu.Lock()
+			q := len(s.queue)
+			s.seqMu.Unlock()
+			if q == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				close(release)
+				t.Fatalf("%d transactions queued, want %d", q, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	stored := make(chan error, 1)
+	go func() {
+		_, err := s.StoreFlags(StoreReq{User: "alice", MailboxID: mbid, UIDs: []uint32{1}, Op: FlagsAdd, Flags: []string{FlagDeleted}})
+		stored <- err
+	}()
+	queued(1)
+	type result struct {
+		uids []uint32
+		err  error
+	}
+	expunged := make(chan result, 1)
+	go func() {
+		uids, err := s.Expunge("alice", mbid, nil)
+		expunged <- result{uids, err}
+	}()
+	queued(2)
+	close(release)
+	if err := <-stored; err != nil {
+		t.Fatal(err)
+	}
+	r := <-expunged
+	if r.err != nil || !slices.Equal(r.uids, []uint32{1}) {
+		t.Fatalf("EXPUNGE behind a queued STORE \\Deleted removed %v (%v), want [1]", r.uids, r.err)
+	}
+	uids, err := s.UIDs(mbid)
+	if err != nil || !slices.Equal(uids, []uint32{2}) {
+		t.Fatalf("mailbox holds %v (%v), want [2]", uids, err)
+	}
+}

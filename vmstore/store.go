@@ -82,9 +82,9 @@ type Store struct {
 	// readTs: every commit at or below it is applied; reads use it.
 	readTs atomic.Uint64
 	rd     readers
-	// lastOf: account name -> *chainSlot of its last commit, while that
-	// commit is in the chain.
-	lastOf sync.Map
+	// pendingOf: an account's queued commits not yet finished, in order
+	// (under seqMu).
+	pendingOf map[string][]*member
 
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
@@ -136,19 +136,20 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("vmstore: open %s: %w", opts.Dir, err)
 	}
 	s := &Store{
-		opts:     opts,
-		db:       db,
-		log:      opts.Logger,
-		hub:      newHub(),
-		parts:    newPartCache(4096),
-		auth:     newAuthCache(),
-		idx:      newIndex(opts.IndexMessages),
-		locks:    map[string]*acctLock{},
-		inflight: map[uint64]struct{}{},
-		stop:     make(chan struct{}),
-		lastDone: closedChan(),
-		rd:       readers{open: map[uint64]int{}},
-		kick:     make(chan struct{}, 1),
+		opts:      opts,
+		db:        db,
+		log:       opts.Logger,
+		hub:       newHub(),
+		parts:     newPartCache(4096),
+		auth:      newAuthCache(),
+		idx:       newIndex(opts.IndexMessages),
+		locks:     map[string]*acctLock{},
+		inflight:  map[uint64]struct{}{},
+		stop:      make(chan struct{}),
+		lastDone:  closedChan(),
+		rd:        readers{open: map[uint64]int{}},
+		pendingOf: map[string][]*member{},
+		kick:      make(chan struct{}, 1),
 
 		stopCommitter: make(chan struct{}),
 		committerDone: make(chan struct{}),
@@ -289,10 +290,13 @@ func (s *Store) lockAccount(user string) func() {
 
 // wtx is one write transaction of one account, with the events it records.
 type wtx struct {
-	s       *Store
-	user    string // the account whose lock is held
-	txn     *badger.Txn
-	writes  []kv // what txn wrote, in order (committed by the group commit)
+	s      *Store
+	user   string // the account whose lock is held
+	txn    *badger.Txn
+	writes []kv // what txn wrote, in order (committed by the group commit)
+	// pending: the account's earlier commits not finished when txn began,
+	// whose writes txn reads (writeTxn) and whose changes syncedImage adds.
+	pending []*member
 	events  []Event
 	now     time.Time
 	changes map[uint64]*mbChange // for the mailbox index
@@ -367,9 +371,9 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 			unlock()
 		}
 	}()
-	txn := s.writeTxn(user)
+	txn, pend := s.writeTxn(user)
 	defer txn.Discard()
-	w := &wtx{s: s, txn: txn, now: s.now(), user: user}
+	w := &wtx{s: s, txn: txn, now: s.now(), user: user, pending: pend}
 	if err := fn(w); err != nil {
 		return nil, err
 	}
@@ -418,7 +422,7 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 	m := &member{w: w}
 	s.enqueue(m)
 	if w.user != "" {
-		s.lastOf.Store(w.user, m)
+		s.pendingOf[w.user] = append(s.pendingOf[w.user], m)
 	}
 	s.seqMu.Unlock()
 	return func() error {
