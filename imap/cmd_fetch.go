@@ -28,7 +28,10 @@ type fetchMsg struct {
 	msg  *vmstore.Message
 	part *vmstore.Part
 	blob *vmstore.BlobReader
-	bufs []*bufio.Reader // pooled read buffers, see release
+	pres *vmstore.Presentation
+	// preview is the PREVIEW of the message (nil: NIL, for LAZY).
+	preview *string
+	bufs    []*bufio.Reader // pooled read buffers, see release
 }
 
 func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {
@@ -38,6 +41,26 @@ func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {
 		fm.part = p
 	}
 	return fm.part
+}
+
+// xpres returns the message as BODY[] presents it: binary parts
+// re-encoded (vmstore/present.go).
+func (c *conn) xpres(fm *fetchMsg) *vmstore.Presentation {
+	if fm.pres == nil {
+		pr, err := c.srv.Store.Present(fm.msg, c.xpart(fm))
+		xcheckf(err, "presenting message")
+		fm.pres = pr
+	}
+	return fm.pres
+}
+
+// xshown returns the structure of the presented message (the stored one
+// unless the message has binary parts), for BODYSTRUCTURE and BODY[].
+func (c *conn) xshown(fm *fetchMsg) *vmstore.Part {
+	if !fm.msg.Binary {
+		return c.xpart(fm)
+	}
+	return c.xpres(fm).Root
 }
 
 func (c *conn) xblob(fm *fetchMsg) *vmstore.BlobReader {
@@ -81,19 +104,23 @@ var (
 		c.enc.Raw(`INTERNALDATE "`).Raw(fm.msg.InternalDate.Format("02-Jan-2006 15:04:05 -0700")).Raw(`"`)
 	}}
 	fetchSize = fetchItem{name: "RFC822.SIZE", write: func(c *conn, fm *fetchMsg) {
-		c.enc.Raw("RFC822.SIZE ").Number(uint64(fm.msg.Size))
+		size := fm.msg.Size
+		if fm.msg.Binary {
+			size = c.xpres(fm).Size // the size of BODY[]
+		}
+		c.enc.Raw("RFC822.SIZE ").Number(uint64(size))
 	}}
 	fetchEnvelope = fetchItem{name: "ENVELOPE", needsPart: true, write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw("ENVELOPE ")
-		c.writeEnvelope(c.xpart(fm).Envelope)
+		c.writeEnvelope(c.xshown(fm).Envelope)
 	}}
 	fetchBodyStructure = fetchItem{name: "BODYSTRUCTURE", needsPart: true, write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw("BODYSTRUCTURE ")
-		c.writeBodyStructure(c.xpart(fm), true)
+		c.writeBodyStructure(c.xshown(fm), true)
 	}}
 	fetchBody = fetchItem{name: "BODY", needsPart: true, write: func(c *conn, fm *fetchMsg) {
 		c.enc.Raw("BODY ")
-		c.writeBodyStructure(c.xpart(fm), false)
+		c.writeBodyStructure(c.xshown(fm), false)
 	}}
 )
 

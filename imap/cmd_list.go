@@ -205,24 +205,42 @@ func cmdList(c *conn, tag string, p *parser) {
 		names = append(names, mbs[i].Name)
 	}
 	lsub := c.cmd == "LSUB"
-	// RFC 5258 s3.5: with RECURSIVEMATCH, a mailbox that is not itself
-	// subscribed is listed when a descendant is, with CHILDINFO.
-	subChild := func(name string) bool {
+	var res []*regexp.Regexp
+	for _, pat := range pats {
+		full := pat
+		if ref != "" && !strings.HasPrefix(pat, "/") {
+			full = strings.TrimSuffix(ref, "/") + "/" + pat
+		}
+		if strings.EqualFold(full, "INBOX") {
+			full = "INBOX"
+		}
+		res = append(res, patternRegexp(full))
+	}
+	matches := func(name string) bool {
+		return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(name) })
+	}
+	// subChild tells whether name has a subscribed descendant; with
+	// unmatched, one that no pattern returns.
+	subChild := func(name string, unmatched bool) bool {
 		for _, s := range subs {
-			if strings.HasPrefix(s, name+"/") {
+			if strings.HasPrefix(s, name+"/") && (!unmatched || !matches(s)) {
 				return true
 			}
 		}
 		return false
 	}
 	if selSubscribed || lsub {
+		// The subscribed names, and their parents: a parent is listed
+		// for RECURSIVEMATCH (RFC 5258 s3.3 rule 2B: not subscribed, with
+		// a subscribed descendant the patterns do not return) or by LSUB
+		// with \Noselect (RFC 3501 s6.3.9: "%" stops at the parent).
 		seen := map[string]bool{}
 		names = names[:0]
 		for _, s := range subs {
 			names = append(names, s)
 			seen[s] = true
 		}
-		if recursive {
+		if recursive || lsub {
 			for _, s := range subs {
 				for i := strings.LastIndex(s, "/"); i > 0; i = strings.LastIndex(s[:i], "/") {
 					if p := s[:i]; !seen[p] {
@@ -242,40 +260,35 @@ func cmdList(c *conn, tag string, p *parser) {
 		}
 		return false
 	}
-	var res []*regexp.Regexp
-	for _, pat := range pats {
-		full := pat
-		if ref != "" && !strings.HasPrefix(pat, "/") {
-			full = strings.TrimSuffix(ref, "/") + "/" + pat
-		}
-		if strings.EqualFold(full, "INBOX") {
-			full = "INBOX"
-		}
-		res = append(res, patternRegexp(full))
-	}
 	for _, name := range names {
-		matched := false
-		for _, re := range res {
-			if re.MatchString(name) {
-				matched = true
-				break
-			}
-		}
-		if !matched {
+		if !matches(name) {
 			continue
 		}
 		mb := exists[name]
 		if selSpecial && (mb == nil || mb.SpecialUse == "") {
 			continue
 		}
-		var attrs []string
-		if mb == nil {
-			if lsub {
-				attrs = append(attrs, `\Noselect`)
-			} else {
-				attrs = append(attrs, `\NonExistent`)
+		// RFC 5258 s3.5: CHILDINFO for a subscribed mailbox with a
+		// subscribed descendant, and for one that is not subscribed only
+		// when such a descendant is not itself returned (redundant
+		// CHILDINFO suppressed).
+		childInfo := false
+		parentOnly := (selSubscribed || lsub) && !subscribed[name]
+		if parentOnly {
+			if !subChild(name, true) {
+				continue
 			}
-		} else if !lsub || retChildren {
+			childInfo = recursive
+		} else if recursive {
+			childInfo = subChild(name, false)
+		}
+		var attrs []string
+		switch {
+		case lsub && (mb == nil || parentOnly):
+			attrs = append(attrs, `\Noselect`)
+		case mb == nil:
+			attrs = append(attrs, `\NonExistent`)
+		case !lsub || retChildren:
 			if hasChildren(name) {
 				attrs = append(attrs, `\HasChildren`)
 			} else {
@@ -291,7 +304,7 @@ func cmdList(c *conn, tag string, p *parser) {
 		_ = retSpecial
 		c.enc.Raw("* ").Raw(c.cmd).Raw(" (").Raw(strings.Join(attrs, " ")).Raw(`) "/" `)
 		c.enc.Astring(c.mboxOut(name))
-		if recursive && subChild(name) {
+		if childInfo {
 			c.enc.Raw(` ("CHILDINFO" ("SUBSCRIBED"))`)
 		}
 		c.enc.CRLF()

@@ -77,6 +77,16 @@ func cmdSelect(c *conn, tag string, p *parser) {
 	snap, err := st.Snapshot(mb0.ID)
 	xstoreErr(err, "SELECT")
 	mb, msgs := &snap.Mailbox, snap.Messages
+	if readOnly && !c.rev2 {
+		// EXAMINE reports the recent messages and shows them \Recent
+		// without taking them: a later SELECT still sees them (RFC 3501
+		// s6.3.2, s2.3.2).
+		for _, m := range msgs {
+			if m.Recent {
+				recent = append(recent, m.UID)
+			}
+		}
+	}
 	s := &selected{mb: selMailbox{ID: mb.ID, Name: mb.Name, UIDValidity: mb.UIDValidity, UIDNext: mb.UIDNext}, readOnly: readOnly, modseq: mb.HighestModSeq, baseSeq: snap.LastSeq}
 	if len(recent) > 0 {
 		s.recent = map[uint32]bool{}

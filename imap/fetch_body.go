@@ -100,11 +100,11 @@ func parseBodyFetch(p *parser, name string) []fetchItem {
 		return []fetchItem{{
 			name:      "BINARY.SIZE[" + sec.String() + "]",
 			needsPart: true,
-			check:     func(c *conn, fm *fetchMsg) { c.xbinaryPart(fm, sec) },
+			check:     func(c *conn, fm *fetchMsg) { c.xbinarySection(fm, sec) },
 			write: func(c *conn, fm *fetchMsg) {
 				c.enc.Raw("BINARY.SIZE[").Raw(sec.String()).Raw("] ")
-				part := c.xbinaryPart(fm, sec)
-				c.enc.Number(uint64(c.xdecodedSize(fm, part)))
+				size, _ := c.xdecodedSize(fm, c.xbinarySection(fm, sec))
+				c.enc.Number(uint64(size))
 			},
 		}}
 	}
@@ -123,7 +123,7 @@ func parseBodyFetch(p *parser, name string) []fetchItem {
 		needsPart: true,
 		check: func(c *conn, fm *fetchMsg) {
 			if binary {
-				c.xbinaryPart(fm, sec)
+				c.xbinarySection(fm, sec)
 			}
 		},
 		write: func(c *conn, fm *fetchMsg) {
@@ -207,10 +207,16 @@ func sectionRange(root *vmstore.Part, size int64, sec section) (start, end int64
 }
 
 // writeSection sends BODY[section]<partial> as a literal streamed from the
-// blob.
+// presented message (the blob as stored, unless it has binary parts).
 func (c *conn) writeSection(fm *fetchMsg, sec section, off, n int64, partial bool) {
-	root := c.xpart(fm)
-	blob := c.xblob(fm)
+	root := c.xshown(fm)
+	var blob interface {
+		Section(off, n int64) *io.SectionReader
+		Size() int64
+	} = c.xblob(fm)
+	if fm.msg.Binary {
+		blob = presSized{c.xpres(fm)}
+	}
 	start, end, ok := sectionRange(root, blob.Size(), sec)
 	if !ok {
 		c.enc.Raw(`""`)
@@ -301,29 +307,38 @@ func scanLinesCRLF(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil
 }
 
-// xbinaryPart resolves a BINARY section to a leaf part (RFC 3516 s4.2,
-// RFC 9051: not multipart or message parts).
-func (c *conn) xbinaryPart(fm *fetchMsg, sec section) *vmstore.Part {
+type presSized struct{ *vmstore.Presentation }
+
+func (p presSized) Size() int64 { return p.Presentation.Size }
+
+// binarySection is what BINARY[section] serves (RFC 3516 s4.2): a leaf
+// part's body with its transfer encoding removed or, for the whole message,
+// a message/rfc822 part or a multipart, their octets as stored (their
+// encoding can only be the identity).
+type binarySection struct {
+	part       *vmstore.Part
+	start, end int64 // the octets, when not a leaf
+	leaf       bool
+}
+
+func (c *conn) xbinarySection(fm *fetchMsg, sec section) binarySection {
 	root := c.xpart(fm)
-	part := root
-	if len(sec.path) > 0 {
-		part = resolvePart(root, sec.path)
-		if part == nil {
-			xusererrorf("NONEXISTENT", "no such part")
-		}
+	if len(sec.path) == 0 {
+		return binarySection{part: root, start: 0, end: c.xblob(fm).Size()}
+	}
+	part := resolvePart(root, sec.path)
+	if part == nil {
+		xusererrorf("NONEXISTENT", "no such part")
 	}
 	if part.Type == "multipart" || isMessagePart(part) {
-		if len(sec.path) == 0 && part.Type != "multipart" {
-			return part
-		}
-		xusererrorf("CANNOT", "BINARY only applies to leaf parts")
+		return binarySection{part: part, start: part.Body, end: part.End}
 	}
 	switch strings.ToLower(part.Encoding) {
 	case "", "7bit", "8bit", "binary", "base64", "quoted-printable":
 	default:
 		xusererrorf("UNKNOWN-CTE", "unknown content transfer encoding %q", part.Encoding)
 	}
-	return part
+	return binarySection{part: part, start: part.Body, end: part.End, leaf: true}
 }
 
 // decoder returns a reader of the part's body with its transfer encoding
@@ -366,25 +381,45 @@ func (f *base64Filter) Read(p []byte) (int, error) {
 	}
 }
 
-func (c *conn) xdecodedSize(fm *fetchMsg, part *vmstore.Part) int64 {
+// xdecodedSize returns the size of what BINARY serves and whether it has a
+// NUL octet (then only a literal8 can carry it).
+func (c *conn) xdecodedSize(fm *fetchMsg, bs binarySection) (int64, bool) {
+	if !bs.leaf {
+		return bs.end - bs.start, bs.part.HasBinary()
+	}
+	part := bs.part
 	switch strings.ToLower(part.Encoding) {
 	case "base64", "quoted-printable":
-		n, err := io.Copy(io.Discard, c.decoder(fm, part))
+		var nul nulCounter
+		n, err := io.Copy(&nul, c.decoder(fm, part))
 		fm.release()
 		if err != nil {
 			xusererrorf("UNKNOWN-CTE", "cannot decode part: %v", err)
 		}
-		return n
+		return n, nul.seen
 	}
-	return part.End - part.Body
+	return part.End - part.Body, part.Binary
+}
+
+type nulCounter struct{ seen bool }
+
+func (w *nulCounter) Write(p []byte) (int, error) {
+	if !w.seen && bytes.IndexByte(p, 0) >= 0 {
+		w.seen = true
+	}
+	return len(p), nil
 }
 
 // writeBinary sends BINARY[section]<partial> (RFC 3516): the decoded
-// content, as literal8 for non-text parts.
+// content, as a literal8 for non-text parts and for anything with NUL.
 func (c *conn) writeBinary(fm *fetchMsg, sec section, off, n int64, partial bool) {
-	part := c.xbinaryPart(fm, sec)
-	size := c.xdecodedSize(fm, part)
-	c.writePartial(c.decoder(fm, part), size, off, n, partial, part.Type != "text")
+	bs := c.xbinarySection(fm, sec)
+	size, nul := c.xdecodedSize(fm, bs)
+	if !bs.leaf {
+		c.writePartial(c.xblob(fm).Section(bs.start, size), size, off, n, partial, nul)
+		return
+	}
+	c.writePartial(c.decoder(fm, bs.part), size, off, n, partial, nul || bs.part.Type != "text")
 }
 
 var blobBufPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}

@@ -1,53 +1,25 @@
 package notify
 
 import (
+	"net"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lemonvox/lemonvox/channel"
 )
 
 // imapURL builds an RFC 5092 IMAP URL of a mailbox, or of one message when
 // uid is non-zero: imap://<enc-user>@<host>/<enc-mailbox>;UIDVALIDITY=<n>[/;UID=<uid>].
-func imapURL(user, host, mailbox string, uidValidity, uid uint32) string {
-	var b strings.Builder
-	b.WriteString("imap://")
-	b.WriteString(escapeURL(user, false))
-	b.WriteByte('@')
-	b.WriteString(host)
-	b.WriteByte('/')
-	b.WriteString(escapeURL(mailbox, true))
-	if uidValidity != 0 {
-		b.WriteString(";UIDVALIDITY=")
-		b.WriteString(strconv.FormatUint(uint64(uidValidity), 10))
-	}
-	if uid != 0 {
-		b.WriteString("/;UID=")
-		b.WriteString(strconv.FormatUint(uint64(uid), 10))
-	}
-	return b.String()
-}
-
-// escapeURL percent-encodes s per RFC 5092 s11: achar (unreserved,
-// sub-delims-sh, "&", "=", "~") for a user; bchar (achar, ":", "@", "/")
-// for a mailbox.
-func escapeURL(s string, mailbox bool) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
-			strings.IndexByte("-._~!$'()*+,&=", c) >= 0:
-			b.WriteByte(c)
-		case mailbox && strings.IndexByte(":@/", c) >= 0:
-			b.WriteByte(c)
-		default:
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
+// server is a host name, or host:port when the IMAP listener is not on 143.
+func imapURL(user, server, mailbox string, uidValidity, uid uint32) string {
+	u := channel.URL{User: user, Host: server, Mailbox: mailbox, UIDValidity: uidValidity, UID: uid}
+	if h, p, err := net.SplitHostPort(server); err == nil {
+		if n, err := strconv.Atoi(p); err == nil {
+			u.Host, u.Port = h, n
 		}
 	}
-	return b.String()
+	return u.String()
 }
 
 // uidSet formats UIDs in IMAP sequence-set syntax (RFC 9051 s9

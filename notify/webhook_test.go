@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -72,6 +73,26 @@ func TestUIDSetAndIMAPURL(t *testing.T) {
 	}
 	if got := imapURL("+1555@example.net", "vm", "Old Messages/2026", 7, 0); got != "imap://+1555%40example.net@vm/Old%20Messages/2026;UIDVALIDITY=7" {
 		t.Error(got)
+	}
+	// A UTF-8 mailbox name is percent-encoded UTF-8 (RFC 5092 s8), a
+	// server with a port keeps it, and a name that would read as
+	// dot-segments is encoded; each URL parses back to the same fields.
+	for _, c := range []struct {
+		user, server, mailbox string
+		uidv, uid             uint32
+		want                  string
+	}{
+		{"bob", "vm.example.net:1143", "Entwürfe", 9, 3, "imap://bob@vm.example.net:1143/Entw%C3%BCrfe;UIDVALIDITY=9/;UID=3"},
+		{"bob", "vm", "../x", 9, 0, "imap://bob@vm/%2E%2E/x;UIDVALIDITY=9"},
+	} {
+		got := imapURL(c.user, c.server, c.mailbox, c.uidv, c.uid)
+		if got != c.want {
+			t.Errorf("imapURL = %q, want %q", got, c.want)
+		}
+		u, err := channel.Parse(got)
+		if err != nil || u.User != c.user || u.Mailbox != c.mailbox || u.UIDValidity != c.uidv || u.UID != c.uid {
+			t.Errorf("Parse(%q) = %+v, %v", got, u, err)
+		}
 	}
 }
 

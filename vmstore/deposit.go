@@ -204,6 +204,7 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 		Duration:     pm.duration,
 		Urgent:       pm.urgent || req.Urgent,
 		Recent:       true,
+		Binary:       pm.root.HasBinary(),
 		From:         truncate(pm.from, 256),
 		Subject:      truncate(pm.subject, 256),
 		SentDate:     pm.date.UTC(),

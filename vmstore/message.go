@@ -71,6 +71,10 @@ type Message struct {
 	SentDate time.Time `json:"sent,omitzero"`
 	To       string    `json:"to,omitempty"`
 	Cc       string    `json:"cc,omitempty"`
+
+	// Binary: a part contains NUL; the message is presented with it
+	// re-encoded (present.go), and RFC822.SIZE is the presented size.
+	Binary bool `json:"bin,omitempty"`
 }
 
 // Has reports whether the message has flag f (canonical spelling for system
@@ -748,9 +752,6 @@ func (s *Store) copy(req CopyReq) (*CopyRes, error) {
 		if src.User != req.User || dst.User != req.User {
 			return fmt.Errorf("%w: mailbox not of %s", ErrNotFound, req.User)
 		}
-		if src.ID == dst.ID && req.Move {
-			return fmt.Errorf("%w: move into the same mailbox", ErrNotPermitted)
-		}
 		if !req.Move {
 			var add int64
 			var n int64
@@ -765,6 +766,8 @@ func (s *Store) copy(req CopyReq) (*CopyRes, error) {
 			}
 		}
 		if src.ID == dst.ID {
+			// COPY, or MOVE (RFC 6851: a COPY then an EXPUNGE of the
+			// originals), into the same mailbox: new UIDs there.
 			dst = src
 		}
 		res.SrcUIDs, res.DstUIDs, err = w.copyMessages(src, dst, req.UIDs, req.Move)

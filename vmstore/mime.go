@@ -23,7 +23,11 @@ type Part struct {
 	Start int64 `json:"s"` // first byte of the header
 	Body  int64 `json:"b"` // first byte of the body
 	End   int64 `json:"e"` // end of the body (exclusive)
-	Lines int64 `json:"l"` // lines in the body
+	// Lines counts the line ends in the body (a last line without one is
+	// not counted; the CRLF before a boundary belongs to the boundary,
+	// RFC 2046 s5.1.1). For message/rfc822 it counts the whole
+	// encapsulated message, header included (RFC 9051 s7.5.2).
+	Lines int64 `json:"l"`
 
 	Type        string            `json:"t"`           // lower case, e.g. "audio"
 	Subtype     string            `json:"st"`          // lower case, e.g. "wav"
@@ -36,11 +40,17 @@ type Part struct {
 	Language    []string          `json:"lang,omitempty"`
 	Location    string            `json:"loc,omitempty"`
 	MD5         string            `json:"md5,omitempty"`
+	// Binary: the body of this leaf contains NUL (appended with a
+	// literal8); it is presented base64-encoded (present.go).
+	Binary bool `json:"bin,omitempty"`
 	// Duration in seconds of a time-based part (RFC 3803 Content-Duration,
 	// or computed from the audio header).
 	Duration float64 `json:"dur,omitempty"`
 	// Envelope of a message (the top level and message/rfc822 bodies).
 	Envelope *Envelope `json:"env,omitempty"`
+	// Preview (RFC 8970) of the message, on the root; nil for messages
+	// stored before previews were kept (preview.go).
+	Preview *string `json:"pv,omitempty"`
 	// Parts: the children of a multipart, or the one message of a
 	// message/rfc822 part.
 	Parts []Part `json:"parts,omitempty"`
@@ -100,6 +110,28 @@ type mimeParser struct {
 	pending []byte // a line read ahead and not yet consumed
 	pendPos int64
 	eof     bool
+	eols    int64 // line ends read so far (the pending line's included)
+	// The start of the first text/plain and text/html parts that are not
+	// attachments nor inside a message/rfc822 part, for the preview.
+	plain, html *textCapture
+	inMessage   int
+}
+
+// eolsBefore returns the number of line ends before offset end, which is
+// where the parser stands or, when a delimiter line was read ahead, the
+// end of the entity before it (without the CRLF that belongs to the
+// delimiter).
+func (p *mimeParser) eolsBefore(end int64) int64 {
+	n := p.eols
+	if p.pending != nil {
+		if eolLen(p.pending) > 0 {
+			n--
+		}
+		if p.pendPos > end {
+			n--
+		}
+	}
+	return n
 }
 
 // readLine returns the next line with its terminator and its offset. Lines
@@ -130,6 +162,9 @@ func (p *mimeParser) readLine() (line []byte, off int64, err error) {
 		return nil, off, err
 	}
 	p.pos += int64(len(l))
+	if eolLen(l) > 0 {
+		p.eols++
+	}
 	return l, off, nil
 }
 
@@ -185,6 +220,8 @@ func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration
 	root.Envelope = envelopeOf(hdr)
 	out := &parsed{root: root}
 	out.fill(hdr)
+	pv := out.preview(p.plain, p.html, hdr.Get("From"), hdr.Get("Date"))
+	out.root.Preview = &pv
 	return out, nil
 }
 
@@ -370,10 +407,13 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 		(part.Encoding == "" || part.Encoding == "7bit" || part.Encoding == "8bit" || part.Encoding == "binary"):
 		var sub Part
 		var sh textproto.Header
+		start := p.eolsBefore(part.Body)
+		p.inMessage++
 		sub, sh, err = p.entity(bounds, depth+1, "text/plain")
+		p.inMessage--
 		if err == nil {
 			sub.Envelope = envelopeOf(sh)
-			part.End, part.Lines = sub.End, sub.Lines
+			part.End, part.Lines = sub.End, p.eolsBefore(sub.End)-start
 			part.Parts = []Part{sub}
 		}
 	default:
@@ -456,7 +496,7 @@ func (p *mimeParser) multipartBody(part *Part, bounds []string, depth int) error
 			return nil
 		}
 		if closing {
-			return p.epilogue(part, bounds)
+			return p.epilogue(part, bounds, eolLen(line))
 		}
 		break
 	}
@@ -486,13 +526,15 @@ func (p *mimeParser) multipartBody(part *Part, bounds []string, depth int) error
 			return nil
 		}
 		if closing {
-			return p.epilogue(part, bounds)
+			return p.epilogue(part, bounds, eolLen(line))
 		}
 	}
 }
 
-func (p *mimeParser) epilogue(part *Part, bounds []string) error {
-	var lastEOL int
+// epilogue skips what follows a close delimiter up to an outer delimiter;
+// the line end before that delimiter (the close delimiter's own when there
+// is no epilogue) belongs to it, not to the multipart.
+func (p *mimeParser) epilogue(part *Part, bounds []string, lastEOL int) error {
 	for {
 		line, off, err := p.readLine()
 		if err == io.EOF {
@@ -516,6 +558,16 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 	var lines int64
 	var head []byte
 	wantHead := p.prober != nil && (part.Type == "audio" || part.Type == "video") && part.Duration == 0
+	var text *textCapture
+	if part.Type == "text" && part.Disposition != "attachment" && p.inMessage == 0 {
+		tc := &textCapture{encoding: part.Encoding, charset: part.Params["charset"], html: part.Subtype == "html"}
+		switch {
+		case part.Subtype == "plain" && p.plain == nil:
+			p.plain, text = tc, tc
+		case part.Subtype == "html" && p.html == nil:
+			p.html, text = tc, tc
+		}
+	}
 	atStart := true
 	for {
 		line, off, err := p.readLine()
@@ -533,9 +585,20 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 				if part.End < part.Body {
 					part.End = part.Body
 				}
+				if lastEOL > 0 && lines > 0 {
+					lines-- // that line end belongs to the delimiter
+				}
 				break
 			}
+		}
+		if eolLen(line) > 0 {
 			lines++
+		}
+		if !part.Binary && bytes.IndexByte(line, 0) >= 0 {
+			part.Binary = true
+		}
+		if text != nil && len(text.head) < previewHeadBytes {
+			text.head = append(text.head, line...)
 		}
 		if wantHead && len(head) < probeHeadBytes {
 			head = append(head, line...)

@@ -57,6 +57,9 @@ func encodeMessage(m *Message) []byte {
 	if m.Recent {
 		bits |= 2
 	}
+	if m.Binary {
+		bits |= 4
+	}
 	b = append(b, bits)
 	b = appendString(b, m.From)
 	b = appendString(b, m.Subject)
@@ -147,7 +150,7 @@ func decodeMessage(b []byte, m *Message) error {
 	m.Duration = math.Float64frombits(binary.BigEndian.Uint64(r.b))
 	bits := r.b[8]
 	r.b = r.b[9:]
-	m.Urgent, m.Recent = bits&1 != 0, bits&2 != 0
+	m.Urgent, m.Recent, m.Binary = bits&1 != 0, bits&2 != 0, bits&4 != 0
 	m.From = r.str()
 	m.Subject = r.str()
 	m.SentDate = r.time()
