@@ -234,6 +234,11 @@ func (s *Store) nextTimestamp() uint64 {
 // writeGroup writes a prefix of q (a blind write alone, or as many account
 // transactions as fit in one Badger transaction) and returns its length.
 func (s *Store) writeGroup(q []*member) int {
+	if s.failed.Load() {
+		// Queued behind a commit that failed (and may have read it).
+		s.finishGroup(q, 0, ErrStoreFailed)
+		return len(q)
+	}
 	ts := s.nextTimestamp()
 	if q[0].blind != nil {
 		err := q[0].blind(ts)
