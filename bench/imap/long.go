@@ -64,6 +64,7 @@ type longResult struct {
 	perCmd       []cmdStat
 	checkErrors  int64
 	checkEnabled bool
+	all          []time.Duration // every command's latency
 }
 
 type cmdStat struct {
@@ -313,6 +314,7 @@ func runLong(srv *server, corpus [][]byte, clients int, secs float64, check bool
 	}
 	sort.Slice(res.perCmd, func(i, j int) bool { return res.perCmd[i].name < res.perCmd[j].name })
 	res.commands = len(all)
+	res.all = all
 	res.cmdsPerSec = float64(len(all)) / el
 	res.p50 = pct(all, 0.50)
 	res.p99 = pct(all, 0.99)
@@ -365,33 +367,37 @@ func cpuSeconds(pids []int) float64 {
 	return float64(ticks) / hz
 }
 
+// longConfig is one server set-up of the long-session comparison.
+type longConfig struct {
+	label string
+	name  string // lemonvox or dovecot
+	fsync string // Dovecot's mail_fsync
+	bin   string // lemonvoxd to run instead of building this tree's
+}
+
 // longRun starts a fresh server, loads it and runs the long-session mix.
-func longRun(name, fsync string, users []string, corpus [][]byte, clients int, secs float64, check bool, profile string) (longResult, bool) {
-	label := name
-	if fsync != "" {
-		label = fmt.Sprintf("%s(mail_fsync=%s)", name, fsync)
-	}
+func longRun(cfg longConfig, users []string, corpus [][]byte, clients int, secs float64, check bool, profile string) (longResult, bool) {
 	dir, err := os.MkdirTemp("", "lemonvox-bench-imap-long-")
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
 	var srv *server
-	if name == "dovecot" {
-		srv, err = startDovecot(dir, users, false, max(clients, 200), fsync)
+	if cfg.name == "dovecot" {
+		srv, err = startDovecot(dir, users, false, max(clients, 200), cfg.fsync)
 	} else {
-		srv, err = start(name, dir, users, false, 0)
+		srv, err = startLemonvoxBin(dir, users, cfg.bin)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench/imap: %s: %v (skipped)\n", label, err)
+		fmt.Fprintf(os.Stderr, "bench/imap: %s: %v (skipped)\n", cfg.label, err)
 		return longResult{}, false
 	}
 	defer srv.stop()
 	if err := load(srv, corpus); err != nil {
-		fatal(fmt.Errorf("%s: loading mailboxes: %w", label, err))
+		fatal(fmt.Errorf("%s: loading mailboxes: %w", cfg.label, err))
 	}
 	if err := prepareLong(srv); err != nil {
-		fatal(fmt.Errorf("%s: creating folders: %w", label, err))
+		fatal(fmt.Errorf("%s: creating folders: %w", cfg.label, err))
 	}
 	var prof sync.WaitGroup
 	if profile != "" && srv.profile != nil {
@@ -399,42 +405,100 @@ func longRun(name, fsync string, users []string, corpus [][]byte, clients int, s
 		go func() {
 			defer prof.Done()
 			if err := srv.profile(int(secs*0.8), profile); err != nil {
-				fmt.Fprintf(os.Stderr, "bench/imap: %s profile: %v\n", label, err)
+				fmt.Fprintf(os.Stderr, "bench/imap: %s profile: %v\n", cfg.label, err)
 			}
 		}()
 	}
 	r := runLong(srv, corpus, clients, secs, check)
 	prof.Wait()
-	r.name = label
+	r.name = cfg.label
 	return r, true
 }
 
 // longMain runs the long-session comparison: Lemonvox with its durable
-// defaults and Dovecot with each mail_fsync setting, one after the other,
-// and prints the ratios of this run.
-func longMain(servers []string, fsyncs []string, users []string, corpus [][]byte, clients int, secs float64, check bool, profile string) {
+// defaults (and, with baseline, an earlier lemonvoxd) and Dovecot with each
+// mail_fsync setting, one after the other, for the given rounds; every
+// other round runs them in the reverse order, so that a change of machine
+// load during a round does not favour whoever runs first. It prints each
+// run, the ratios of each round and of all rounds together.
+func longMain(servers []string, fsyncs []string, users []string, corpus [][]byte, clients int, secs float64, check bool, profile, baseline string, rounds int) {
 	if check {
-		fmt.Fprintln(os.Stderr, "bench/imap: -check: the consistency checker is not part of this build yet; running without it")
-		check = false
+		// The hook for the per-session consistency checker (flags and
+		// MODSEQ per UID as each session sees them); it is not part of
+		// this tree yet.
+		fatal(fmt.Errorf("-check: the consistency checker is not part of this build; run without -check"))
 	}
-	fmt.Printf("long sessions: %d clients, %.0f s, %d accounts, load average before: %s\n", clients, secs, len(users), loadavg())
-	var results []longResult
+	var cfgs []longConfig
 	for _, s := range servers {
-		if s == "dovecot" {
+		switch s {
+		case "dovecot":
 			for _, f := range fsyncs {
-				if r, ok := longRun(s, f, users, corpus, clients, secs, check, ""); ok {
-					r.print()
-					results = append(results, r)
-				}
+				cfgs = append(cfgs, longConfig{label: fmt.Sprintf("dovecot(mail_fsync=%s)", f), name: s, fsync: f})
 			}
-			continue
-		}
-		if r, ok := longRun(s, "", users, corpus, clients, secs, check, profile); ok {
-			r.print()
-			results = append(results, r)
+		default:
+			cfgs = append(cfgs, longConfig{label: s, name: s})
+			if baseline != "" {
+				cfgs = append(cfgs, longConfig{label: s + "-baseline", name: s, bin: baseline})
+			}
 		}
 	}
-	fmt.Printf("load average after: %s\n", loadavg())
+	fmt.Printf("long sessions: %d clients, %.0f s, %d accounts, %d round(s)\n", clients, secs, len(users), rounds)
+	total := map[string]*longResult{}
+	for r := 0; r < max(rounds, 1); r++ {
+		order := slices.Clone(cfgs)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		fmt.Printf("\nround %d, load average before: %s\n", r+1, loadavg())
+		var results []longResult
+		for i, c := range order {
+			prof := ""
+			if profile != "" && c.name == "lemonvox" && c.bin == "" {
+				prof = fmt.Sprintf("%s.%d", profile, r+1)
+			}
+			res, ok := longRun(c, users, corpus, clients, secs, check, prof)
+			if !ok {
+				continue
+			}
+			if i < len(order)-1 {
+				fmt.Printf("  (load average %s)\n", loadavg())
+			}
+			res.print()
+			results = append(results, res)
+			t := total[c.label]
+			if t == nil {
+				t = &longResult{name: c.label, checkEnabled: check}
+				total[c.label] = t
+			}
+			t.secs += res.secs
+			t.commands += res.commands
+			t.errors += res.errors
+			t.cpuSecs += res.cpuSecs
+			t.all = append(t.all, res.all...)
+		}
+		fmt.Printf("load average after: %s\n", loadavg())
+		printRatios(results)
+	}
+	if rounds > 1 {
+		var all []longResult
+		for _, c := range cfgs {
+			if t := total[c.label]; t != nil {
+				t.cmdsPerSec = float64(t.commands) / t.secs
+				t.p50, t.p99 = pct(t.all, 0.50), pct(t.all, 0.99)
+				all = append(all, *t)
+			}
+		}
+		fmt.Printf("\nall %d rounds together:\n", rounds)
+		for _, t := range all {
+			fmt.Printf("%-30s %8.1f cmd/s  p50 %6.2f ms  p99 %7.2f ms  CPU %6.0f µs/cmd  errors %d\n",
+				t.name, t.cmdsPerSec, t.p50, t.p99, t.cpuSecs*1e6/float64(max(t.commands, 1)), t.errors)
+		}
+		printRatios(all)
+	}
+}
+
+// printRatios compares lemonvox with every other result.
+func printRatios(results []longResult) {
 	i := slices.IndexFunc(results, func(r longResult) bool { return r.name == "lemonvox" })
 	if i < 0 {
 		return

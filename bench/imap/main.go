@@ -21,7 +21,7 @@
 //     system time of all server processes, from /proc, before and after).
 //
 //     go run ./bench/imap [-clients 50] [-seconds 60] [-idle 10000] [-servers lemonvox,dovecot]
-//     go run ./bench/imap -mode long [-clients 50] [-seconds 60] [-fsync optimized,always] [-cpuprofile lemonvox.pprof] [-check]
+//     go run ./bench/imap -mode long [-clients 50] [-seconds 60] [-fsync optimized,always] [-rounds 2] [-baseline old-lemonvoxd] [-cpuprofile lemonvox.pprof] [-check]
 package main
 
 import (
@@ -45,6 +45,8 @@ func main() {
 	fsyncs := flag.String("fsync", "optimized,always", "long mode: Dovecot's mail_fsync settings to measure, one run each")
 	cpuprofile := flag.String("cpuprofile", "", "long mode: write a CPU profile of lemonvoxd during the run to this file")
 	check := flag.Bool("check", false, "long mode: verify every session's view with the consistency checker")
+	baseline := flag.String("baseline", "", "long mode: also run this lemonvoxd binary (an earlier build) as lemonvox-baseline")
+	rounds := flag.Int("rounds", 1, "long mode: rounds of all servers (every other one in reverse order)")
 	flag.Parse()
 	raiseFileLimit()
 	if strings.Contains(*servers, "dovecot") {
@@ -57,7 +59,7 @@ func main() {
 	}
 	corpus := makeCorpus(*msgs)
 	if *mode == "long" {
-		longMain(strings.Split(*servers, ","), strings.Split(*fsyncs, ","), names, corpus, *clients, *seconds, *check, *cpuprofile)
+		longMain(strings.Split(*servers, ","), strings.Split(*fsyncs, ","), names, corpus, *clients, *seconds, *check, *cpuprofile, *baseline, *rounds)
 		return
 	}
 	if *mode != "mixed" {

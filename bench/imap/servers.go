@@ -180,11 +180,19 @@ service imap-hibernate {
 // startLemonvox builds and runs lemonvoxd with IMAP on a free port and the
 // accounts created through the admin API.
 func startLemonvox(dir string, users []string) (*server, error) {
-	bin := filepath.Join(dir, "lemonvoxd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/lemonvoxd")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build lemonvoxd: %v\n%s", err, out)
+	return startLemonvoxBin(dir, users, "")
+}
+
+// startLemonvoxBin is startLemonvox with a lemonvoxd already built (bin),
+// or built from this tree if bin is empty.
+func startLemonvoxBin(dir string, users []string, bin string) (*server, error) {
+	if bin == "" {
+		bin = filepath.Join(dir, "lemonvoxd")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/lemonvoxd")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build lemonvoxd: %v\n%s", err, out)
+		}
 	}
 	addr := freePort()
 	conf := fmt.Sprintf(`[log]
