@@ -124,20 +124,26 @@ func (s *Store) viewAt(ts uint64, fn func(txn *badger.Txn) error) error {
 // transaction reads and relies on (blob bindings hold gcMu; a
 // content-hash entry another account is committing at the same moment is
 // missed as it would be if both transactions had been built at once).
-func (s *Store) writeTxn(user string) (*badger.Txn, []*member) {
+//
+// The transaction reads at a registered timestamp: the caller calls
+// endRead(ts) once it is discarded.
+func (s *Store) writeTxn(user string) (txn *badger.Txn, pend []*member, ts uint64) {
 	s.seqMu.Lock()
-	pend := slices.Clone(s.pendingOf[user])
+	pend = slices.Clone(s.pendingOf[user])
 	s.seqMu.Unlock()
-	txn := s.db.NewTransactionAt(s.readTs.Load(), true)
+	ts = s.beginRead()
+	txn = s.db.NewTransactionAt(ts, true)
 	for _, m := range pend {
 		if err := overlay(txn, m.w.writes); err != nil {
 			// Too much to lay over: wait for them instead.
 			txn.Discard()
+			s.endRead(ts)
 			<-pend[len(pend)-1].done
-			return s.db.NewTransactionAt(s.readTs.Load(), true), nil
+			ts = s.beginRead()
+			return s.db.NewTransactionAt(ts, true), nil, ts
 		}
 	}
-	return txn, pend
+	return txn, pend, ts
 }
 
 // overlay sets writes in txn, but for message chunks and journal events,

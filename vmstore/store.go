@@ -371,7 +371,8 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 			unlock()
 		}
 	}()
-	txn, pend := s.writeTxn(user)
+	txn, pend, ts := s.writeTxn(user)
+	defer s.endRead(ts)
 	defer txn.Discard()
 	w := &wtx{s: s, txn: txn, now: s.now(), user: user, pending: pend}
 	if err := fn(w); err != nil {
