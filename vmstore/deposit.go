@@ -309,11 +309,6 @@ func (w *wtx) keepOnlyQuotaEvents() error {
 	w.txn.Discard()
 	w.txn = w.s.db.NewTransactionAt(w.txn.ReadTs(), true)
 	w.writes = nil
-	for _, m := range w.pending {
-		if err := overlay(w.txn, m.w.writes); err != nil {
-			return err
-		}
-	}
 	w.events = keep
 	w.changes = nil
 	w.modseqIdx = nil

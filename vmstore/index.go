@@ -370,28 +370,13 @@ func (s *Store) eachMessage(mbid uint64, fn func(*Message)) error {
 }
 
 // syncedImage returns the image of a mailbox of the account whose write
-// transaction w is, as w reads it: the index's image with the changes of
-// the account's earlier commits that were not finished when w began (only
-// the account's commits change its mailboxes; replaying one the index has
-// applied meanwhile is harmless, commits carry whole records).
+// transaction w is: writeTxn has waited until the account's earlier commits
+// (serialized by its lock) were finished, which applies them to the index,
+// so the image matches what w reads of the mailbox; only the account's
+// commits change it.
 func (w *wtx) syncedImage(mbid uint64) (*mbImage, error) {
 	img, _, err := w.s.image(mbid)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range w.pending {
-		ch := m.w.changes[mbid]
-		if ch == nil {
-			continue
-		}
-		if ch.dropped {
-			return nil, fmt.Errorf("%w: mailbox id %d", ErrNotFound, mbid)
-		}
-		// A private copy: with appends into spare capacity, which the
-		// index's next image may take.
-		img = (&mbImage{mb: img.mb, msgs: slices.Clip(img.msgs)}).with(ch)
-	}
-	return img, nil
+	return img, err
 }
 
 // Recording of changes, called where records are written.

@@ -83,7 +83,7 @@ type Store struct {
 	readTs atomic.Uint64
 	rd     readers
 	// pendingOf: an account's queued commits not yet finished, in order
-	// (under seqMu).
+	// (under seqMu); its next transaction waits for the last.
 	pendingOf map[string][]*member
 
 	nextBlob        atomic.Uint64
@@ -290,13 +290,10 @@ func (s *Store) lockAccount(user string) func() {
 
 // wtx is one write transaction of one account, with the events it records.
 type wtx struct {
-	s      *Store
-	user   string // the account whose lock is held
-	txn    *badger.Txn
-	writes []kv // what txn wrote, in order (committed by the group commit)
-	// pending: the account's earlier commits not finished when txn began,
-	// whose writes txn reads (writeTxn) and whose changes syncedImage adds.
-	pending []*member
+	s       *Store
+	user    string // the account whose lock is held
+	txn     *badger.Txn
+	writes  []kv // what txn wrote, in order (committed by the group commit)
 	events  []Event
 	now     time.Time
 	changes map[uint64]*mbChange // for the mailbox index
@@ -371,10 +368,10 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 			unlock()
 		}
 	}()
-	txn, pend, ts := s.writeTxn(user)
+	txn, ts := s.writeTxn(user)
 	defer s.endRead(ts)
 	defer txn.Discard()
-	w := &wtx{s: s, txn: txn, now: s.now(), user: user, pending: pend}
+	w := &wtx{s: s, txn: txn, now: s.now(), user: user}
 	if err := fn(w); err != nil {
 		return nil, err
 	}
