@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -53,6 +54,9 @@ func (c *Client) do(method, path string, body io.Reader, ctype string, out any) 
 	req, err := http.NewRequest(method, c.BaseURL+path, body)
 	if err != nil {
 		return nil, err
+	}
+	if sb, ok := body.(*sizedBody); ok {
+		req.ContentLength = sb.n
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	if ctype != "" {
@@ -103,7 +107,17 @@ func (c *Client) doJSON(method, path string, in, out any) error {
 	return err
 }
 
-func esc(s string) string { return url.PathEscape(s) }
+// esc escapes a path segment. The dot segments "." and ".." are
+// percent-encoded too: as they are, HTTP clients and the server's path
+// cleaning would take them for "this" and "parent" (RFC 3986 s5.2.4), and
+// accounts of those names stored before names were checked could not be
+// reached.
+func esc(s string) string {
+	if s == "." || s == ".." {
+		return strings.Repeat("%2E", len(s))
+	}
+	return url.PathEscape(s)
+}
 
 // Accounts lists accounts.
 func (c *Client) Accounts() ([]AccountView, error) {
@@ -158,9 +172,19 @@ func (c *Client) Deposit(body io.Reader, o DepositOptions) (*DepositView, error)
 	if o.AsMessage {
 		ct = "message/rfc822"
 	}
+	if o.Size > 0 {
+		body = &sizedBody{body, o.Size}
+	}
 	var out DepositView
 	_, err := c.do("POST", "/api/v1/accounts/"+esc(o.User)+"/messages?"+q.Encode(), body, ct, &out)
 	return &out, err
+}
+
+// sizedBody is a request body of known length (sent with Content-Length
+// instead of chunked).
+type sizedBody struct {
+	io.Reader
+	n int64
 }
 
 // Backup streams a backup into w; progress gets the bytes so far and the

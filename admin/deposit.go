@@ -12,9 +12,10 @@ import (
 )
 
 // Prober recognises a media file from its first bytes (sniffing magic
-// numbers, never a file name) and tells its media type and duration. cmd
-// wires transcode's prober.
-type Prober func(head []byte) (mediaType string, duration time.Duration, ok bool)
+// numbers, never a file name) and tells its media type and, when the size
+// of the whole file is known (size >= 0), its duration from that size (0
+// when it cannot tell). cmd wires transcode's prober.
+type Prober func(head []byte, size int64) (mediaType string, duration time.Duration, ok bool)
 
 // ErrUnsupportedMedia: the content is neither a known audio file nor an
 // RFC 5322 message.
@@ -30,6 +31,12 @@ type DepositOptions struct {
 	Service       string
 	// AsMessage forces the content to be taken as a ready RFC 5322 message.
 	AsMessage bool
+	// Size is the size of the content in bytes when known in advance (a
+	// file, an HTTP Content-Length); 0 or less means unknown. The
+	// Content-Duration of a wrapped audio file is computed from it; with
+	// no size the message has no Content-Duration header (the store still
+	// records the duration it measures while the audio streams in).
+	Size int64
 }
 
 // sniffBytes is how much of the content is inspected.
@@ -49,7 +56,14 @@ func Deposit(st *vmstore.Store, probe Prober, r io.Reader, o DepositOptions) (*v
 	}
 	req := vmstore.DepositReq{User: o.User, Mailbox: o.Mailbox, Service: o.Service, Urgent: o.Urgent, Context: o.Context}
 	if !o.AsMessage && probe != nil {
-		if mt, dur, ok := probe(head); ok {
+		size := o.Size
+		if size <= 0 {
+			size = -1
+		}
+		if len(head) < sniffBytes && size < 0 {
+			size = int64(len(head)) // the whole content is in view
+		}
+		if mt, dur, ok := probe(head, size); ok {
 			ctx := o.Context
 			if ctx == vmstore.ContextUnknown {
 				ctx = vmstore.ContextVoice

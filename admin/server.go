@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"net/http/pprof"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +31,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -48,6 +52,12 @@ type Server struct {
 	// Notify, if set, serves the notification sinks' status, dead letters
 	// and replay under /api/v1/notify.
 	Notify Notifications
+	// Listeners, if set, are reported by /healthz: 503 when one of them is
+	// not accepting connections.
+	Listeners *netlimit.Registry
+	// AuthLimiter slows down wrong tokens (shared with the other protocols);
+	// nil means one of this server with the default rules.
+	AuthLimiter *authlimit.Limiter
 
 	ln   net.Listener
 	srv  *http.Server
@@ -167,20 +177,28 @@ func (s *Server) freeMemory(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.Token)
-	lim := newAuthLimiter(10, time.Minute)
+	lim := s.AuthLimiter
+	if lim == nil {
+		lim = authlimit.New(authlimit.Config{})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lim.blocked(r.RemoteAddr) {
-			w.Header().Set("Retry-After", "60")
-			writeProblem(w, http.StatusTooManyRequests, "too many failed authentications; retry later")
+		// A wrong token is answered later and later from the address that
+		// sent it (authlimit); the right token is never refused because
+		// of failures, only delayed while its address is being slowed.
+		att, err := lim.Begin(r.Context(), "admin", authlimit.AddrOf(r.RemoteAddr), "")
+		if err != nil {
+			w.Header().Set("Retry-After", "30")
+			writeProblem(w, http.StatusTooManyRequests, "too many failed authentications from your address; retry later")
 			return
 		}
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			lim.fail(r.RemoteAddr)
+			att.Failed()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="lemonvox"`)
 			writeProblem(w, http.StatusUnauthorized, "missing or wrong admin token")
 			return
 		}
+		att.Succeeded()
 		next.ServeHTTP(w, r)
 	})
 }
@@ -202,30 +220,101 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
+// healthProblem is /healthz's RFC 9457 body when a listener is down.
+type healthProblem struct {
+	Problem
+	Listeners []netlimit.Status `json:"listeners"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.Store.ListAccounts(); err != nil {
 		writeProblem(w, http.StatusServiceUnavailable, "store: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "journalSeq": s.Store.LastSeq()})
+	var listeners []netlimit.Status
+	if s.Listeners != nil {
+		listeners = s.Listeners.Status()
+		slices.SortFunc(listeners, func(a, b netlimit.Status) int { return strings.Compare(a.Name, b.Name) })
+		var down []string
+		for _, l := range listeners {
+			if !l.Accepting {
+				down = append(down, l.Name)
+			}
+		}
+		if len(down) > 0 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(healthProblem{
+				Problem: Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
+					Detail: "not accepting connections: " + strings.Join(down, ", ")},
+				Listeners: listeners})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "journalSeq": s.Store.LastSeq(), "listeners": listeners})
 }
 
 // AccountView is an account as the API shows it (no secrets).
 type AccountView struct {
+	// ID is the account's identity (vmstore.Account.ID): an account
+	// created again under a deleted one's name has another.
+	ID      uint64                 `json:"id"`
 	Name    string                 `json:"name"`
 	Quota   vmstore.Quota          `json:"quota"`
 	Usage   vmstore.Usage          `json:"usage"`
 	Options vmstore.AccountOptions `json:"options"`
 	Created time.Time              `json:"created"`
 	HasPIN  bool                   `json:"hasPin"`
+	// Secrets names the write-only options that are set (their values,
+	// password-equivalent, never leave through the API).
+	Secrets []string `json:"secrets,omitempty"`
 }
+
+// secretNotifyOptions are account options (Options.Notify keys) that are
+// credentials: write-only through the API. notify.sip_ha1 is
+// MD5(user:realm:secret), enough to answer any digest challenge.
+var secretNotifyOptions = []string{"sip_ha1"}
 
 func (s *Server) view(a *vmstore.Account) AccountView { return AccountViewOf(s.Store, a) }
 
 // AccountViewOf shows an account without its secrets.
 func AccountViewOf(st *vmstore.Store, a *vmstore.Account) AccountView {
 	u, _ := st.Usage(a.Name)
-	return AccountView{Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
+	v := AccountView{ID: a.ID, Name: a.Name, Quota: a.Quota, Usage: u, Options: a.Options, Created: a.Created, HasPIN: a.PINHash != ""}
+	if len(a.Options.Notify) > 0 {
+		v.Options.Notify = make(map[string]string, len(a.Options.Notify))
+		for k, val := range a.Options.Notify {
+			if slices.Contains(secretNotifyOptions, k) {
+				v.Secrets = append(v.Secrets, "notify."+k)
+				continue
+			}
+			v.Options.Notify[k] = val
+		}
+		if len(v.Options.Notify) == 0 {
+			v.Options.Notify = nil
+		}
+		slices.Sort(v.Secrets)
+	}
+	return v
+}
+
+// keepSecrets carries the account's write-only options over into a
+// replacement of its options, unless the request names them: options read
+// from the API (where secrets are left out) and written back keep them. A
+// secret named with an empty value is removed.
+func keepSecrets(old, upd *vmstore.AccountOptions) {
+	for _, k := range secretNotifyOptions {
+		v, named := upd.Notify[k]
+		switch {
+		case named && v == "":
+			delete(upd.Notify, k)
+		case !named && old.Notify[k] != "":
+			if upd.Notify == nil {
+				upd.Notify = map[string]string{}
+			}
+			upd.Notify[k] = old.Notify[k]
+		}
+	}
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
@@ -297,16 +386,16 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
-	user := r.PathValue("user")
 	var req AccountRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if _, err := s.Store.GetAccount(user); err != nil {
+	old, err := s.Store.GetAccount(r.PathValue("user"))
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	var err error
+	user := old.Name // as stored (the path may differ in case)
 	if req.Password != nil {
 		err = s.Store.SetPassword(user, *req.Password)
 	}
@@ -317,6 +406,7 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 		err = s.Store.SetQuota(user, *req.Quota)
 	}
 	if err == nil && req.Options != nil {
+		keepSecrets(&old.Options, req.Options)
 		_, err = s.Store.SetOptions(user, *req.Options)
 	}
 	if err != nil {
@@ -327,7 +417,13 @@ func (s *Server) patchAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	if err := s.Store.DeleteAccount(r.PathValue("user")); err != nil {
+	// No name check here: accounts stored before names were checked
+	// (CheckUserName) must stay deletable.
+	a, err := s.Store.GetAccount(r.PathValue("user"))
+	if err == nil {
+		err = s.Store.DeleteAccount(a.Name)
+	}
+	if err != nil {
 		writeError(w, err)
 		return
 	}
@@ -478,6 +574,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := strings.ToLower(r.Header.Get("Content-Type"))
 	o.AsMessage = strings.HasPrefix(ct, "message/rfc822")
+	o.Size = r.ContentLength
 	body := r.Body
 	if s.MaxDeposit > 0 {
 		body = http.MaxBytesReader(w, r.Body, s.MaxDeposit)

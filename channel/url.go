@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/lemonvox/lemonvox/vmstore/message"
 )
 
 // MaxURLLen bounds the input Parse accepts, in octets.
@@ -625,93 +627,14 @@ func formatDateTime(t time.Time) string {
 	return t.Format("2006-01-02T15:04:05.999999999Z07:00")
 }
 
-// validSection reports whether s is an IMAP section-spec (RFC 9051 s9):
-//
-//	section-spec    = section-msgtext / (section-part ["." section-text])
-//	section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list / "TEXT"
-//	section-part    = nz-number *("." nz-number)
-//	section-text    = section-msgtext / "MIME"
+// validSection reports whether s is an IMAP section-spec (RFC 9051 s9),
+// parsed as FETCH parses it (vmstore/message).
 func validSection(s string) bool {
-	i := 0
-	parts := 0
-	for i < len(s) && s[i] >= '1' && s[i] <= '9' {
-		j := i
-		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-			j++
-		}
-		if n, err := strconv.ParseUint(s[i:j], 10, 32); err != nil || n == 0 {
-			return false
-		}
-		parts++
-		i = j
-		if i == len(s) {
-			return true
-		}
-		if s[i] != '.' {
-			return false
-		}
-		i++
-	}
-	if i < len(s) && s[i] == '0' {
+	if s == "" {
 		return false
 	}
-	t := s[i:]
-	switch {
-	case strings.EqualFold(t, "HEADER"), strings.EqualFold(t, "TEXT"):
-		return true
-	case strings.EqualFold(t, "MIME"):
-		return parts > 0
-	case hasPrefixFold(t, "HEADER.FIELDS.NOT "):
-		return validHeaderList(t[len("HEADER.FIELDS.NOT "):])
-	case hasPrefixFold(t, "HEADER.FIELDS "):
-		return validHeaderList(t[len("HEADER.FIELDS "):])
-	}
-	return false
-}
-
-// validHeaderList checks header-list = "(" astring *(SP astring) ")" where
-// each astring is an atom of header-name characters or a quoted string.
-func validHeaderList(s string) bool {
-	if len(s) < 3 || s[0] != '(' || s[len(s)-1] != ')' {
-		return false
-	}
-	s = s[1 : len(s)-1]
-	for {
-		n := 0
-		if s != "" && s[0] == '"' {
-			n = 1
-			for n < len(s) && s[n] != '"' {
-				if s[n] == '\\' {
-					n++
-					if n == len(s) || (s[n] != '"' && s[n] != '\\') {
-						return false
-					}
-				} else if s[n] < 0x20 || s[n] > 0x7e {
-					return false
-				}
-				n++
-			}
-			if n == len(s) || n == 1 {
-				return false
-			}
-			n++
-		} else {
-			for n < len(s) && s[n] > 0x20 && s[n] < 0x7f && strings.IndexByte(`()"{%*\:`, s[n]) < 0 {
-				n++
-			}
-			if n == 0 {
-				return false
-			}
-		}
-		s = s[n:]
-		if s == "" {
-			return true
-		}
-		if s[0] != ' ' {
-			return false
-		}
-		s = s[1:]
-	}
+	_, err := message.Parse(s)
+	return err == nil
 }
 
 // format writes the canonical form of u without its URLAUTH verifier

@@ -59,6 +59,9 @@ func init() {
 	registerCap("SEARCHRES", always)   // RFC 5182
 	registerCap("CONDSTORE", always)   // RFC 7162
 	registerCap("QRESYNC", always)
+	// RFC 5256 THREAD (cmd_thread.go), once authenticated like SORT.
+	registerCap("THREAD=ORDEREDSUBJECT", authenticated)
+	registerCap("THREAD=REFERENCES", authenticated)
 }
 
 // capabilities returns the capability list for the connection's state.

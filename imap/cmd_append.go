@@ -1,11 +1,7 @@
 package imap
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"io"
-	"os"
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -21,10 +17,13 @@ const maxStringLiteral = 1 << 20
 // RFC 4315 APPENDUID and RFC 7889 APPENDLIMIT.
 //
 // Whether more messages follow is only known after a literal, and
-// MULTIAPPEND is all or nothing, so each literal is first spooled (in
-// memory up to spoolInMemory octets, else in a temporary file) and the
-// messages are then stored in one DepositMany (a single message with
-// Deposit); both stream the spooled data into the store.
+// MULTIAPPEND is all or nothing, so each literal is first spooled (spool.go:
+// in memory within a small per-command budget, else in a file under
+// SpoolDir) and the messages are then stored in one DepositMany (a single
+// message with Deposit); both stream the spooled data into the store. A
+// literal that cannot fit the account's quota (with the literals accepted
+// before it in this command), the APPENDLIMIT or the spool limit is
+// refused before its continuation is sent (spool.go, xcheckAppendRoom).
 func cmdAppend(c *conn, tag string, p *parser) {
 	p.xsp()
 	name := p.xmailbox()
@@ -39,12 +38,9 @@ func cmdAppend(c *conn, tag string, p *parser) {
 		xstoreErr(err, "APPEND")
 	}
 	var reqs []vmstore.DepositReq
-	var cleanups []func()
-	defer func() {
-		for _, f := range cleanups {
-			f()
-		}
-	}()
+	sp := c.newSpool()
+	defer sp.release()
+	room := c.xappendRoom()
 	for {
 		p.xsp()
 		var flags []string
@@ -81,6 +77,11 @@ func cmdAppend(c *conn, tag string, p *parser) {
 		if len(reqs) >= maxMultiAppend {
 			xusererrorf("LIMIT", "too many messages in one APPEND")
 		}
+		// Refuse what cannot be stored before the client is asked for it
+		// (before the continuation), counting the messages of this
+		// MULTIAPPEND accepted so far (RFC 7889 TOOBIG, RFC 9208 OVERQUOTA).
+		l, _ := p.PeekLiteral()
+		c.xcheckAppendRoom(l, room, sp)
 		p.MaxLiteral = c.srv.appendLimit()
 		r, lit, err := p.OpenLiteral(true)
 		p.MaxLiteral = maxStringLiteral
@@ -89,10 +90,7 @@ func cmdAppend(c *conn, tag string, p *parser) {
 			p.xcheck(p.CloseLiteral())
 			xusererrorf("CANNOT", "empty message")
 		}
-		body, cleanup, err := c.spool(r, lit.Size)
-		if cleanup != nil {
-			cleanups = append(cleanups, cleanup)
-		}
+		body, err := sp.add(r, lit.Size)
 		if err != nil {
 			if ioErr := p.CloseLiteral(); ioErr != nil {
 				panic(ioError{ioErr})
@@ -135,33 +133,3 @@ func cmdAppend(c *conn, tag string, p *parser) {
 
 // maxMultiAppend bounds the messages of one MULTIAPPEND.
 const maxMultiAppend = 1000
-
-// spoolInMemory is the largest literal spooled in memory.
-const spoolInMemory = 1 << 20
-
-// spool copies a literal to memory or a temporary file and returns a reader
-// of it and a cleanup function.
-func (c *conn) spool(r io.Reader, size int64) (io.Reader, func(), error) {
-	if size <= spoolInMemory {
-		b := make([]byte, size)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, nil, err
-		}
-		return bytes.NewReader(b), nil, nil
-	}
-	f, err := os.CreateTemp(c.srv.SpoolDir, "lemonvox-append-*")
-	if err != nil {
-		return nil, nil, err
-	}
-	cleanup := func() {
-		f.Close()
-		os.Remove(f.Name())
-	}
-	if _, err := io.CopyN(f, r, size); err != nil {
-		return nil, cleanup, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, cleanup, err
-	}
-	return bufio.NewReaderSize(f, 64*1024), cleanup, nil
-}

@@ -4,10 +4,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -106,30 +106,47 @@ func cmdAuthenticate(c *conn, tag string, p *parser) {
 
 var errAuthz = errors.New("authorization identity differs")
 
-// xauthenticate checks the credentials under the rate limits and moves the
-// session to the authenticated state.
+// xauthenticate checks the credentials under the authentication limiter
+// (authlimit: an offending source is slowed, the account is never locked)
+// and moves the session to the authenticated state.
 func (c *conn) xauthenticate(mech, user, pass string) {
 	ip := remoteIP(c.nc.RemoteAddr())
-	lim := c.srv.AuthLimiter
-	if !lim.Allowed(ip, user) {
+	att, err := c.srv.AuthLimiter.Begin(c.srv.ctx, "imap", authlimit.AddrOf(c.nc.RemoteAddr()), user)
+	if err != nil {
 		metricAuth.WithLabelValues(mech, "limited").Inc()
-		c.log.Info("imap auth rate limited", "user", user, "ip", ip)
-		time.Sleep(time.Second)
-		xusererrorf("UNAVAILABLE", "too many failed attempts, try again later")
+		c.log.Info("imap auth throttled", "user", user, "ip", ip, "err", err)
+		xusererrorf("UNAVAILABLE", "too many failed attempts from your address, try again later")
 	}
 	acct, err := c.srv.Store.CheckPassword(user, pass)
 	if err != nil {
 		if errors.Is(err, vmstore.ErrAuth) || errors.Is(err, vmstore.ErrNotFound) || errors.Is(err, vmstore.ErrInvalidName) {
-			lim.Failed(ip, user)
+			att.Failed()
 			metricAuth.WithLabelValues(mech, "fail").Inc()
 			c.log.Info("imap auth failed", "user", user, "ip", ip)
 			xusererrorf("AUTHENTICATIONFAILED", "invalid credentials")
 		}
 		xcheckf(err, "checking password")
 	}
-	lim.Succeeded(user)
+	att.Succeeded()
 	metricAuth.WithLabelValues(mech, "ok").Inc()
 	c.user = acct.Name
+	c.acctID = acct.ID
+	c.delGen = c.srv.Store.AccountDeletions()
+	c.srv.mu.Lock()
+	c.srv.bindLocked(c)
+	c.srv.mu.Unlock()
+	// Bound first, checked second: a deletion either finds this session
+	// bound or is visible here.
+	if c.accountGone() {
+		c.srv.mu.Lock()
+		c.srv.unbindLocked(c)
+		c.srv.mu.Unlock()
+		c.user, c.acctID = "", 0
+		c.acctGone.Store(false)
+		metricAuth.WithLabelValues(mech, "fail").Inc()
+		xusererrorf("AUTHENTICATIONFAILED", "invalid credentials")
+	}
+	metricAuth.WithLabelValues(mech, "ok").Inc()
 	c.state = stateAuth
 	if err := c.srv.Store.RecordSession(c.user, true, "imap", c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()); err != nil {
 		c.log.Debug("record login", "err", err)

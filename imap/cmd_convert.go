@@ -29,6 +29,7 @@ import (
 	"sync"
 
 	"github.com/lemonvox/lemonvox/transcode"
+	"github.com/lemonvox/lemonvox/vmstore/message"
 )
 
 // maxConvertMessages bounds the messages of one CONVERT (RFC 5259 s7
@@ -209,6 +210,7 @@ func cmdConvert(c *conn, tag string, p *parser) {
 				okItems++
 			}
 		}
+		fm.release() // the conversions have read their parts
 		c.enc.Raw("* ").Number(uint64(seq)).Raw(" CONVERTED (TAG ").String(tag).Raw(") (")
 		for j, a := range atts {
 			if j > 0 {
@@ -254,26 +256,27 @@ type convResult struct {
 }
 
 func (c *conn) convertPart(fm *fetchMsg, sec section, req convertReq) *convResult {
-	root := c.xpart(fm)
-	part := root
-	if len(sec.path) > 0 {
-		part = resolvePart(root, sec.path)
-	}
-	if part == nil || part.Type == "multipart" || isMessagePart(part) {
+	pt, err := c.xmsg(fm).Open(sec, message.DecodedLeaf)
+	if errors.Is(err, message.ErrNoSuchPart) || errors.Is(err, message.ErrNotLeaf) {
 		return &convResult{noPart: true, err: errors.New("no such leaf part")}
 	}
-	from := part.MediaType()
+	from := ""
+	if pt != nil {
+		from = pt.Node.MediaType()
+	} else if node := message.Resolve(c.xpart(fm), sec.Path); node != nil {
+		from = node.MediaType()
+	}
+	if errors.Is(err, message.ErrUnknownEncoding) {
+		return &convResult{from: from, err: fmt.Errorf("unknown content transfer encoding %q", message.Resolve(c.xpart(fm), sec.Path).Encoding)}
+	}
+	xcheckf(err, "opening part")
 	key := fmt.Sprintf("%x|%s|%s", fm.msg.Hash, sec.String(), req.key())
 	if r := c.srv.convCache.get(key); r != nil {
 		return &convResult{from: from, res: r}
 	}
-	switch strings.ToLower(part.Encoding) {
-	case "", "7bit", "8bit", "binary", "base64", "quoted-printable":
-	default:
-		return &convResult{from: from, err: fmt.Errorf("unknown content transfer encoding %q", part.Encoding)}
-	}
+	part := pt.Node
 	res, err := transcode.ConvertMedia(transcode.MediaRequest{From: from, FromParams: part.Params, To: req.to, Params: req.params},
-		c.decoder(fm, part))
+		pt.Reader())
 	if err != nil {
 		return &convResult{from: from, err: err}
 	}
@@ -288,10 +291,7 @@ func (c *conn) writeConvertAtt(fm *fetchMsg, a convertAtt, req convertReq, r *co
 		return
 	case "AVAILABLECONVERSIONS":
 		c.enc.Raw("AVAILABLECONVERSIONS[").Raw(a.sec.String()).Raw("] ")
-		part := resolvePart(c.xpart(fm), a.sec.path)
-		if len(a.sec.path) == 0 {
-			part = c.xpart(fm)
-		}
+		part := message.Resolve(c.xpart(fm), a.sec.Path)
 		if part == nil {
 			c.writeConvertError(errors.New("no such part"), true, "", req)
 			return

@@ -34,6 +34,9 @@ func cmdCopy(c *conn, tag string, p *parser) {
 	c.pollEvents()
 	res, err := st.Copy(vmstore.CopyReq{User: c.user, From: s.mb.ID, To: dst.ID, UIDs: uids, Move: move})
 	xstoreErr(err, c.cmd)
+	if move && testHookAfterRemove != nil {
+		testHookAfterRemove()
+	}
 	code := ""
 	if len(res.SrcUIDs) > 0 {
 		code = "[COPYUID " + u32(res.UIDValidity) + " " + uidListString(res.SrcUIDs) + " " + uidListString(res.DstUIDs) + "] "
@@ -43,9 +46,7 @@ func cmdCopy(c *conn, tag string, p *parser) {
 			c.writeLine("* OK %s moved", strings.TrimSuffix(code, " "))
 		}
 		c.reportExpunged(res.SrcUIDs)
-		if mb, err := st.MailboxByID(s.mb.ID); err == nil {
-			s.addOwn(mb.HighestModSeq)
-		}
+		s.dirty = true // see cmdExpunge
 		c.okText = c.cmd + " completed"
 		return
 	}

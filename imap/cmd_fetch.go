@@ -1,12 +1,12 @@
 package imap
 
 import (
-	"bufio"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/message"
 )
 
 // fetchItem is one requested FETCH data item. Parsers registered in
@@ -24,50 +24,48 @@ type fetchItem struct {
 // fetchMsg is one message being fetched, with its structure and content
 // opened on demand.
 type fetchMsg struct {
-	seq  uint32
-	msg  *vmstore.Message
-	part *vmstore.Part
-	blob *vmstore.BlobReader
-	pres *vmstore.Presentation
+	seq uint32
+	msg *vmstore.Message
+	h   *message.Message // sections, structure and presentation; see xmsg
 	// preview is the PREVIEW of the message (nil: NIL, for LAZY).
 	preview *string
-	bufs    []*bufio.Reader // pooled read buffers, see release
+}
+
+// xmsg returns the message opened for reading its sections.
+func (c *conn) xmsg(fm *fetchMsg) *message.Message {
+	if fm.h == nil {
+		fm.h = message.New(c.srv.Store, fm.msg)
+	}
+	return fm.h
 }
 
 func (c *conn) xpart(fm *fetchMsg) *vmstore.Part {
-	if fm.part == nil {
-		p, err := c.srv.Store.Structure(fm.msg)
-		xcheckf(err, "message structure")
-		fm.part = p
-	}
-	return fm.part
+	p, err := c.xmsg(fm).Structure()
+	xcheckf(err, "message structure")
+	return p
 }
 
 // xpres returns the message as BODY[] presents it: binary parts
 // re-encoded (vmstore/present.go).
 func (c *conn) xpres(fm *fetchMsg) *vmstore.Presentation {
-	if fm.pres == nil {
-		pr, err := c.srv.Store.Present(fm.msg, c.xpart(fm))
-		xcheckf(err, "presenting message")
-		fm.pres = pr
-	}
-	return fm.pres
+	pr, err := c.xmsg(fm).Presentation()
+	xcheckf(err, "presenting message")
+	return pr
 }
 
 // xshown returns the structure of the presented message (the stored one
 // unless the message has binary parts), for BODYSTRUCTURE and BODY[].
 func (c *conn) xshown(fm *fetchMsg) *vmstore.Part {
-	if !fm.msg.Binary {
-		return c.xpart(fm)
-	}
-	return c.xpres(fm).Root
+	p, err := c.xmsg(fm).Shown()
+	xcheckf(err, "presenting message")
+	return p
 }
 
-func (c *conn) xblob(fm *fetchMsg) *vmstore.BlobReader {
-	if fm.blob == nil {
-		fm.blob = c.srv.Store.OpenMessage(fm.msg)
+// release returns the read buffers a fetch of one message took.
+func (fm *fetchMsg) release() {
+	if fm.h != nil {
+		fm.h.Release()
 	}
-	return fm.blob
 }
 
 // fetchParsers maps a fetch attribute name (upper case, without section)
@@ -141,9 +139,9 @@ func init() {
 	registerFetch("BINARY", parseBodyFetch)
 	registerFetch("BINARY.PEEK", parseBodyFetch)
 	registerFetch("BINARY.SIZE", parseBodyFetch)
-	registerFetch("RFC822", simpleFetchSection("RFC822", section{}, true))
-	registerFetch("RFC822.HEADER", simpleFetchSection("RFC822.HEADER", section{spec: "HEADER"}, false))
-	registerFetch("RFC822.TEXT", simpleFetchSection("RFC822.TEXT", section{spec: "TEXT"}, true))
+	registerFetch("RFC822", simpleFetchSection("RFC822", message.Section{}, true))
+	registerFetch("RFC822.HEADER", simpleFetchSection("RFC822.HEADER", message.Section{Spec: message.SpecHeader}, false))
+	registerFetch("RFC822.TEXT", simpleFetchSection("RFC822.TEXT", message.Section{Spec: message.SpecText}, true))
 }
 
 func simpleFetchList(items ...fetchItem) func(*parser, string) []fetchItem {
@@ -263,6 +261,7 @@ func cmdFetch(c *conn, tag string, p *parser) {
 			}
 		}
 	}
+	hasFlags, hasModSeq := has("FLAGS"), has("MODSEQ")
 	for i := range msgs {
 		m := &msgs[i]
 		seq, ok := s.seqOf(m.UID)
@@ -275,6 +274,13 @@ func cmdFetch(c *conn, tag string, p *parser) {
 				it.check(c, fm)
 			}
 		}
+		withFlags := hasFlags || seenChanged[m.UID]
+		if withFlags {
+			c.announceKeywords(m.Flags)
+		}
+		if withFlags || hasModSeq {
+			s.noteTold(m.UID, m.ModSeq, withFlags, hasModSeq)
+		}
 		c.enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
 		for j, it := range req.items {
 			if j > 0 {
@@ -282,7 +288,7 @@ func cmdFetch(c *conn, tag string, p *parser) {
 			}
 			it.write(c, fm)
 		}
-		if seenChanged[m.UID] && !has("FLAGS") {
+		if seenChanged[m.UID] && !hasFlags {
 			c.enc.SP()
 			fetchFlags.write(c, fm)
 		}
@@ -351,7 +357,23 @@ func (c *conn) writeAddrs(l []vmstore.Address) {
 	}
 	c.enc.Raw("(")
 	for _, a := range l {
-		c.enc.Raw("(").NstringEmptyNil(a.Name).Raw(" NIL ").NstringEmptyNil(a.Mailbox).SP().NstringEmptyNil(a.Host).Raw(")")
+		switch a.Group {
+		case vmstore.GroupStart:
+			// RFC 9051 s7.5.2: a group starts with (NIL NIL "name" NIL)
+			c.enc.Raw("(NIL NIL ").String(a.Mailbox).Raw(" NIL)")
+		case vmstore.GroupEnd:
+			c.enc.Raw("(NIL NIL NIL NIL)")
+		default:
+			// The host of a mailbox is never NIL (that is a group marker).
+			mbox, host := a.Mailbox, a.Host
+			if mbox == "" {
+				mbox = vmstore.MissingMailbox
+			}
+			if host == "" {
+				host = vmstore.MissingHost
+			}
+			c.enc.Raw("(").NstringEmptyNil(a.Name).SP().NstringEmptyNil(a.Adl).SP().String(mbox).SP().String(host).Raw(")")
+		}
 	}
 	c.enc.Raw(")")
 }

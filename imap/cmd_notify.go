@@ -313,6 +313,14 @@ func (c *conn) notifyNewFetch(uids []uint32) {
 			continue
 		}
 		fm := &fetchMsg{seq: seq, msg: &m}
+		withFlags := slices.ContainsFunc(c.notify.newFetch, func(it fetchItem) bool { return it.name == "FLAGS" })
+		if withFlags {
+			c.announceKeywords(m.Flags)
+		}
+		withMod := slices.ContainsFunc(c.notify.newFetch, func(it fetchItem) bool { return it.name == "MODSEQ" })
+		if withFlags || withMod {
+			c.sel.noteTold(m.UID, m.ModSeq, withFlags, withMod)
+		}
 		c.enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
 		for j, it := range c.notify.newFetch {
 			if j > 0 {

@@ -121,6 +121,7 @@ func cmdSelect(c *conn, tag string, p *parser) {
 		extra = append(extra, k)
 	}
 	slices.Sort(extra)
+	s.keywords, s.drained = extra, mb.HighestModSeq
 	if len(extra) > 0 {
 		flags += " " + strings.Join(extra, " ")
 	}

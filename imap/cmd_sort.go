@@ -2,8 +2,6 @@ package imap
 
 import (
 	"cmp"
-	"net/mail"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -41,38 +39,11 @@ type sortValues struct {
 	haveEnv bool
 }
 
-var (
-	reSubjLeader  = regexp.MustCompile(`(?i)^(\s*(re|fwd?)\s*(\[[^\]]*\]\s*)?:\s*|\s*\[[^\]]*\]\s*)`)
-	reSubjTrailer = regexp.MustCompile(`(?i)(\s*\(fwd\)\s*)$`)
-)
-
-// baseSubject is RFC 5256 s2.1's base subject, without RFC 2047 decoding.
-func baseSubject(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	for {
-		old := s
-		for reSubjTrailer.MatchString(s) {
-			s = reSubjTrailer.ReplaceAllString(s, "")
-		}
-		for {
-			n := reSubjLeader.ReplaceAllString(s, "")
-			if n == s || n == "" {
-				break
-			}
-			s = n
-		}
-		if strings.HasPrefix(strings.ToLower(s), "[fwd:") && strings.HasSuffix(s, "]") {
-			s = strings.TrimSpace(s[5 : len(s)-1])
-		}
-		if s == old {
-			return casemap(s)
-		}
-	}
-}
-
 // xsortValues takes the sort keys from the message record (the store keeps
-// From, Subject with RFC 2047 words decoded, the Date header and the first
-// To and Cc addresses), so SORT reads no message structure.
+// From, Subject with RFC 2047 words decoded, the Date header and the
+// addr-mailbox and display form of the first From, To and Cc address), so
+// SORT reads no message structure. Records stored before the keys were
+// kept fall back to their first To and Cc addr-spec.
 func (c *conn) xsortValues(m vmstore.Message, keys []sortKey) *sortValues {
 	v := &sortValues{m: m}
 	v.seq, _ = c.sel.seqOf(m.UID)
@@ -80,14 +51,19 @@ func (c *conn) xsortValues(m vmstore.Message, keys []sortKey) *sortValues {
 	if v.sent.IsZero() {
 		v.sent = m.InternalDate
 	}
-	v.from = localPart(m.From)
-	v.to, v.cc = localPart(m.To), localPart(m.Cc)
-	for _, k := range keys {
-		switch k.name {
-		case "DISPLAYFROM":
-			v.dfrom = displayForm(m.From)
-		case "DISPLAYTO":
-			v.dto = displayForm(m.To)
+	if k := m.HeaderKeys(); k != nil {
+		v.from, v.to, v.cc = casemap(k.FromMailbox), casemap(k.ToMailbox), casemap(k.CcMailbox)
+		v.dfrom, v.dto = casemap(k.DisplayFrom), casemap(k.DisplayTo)
+	} else {
+		v.from = localPart(m.From)
+		v.to, v.cc = localPart(m.To), localPart(m.Cc)
+		for _, k := range keys {
+			switch k.name {
+			case "DISPLAYFROM":
+				v.dfrom = displayForm(m.From)
+			case "DISPLAYTO":
+				v.dto = displayForm(m.To)
+			}
 		}
 	}
 	v.subject = baseSubject(m.Subject)
@@ -96,25 +72,22 @@ func (c *conn) xsortValues(m vmstore.Message, keys []sortKey) *sortValues {
 
 // localPart is the addr-mailbox RFC 5256 s3 sorts on, lower case.
 func localPart(s string) string {
-	if a, err := mail.ParseAddress(s); err == nil {
-		s = a.Address
+	if l := vmstore.ParseAddressList(s); len(l) > 0 {
+		return casemap(l[0].Mailbox)
 	}
-	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		s = s[:i]
-	}
-	return casemap(strings.TrimSpace(s))
+	return ""
 }
 
 // displayForm is RFC 5957's sort value of the first address: its display
 // name if it has one, else the addr-spec, case-folded.
 func displayForm(s string) string {
-	if a, err := mail.ParseAddress(s); err == nil {
-		if strings.TrimSpace(a.Name) != "" {
-			return casemap(strings.TrimSpace(a.Name))
+	if l := vmstore.ParseAddressList(s); len(l) > 0 {
+		if n := strings.TrimSpace(l[0].DisplayName()); n != "" {
+			return casemap(n)
 		}
-		return casemap(a.Address)
+		return casemap(l[0].AddrSpec())
 	}
-	return casemap(strings.TrimSpace(s))
+	return ""
 }
 
 func compareSort(a, b *sortValues, keys []sortKey) int {

@@ -70,16 +70,12 @@ func cmdStore(c *conn, tag string, p *parser) {
 	}
 	res, err := c.srv.Store.StoreFlags(req)
 	xstoreErr(err, "STORE")
-	changed := map[uint32]*vmstore.Message{}
 	for i := range res.Changed {
-		m := &res.Changed[i]
-		changed[m.UID] = m
-		s.addOwn(m.ModSeq)
+		s.addOwn(res.Changed[i].ModSeq)
 	}
-	// Flag changes by others to the messages we report are superseded.
-	for u := range changed {
-		delete(s.pendFlags, u)
-	}
+	// Updates queued from other sessions that the responses below
+	// supersede are dropped when they are flushed (selected.told); with
+	// .SILENT they are replaced by the newer state (pollEvents).
 	// Stored messages get a FETCH even with .SILENT under UNCHANGEDSINCE
 	// (RFC 7162 s3.1.3); without .SILENT every addressed message does.
 	var report []vmstore.Message

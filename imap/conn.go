@@ -74,6 +74,9 @@ type conn struct {
 	zr     *wire.Inflater
 	log    *slog.Logger
 	remote string // client address, for the logs
+	// connected is when the connection was accepted: the pre-auth
+	// deadline counts from it.
+	connected time.Time
 
 	state   state
 	user    string
@@ -82,6 +85,14 @@ type conn struct {
 	rev2    bool // ENABLE IMAP4rev2
 	cstore  bool // CONDSTORE enabled (by any enabling command)
 	qresync bool // ENABLE QRESYNC
+
+	// acctID is the identity of the account logged in (vmstore.Account.ID);
+	// acctGone is set once that account is deleted: every command then
+	// ends the session with BYE (account.go).
+	acctID   uint64
+	acctGone atomic.Bool
+	delGen   uint64 // vmstore.Store.AccountDeletions when last checked
+
 	// modseqSent: a MODSEQ went out in this command (see flushUpdates).
 	modseqSent bool
 	enabled    map[string]bool
@@ -117,6 +128,8 @@ func newConn(s *Server, nc net.Conn, implicitTLS bool) *conn {
 		isTLS: implicitTLS,
 		state: stateNotAuth,
 		done:  make(chan struct{}),
+
+		connected: time.Now(),
 	}
 	c.remote = nc.RemoteAddr().String()
 	c.log = slog.New(connHandler{s.Logger.Handler(), c})
@@ -185,7 +198,7 @@ func (c *conn) serve() {
 	metricOpen.Inc()
 	c.log.Debug("imap connection")
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		c.nc.SetDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 		if err := tc.Handshake(); err != nil {
 			c.log.Debug("imap tls handshake", "err", err)
 			c.end()
@@ -220,6 +233,7 @@ func (c *conn) end() {
 		s := c.srv
 		s.mu.Lock()
 		delete(s.conns, c)
+		s.unbindLocked(c)
 		s.mu.Unlock()
 		s.wg.Done()
 	})
@@ -232,11 +246,13 @@ func (c *conn) end() {
 // stack grown while serving commands.
 func (c *conn) run() {
 	for {
-		timeout := c.srv.preAuthTimeout()
+		// Before authentication the deadline is absolute, from connect:
+		// commands (NOOP...) do not extend it.
+		deadline := c.connected.Add(c.srv.preAuthTimeout())
 		if c.state != stateNotAuth {
-			timeout = c.srv.idleTimeout()
+			deadline = time.Now().Add(c.srv.idleTimeout())
 		}
-		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		c.nc.SetReadDeadline(deadline)
 		c.mu.Lock() // the notifier writes too
 		c.enc.Park()
 		c.mu.Unlock()
@@ -293,7 +309,11 @@ func (c *conn) readFailed(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.mu.Lock()
-		c.writeLine("* BYE autologout; idle for too long")
+		if c.state == stateNotAuth {
+			c.writeLine("* BYE autologout; not authenticated in time")
+		} else {
+			c.writeLine("* BYE autologout; idle for too long")
+		}
 		c.flush()
 		c.mu.Unlock()
 	} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -315,7 +335,7 @@ func (c *conn) cleanup() {
 		c.sub.Close()
 		c.sub = nil
 	}
-	if c.user != "" {
+	if c.user != "" && !c.acctGone.Load() {
 		if err := c.srv.Store.RecordSession(c.user, false, "imap", c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()); err != nil {
 			c.log.Debug("record logout", "err", err)
 		}
@@ -340,12 +360,26 @@ func (c *conn) command() (cont bool) {
 	start := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.acctGone.Load() || c.accountDeletedMeanwhile() {
+		c.writeLine("* BYE %s", accountGoneText)
+		c.flush()
+		return false
+	}
 	p := &parser{Decoder: c.dec, c: c}
 	tag := "*"
 	name := ""
 	c.cmd, c.okText, c.okDone = "", "", false
 	defer func() {
 		x := recover()
+		switch x.(type) {
+		case nil, syntaxError, ioError, byeError:
+		default:
+			if x != errLogout && c.accountGone() {
+				// What failed is the account itself: the session ends
+				// (account.go), whatever the command was.
+				x = byeError{accountGoneText}
+			}
+		}
 		result := "ok"
 		label := "unknown"
 		if commands[name] != nil {
@@ -448,6 +482,9 @@ func (c *conn) command() (cont bool) {
 	if cmd.states&c.state == 0 {
 		xsyntaxf("%s not allowed in %s state", name, c.state)
 	}
+	if strings.HasPrefix(name, "UID ") {
+		c.announceNewForUID()
+	}
 	cmd.handler(c, tag, p)
 	return true
 }
@@ -466,7 +503,7 @@ var noExpungeDuring = map[string]bool{
 // upgradeTLS switches the connection to TLS after STARTTLS.
 func (c *conn) upgradeTLS() error {
 	tc := tls.Server(c.nc, c.srv.TLSConfig)
-	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	tc.SetDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
@@ -503,7 +540,7 @@ func (c *conn) ensureSub() {
 	if c.sub != nil {
 		return
 	}
-	c.sub = c.srv.Store.Hub().Subscribe(c.user, hubLimit)
+	c.sub = c.srv.Store.Hub().SubscribeAccount(c.user, c.acctID, hubLimit)
 	// No goroutine of our own waits for the hub: its notification starts a
 	// short-lived one (most sessions idle; each goroutine costs a stack).
 	c.sub.SetNotify(func() { go c.notifyPush() })

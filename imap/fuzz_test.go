@@ -15,6 +15,7 @@ var fuzzSeeds = []string{
 	"e ENABLE UTF8=ACCEPT\r\na APPEND INBOX (\\Seen) UTF8 (~{6+}\r\nX: y\r\n)\r\n",
 	"a APPEND INBOX UTF8 ({6+}\r\nX: y\r\n)\r\n",
 	"a SORT (DISPLAYFROM REVERSE DISPLAYTO) UTF-8 ALL\r\n",
+	"a THREAD REFERENCES UTF-8 OR SUBJECT x NOT FROM y\r\na UID THREAD ORDEREDSUBJECT US-ASCII 1:*\r\n",
 	"a SELECT INBOX (CONDSTORE)\r\n",
 	"a FETCH 1:* (FLAGS UID ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (SUBJECT)]<0.10> BINARY.SIZE[1])\r\n",
 	"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n",
@@ -37,7 +38,7 @@ var fuzzSeeds = []string{
 
 // FuzzCommand feeds arbitrary input to an authenticated session with
 // INBOX selected. Handlers must answer BAD/NO, never panic (TestMain makes
-// a panic fatal).
+// a panic fatal) nor answer NO [SERVERBUG].
 func FuzzCommand(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
@@ -50,10 +51,11 @@ func FuzzCommand(f *testing.F) {
 		c := newConn(e.srv, srvSide, false)
 		c.user, c.state = "alice", stateAuth
 		var wg sync.WaitGroup
+		var out bytes.Buffer
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			io.Copy(io.Discard, cliSide)
+			io.Copy(&out, cliSide)
 		}()
 		in := append([]byte("s SELECT INBOX\r\n"), data...)
 		in = append(in, "\r\nz LOGOUT\r\n"...)
@@ -78,6 +80,13 @@ func FuzzCommand(f *testing.F) {
 		srvSide.Close()
 		cliSide.Close()
 		wg.Wait()
+		// Bad input gets BAD or NO with the right code; SERVERBUG means a
+		// handler failed on it.
+		if i := bytes.Index(out.Bytes(), []byte("[SERVERBUG]")); i >= 0 {
+			line := out.Bytes()[max(0, bytes.LastIndexByte(out.Bytes()[:i], '\n')+1):]
+			line, _, _ = bytes.Cut(line, []byte("\r\n"))
+			t.Fatalf("server bug on input %q:\n%s", data, line)
+		}
 	})
 }
 

@@ -10,6 +10,10 @@ var (
 		Name: "lemonvox_imap_connections_total",
 		Help: "IMAP connections accepted, by listener (plain, tls).",
 	}, []string{"listener"})
+	metricRefused = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "lemonvox_imap_connections_refused_total",
+		Help: "IMAP connections refused with BYE [UNAVAILABLE] (connection limits).",
+	})
 	metricOpen = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "lemonvox_imap_connections_open",
 		Help: "IMAP connections currently open.",

@@ -14,7 +14,11 @@ import (
 // or COMPRESS, where bytes may already wait above the socket, it reads the
 // first octet through them.
 func (c *conn) waitForClient() error {
-	if tcp, ok := c.nc.(*net.TCPConn); ok && c.zr == nil {
+	nc := c.nc
+	if u, ok := nc.(interface{ Unwrap() net.Conn }); ok { // netlimit.Conn
+		nc = u.Unwrap()
+	}
+	if tcp, ok := nc.(*net.TCPConn); ok && c.zr == nil {
 		return waitReadable(tcp)
 	}
 	return c.dec.Wait()

@@ -63,8 +63,9 @@
 //   - An idle session holds no read or write buffer (pooled, see
 //     wire.Decoder.Park); what remains is its goroutines and session state.
 //   - Limits: command line 64 KiB without literals, literals read into memory
-//     1 MiB, APPEND literals AppendLimit (default 64 MiB, spooled to memory
-//     up to 1 MiB, else to a file in SpoolDir), list nesting 32, ten
+//     1 MiB, APPEND literals AppendLimit (default 64 MiB; a command's
+//     literals spooled to memory up to 1 MiB in all, else to files in
+//     SpoolDir, at most AppendSpoolLimit), list nesting 32, ten
 //     consecutive BAD replies end the connection, write deadline 5 minutes.
 //   - Mailbox names are UTF-8 for IMAP4rev2 clients (ENABLE IMAP4rev2 or
 //     UTF8=ACCEPT) and modified UTF-7 (RFC 3501 s5.1.3) otherwise.
@@ -74,21 +75,28 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // Defaults of the Server fields.
 const (
-	DefaultIdleTimeout    = 30 * time.Minute // RFC 9051 s5.4 minimum for authenticated
-	DefaultPreAuthTimeout = 60 * time.Second
-	DefaultAppendLimit    = 64 << 20
-	maxBadCommands        = 10
+	DefaultIdleTimeout      = 30 * time.Minute // RFC 9051 s5.4 minimum for authenticated
+	DefaultPreAuthTimeout   = 60 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultAppendLimit      = 64 << 20
+	maxBadCommands          = 10
 )
 
 // Server is the IMAP service. Set the fields, call Initialize, and Close to
@@ -111,18 +119,37 @@ type Server struct {
 	// AppendLimit bounds one APPEND literal (RFC 7889); 0 means 64 MiB.
 	AppendLimit int64
 	// IdleTimeout ends authenticated connections silent that long; 0 means
-	// 30 minutes. PreAuthTimeout is the same before authentication; 0 means
-	// one minute.
+	// 30 minutes. PreAuthTimeout is the time a connection has, from
+	// connect, to authenticate, whatever it sends meanwhile (NOOPs do not
+	// extend it); 0 means one minute.
 	IdleTimeout    time.Duration
 	PreAuthTimeout time.Duration
-	// AuthLimiter limits failed authentications; nil means the default
-	// limits (see NewAuthLimiter).
-	AuthLimiter *AuthLimiter
+	// HandshakeTimeout bounds a TLS handshake (implicit TLS, STARTTLS);
+	// 0 means 10 seconds.
+	HandshakeTimeout time.Duration
+	// MaxConns bounds each listener's connections and MaxConnsPerSource
+	// those from one IP address (LimitExempt networks excepted); 0 means
+	// no limit. Connections beyond get "* BYE [UNAVAILABLE]".
+	MaxConns          int
+	MaxConnsPerSource int
+	LimitExempt       []netip.Prefix
+	// Listeners, if set, reports the listeners' health and shares the
+	// daemon's descriptor budget (netlimit).
+	Listeners *netlimit.Registry
+	// AuthLimiter slows down failed authentications (shared with the other
+	// protocols); nil means a limiter of this server with the default
+	// rules (authlimit.New).
+	AuthLimiter *authlimit.Limiter
 	// Logger receives the logs; nil means slog.Default.
 	Logger *slog.Logger
-	// SpoolDir holds APPEND literals above 1 MiB until they are stored;
-	// empty means os.TempDir.
+	// SpoolDir holds APPEND literals beyond the first MiB of a command
+	// until they are stored (spool.go); Initialize creates it and removes
+	// what an earlier process left there. The daemon uses <data>/spool.
+	// Empty means os.TempDir (nothing is removed there).
 	SpoolDir string
+	// AppendSpoolLimit bounds the octets of one APPEND command (all the
+	// messages of a MULTIAPPEND); 0 means 4 x AppendLimit.
+	AppendSpoolLimit int64
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
 	// LiteralMinus advertises LITERAL- instead of LITERAL+:
@@ -136,6 +163,8 @@ type Server struct {
 	mu       sync.Mutex
 	lns      []net.Listener
 	conns    map[*conn]struct{}
+	byAcct   map[uint64]map[*conn]struct{} // logged-in sessions by account ID
+	unhook   func()                        // stops the account-deleted calls
 	plainLn  net.Listener
 	tlsLn    net.Listener
 	nextConn atomic.Uint64
@@ -159,26 +188,35 @@ func (s *Server) Initialize() error {
 		s.Logger = slog.Default()
 	}
 	if s.AuthLimiter == nil {
-		s.AuthLimiter = NewAuthLimiter()
+		s.AuthLimiter = authlimit.New(authlimit.Config{})
+	}
+	if s.SpoolDir != "" {
+		if err := clearSpool(s.SpoolDir); err != nil {
+			return fmt.Errorf("imap: spool %s: %w", s.SpoolDir, err)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[*conn]struct{}{}
+	s.byAcct = map[uint64]map[*conn]struct{}{}
+	s.unhook = s.Store.Hub().OnAccountDeleted(s.accountDeleted)
 	if s.Addr != "" {
 		ln, err := net.Listen("tcp", s.Addr)
 		if err != nil {
+			s.unhook()
 			return err
 		}
-		s.plainLn = ln
-		s.lns = append(s.lns, ln)
+		s.plainLn = s.limit(ln, "imap", false)
+		s.lns = append(s.lns, s.plainLn)
 	}
 	if s.TLSAddr != "" {
 		ln, err := net.Listen("tcp", s.TLSAddr)
 		if err != nil {
 			s.closeListeners()
+			s.unhook()
 			return err
 		}
-		s.tlsLn = ln
-		s.lns = append(s.lns, ln)
+		s.tlsLn = s.limit(ln, "imaps", true)
+		s.lns = append(s.lns, s.tlsLn)
 	}
 	if s.plainLn != nil {
 		s.wg.Add(1)
@@ -220,6 +258,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.cancel()
+	s.unhook()
 	s.closeListeners()
 	s.mu.Lock()
 	// Sessions waiting for the client (between commands, in IDLE) are
@@ -279,6 +318,32 @@ func (s *Server) acceptLoop(ln net.Listener, implicitTLS bool) {
 	}
 }
 
+// limit wraps a listener with the connection limits (netlimit): retried
+// accept errors, limits per listener and per source, and the refusal.
+func (s *Server) limit(ln net.Listener, name string, implicitTLS bool) net.Listener {
+	return netlimit.Wrap(ln, netlimit.Config{Name: name, MaxConns: s.MaxConns, MaxPerSource: s.MaxConnsPerSource,
+		Exempt: s.LimitExempt, Registry: s.Listeners, Logger: s.Logger,
+		Reject: func(nc net.Conn) {
+			if implicitTLS {
+				tc := tls.Server(nc, s.TLSConfig)
+				if tc.Handshake() != nil {
+					return
+				}
+				nc = tc
+			}
+			metricRefused.Inc()
+			// RFC 9051 s7.1.5: BYE as greeting, the server will not serve.
+			io.WriteString(nc, "* BYE [UNAVAILABLE] too many connections, try again later\r\n")
+		}})
+}
+
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout > 0 {
+		return s.HandshakeTimeout
+	}
+	return DefaultHandshakeTimeout
+}
+
 func (s *Server) idleTimeout() time.Duration {
 	if s.IdleTimeout > 0 {
 		return s.IdleTimeout
@@ -291,6 +356,20 @@ func (s *Server) preAuthTimeout() time.Duration {
 		return s.PreAuthTimeout
 	}
 	return DefaultPreAuthTimeout
+}
+
+func (s *Server) spoolDir() string {
+	if s.SpoolDir != "" {
+		return s.SpoolDir
+	}
+	return os.TempDir()
+}
+
+func (s *Server) appendSpoolLimit() int64 {
+	if s.AppendSpoolLimit > 0 {
+		return s.AppendSpoolLimit
+	}
+	return 4 * s.appendLimit()
 }
 
 func (s *Server) appendLimit() int64 {

@@ -132,3 +132,74 @@ func TestSortDisplay(t *testing.T) {
 		t.Fatalf("unknown key: %s", tagged)
 	}
 }
+
+// TestSortAddressKeys: RFC 5256 s3 CC/TO sort on the addr-mailbox of the
+// first address, the group name for a group (its start marker's
+// addr-mailbox); RFC 5957 DISPLAYFROM/DISPLAYTO on the decoded display
+// name, else the addr-spec; SUBJECT on the RFC 5256 s2.1 base subject.
+func TestSortAddressKeys(t *testing.T) {
+	e := newTestEnv(t)
+	e.deposit("alice", "INBOX", "From: \"Zulu\" <a@x.test>\r\nTo: Bravo: zulu@x.test;\r\nCc: Hotel:;\r\n"+
+		"Subject: re: [fwd: [fwd: re: [fwd: babylon]]]\r\n\r\none\r\n")
+	e.deposit("alice", "INBOX", "From: =?utf-8?q?Bj=C3=B6rn?= <z@x.test>\r\nTo: \"Charlie\" <alpha@x.test>\r\n"+
+		"Cc: <@r.test:foxtrot@x.test>\r\nSubject: [list] Re: alpha\r\n\r\ntwo\r\n")
+	e.deposit("alice", "INBOX", "From: mike@x.test\r\nTo: \"Able\" <delta@x.test>\r\nCc: (c) golf (c) @x.test\r\n"+
+		"Subject: Cairo\r\n\r\nthree\r\n")
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("SELECT INBOX")
+	for _, tc := range []struct{ keys, want string }{
+		{"TO", "* SORT 2 1 3"},
+		{"DISPLAYTO", "* SORT 3 1 2"},
+		{"CC", "* SORT 2 3 1"},
+		{"FROM", "* SORT 1 3 2"},
+		{"DISPLAYFROM", "* SORT 2 3 1"},
+		{"SUBJECT", "* SORT 2 1 3"},
+		{"REVERSE SUBJECT", "* SORT 3 1 2"},
+	} {
+		if l := rc.ok("SORT (%s) UTF-8 ALL", tc.keys); len(l) != 1 || l[0] != tc.want {
+			t.Errorf("SORT (%s): %q, want %q", tc.keys, l, tc.want)
+		}
+	}
+}
+
+// TestBaseSubject: RFC 5256 s2.1, step by step.
+func TestBaseSubject(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		reply    bool
+	}{
+		{"re: [fwd: [fwd: re: [fwd: babylon]]]", "babylon", true},
+		{"Re: [list] FWD: Re: Hello  world (fwd)", "Hello world", true},
+		{"babylon", "babylon", false},
+		{"[list] [other]", "[other]", false},
+		{"[x]", "[x]", false},
+		{"[fwd: hello]", "hello", true},
+		{"Re:", "", true},
+		{"re [foo]: bar", "bar", true},
+		{"  Fw:   x  ", "x", true},
+		{"Fwd:Fwd: Re:re: x", "x", true},
+		{"x (fwd) (FWD)", "x", true},
+		{"[a]re: [b]fw: c", "c", true},
+		{"rex: y", "rex: y", false},
+		{"[fwd: ]", "", true},
+		{"[fwd: a] (fwd)", "a", true},
+		{"re: re: [list]", "[list]", true},
+		{"\t re:\tfoo\r\n bar", "foo bar", true},
+		{"[fwd: [list] re: x]", "x", true},
+		{"fwd: [fwd: x] y", "y", true},
+		{"[list] hello", "hello", false},
+		{"[a][b] c", "c", false},
+		{"[a [b] c]", "[a [b] c]", false},
+		{"Re: [a [b] c]", "[a [b] c]", true},
+		{"(fwd)", "", true},
+		{"hello (fwd", "hello (fwd", false},
+		{"[fwd: re: [fwd: x]] (fwd)", "x", true},
+		{"re:re", "re", true},
+	} {
+		got, reply := extractBaseSubject(tc.in)
+		if got != tc.want || reply != tc.reply {
+			t.Errorf("%q: %q reply %v, want %q reply %v", tc.in, got, reply, tc.want, tc.reply)
+		}
+	}
+}

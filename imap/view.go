@@ -36,11 +36,113 @@ type selected struct {
 	contexts  []*searchContext
 	recent    map[uint32]bool // \Recent for this session (IMAP4rev1)
 	dirty     bool            // changed since the contexts were last evaluated
+
+	// keywords are the keywords announced in FLAGS besides the permanent
+	// ones, sorted: a FETCH may carry only announced keywords (RFC 9051
+	// s7.3.5).
+	keywords []string
+	// told is, per UID, the newest state the client was sent since the
+	// hub events up to drained were taken (see pollEvents): a queued
+	// update no newer than it is stale and never sent.
+	told    map[uint32]toldState
+	drained uint64 // highest modseq of the mailbox's events taken from the hub
 }
 
 type flagUpdate struct {
 	flags  []string
 	modseq uint64
+}
+
+// toldState is what a FETCH told the client of a message at a modseq:
+// its FLAGS, its MODSEQ, or both.
+type toldState struct {
+	modseq uint64
+	flags  bool
+	mod    bool
+}
+
+// noteTold records a FETCH response about uid.
+func (s *selected) noteTold(uid uint32, modseq uint64, flags, mod bool) {
+	t, ok := s.told[uid]
+	if ok && t.modseq > modseq {
+		return
+	}
+	if ok && t.modseq == modseq {
+		flags, mod = flags || t.flags, mod || t.mod
+	}
+	if s.told == nil {
+		s.told = map[uint32]toldState{}
+	}
+	s.told[uid] = toldState{modseq: modseq, flags: flags, mod: mod}
+}
+
+// pruneTold forgets what no queued or future update can be older than:
+// the hub hands events in modseq order, and every event up to drained has
+// been taken and compared.
+func (s *selected) pruneTold() {
+	for u, t := range s.told {
+		if t.modseq <= s.drained {
+			delete(s.told, u)
+		}
+	}
+	if len(s.told) == 0 {
+		s.told = nil
+	}
+}
+
+// flagsList is the FLAGS response's list: system flags, the permanent
+// Lemonade keywords, then the keywords the mailbox has used.
+func (s *selected) flagsList() string {
+	var b strings.Builder
+	b.WriteString(systemFlags)
+	for _, k := range permanentKeywords {
+		b.WriteByte(' ')
+		b.WriteString(k)
+	}
+	for _, k := range s.keywords {
+		b.WriteByte(' ')
+		b.WriteString(k)
+	}
+	return b.String()
+}
+
+// announceKeywords sends FLAGS (and PERMANENTFLAGS, which lists the same
+// keywords) when flags holds a keyword the client has not been told of,
+// so that no FETCH carries a keyword before FLAGS listed it (RFC 9051
+// s7.3.5, RFC 3501 s7.2.6). It must be called before the FETCH is
+// started.
+func (c *conn) announceKeywords(flags []string) {
+	s := c.sel
+	if s == nil {
+		return
+	}
+	added := false
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) || hasFlagFold(permanentKeywords, f) || hasFlagFold(s.keywords, f) {
+			continue
+		}
+		s.keywords = append(s.keywords, f)
+		added = true
+	}
+	if !added {
+		return
+	}
+	slices.Sort(s.keywords)
+	list := s.flagsList()
+	c.writeLine("* FLAGS (%s)", list)
+	if !s.readOnly {
+		c.writeLine(`* OK [PERMANENTFLAGS (%s \*)] flags permitted`, list)
+	}
+}
+
+// hasFlagFold reports whether list has flag f, compared case-insensitively.
+func hasFlagFold(list []string, f string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // selMailbox is what a session keeps of its selected mailbox's record (a
@@ -104,6 +206,7 @@ func (s *selected) removeUIDs(gone []uint32) {
 	}
 	for _, u := range gone {
 		delete(s.pendFlags, u)
+		delete(s.told, u)
 	}
 }
 
@@ -113,6 +216,9 @@ func (c *conn) pollEvents() {
 		return
 	}
 	evs, over := c.sub.Drain()
+	if c.sub.AccountGone() {
+		c.acctGone.Store(true)
+	}
 	if over {
 		if c.notify != nil {
 			// RFC 5465 s5.8: tell the client and stop notifying.
@@ -139,6 +245,9 @@ func (c *conn) pollEvents() {
 			// Already in the snapshot SELECT read.
 			continue
 		}
+		if ev.ModSeq > s.drained {
+			s.drained = ev.ModSeq
+		}
 		switch ev.Type {
 		case vmstore.EventMessageNew, vmstore.EventMessageAppend:
 			for _, u := range ev.UIDs {
@@ -158,16 +267,16 @@ func (c *conn) pollEvents() {
 				delete(s.pendFlags, u)
 			}
 		case vmstore.EventFlagsSet, vmstore.EventFlagsClear, vmstore.EventMessageRead, vmstore.EventMessageTrash:
-			if slices.Contains(s.own, ev.ModSeq) {
-				continue
-			}
+			// This session's own change is known to its client, but when
+			// an older change by another session is still queued for the
+			// message, the client's idea of it is stale: the queued update
+			// becomes this newer state (a .SILENT STORE reported nothing).
+			own := slices.Contains(s.own, ev.ModSeq)
 			for j, u := range ev.UIDs {
-				if j < len(ev.MsgFlags) && j < len(ev.MsgModSeq) {
-					if s.pendFlags == nil {
-						s.pendFlags = map[uint32]flagUpdate{}
-					}
-					s.pendFlags[u] = flagUpdate{flags: ev.MsgFlags[j], modseq: ev.MsgModSeq[j]}
+				if j >= len(ev.MsgFlags) || j >= len(ev.MsgModSeq) {
+					continue
 				}
+				s.queueFlags(u, flagUpdate{flags: ev.MsgFlags[j], modseq: ev.MsgModSeq[j]}, own)
 			}
 		case vmstore.EventMailboxDelete:
 			s.gone = true
@@ -178,6 +287,19 @@ func (c *conn) pollEvents() {
 			s.modseq = ev.ModSeq
 		}
 	}
+}
+
+// queueFlags queues a message's new flags unless a newer state is queued;
+// onlyIfQueued replaces a queued state but queues nothing new.
+func (s *selected) queueFlags(uid uint32, fu flagUpdate, onlyIfQueued bool) {
+	pf, ok := s.pendFlags[uid]
+	if ok && pf.modseq >= fu.modseq || !ok && onlyIfQueued {
+		return
+	}
+	if s.pendFlags == nil {
+		s.pendFlags = map[uint32]flagUpdate{}
+	}
+	s.pendFlags[uid] = fu
 }
 
 // resync rebuilds the queues from the store after the hub dropped events.
@@ -208,10 +330,7 @@ func (c *conn) resync() {
 	if err == nil {
 		for _, m := range changed {
 			if _, ok := slices.BinarySearch(s.uids, m.UID); ok {
-				if s.pendFlags == nil {
-					s.pendFlags = map[uint32]flagUpdate{}
-				}
-				s.pendFlags[m.UID] = flagUpdate{m.Flags, m.ModSeq}
+				s.queueFlags(m.UID, flagUpdate{m.Flags, m.ModSeq}, false)
 			}
 			if m.ModSeq > s.modseq {
 				s.modseq = m.ModSeq
@@ -232,6 +351,13 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		c.enc.Raw(l).CRLF()
 	}
 	c.pendNotify = nil
+	if c.acctGone.Load() {
+		if !c.closing {
+			c.writeLine("* BYE %s", accountGoneText)
+			c.closing = true
+		}
+		return
+	}
 	s := c.sel
 	if s == nil {
 		return
@@ -250,35 +376,7 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		slices.Sort(gone)
 		c.reportExpunged(gone)
 	}
-	if len(s.pendNew) > 0 {
-		slices.Sort(s.pendNew)
-		s.uids = append(s.uids, s.pendNew...)
-		newUIDs := s.pendNew
-		s.pendNew = nil
-		s.dirty = true
-		c.writeLine("* %d EXISTS", len(s.uids))
-		if !c.rev2 && !s.readOnly && c.mailboxHasRecent(s.mb.ID) {
-			if r, err := c.srv.Store.ClearRecent(c.user, s.mb.ID); err == nil && len(r) > 0 {
-				if s.recent == nil {
-					s.recent = map[uint32]bool{}
-				}
-				for _, u := range r {
-					s.recent[u] = true
-				}
-			}
-		}
-		if !c.rev2 && !s.readOnly {
-			n := 0
-			for u := range s.recent {
-				if _, ok := s.seqOf(u); ok {
-					n++
-				}
-			}
-			c.writeLine("* %d RECENT", n)
-		}
-		c.notifyNewFetch(newUIDs)
-		metricUpdates.WithLabelValues("exists").Inc()
-	}
+	c.reportNew()
 	if len(s.pendFlags) > 0 {
 		uids := make([]uint32, 0, len(s.pendFlags))
 		for u := range s.pendFlags {
@@ -291,13 +389,36 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 				continue
 			}
 			fu := s.pendFlags[u]
+			if t, ok := s.told[u]; ok && t.modseq >= fu.modseq {
+				switch {
+				case t.modseq == fu.modseq && t.flags && (t.mod || !c.cstore):
+					continue // the client has this state
+				case t.modseq == fu.modseq:
+					// Same state, but not all of it was told (FLAGS
+					// without MODSEQ): send it.
+				case t.flags:
+					continue // stale: the client has newer flags
+				default:
+					// It was told a newer MODSEQ without FLAGS: send the
+					// message's current state instead.
+					m, err := c.srv.Store.Message(s.mb.ID, u)
+					if err != nil {
+						continue // expunged: its EXPUNGE is queued
+					}
+					fu = flagUpdate{m.Flags, m.ModSeq}
+				}
+			}
 			c.writeFlagsFetch(seq, u, fu.flags, fu.modseq, false)
 			metricUpdates.WithLabelValues("fetch").Inc()
 		}
 		s.pendFlags = nil
 		s.dirty = true
 	}
-	if s.dirty && len(s.contexts) > 0 && allowExpunge {
+	s.pruneTold()
+	// Context updates go with the responses that caused them, whatever the
+	// command (RFC 5267 s4.3.2); those of expunges went before the EXPUNGE
+	// (reportExpunged).
+	if s.dirty && len(s.contexts) > 0 {
 		s.dirty = false
 		c.updateContexts()
 	}
@@ -308,6 +429,54 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 		c.writeLine("* OK [HIGHESTMODSEQ %d] expunges pending", s.reportableModseq())
 	}
 	c.modseqSent = false
+}
+
+// reportNew announces the messages that arrived since the client was last
+// told: EXISTS (and RECENT for IMAP4rev1), then NOTIFY's MessageNew FETCH.
+func (c *conn) reportNew() {
+	s := c.sel
+	if s == nil || s.gone || len(s.pendNew) == 0 {
+		return
+	}
+	slices.Sort(s.pendNew)
+	s.uids = append(s.uids, s.pendNew...)
+	newUIDs := s.pendNew
+	s.pendNew = nil
+	s.dirty = true
+	c.writeLine("* %d EXISTS", len(s.uids))
+	if !c.rev2 && !s.readOnly && c.mailboxHasRecent(s.mb.ID) {
+		if r, err := c.srv.Store.ClearRecent(c.user, s.mb.ID); err == nil && len(r) > 0 {
+			if s.recent == nil {
+				s.recent = map[uint32]bool{}
+			}
+			for _, u := range r {
+				s.recent[u] = true
+			}
+		}
+	}
+	if !c.rev2 && !s.readOnly {
+		n := 0
+		for u := range s.recent {
+			if _, ok := s.seqOf(u); ok {
+				n++
+			}
+		}
+		c.writeLine("* %d RECENT", n)
+	}
+	c.notifyNewFetch(newUIDs)
+	metricUpdates.WithLabelValues("exists").Inc()
+}
+
+// announceNewForUID runs before a UID command: a UID command acts on every
+// existing message in its set, also one this session has not been told of
+// yet (appended by another session after the last update), so the new
+// messages are announced first and become part of the view.
+func (c *conn) announceNewForUID() {
+	if c.sel == nil {
+		return
+	}
+	c.pollEvents()
+	c.reportNew()
 }
 
 // reportExpunged sends EXPUNGE (highest sequence number first, so that no
@@ -325,6 +494,8 @@ func (c *conn) reportExpunged(gone []uint32) {
 		s.removeUIDs(gone)
 		return
 	}
+	// REMOVEFROM with the sequence numbers still valid (RFC 5267 s4.3.4).
+	c.contextsExpunge(present)
 	if c.qresync {
 		c.writeLine("* VANISHED %s", uidSetString(present))
 		metricUpdates.WithLabelValues("vanished").Inc()
@@ -346,6 +517,8 @@ func (c *conn) reportExpunged(gone []uint32) {
 // writeFlagsFetch sends "* seq FETCH (FLAGS ...)", with UID when QRESYNC is
 // on (or asked) and MODSEQ when CONDSTORE is on.
 func (c *conn) writeFlagsFetch(seq, uid uint32, flags []string, modseq uint64, withUID bool) {
+	c.announceKeywords(flags)
+	c.sel.noteTold(uid, modseq, true, c.cstore)
 	c.enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
 	if withUID || c.qresync {
 		c.enc.Raw("UID ").Number(uint64(uid)).SP()

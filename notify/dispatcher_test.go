@@ -78,7 +78,7 @@ func TestDispatcherResumesFromDurableCursor(t *testing.T) {
 	sink2.accept = isNew
 	startDispatcher(t, s, dir+"/dl", sink2)
 	waitFor(t, 5*time.Second, "3 deliveries", func() bool { return len(sink2.events()) == 3 })
-	time.Sleep(50 * time.Millisecond)
+	waitSettled(t, s, "fake")
 	evs := sink2.events()
 	if len(evs) != 3 || evs[0].UIDs[0] != 6 || evs[2].UIDs[0] != 8 {
 		t.Fatalf("after restart got %+v", evs)
@@ -163,14 +163,26 @@ func TestDispatcherDisabledSinkKeepsEvents(t *testing.T) {
 		}
 		return nil
 	}
-	d := startDispatcher(t, s, dir, sink)
+	// A sink beside it that works: once it has the second event, the
+	// dispatcher has read it too.
+	control := newFakeSink("control")
+	control.accept = isNew
+	d := startDispatcher(t, s, dir, sink, control)
 	deposit(t, s, "dave")
 	waitFor(t, 5*time.Second, "disabled", func() bool {
 		st, _ := d.Status()
 		return st[0].Disabled
 	})
-	deposit(t, s, "dave")
-	time.Sleep(50 * time.Millisecond)
+	tried := len(sink.attempts())
+	second := deposit(t, s, "dave")
+	waitSettled(t, s, "control")
+	if n := len(control.events()); n != 2 {
+		t.Fatalf("control sink got %d events", n)
+	}
+	// Every attempt counts, failed ones too: a disabled sink is not tried.
+	for _, ev := range sink.attempts()[tried:] {
+		t.Fatalf("delivery attempted while disabled: uid %d", ev.UIDs[0])
+	}
 	if len(sink.events()) != 0 {
 		t.Fatal("delivered while disabled")
 	}
@@ -185,6 +197,9 @@ func TestDispatcherDisabledSinkKeepsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "both events", func() bool { return len(sink.events()) == 2 })
+	if got := sink.events(); got[1].UIDs[0] != second.Message.UID {
+		t.Fatalf("after enabling: %+v", got)
+	}
 }
 
 func TestBackoffGrowsWithJitter(t *testing.T) {
@@ -195,6 +210,19 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 			if got < want/2 || got > want {
 				t.Fatalf("backoff(%d) = %v, want in [%v,%v]", n, got, want/2, want)
 			}
+		}
+	}
+	// And it is jittered: retries of many sinks do not fall in step.
+	for n, want := range map[int]time.Duration{1: time.Second, 4: 8 * time.Second} {
+		lo, hi := time.Duration(1<<62), time.Duration(0)
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 100; i++ {
+			got := d.backoff(n, ErrDelivery)
+			lo, hi = min(lo, got), max(hi, got)
+			seen[got] = true
+		}
+		if len(seen) < 50 || hi-lo < want/4 {
+			t.Fatalf("backoff(%d): %d distinct values in [%v,%v]: no jitter", n, len(seen), lo, hi)
 		}
 	}
 	if got := d.backoff(1, &RetryAfterError{Err: ErrDelivery, After: 30 * time.Second}); got != 30*time.Second {

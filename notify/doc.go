@@ -68,5 +68,17 @@
 // notification preferences, Account.Options.Notify["sip_ha1"], set by the
 // admin API (SIPHA1 computes it). An account without that preference can
 // only be watched through a trusted PBX. A subscriber authenticated as one
-// account may only watch that account's mailbox (403 otherwise).
+// account may only watch that account's mailbox (403 otherwise). Nonces,
+// nonce counts, the qop and uri rules and the authentication limiter are
+// in sipauth.go; an untrusted subscriber's NOTIFYs go to its source
+// address, never to the Contact it names.
+//
+// # Validation and limits
+//
+// sipvalidate.go checks every datagram and every framed message of a
+// stream before sipgo parses it (version, method, CSeq, Request-URI) and
+// answers malformed requests itself. siplimits.go holds the connection
+// limits of the TCP and TLS listeners (netlimit), the subscription limits
+// and the per-account fan-out bound. These files are the SIP endpoint's,
+// not MWI's, and move with it.
 package notify

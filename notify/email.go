@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/message"
 )
 
 // EmailSink is voicemail-to-email: each new message in an account's INBOX
@@ -251,10 +252,17 @@ func (e *EmailSink) compose(w io.Writer, to string, ev *vmstore.Event, data Emai
 	h("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
 	fmt.Fprintf(w, "\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n%s\r\n", boundary, crlf(body.String()))
 	fmt.Fprintf(w, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"message-%d.eml\"\r\n\r\n", boundary, data.UID)
-	if _, err := io.Copy(w, e.Store.OpenMessage(msg).Reader()); err != nil {
+	// The presented form: a part stored with NUL octets (IMAP APPEND of
+	// a literal8) is re-encoded as base64, as mail must carry it.
+	whole, err := message.New(e.Store, msg).Open(message.Section{}, message.Raw)
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\r\n--%s--\r\n", boundary)
+	defer whole.Close()
+	if _, err := io.Copy(w, whole.Reader()); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "\r\n--%s--\r\n", boundary)
 	return err
 }
 

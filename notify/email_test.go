@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bufio"
+	"encoding/base64"
 	"net"
 	"strings"
 	"sync"
@@ -117,8 +118,39 @@ func TestEmailSinkVoicemailToEmail(t *testing.T) {
 		_, err := s.Message(res.Mailbox.ID, res.Message.UID)
 		return err != nil
 	})
-	time.Sleep(50 * time.Millisecond)
+	waitSettled(t, s, e.Name())
 	if n := len(smtpd.got()); n != 1 {
 		t.Fatalf("%d mails", n)
+	}
+}
+
+// A message with a part stored with NUL octets (IMAP APPEND of a
+// literal8) is attached in its presented form: that part base64-encoded,
+// so that no NUL goes into the mail.
+func TestEmailSinkAttachesBinaryMessagePresented(t *testing.T) {
+	smtpd := newFakeSMTP(t)
+	s := openStore(t, "")
+	mustAccount(t, s, "mail", vmstore.AccountOptions{Email: "mail@example.net"})
+	e := &EmailSink{Store: s, Smarthost: smtpd.ln.Addr().String(), From: "voicemail@vm.test", Attach: true}
+	if err := e.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	startDispatcher(t, s, t.TempDir(), e)
+	audio := "RIFF\x00\x01\x02\x00WAVEdata\x00\x00\xff\x7f"
+	raw := "From: <+15557654321@example.net>\r\nTo: <mail@example.net>\r\nSubject: binary\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n" +
+		"--b\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: binary\r\n\r\n" + audio + "\r\n--b--\r\n"
+	if _, err := s.Deposit(vmstore.DepositReq{User: "mail", Body: strings.NewReader(raw), Service: "imap"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "mail", func() bool { return len(smtpd.got()) == 1 })
+	m := smtpd.got()[0]
+	if strings.IndexByte(m, 0) >= 0 {
+		t.Fatalf("mail carries NUL octets:\n%q", m)
+	}
+	want := "Content-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString([]byte(audio)) + "\r\n--b--"
+	if !strings.Contains(m, want) {
+		t.Fatalf("mail lacks the presented audio part %q:\n%q", want, m)
 	}
 }

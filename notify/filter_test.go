@@ -29,7 +29,7 @@ func TestUserFilterFromMetadata(t *testing.T) {
 		markSeen(t, s, u, res)
 	}
 	waitFor(t, 5*time.Second, "3 deliveries", func() bool { return len(sink.events()) == 3 })
-	time.Sleep(50 * time.Millisecond)
+	waitSettled(t, s, "fake")
 	got := map[string][]vmstore.EventType{}
 	for _, ev := range sink.events() {
 		got[ev.User] = append(got[ev.User], ev.Type)

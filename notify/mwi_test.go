@@ -347,7 +347,10 @@ func TestMWISippDigest(t *testing.T) {
 	s := openStore(t, "")
 	mustAccount(t, s, "gina", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("gina", "vm.test", "pa55word")}})
 	m, _ := startMWI(t, s, false, func(m *MWIServer) { m.NotifyTimeout = 300 * time.Millisecond })
-	if err := runSipp(t, scenario(t, "digest.xml"), freeUDPPort(t), "-s", "gina", "-au", "gina", "-ap", "pa55word", m.Addr())(); err != nil {
+	// sipp's digest uri is remote_ip:remote_port unless told; the server
+	// requires the Request-URI (RFC 2617 s3.2.2.5).
+	authURI := "gina@" + m.Addr()
+	if err := runSipp(t, scenario(t, "digest.xml"), freeUDPPort(t), "-s", "gina", "-au", "gina", "-ap", "pa55word", "-auth_uri", authURI, m.Addr())(); err != nil {
 		t.Fatalf("sipp: %v", err)
 	}
 	if m.Subscriptions("gina") != 1 {
@@ -356,7 +359,7 @@ func TestMWISippDigest(t *testing.T) {
 	// Wrong password: 403 after the challenge.
 	bad := strings.Replace(scenario(t, "digest.xml"), `<recv response="200"/>`, `<recv response="403"/>`, 1)
 	bad = bad[:strings.Index(bad, `<recv request="NOTIFY">`)] + "</scenario>\n"
-	if err := runSipp(t, bad, freeUDPPort(t), "-s", "gina", "-au", "gina", "-ap", "wrong", m.Addr())(); err != nil {
+	if err := runSipp(t, bad, freeUDPPort(t), "-s", "gina", "-au", "gina", "-ap", "wrong", "-auth_uri", authURI, m.Addr())(); err != nil {
 		t.Fatalf("sipp (wrong password): %v", err)
 	}
 }

@@ -2,13 +2,9 @@ package notify
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/md5"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,8 +18,9 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 
+	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -61,27 +58,59 @@ type MWIServer struct {
 	TargetRefresh time.Duration
 	// NotifyTimeout bounds one NOTIFY transaction; 0 means 8 s.
 	NotifyTimeout time.Duration
+	// AuthLimiter slows down wrong digest responses (shared with the other
+	// protocols); nil means one of this server with the default rules.
+	AuthLimiter *authlimit.Limiter
+	// NonceLifetime is how long a digest nonce may be used (stale=true
+	// after); 0 means 5 minutes. MaxNonces bounds the nonces tracked for
+	// replay protection; 0 means 65,536.
+	NonceLifetime time.Duration
+	MaxNonces     int
+	// MaxConns and MaxConnsPerSource bound the TCP and TLS listeners'
+	// connections (TrustedNetworks are not limited per source); 0 means
+	// 12,000 and 200, negative no limit. Beyond, the first request gets
+	// 503 with Retry-After.
+	MaxConns, MaxConnsPerSource int
+	// FirstMessageTimeout is the time a TCP or TLS connection has, from
+	// accept, to complete its TLS handshake and send a valid message; 0
+	// means 30 s. ConnIdleTimeout closes a connection silent that long
+	// afterwards; 0 means MaxExpires + 2 min.
+	FirstMessageTimeout, ConnIdleTimeout time.Duration
+	// Listeners, if set, reports the listeners' health and shares the
+	// daemon's descriptor budget (netlimit).
+	Listeners *netlimit.Registry
+	// MaxSubscriptions (in all, 503 beyond), MaxSubsPerSource (per
+	// untrusted source address, 503) and MaxSubsPerAccount (403); 0 means
+	// 50,000, 100 and 20, negative no limit.
+	MaxSubscriptions, MaxSubsPerSource, MaxSubsPerAccount int
+	// FanOut bounds the NOTIFYs of one account in flight at once, so that
+	// one account's subscribers cannot hold up the others'; 0 means 8.
+	FanOut int
 	// SinkName is the dispatcher sink name; default "mwi".
 	SinkName string
 	// Logger; nil means slog.Default.
 	Logger *slog.Logger
 
-	log      *slog.Logger
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	cli      *sipgo.Client
-	udpConn  net.PacketConn
-	tcpLn    net.Listener
-	tlsLn    net.Listener
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	nonceKey []byte
-	port     int
+	log        *slog.Logger
+	ua         *sipgo.UserAgent
+	srv        *sipgo.Server
+	cli        *sipgo.Client
+	udpConn    net.PacketConn
+	tcpLn      net.Listener
+	tlsLn      net.Listener
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	nonces     *nonceTable
+	ownLimiter *authlimit.Limiter
+	udpHealth  *netlimit.Health
+	port       int
 
 	mu       sync.Mutex
 	accounts map[string]*mwiAccount
 	subs     map[string]*mwiSub // by dialog id
+	bySource map[netip.Addr]int // subscriptions per source address
+	unhook   func()             // stops the account-deleted calls
 }
 
 // mwiAccount is the notification state of one account.
@@ -96,6 +125,7 @@ type mwiAccount struct {
 type mwiSub struct {
 	id        string
 	user      string
+	accountID uint64 // the account's identity (vmstore.Account.ID)
 	callID    string
 	localTag  string
 	remoteTag string
@@ -105,6 +135,7 @@ type mwiSub struct {
 	routes    []sip.Uri
 	transport string
 	eventID   string
+	source    netip.Addr // where the SUBSCRIBE came from
 
 	mu       sync.Mutex // serializes NOTIFYs: order and CSeq
 	cseq     uint32
@@ -146,10 +177,22 @@ func (m *MWIServer) Initialize() error {
 	if m.SinkName == "" {
 		m.SinkName = "mwi"
 	}
-	m.nonceKey = make([]byte, 32)
-	_, _ = rand.Read(m.nonceKey)
+	if m.NonceLifetime <= 0 {
+		m.NonceLifetime = DefaultNonceLifetime
+	}
+	if m.MaxNonces <= 0 {
+		m.MaxNonces = DefaultMaxNonces
+	}
+	nonceKey := make([]byte, 32)
+	_, _ = rand.Read(nonceKey)
+	m.nonces = newNonceTable(nonceKey, m.NonceLifetime, m.MaxNonces)
+	if m.AuthLimiter == nil {
+		m.ownLimiter = authlimit.New(authlimit.Config{Trusted: m.TrustedNetworks})
+	}
 	m.accounts = map[string]*mwiAccount{}
 	m.subs = map[string]*mwiSub{}
+	m.bySource = map[netip.Addr]int{}
+	m.limitDefaults()
 
 	host, portS, err := net.SplitHostPort(m.Listen)
 	if err != nil {
@@ -178,11 +221,12 @@ func (m *MWIServer) Initialize() error {
 			m.closeListeners()
 			return fmt.Errorf("%w: ListenTLS without TLSConfig", ErrConfig)
 		}
-		m.tlsLn, err = tls.Listen("tcp", m.ListenTLS, m.TLSConfig)
+		raw, err := net.Listen("tcp", m.ListenTLS)
 		if err != nil {
 			m.closeListeners()
 			return fmt.Errorf("notify: mwi listen tls: %w", err)
 		}
+		m.tlsLn = tls.NewListener(m.limitListener(raw, "sip-tls", m.TLSConfig), m.TLSConfig)
 	}
 	if m.Domain == "" {
 		m.Domain = host
@@ -238,10 +282,15 @@ func (m *MWIServer) Initialize() error {
 			}
 		}()
 	}
-	serve(func() error { return m.srv.ServeUDP(m.udpConn) })
-	serve(func() error { return m.srv.ServeTCP(m.tcpLn) })
+	// Every message is validated before sipgo parses it (sipvalidate.go).
+	m.udpHealth = m.Listeners.Watch("sip-udp", m.udpConn.LocalAddr().String())
+	serve(func() error {
+		return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP, health: m.udpHealth, closed: m.ctx.Done()})
+	})
+	m.tcpLn = m.limitListener(m.tcpLn, "sip-tcp", nil)
+	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP}) })
 	if m.tlsLn != nil {
-		serve(func() error { return m.srv.ServeTLS(m.tlsLn) })
+		serve(func() error { return m.srv.ServeTLS(&sipListener{Listener: m.tlsLn, onBad: m.badSIP}) })
 	}
 	m.wg.Add(1)
 	go m.expiryLoop()
@@ -249,11 +298,64 @@ func (m *MWIServer) Initialize() error {
 		m.wg.Add(1)
 		go m.refreshLoop()
 	}
+	m.unhook = m.Store.Hub().OnAccountDeleted(m.accountDeleted)
 	m.log.Info("MWI notifier listening", "udp+tcp", m.Addr(), "tls", m.ListenTLS)
 	return nil
 }
 
+// accountDeleted ends the subscriptions of a deleted account at once
+// (they belong to its identity, not to its name: an account created again
+// under the name is not reported to them), with a final NOTIFY
+// "terminated;reason=noresource" (RFC 6665 s4.1.3), and drops its
+// coalescing state. The hub calls it on the committing goroutine.
+func (m *MWIServer) accountDeleted(user string, id uint64) {
+	m.mu.Lock()
+	var ended []*mwiSub
+	a := m.accounts[user]
+	if a != nil {
+		for sid, s := range a.subs {
+			if id != 0 && s.accountID != 0 && s.accountID != id {
+				continue // a later account of the name
+			}
+			ended = append(ended, s)
+			delete(a.subs, sid)
+			delete(m.subs, sid)
+			if n := m.bySource[s.source] - 1; n > 0 {
+				m.bySource[s.source] = n
+			} else {
+				delete(m.bySource, s.source)
+			}
+			metricSIPSubscriptions.Dec()
+		}
+		if len(a.subs) == 0 {
+			if a.timer != nil && a.timer.Stop() {
+				m.wg.Done() // the timer's function will not run
+			}
+			delete(m.accounts, user)
+		}
+	}
+	if m.ctx == nil || m.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.wg.Add(len(ended))
+	m.mu.Unlock()
+	for _, s := range ended {
+		go func() {
+			defer m.wg.Done()
+			m.notifySub(s, "terminated;reason=noresource", true)
+		}()
+	}
+}
+
+func (m *MWIServer) badSIP(from net.Addr, why string) {
+	m.log.Debug("malformed SIP message refused", "from", from, "why", why)
+}
+
 func (m *MWIServer) closeListeners() {
+	if m.udpHealth != nil {
+		m.udpHealth.Close()
+	}
 	if m.udpConn != nil {
 		m.udpConn.Close()
 	}
@@ -276,6 +378,9 @@ func (m *MWIServer) Addr() string {
 func (m *MWIServer) Close() {
 	if m.cancel == nil {
 		return
+	}
+	if m.unhook != nil {
+		m.unhook()
 	}
 	m.mu.Lock()
 	subs := make([]*mwiSub, 0, len(m.subs))
@@ -375,11 +480,15 @@ func (m *MWIServer) sendAll(user string) {
 		}
 	}
 	m.mu.Unlock()
+	// At most FanOut NOTIFYs of this account at once (siplimits.go).
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, m.FanOut)
 	for _, s := range subs {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			m.notifySub(s, "", false)
 		}()
 	}
@@ -435,7 +544,13 @@ func (m *MWIServer) notifySub(s *mwiSub, state string, force bool) {
 		}
 		state = "active;expires=" + strconv.Itoa(int(rem/time.Second))
 	}
-	body, err := m.summary(s.user)
+	var body []byte
+	var err error
+	if !strings.Contains(state, "reason=noresource") {
+		// (The account is gone: another of the name is none of this
+		// subscriber's business.)
+		body, err = m.summary(s.user)
+	}
 	if err != nil {
 		m.log.Error("reading MWI counts", "user", s.user, "err", err)
 		if !terminated {
@@ -587,6 +702,11 @@ func (m *MWIServer) removeSub(s *mwiSub) {
 		return
 	}
 	delete(m.subs, s.id)
+	if n := m.bySource[s.source] - 1; n > 0 {
+		m.bySource[s.source] = n
+	} else {
+		delete(m.bySource, s.source)
+	}
 	metricSIPSubscriptions.Dec()
 	if a := m.accounts[s.user]; a != nil {
 		delete(a.subs, s.id)
@@ -777,18 +897,23 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 	fromTag, _ := from.Params.Get("tag")
 	s := &mwiSub{
 		user:      acct.Name,
+		accountID: acct.ID,
 		callID:    string(*req.CallID()),
 		localTag:  randomToken(8),
 		remoteTag: fromTag,
 		localURI:  to.Address,
 		remoteURI: from.Address,
-		target:    contact.Address,
+		target:    m.notifyTarget(req, contact.Address),
 		transport: req.Transport(),
 		eventID:   eventID,
 		expires:   time.Now().Add(expires),
 	}
-	// RFC 3261 s12.1.1: the route set is the Record-Route list, in order.
+	// RFC 3261 s12.1.1: the route set is the Record-Route list, in order
+	// (from trusted proxies only: see notifyTarget).
 	for _, h := range req.GetHeaders("Record-Route") {
+		if !m.trusted(req.Source()) {
+			break
+		}
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			s.routes = append(s.routes, rr.Address)
 		}
@@ -803,9 +928,21 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 	res.AppendHeader(&exp)
 	res.AppendHeader(&sip.ContactHeader{Address: m.contactURI(s.transport)})
 	if expires > 0 {
+		s.source = authlimit.AddrOf(req.Source())
 		m.mu.Lock()
+		if code, reason := m.admitSub(s.user, s.source, m.trusted(req.Source())); code != 0 {
+			m.mu.Unlock()
+			metricSIPSubsRefused.WithLabelValues(strconv.Itoa(code)).Inc()
+			var hdrs []sip.Header
+			if code == 503 {
+				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
+			}
+			m.respond(req, tx, code, reason, hdrs...)
+			return
+		}
 		m.subs[s.id] = s
 		m.account(s.user).subs[s.id] = s
+		m.bySource[s.source]++
 		m.mu.Unlock()
 		metricSIPSubscriptions.Inc()
 	}
@@ -825,6 +962,25 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 		defer m.wg.Done()
 		m.notifySub(s, state, true)
 	}()
+}
+
+// notifyTarget is where a subscription's NOTIFYs go. A trusted source (the
+// PBX) may name any Contact; an untrusted one gets them at the address its
+// SUBSCRIBE came from (RFC 3581 received/rport), whatever Contact it wrote,
+// so that the server cannot be made to send NOTIFYs to third parties.
+func (m *MWIServer) notifyTarget(req *sip.Request, contact sip.Uri) sip.Uri {
+	if m.trusted(req.Source()) {
+		return contact
+	}
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return contact // not reached: sources are ip:port
+	}
+	u := sip.Uri{Scheme: "sip", User: contact.User, Host: ap.Addr().Unmap().String(), Port: int(ap.Port())}
+	if ap.Addr().Unmap().Is6() {
+		u.Host = "[" + u.Host + "]"
+	}
+	return u
 }
 
 // refresh handles an in-dialog SUBSCRIBE: new expiry, or Expires 0 to end.
@@ -865,105 +1021,6 @@ func (m *MWIServer) refresh(req *sip.Request, tx sip.ServerTransaction, tag stri
 		m.notifySub(s, state, true)
 	}()
 }
-
-// authorize admits trusted sources, or a digest-authenticated subscriber
-// watching its own account (see the package doc). It answers 401/403 itself.
-func (m *MWIServer) authorize(req *sip.Request, tx sip.ServerTransaction, acct *vmstore.Account) bool {
-	if m.trusted(req.Source()) {
-		return true
-	}
-	h := req.GetHeader("Authorization")
-	if h == nil {
-		m.challenge(req, tx, false)
-		return false
-	}
-	cred, err := digest.ParseCredentials(h.Value())
-	if err != nil {
-		m.respond(req, tx, 400, "Bad Authorization")
-		return false
-	}
-	if cred.Username != acct.Name {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	ha1 := strings.ToLower(acct.Options.Notify["sip_ha1"])
-	if ha1 == "" || cred.Realm != m.Realm {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	if !m.nonceValid(cred.Nonce) {
-		m.challenge(req, tx, true)
-		return false
-	}
-	if cred.Algorithm != "" && !strings.EqualFold(cred.Algorithm, "MD5") {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	// RFC 2617 s3.2.2.1 (RFC 3261 s22.4).
-	ha2 := md5hex(string(req.Method) + ":" + cred.URI)
-	var want string
-	if cred.QOP == "" {
-		want = md5hex(ha1 + ":" + cred.Nonce + ":" + ha2)
-	} else {
-		want = md5hex(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, cred.Nonce, cred.Nc, cred.Cnonce, cred.QOP, ha2))
-	}
-	if !hmac.Equal([]byte(want), []byte(strings.ToLower(cred.Response))) {
-		m.respond(req, tx, 403, "Forbidden")
-		return false
-	}
-	return true
-}
-
-func (m *MWIServer) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
-	v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=MD5, qop="auth"`, m.Realm, m.newNonce())
-	if stale {
-		v += ", stale=true"
-	}
-	m.respond(req, tx, 401, "Unauthorized", sip.NewHeader("WWW-Authenticate", v))
-}
-
-func (m *MWIServer) trusted(src string) bool {
-	ap, err := netip.ParseAddrPort(src)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range m.TrustedNetworks {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// Nonces are stateless: time + HMAC under a per-process key, valid 5 min.
-func (m *MWIServer) newNonce() string {
-	b := make([]byte, 8, 24)
-	binary.BigEndian.PutUint64(b, uint64(time.Now().Unix()))
-	mac := hmac.New(sha256.New, m.nonceKey)
-	mac.Write(b[:8])
-	b = mac.Sum(b)[:24]
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func (m *MWIServer) nonceValid(n string) bool {
-	b, err := base64.RawURLEncoding.DecodeString(n)
-	if err != nil || len(b) != 24 {
-		return false
-	}
-	mac := hmac.New(sha256.New, m.nonceKey)
-	mac.Write(b[:8])
-	if !hmac.Equal(mac.Sum(nil)[:16], b[8:]) {
-		return false
-	}
-	age := time.Since(time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0))
-	return age >= -time.Minute && age < 5*time.Minute
-}
-
-// SIPHA1 computes the digest credential to store as
-// Account.Options.Notify["sip_ha1"]: hex MD5(user:realm:secret) (RFC 2617
-// s3.2.2.2). The secret itself is not stored.
-func SIPHA1(user, realm, secret string) string { return md5hex(user + ":" + realm + ":" + secret) }
 
 func md5hex(s string) string {
 	h := md5.Sum([]byte(s))

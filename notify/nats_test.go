@@ -24,15 +24,15 @@ func TestNATSSinkEmbeddedJetStream(t *testing.T) {
 		t.Fatal("nats server not ready")
 	}
 	s := openStore(t, "")
-	mustAccount(t, s, "+1555@vm.example.net", vmstore.AccountOptions{})
+	mustAccount(t, s, "+1555.vm.example.net", vmstore.AccountOptions{})
 	n := &NATSSink{URL: ns.ClientURL(), Payload: PayloadBuilder{ServerName: "vm.test"}, Events: []vmstore.EventType{vmstore.EventMessageNew, vmstore.EventMessageRead}}
 	if err := n.Initialize(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Close)
 	d := startDispatcher(t, s, t.TempDir(), n)
-	res := deposit(t, s, "+1555@vm.example.net")
-	markSeen(t, s, "+1555@vm.example.net", res)
+	res := deposit(t, s, "+1555.vm.example.net")
+	markSeen(t, s, "+1555.vm.example.net", res)
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -42,7 +42,7 @@ func TestNATSSinkEmbeddedJetStream(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cons, err := js.CreateOrUpdateConsumer(ctx, "LEMONVOX", jetstream.ConsumerConfig{FilterSubject: "lemonvox.events.+1555@vm%2Eexample%2Enet.>"})
+	cons, err := js.CreateOrUpdateConsumer(ctx, "LEMONVOX", jetstream.ConsumerConfig{FilterSubject: "lemonvox.events.+1555%2Evm%2Eexample%2Enet.>"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestNATSSinkEmbeddedJetStream(t *testing.T) {
 			t.Fatal("no Nats-Msg-Id")
 		}
 	}
-	if len(subjects) != 2 || subjects[0] != "lemonvox.events.+1555@vm%2Eexample%2Enet.MessageNew" || subjects[1] != "lemonvox.events.+1555@vm%2Eexample%2Enet.MessageRead" {
+	if len(subjects) != 2 || subjects[0] != "lemonvox.events.+1555%2Evm%2Eexample%2Enet.MessageNew" || subjects[1] != "lemonvox.events.+1555%2Evm%2Eexample%2Enet.MessageRead" {
 		t.Fatalf("subjects %v", subjects)
 	}
 	// A re-delivery (as after a crash) is dropped by JetStream's dedupe.

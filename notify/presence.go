@@ -95,6 +95,11 @@ func (p *Presence) run(ctx context.Context) {
 					if p.sessions[ev.User] == 0 {
 						delete(p.sessions, ev.User)
 					}
+				case vmstore.EventAccountDelete:
+					// The account's sessions end with it (they belong to
+					// its identity) and record no Logout: an account
+					// created again under the name starts offline.
+					delete(p.sessions, ev.User)
 				}
 				p.read = ev.Seq
 			}
@@ -153,7 +158,10 @@ type HoldWhileOnline struct {
 func (h *HoldWhileOnline) Deliver(ctx context.Context, ev *vmstore.Event, attempt int) error {
 	if ev.Type != vmstore.EventLogin && ev.Type != vmstore.EventLogout {
 		acct, err := h.Store.GetAccount(ev.User)
-		if err == nil && acct.Options.HoldWhileOnline {
+		// Events of a deleted account are not held for an account created
+		// again under its name (nor by its sessions: they ended with it).
+		sameAccount := err == nil && (ev.AccountID == 0 || ev.AccountID == acct.ID)
+		if sameAccount && acct.Options.HoldWhileOnline {
 			// Presence as of now (at least as of ev): a Logout after ev
 			// releases it.
 			online, err := h.Presence.Online(ctx, ev.User, max(ev.Seq, h.Store.LastSeq()))

@@ -59,16 +59,18 @@ func deposit(t testing.TB, s *vmstore.Store, user string) *vmstore.DepositRes {
 	return res
 }
 
-// fakeSink records deliveries; fail decides per attempt.
+// fakeSink records deliveries (successful ones in got, every attempt in
+// tries); fail decides per attempt.
 type fakeSink struct {
 	name   string
 	accept func(*vmstore.Event) bool
 	fail   func(ev *vmstore.Event, attempt int) error
 
-	mu   sync.Mutex
-	got  []vmstore.Event
-	seen map[uint64]int
-	wake chan struct{}
+	mu    sync.Mutex
+	got   []vmstore.Event
+	tries []vmstore.Event
+	seen  map[uint64]int
+	wake  chan struct{}
 }
 
 func newFakeSink(name string) *fakeSink {
@@ -80,6 +82,9 @@ func (f *fakeSink) Accept(ev *vmstore.Event) bool {
 	return f.accept == nil || f.accept(ev)
 }
 func (f *fakeSink) Deliver(ctx context.Context, ev *vmstore.Event, attempt int) error {
+	f.mu.Lock()
+	f.tries = append(f.tries, *ev)
+	f.mu.Unlock()
 	if f.fail != nil {
 		if err := f.fail(ev, attempt); err != nil {
 			return err
@@ -94,6 +99,24 @@ func (f *fakeSink) Deliver(ctx context.Context, ev *vmstore.Event, attempt int) 
 	default:
 	}
 	return nil
+}
+
+// attempts returns every event Deliver was called with, failed or not.
+func (f *fakeSink) attempts() []vmstore.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]vmstore.Event(nil), f.tries...)
+}
+
+// waitSettled waits until the sink's cursor reaches the end of the journal:
+// every event up to then is finished (delivered, dead-lettered or not
+// accepted), so a check that something did not happen can follow.
+func waitSettled(t testing.TB, s *vmstore.Store, sink string) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "cursor of "+sink+" at the end of the journal", func() bool {
+		c, err := s.Cursor(CursorName(sink))
+		return err == nil && c == s.LastSeq()
+	})
 }
 
 func (f *fakeSink) events() []vmstore.Event {

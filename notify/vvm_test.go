@@ -132,7 +132,7 @@ func TestVVMSinkThroughGateway(t *testing.T) {
 	res := deposit(t, s, "vv")
 	markSeen(t, s, "vv", res)
 	waitFor(t, 5*time.Second, "2 SMS", func() bool { mu.Lock(); defer mu.Unlock(); return len(msgs) == 2 })
-	time.Sleep(30 * time.Millisecond)
+	waitSettled(t, s, v.Name())
 	mu.Lock()
 	defer mu.Unlock()
 	if len(msgs) != 2 {

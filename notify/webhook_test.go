@@ -250,7 +250,7 @@ func TestWebhookDeliveryTLSAndFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "2 webhooks", func() bool { return len(rc.got()) == 2 })
-	time.Sleep(30 * time.Millisecond)
+	waitSettled(t, s, w.Name())
 	got := rc.got()
 	if len(got) != 2 || got[0].Type != "mailbox.MessageNew" || got[1].Type != "mailbox.MessageRead" || got[0].User != "alice" {
 		t.Fatalf("got %+v", got)

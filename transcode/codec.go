@@ -204,6 +204,8 @@ func newFrameCodec(c Codec, bigEndian bool) (frameCodec, error) {
 		return newG722(), nil
 	case GSM:
 		return newGSMDecoder(false), nil
+	case PCM8, L24, L32, F32, F64:
+		return widePCM{codec: c, bigEndian: bigEndian}, nil
 	}
 	return nil, fmt.Errorf("%w: codec %s", ErrUnsupported, c)
 }

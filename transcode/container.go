@@ -42,6 +42,8 @@ func (i Info) bytesToSamples(n int64) int64 {
 		return n / int64(i.Channels)
 	case L16:
 		return n / int64(2*i.Channels)
+	case PCM8, L24, L32, F32, F64:
+		return n / int64(widePCM{codec: i.Codec}.width()*i.Channels)
 	case G726, G722:
 		return n * 2 / int64(i.Channels)
 	case GSM:
@@ -63,6 +65,7 @@ func (i *Info) setDuration() {
 // WAV format tags (RFC 2361 and the values ffmpeg writes).
 const (
 	wavPCM        = 0x0001
+	wavFloat      = 0x0003
 	wavALaw       = 0x0006
 	wavMuLaw      = 0x0007
 	wavGSM        = 0x0031
@@ -157,10 +160,27 @@ func (info *Info) setWAVCodec(tag, bits uint16) error {
 	}
 	switch tag {
 	case wavPCM:
-		if bits != 16 {
+		switch bits {
+		case 8:
+			info.Codec = PCM8
+		case 16:
+			info.Codec = L16
+		case 24:
+			info.Codec = L24
+		case 32:
+			info.Codec = L32
+		default:
 			return fmt.Errorf("%w: %d-bit PCM", ErrUnsupported, bits)
 		}
-		info.Codec = L16
+	case wavFloat:
+		switch bits {
+		case 32:
+			info.Codec = F32
+		case 64:
+			info.Codec = F64
+		default:
+			return fmt.Errorf("%w: %d-bit float", ErrUnsupported, bits)
+		}
 	case wavALaw:
 		info.Codec = PCMA
 	case wavMuLaw:
@@ -188,7 +208,12 @@ func (info *Info) setWAVCodec(tag, bits uint16) error {
 // AU encodings (Sun/NeXT audio file format).
 const (
 	auMuLaw = 1
+	auPCM8  = 2
 	auL16   = 3
+	auL24   = 4
+	auL32   = 5
+	auF32   = 6
+	auF64   = 7
 	auG726  = 23 // 4-bit CCITT G.721 ADPCM (= G.726-32)
 	auG722  = 24
 	auALaw  = 27
@@ -221,6 +246,16 @@ func readAU(br *bufio.Reader) (Info, error) {
 		info.Codec = PCMA
 	case auL16:
 		info.Codec = L16
+	case auPCM8:
+		info.Codec = PCM8
+	case auL24:
+		info.Codec = L24
+	case auL32:
+		info.Codec = L32
+	case auF32:
+		info.Codec = F32
+	case auF64:
+		info.Codec = F64
 	case auG726:
 		info.Codec = G726
 	case auG722:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -275,7 +276,21 @@ func Probe(r io.Reader) (Info, error) {
 	return readHeader(bufio.NewReaderSize(r, 8<<10))
 }
 
-// ProbeFile probes a file.
+// ProbeFileAs probes a file; a headerless one is taken as inCodec at
+// inRate (zero: by its extension), as convert reads it.
+func ProbeFileAs(path string, inCodec Codec, inRate int) (Info, error) {
+	s, c, err := OpenInput(path, inCodec, inRate)
+	if err != nil {
+		return Info{}, err
+	}
+	c.Close()
+	if s.Info.Container != Raw {
+		return ProbeFile(path)
+	}
+	return s.Info, nil
+}
+
+// ProbeFile probes a WAV or AU file.
 func ProbeFile(path string) (Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -297,26 +312,52 @@ func ProbeFile(path string) (Info, error) {
 }
 
 // SniffAudio recognises a WAV or AU file from its first bytes and returns
-// its media type and duration (for wrapping raw audio into a message).
-func SniffAudio(head []byte) (string, time.Duration, bool) {
+// its media type and, when the file's size is known (size >= 0), its
+// duration computed from the header's format fields and the bytes that
+// follow the header. The header's own data size is never trusted: a file
+// may claim hours and hold a second, or the reverse.
+func SniffAudio(head []byte, size int64) (string, time.Duration, bool) {
 	info, err := Probe(bytes.NewReader(head))
 	if err != nil && !errors.Is(err, ErrUnsupported) {
 		return "", 0, false
 	}
+	var d time.Duration
+	if err == nil && size >= 0 {
+		d = info.durationOf(size)
+	}
 	if info.Container == AU {
-		return "audio/basic", info.Duration, true
+		return "audio/basic", d, true
 	}
 	if info.Container == WAV {
-		return "audio/wav", info.Duration, true
+		return "audio/wav", d, true
 	}
 	return "", 0, false
 }
 
+// durationOf is the duration of a file of size bytes: its format fields
+// applied to the bytes after the header.
+func (i Info) durationOf(size int64) time.Duration {
+	i.DataSize = max(size-i.dataOffset, 0)
+	i.Duration = 0
+	i.setDuration()
+	return i.Duration
+}
+
 // PartDuration tells the duration of an audio part from its first bytes
-// and its size (for message parts without Content-Duration).
+// (the WAV or AU header's format fields) and the size of its decoded
+// content, that is of the audio actually received; the header's data size
+// is not trusted. Headerless G.711, G.726 and G.722 parts go by their
+// media type.
 func PartDuration(mediaType string, head []byte, size int64) (time.Duration, bool) {
-	if info, err := Probe(bytes.NewReader(head)); err == nil && info.Duration > 0 {
-		return info.Duration, true
+	info, err := Probe(bytes.NewReader(head))
+	if err == nil {
+		if size < 0 {
+			return 0, false
+		}
+		return info.durationOf(size), true
+	}
+	if !errors.Is(err, ErrUnknownFormat) {
+		return 0, false
 	}
 	switch strings.ToLower(mediaType) {
 	case "audio/basic", "audio/pcmu", "audio/pcma":
@@ -335,6 +376,111 @@ type ConvertOptions struct {
 	Codec     Codec
 	Rate      int
 	Container Container
+	// InCodec and InRate describe a headerless (raw) input; zero values
+	// follow the input file's extension (.ul, .al, .g722, .g726, .gsm,
+	// .sln: 8 kHz but G.722's 16 kHz). WAV and AU inputs are recognised by
+	// their content and need neither.
+	InCodec Codec
+	InRate  int
+}
+
+// Rates convert writes.
+const (
+	MinRate = 8000
+	MaxRate = 48000
+)
+
+// OutputExtensions are the file name extensions convert knows.
+const OutputExtensions = ".wav .au .ul .al .g722 .g726 .gsm .sln"
+
+// rawDefaults is the codec and rate of a headerless file by its extension.
+func rawDefaults(path string) (Codec, int) {
+	cont, codec := byExtension(path)
+	if cont != Raw {
+		return Unknown, 0
+	}
+	if codec == G722 {
+		return codec, 16000
+	}
+	return codec, 8000
+}
+
+// OpenInput opens an audio file for reading: WAV and AU by their content,
+// anything else as headerless data of inCodec at inRate (zero: by the
+// file's extension). It returns the stream and the file to close.
+func OpenInput(path string, inCodec Codec, inRate int) (*Stream, io.Closer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(f, 32<<10)
+	info, herr := readHeader(br)
+	if herr == nil {
+		if inCodec != Unknown || inRate != 0 {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s: a %s file says its own codec and rate (drop --in-codec/--in-rate)", path, info.Container)
+		}
+		s, err := newStream(info, br)
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return s, f, nil
+	}
+	if !errors.Is(herr, ErrUnknownFormat) {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, herr)
+	}
+	codec, rate := rawDefaults(path)
+	if inCodec != Unknown {
+		codec, rate = inCodec, 8000
+		if codec == G722 {
+			rate = 16000
+		}
+	}
+	if inRate != 0 {
+		rate = inRate
+	}
+	if codec == Unknown {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w: neither WAV nor AU, and no raw extension (%s); say --in-codec and --in-rate", path, ErrUnknownFormat, OutputExtensions)
+	}
+	if err := checkRawInput(codec, rate); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	s, err := DecodeRaw(bufio.NewReaderSize(f, 32<<10), codec, rate, 1)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if st, err := f.Stat(); err == nil {
+		s.Info.DataSize = st.Size()
+		s.Info.setDuration()
+	}
+	return s, f, nil
+}
+
+func checkRawInput(codec Codec, rate int) error {
+	switch codec {
+	case G722:
+		if rate != 16000 {
+			return fmt.Errorf("%w: G.722 is 16000 Hz", ErrUnsupported)
+		}
+	case G726, GSM:
+		if rate != 8000 {
+			return fmt.Errorf("%w: %s is 8000 Hz", ErrUnsupported, codec)
+		}
+	default:
+		if rate < MinRate || rate > MaxRate {
+			return fmt.Errorf("%w: rate %d Hz (%d to %d)", ErrUnsupported, rate, MinRate, MaxRate)
+		}
+	}
+	return nil
 }
 
 // byExtension maps an output file name to container and codec.
@@ -362,19 +508,21 @@ func byExtension(path string) (Container, Codec) {
 
 // ConvertFile converts an audio file into another codec/rate/container.
 func ConvertFile(inPath, outPath string, opts ConvertOptions) error {
-	in, err := os.Open(inPath)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	src, err := Decode(in)
-	if err != nil {
-		return fmt.Errorf("%s: %w", inPath, err)
+	if opts.Rate != 0 && (opts.Rate < MinRate || opts.Rate > MaxRate) {
+		return fmt.Errorf("%w: rate %d Hz (%d to %d)", ErrUnsupported, opts.Rate, MinRate, MaxRate)
 	}
 	cont, codec := byExtension(outPath)
 	if opts.Container != NoContainer {
 		cont = opts.Container
 	}
+	if cont == NoContainer {
+		return fmt.Errorf("%w: %s: unknown output extension %q (%s), or say the container", ErrUnknownFormat, outPath, filepath.Ext(outPath), OutputExtensions)
+	}
+	src, in, err := OpenInput(inPath, opts.InCodec, opts.InRate)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
 	if cont == NoContainer {
 		cont = src.Info.Container
 	}
@@ -383,6 +531,12 @@ func ConvertFile(inPath, outPath string, opts ConvertOptions) error {
 	}
 	if codec == Unknown {
 		codec = src.Info.Codec
+		if slices.Contains(ReadOnly(), codec) {
+			codec = L16
+		}
+	}
+	if cont == Raw && codec == Unknown {
+		return fmt.Errorf("%w: raw output needs a codec", ErrUnsupported)
 	}
 	rate, ch := opts.Rate, src.Channels()
 	switch codec {

@@ -55,6 +55,11 @@ type AccountOptions struct {
 
 // Account is a subscriber. Secrets are only held as argon2id hashes.
 type Account struct {
+	// ID is the account's identity: handed out at creation from a
+	// store-wide sequence and never reused, so that an account created
+	// again under a deleted account's name is another account. Sessions,
+	// subscriptions and keys bind to it, not to the name.
+	ID           uint64         `json:"id,omitempty"`
 	Name         string         `json:"name"`
 	PasswordHash string         `json:"passwordHash"`
 	PINHash      string         `json:"pinHash,omitempty"`
@@ -83,22 +88,75 @@ var DefaultMailboxes = []struct{ Name, SpecialUse string }{
 	{"Trash", `\Trash`},
 }
 
-// ValidUserName reports whether name can be an account name: 1 to 128
-// characters from letters, digits and "@ . _ - +", as telephony user names
-// (numbers, user@domain) are.
-func ValidUserName(name string) bool {
-	if name == "" || len(name) > 128 {
-		return false
-	}
-	for _, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.ContainsRune("@._-+", c):
-		default:
-			return false
+// MaxUserNameLen is the longest account name, in octets.
+const MaxUserNameLen = 64
+
+// ValidUserName reports whether name is an account name that CreateAccount
+// accepts (see CheckUserName and the package doc, "Account names").
+func ValidUserName(name string) bool { return CheckUserName(name) == nil }
+
+// FoldUserName returns the canonical (ASCII lower case) form of a name.
+// CreateAccount folds the name it is given; lookups try the name as given
+// first, then its folded form.
+func FoldUserName(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(name)
 		}
 	}
-	return true
+	return name
+}
+
+// NameError tells why a name is not an account name; it is an ErrBadName.
+type NameError struct {
+	Name   string
+	Reason string
+}
+
+func (e *NameError) Error() string { return fmt.Sprintf("%v %q: %s", ErrBadName, e.Name, e.Reason) }
+func (e *NameError) Unwrap() error { return ErrBadName }
+
+// CheckUserName returns nil when name (already folded) fits the account-name
+// syntax, else a *NameError that says why. The syntax fits
+// an IMAP URL user (RFC 5092 enc-user without escapes), the user part of a
+// SIP URI (RFC 3261 user, unescaped) and a file name, and is the same
+// through a URL path: 1 to 64 characters of a-z 0-9 . _ + -, starting with
+// a letter or a digit, or with "+" and a digit (an E.164 number such as
+// +15551234567), ending with a letter or a digit, and with no "..".
+func CheckUserName(name string) error {
+	bad := func(why string) error { return &NameError{Name: name, Reason: why} }
+	switch {
+	case name == "":
+		return bad("empty")
+	case len(name) > MaxUserNameLen:
+		return bad(fmt.Sprintf("longer than %d characters", MaxUserNameLen))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '_', c == '+', c == '-':
+		case c >= 'A' && c <= 'Z':
+			return bad("upper case (names are folded to lower case)")
+		default:
+			return bad("only a-z, 0-9 and . _ + - are allowed")
+		}
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	switch {
+	case name[0] == '+':
+		if len(name) < 2 || name[1] < '0' || name[1] > '9' {
+			return bad(`"+" must be followed by a digit`)
+		}
+	case !alnum(name[0]):
+		return bad("must start with a letter, a digit or \"+\"")
+	}
+	if !alnum(name[len(name)-1]) {
+		return bad("must end with a letter or a digit")
+	}
+	if strings.Contains(name, "..") {
+		return bad(`must not contain ".."`)
+	}
+	return nil
 }
 
 // ValidPIN reports whether pin is a telephone PIN: 4 to 16 digits.
@@ -116,8 +174,9 @@ func ValidPIN(pin string) bool {
 
 // CreateAccount creates an account and its default mailboxes.
 func (s *Store) CreateAccount(spec AccountSpec) (*Account, error) {
-	if !ValidUserName(spec.Name) {
-		return nil, fmt.Errorf("%w: user %q", ErrInvalidName, spec.Name)
+	spec.Name = FoldUserName(spec.Name)
+	if err := CheckUserName(spec.Name); err != nil {
+		return nil, err
 	}
 	if spec.Password == "" || !utf8.ValidString(spec.Password) {
 		return nil, fmt.Errorf("%w: empty or invalid password", ErrInvalid)
@@ -138,16 +197,23 @@ func (s *Store) CreateAccount(spec AccountSpec) (*Account, error) {
 	if spec.PIN != "" {
 		acct.PINHash = s.opts.Hash.hash(spec.PIN)
 	}
+	s.ids.mu.Lock()
+	defer s.ids.mu.Unlock()
 	_, err := s.update(spec.Name, func(w *wtx) error {
 		if ok, err := w.exists(accountKey(spec.Name)); err != nil {
 			return err
 		} else if ok {
 			return fmt.Errorf("%w: account %q", ErrExists, spec.Name)
 		}
+		id, err := w.nextAccountID()
+		if err != nil {
+			return err
+		}
+		acct.ID = id
 		if err := w.put(accountKey(spec.Name), acct); err != nil {
 			return err
 		}
-		w.emit(Event{Type: EventAccountCreate, User: spec.Name})
+		w.emit(Event{Type: EventAccountCreate, User: spec.Name, AccountID: id})
 		for _, d := range DefaultMailboxes {
 			mb, err := w.createMailbox(spec.Name, d.Name, d.SpecialUse)
 			if err != nil {
@@ -165,12 +231,26 @@ func (s *Store) CreateAccount(spec AccountSpec) (*Account, error) {
 	return acct, nil
 }
 
-// GetAccount returns an account.
+// GetAccount returns an account. A name not found as given is looked up
+// again in its folded form (FoldUserName), so "Alice" finds "alice" while
+// accounts stored before names were folded are still found as they are.
 func (s *Store) GetAccount(name string) (*Account, error) {
+	a, err := s.getAccount(name)
+	if errors.Is(err, ErrNotFound) {
+		if f := FoldUserName(name); f != name {
+			if fa, ferr := s.getAccount(f); ferr == nil {
+				return fa, nil
+			}
+		}
+	}
+	return a, err
+}
+
+func (s *Store) getAccount(name string) (*Account, error) {
 	var a Account
 	err := s.view(func(txn *badger.Txn) error { return getJSON(txn, accountKey(name), &a) })
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: account %q", ErrNotFound, name)
+		return nil, fmt.Errorf("%w %q", ErrUnknownAccount, name)
 	}
 	if err != nil {
 		return nil, err
@@ -232,7 +312,13 @@ func (s *Store) deleteAccount(name string) error {
 		if err := w.del(accountKey(name)); err != nil {
 			return err
 		}
-		w.emit(Event{Type: EventAccountDelete, User: name})
+		w.emit(Event{Type: EventAccountDelete, User: name, AccountID: a.ID})
+		w.deletesAccount = true
+		for i := range w.events { // the record is gone at commit
+			if w.events[i].AccountID == 0 {
+				w.events[i].AccountID = a.ID
+			}
+		}
 		return nil
 	})
 	return err
@@ -303,7 +389,7 @@ func (s *Store) CheckPassword(name, password string) (*Account, error) {
 		s.auth.burn(s.opts.Hash, password) // same cost as a real check
 		return nil, ErrAuth
 	}
-	if !s.auth.verify("pw", name, password, a.PasswordHash, s.now()) {
+	if !s.auth.verify("pw", a.Name, password, a.PasswordHash, s.now()) {
 		return nil, ErrAuth
 	}
 	return a, nil
@@ -316,7 +402,7 @@ func (s *Store) CheckPIN(name, pin string) (*Account, error) {
 		s.auth.burn(s.opts.Hash, pin)
 		return nil, ErrAuth
 	}
-	if !s.auth.verify("pin", name, pin, a.PINHash, s.now()) {
+	if !s.auth.verify("pin", a.Name, pin, a.PINHash, s.now()) {
 		return nil, ErrAuth
 	}
 	return a, nil
@@ -331,7 +417,7 @@ func (s *Store) RecordSession(user string, login bool, service, clientAddr, serv
 	}
 	_, err := s.update(user, func(w *wtx) error {
 		if ok, err := w.exists(accountKey(user)); err != nil || !ok {
-			return fmt.Errorf("%w: account %q", ErrNotFound, user)
+			return fmt.Errorf("%w %q", ErrUnknownAccount, user)
 		}
 		w.emit(Event{Type: t, User: user, Service: service, ClientAddr: clientAddr, ServerAddr: serverAddr})
 		return nil

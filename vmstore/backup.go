@@ -3,14 +3,22 @@ package vmstore
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
-// backupMagic starts a Lemonvox backup file; the Badger backup stream
-// follows.
-const backupMagic = "LEMONVOX-BACKUP\x00v1\n"
+// backupMagic starts a Lemonvox backup file. Version 2 files then say the
+// store's format version on one line ("format N\n"); version 1 files, made
+// before formats were versioned, hold a store of format 1. The Badger
+// backup stream follows.
+const (
+	backupMagic   = "LEMONVOX-BACKUP\x00v2\n"
+	backupMagicV1 = "LEMONVOX-BACKUP\x00v1\n"
+)
 
 // Progress is called during backup and restore with bytes done so far and
 // the expected total (0 when unknown).
@@ -38,7 +46,7 @@ func (s *Store) Backup(w io.Writer, progress Progress) (int64, error) {
 	lsm, vlog := s.db.Size()
 	cw := &countWriter{w: w, total: lsm + vlog, p: progress}
 	bw := bufio.NewWriterSize(cw, 1<<20)
-	if _, err := bw.WriteString(backupMagic); err != nil {
+	if _, err := fmt.Fprintf(bw, "%sformat %d\n", backupMagic, s.format); err != nil {
 		return 0, err
 	}
 	// A stream at one read timestamp: every transaction is either wholly in
@@ -88,22 +96,64 @@ func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
 	}
 	cr := &countReader{r: r, total: size, p: progress}
 	br := bufio.NewReaderSize(cr, 1<<20)
-	magic := make([]byte, len(backupMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != backupMagic {
-		return ErrNotBackup
+	format, err := readBackupHeader(br)
+	if err != nil {
+		return err
 	}
+	if format > FormatVersion() {
+		return newerFormatError("the backup", format)
+	}
+	// Badger's Load moves its timestamps without a lock: nothing else may
+	// use the database meanwhile (the startup collection is quick on an
+	// empty store).
+	<-s.orphansDone
 	if err := s.db.Load(br, 256); err != nil {
 		return fmt.Errorf("vmstore: restore: %w", err)
 	}
-	// Timestamps, ids and the journal sequence continue after the
-	// restored ones.
+	// Timestamps continue after the restored ones; the restored data is
+	// of the backup's format (this write supersedes the record Open
+	// stamped on the empty store); older ones are migrated now.
 	s.resetClock()
+	fb, _ := json.Marshal(formatRecord{Version: format, Written: s.now().UTC()})
+	if err := s.blindUpdate(func(txn *badger.Txn) error { return txn.Set([]byte(keyFormat), fb) }); err != nil {
+		return err
+	}
+	s.format = format
+	// Ids and the journal sequence continue after the restored ones.
 	if err := s.loadCounters(); err != nil {
 		return err
 	}
 	s.idx.reset(int64(s.nextSeq - 1))
-	return nil
+	return s.migrate(format)
 }
+
+// readBackupHeader reads the magic and the format version of a backup.
+func readBackupHeader(br *bufio.Reader) (int, error) {
+	magic := make([]byte, len(backupMagic))
+	if _, err := io.ReadFull(br, magic); err != nil {
+		return 0, ErrNotBackup
+	}
+	switch string(magic) {
+	case backupMagicV1:
+		return legacyFormat, nil
+	case backupMagic:
+	default:
+		return 0, ErrNotBackup
+	}
+	line, err := br.ReadString('\n')
+	if err != nil || len(line) > 32 {
+		return 0, ErrNotBackup
+	}
+	var v int
+	if _, err := fmt.Sscanf(line, "format %d\n", &v); err != nil || v < legacyFormat {
+		return 0, fmt.Errorf("%w: bad format line %q", ErrNotBackup, line)
+	}
+	return v, nil
+}
+
+// BackupFormat reads the header of a backup and returns the store format
+// version it holds.
+func BackupFormat(r io.Reader) (int, error) { return readBackupHeader(bufio.NewReader(r)) }
 
 // Verify checks the store's invariants: every message's blob and structure
 // exist and its content hash matches, counters equal a recount, the modseq

@@ -70,6 +70,20 @@ func (s *Store) DepositMany(reqs []DepositReq) ([]DepositRes, error) {
 			return nil, err
 		}
 		preps = append(preps, p)
+		// What DepositMany holds in memory is bounded as one deposit's is:
+		// once more than flushBytes of chunks wait, they go to the
+		// database in their own transactions (under blob ids without an
+		// R/ record, as a large deposit's chunks do).
+		if pendingBytes(preps) > flushBytes {
+			for _, q := range preps {
+				if err := q.sink.flush(); err != nil {
+					for _, q := range preps {
+						q.sink.discard()
+					}
+					return nil, err
+				}
+			}
+		}
 	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
@@ -136,6 +150,17 @@ func (p *prepared) release() {
 }
 
 // prepareDeposit streams a body in and parses it.
+// pendingBytes counts the chunk bytes the prepared deposits hold in memory.
+func pendingBytes(preps []*prepared) int {
+	n := 0
+	for _, p := range preps {
+		for _, ch := range p.sink.pending {
+			n += len(ch)
+		}
+	}
+	return n
+}
+
 func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 	if req.Mailbox == "" {
 		req.Mailbox = "INBOX"
@@ -210,6 +235,7 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 		SentDate:     pm.date.UTC(),
 		To:           truncate(pm.to, 256),
 		Cc:           truncate(pm.cc, 256),
+		Keys:         pm.keys.bounded(),
 	}
 	if pm.date.IsZero() {
 		p.m.SentDate = time.Time{}

@@ -10,7 +10,8 @@
 // that range scans come out in order. "\x00" separates a user name from a
 // mailbox name (neither may contain NUL).
 //
-//	A/<user>                        Account (JSON): password hash, PIN hash, quota, options
+//	A/<user>                        Account (JSON): id, password hash, PIN hash, quota, options
+//	I/account-id                    last account id handed out (8 bytes)
 //	N/<user>\x00<name>              mailbox id (8 bytes): the name index
 //	M/<mbid:8>                      Mailbox (JSON): owner, name, UIDVALIDITY, UIDNEXT,
 //	                                HIGHESTMODSEQ, special use, counters
@@ -69,6 +70,26 @@
 // layer kept in step with the first. Choosing timestamps keeps one store,
 // one backup stream and Badger's recovery, and removes the wait from every
 // read path at once.
+//
+// # Account names and identity
+//
+// An account name (CheckUserName) is 1 to 64 characters of a-z 0-9 . _ + -,
+// starting with a letter or a digit, or with "+" and a digit (E.164
+// numbers), ending with a letter or a digit, without "..": it is an IMAP
+// URL user (RFC 5092 enc-user), the user part of a SIP URI (RFC 3261) and a
+// safe file and URL path segment as it is. CreateAccount folds names to
+// lower case (FoldUserName) and refuses others with ErrBadName; records of
+// other names written by earlier versions are still read, listed and
+// deleted.
+//
+// An account's identity is Account.ID, not its name: a store-wide sequence
+// (I/account-id) that never hands an id out twice (identity.go). Records
+// without one get one at Open (assignAccountIDs). Deleting an account
+// publishes AccountDelete with the id; the hub ends the account's
+// per-account subscriptions and calls OnAccountDeleted functions, and
+// AccountDeletions changes as soon as the deletion is visible, so sessions,
+// subscriptions and keys bound to the id end with it and never pass to an
+// account created again under the name.
 //
 // # Implementation notes
 //

@@ -1,6 +1,9 @@
 package vmstore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrNotFound: the account, mailbox, message or entry does not exist.
@@ -13,6 +16,9 @@ var (
 	ErrTooBig = errors.New("vmstore: message too big")
 	// ErrInvalidName: a user or mailbox name that the store cannot hold.
 	ErrInvalidName = errors.New("vmstore: invalid name")
+	// ErrBadName: an account name outside the account-name syntax
+	// (CheckUserName). It is an ErrInvalidName.
+	ErrBadName = fmt.Errorf("%w: account name", ErrInvalidName)
 	// ErrInvalid: an argument out of range (empty message, bad flag, ...).
 	ErrInvalid = errors.New("vmstore: invalid argument")
 	// ErrNotPermitted: the operation is not allowed on that object (deleting
@@ -28,3 +34,11 @@ var (
 	// ErrModified: a conditional STORE (UNCHANGEDSINCE) found a newer modseq.
 	ErrModified = errors.New("vmstore: modified since")
 )
+
+// ErrUnknownAccount: no account of that name. It matches ErrNotFound too.
+var ErrUnknownAccount error = unknownAccountError{}
+
+type unknownAccountError struct{}
+
+func (unknownAccountError) Error() string   { return "vmstore: unknown account" }
+func (unknownAccountError) Is(t error) bool { return t == ErrNotFound }

@@ -2,7 +2,9 @@ package vmstore
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -17,6 +19,7 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte("no header at all\r\n"))
 	f.Add([]byte(""))
 	f.Add([]byte("Content-Type: audio/basic\r\nContent-Duration: abc\r\n\r\n\xff\xff"))
+	f.Add([]byte("Content-Type: multipart/x; boundary=b\r\n\r\n--b\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\nUklGRg==\r\nAAAA\r\n--b\r\nContent-Type: audio/basic\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=FF=00ab=\r\ncd \r\n--b--\r\n"))
 	prober := func(mt string, head []byte, size int64) (time.Duration, bool) { return time.Duration(size), true }
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := parseMessage(bytes.NewReader(data), prober)
@@ -34,8 +37,42 @@ func FuzzParseMessage(f *testing.F) {
 			for i := range pt.Parts {
 				check(&pt.Parts[i], depth+1)
 			}
+			// A measured base64 audio part: the size given to the prober
+			// is the size of its decoded content.
+			if pt.measured && pt.Encoding == "base64" && len(pt.Parts) == 0 {
+				clean := bytes.Map(func(r rune) rune {
+					if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
+						return -1
+					}
+					return r
+				}, data[pt.Body:pt.End])
+				if dec, err := base64.StdEncoding.DecodeString(string(clean)); err == nil && int64(pt.Duration*1e9+0.5) != int64(len(dec)) {
+					t.Fatalf("measured %v bytes of base64 content that decodes to %d", pt.Duration*1e9, len(dec))
+				}
+			}
 		}
 		check(&p.root, 0)
+	})
+}
+
+// FuzzBackupHeader: any bytes give ErrNotBackup or a format version of at
+// least 1.
+func FuzzBackupHeader(f *testing.F) {
+	f.Add([]byte(backupMagic + "format 2\n"))
+	f.Add([]byte(backupMagicV1 + "\x00\x01"))
+	f.Add([]byte(backupMagic + "format -1\n"))
+	f.Add([]byte(backupMagic + "format 99999999999999999999\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := BackupFormat(bytes.NewReader(b))
+		if err != nil {
+			if !errors.Is(err, ErrNotBackup) {
+				t.Fatalf("error %v is not ErrNotBackup", err)
+			}
+			return
+		}
+		if v < legacyFormat {
+			t.Fatalf("format %d", v)
+		}
 	})
 }
 

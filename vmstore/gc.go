@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -69,7 +70,7 @@ func (s *Store) CollectGarbage(ctx context.Context) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
-	if n, err := s.collectOrphans(); err == nil {
+	if n, err := s.collectOrphans(math.MaxUint64); err == nil {
 		st.ChunksRemoved += n
 	}
 	for ctx.Err() == nil && !s.opts.InMemory {
@@ -87,34 +88,82 @@ func (s *Store) CollectGarbage(ctx context.Context) (GCStats, error) {
 	return st, nil
 }
 
-// collectOrphanChunks removes chunks without a blob record at startup (a
-// deposit interrupted by a crash).
-func (s *Store) collectOrphanChunks() error {
-	_, err := s.collectOrphans()
-	return err
+// startupCollect removes, once and in the background, the chunks that
+// deposits interrupted by a crash left without a blob record. Only blobs
+// that existed when the store was opened are considered.
+func (s *Store) startupCollect() {
+	defer s.wg.Done()
+	defer close(s.orphansDone)
+	if startupCollectHook != nil {
+		startupCollectHook()
+	}
+	n, err := s.collectOrphans(s.orphanBlob)
+	switch {
+	case errors.Is(err, errStopped):
+	case err != nil:
+		s.log.Warn("vmstore: orphan chunk collection failed", "err", err)
+	case n > 0:
+		s.log.Info("vmstore: removed chunks of interrupted deposits", "chunks", n)
+	}
 }
 
-// collectOrphans removes chunks of blobs that have no R/ record and are not
-// being written by a deposit in progress.
-func (s *Store) collectOrphans() (int, error) {
-	var keys [][]byte
+// startupCollectHook, when set (tests), runs before the startup collection.
+var startupCollectHook func()
+
+var errStopped = errors.New("vmstore: stopped")
+
+// collectOrphans removes chunks of blobs (up to id limit) that have no R/
+// record and are not being written by a deposit in progress. Candidates
+// are checked again just before they go, in a fresh transaction: a deposit
+// that committed its blob record after the scan began keeps its chunks.
+func (s *Store) collectOrphans(limit uint64) (int, error) {
+	stopped := func() bool {
+		select {
+		case <-s.stop:
+			return true
+		default:
+			return false
+		}
+	}
+	busy := func(blob uint64) bool {
+		s.inflightMu.Lock()
+		defer s.inflightMu.Unlock()
+		_, ok := s.inflight[blob]
+		return ok
+	}
+	var cands []uint64
 	err := s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(kChunk)})
 		defer it.Close()
-		var last uint64
-		var lastOrphan bool
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			blob := blobOfChunkKey(k)
-			if blob != last {
-				last = blob
-				s.inflightMu.Lock()
-				_, busy := s.inflight[blob]
-				s.inflightMu.Unlock()
-				_, err := txn.Get(blobKey(blob))
-				lastOrphan = !busy && errors.Is(err, badger.ErrKeyNotFound)
+		for it.Rewind(); it.Valid(); it.Seek(chunkPrefix(nextBlobOf(it))) {
+			blob := blobOfChunkKey(it.Item().Key())
+			if blob > limit {
+				break
 			}
-			if lastOrphan {
+			if stopped() {
+				return errStopped
+			}
+			if _, err := txn.Get(blobKey(blob)); errors.Is(err, badger.ErrKeyNotFound) && !busy(blob) {
+				cands = append(cands, blob)
+			} else if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || len(cands) == 0 {
+		return 0, err
+	}
+	var keys [][]byte
+	err = s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for _, blob := range cands {
+			if _, err := txn.Get(blobKey(blob)); !errors.Is(err, badger.ErrKeyNotFound) || busy(blob) {
+				continue
+			}
+			p := chunkPrefix(blob)
+			for it.Seek(p); it.ValidForPrefix(p); it.Next() {
 				keys = append(keys, it.Item().KeyCopy(nil))
 			}
 		}
@@ -136,3 +185,7 @@ func (s *Store) collectOrphans() (int, error) {
 	}
 	return len(keys), nil
 }
+
+// nextBlobOf is the chunk prefix of the blob after the iterator's current one:
+// the scan visits one key per blob.
+func nextBlobOf(it *badger.Iterator) uint64 { return blobOfChunkKey(it.Item().Key()) + 1 }

@@ -2,6 +2,7 @@ package vmstore
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // Hub wakes in-process readers after a commit. It hands each subscriber the
@@ -9,18 +10,28 @@ import (
 // subscriber that falls more than its limit behind is marked overflowed and
 // must resynchronize from the store (as an IMAP session does by re-reading
 // its mailbox); the journal stays the truth.
+//
+// When an account is deleted, the hub ends its per-account subscriptions
+// (AccountGone reports it; they get no further events, not even those of
+// an account created again under the name) and calls the functions
+// registered with OnAccountDeleted, so that front ends end the account's
+// sessions at once.
 type Hub struct {
 	mu     sync.Mutex
 	byUser map[string]map[*Subscription]struct{}
 	all    map[*Subscription]struct{}
+	// onDelete are the OnAccountDeleted functions.
+	onDelete map[*func(user string, id uint64)]struct{}
 }
 
 // Subscription receives events. C gets a value whenever events are pending.
 type Subscription struct {
-	hub   *Hub
-	user  string // "" = every account
-	limit int
-	c     chan struct{}
+	hub     *Hub
+	user    string // "" = every account
+	account uint64 // the account's ID, 0 = whichever has the name
+	limit   int
+	c       chan struct{}
+	gone    atomic.Bool // the account was deleted
 
 	mu       sync.Mutex
 	pending  []Event
@@ -36,7 +47,7 @@ type Subscription struct {
 func (s *Subscription) SetNotify(f func()) {
 	s.mu.Lock()
 	s.notify = f
-	pending := len(s.pending) > 0 || s.overflow
+	pending := len(s.pending) > 0 || s.overflow || s.gone.Load()
 	s.mu.Unlock()
 	if f != nil && pending {
 		f()
@@ -44,16 +55,24 @@ func (s *Subscription) SetNotify(f func()) {
 }
 
 func newHub() *Hub {
-	return &Hub{byUser: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
+	return &Hub{byUser: map[string]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{},
+		onDelete: map[*func(string, uint64)]struct{}{}}
 }
 
 // Subscribe watches one account ("" for all accounts). limit bounds the
 // queued events (0 means 10000).
 func (h *Hub) Subscribe(user string, limit int) *Subscription {
+	return h.SubscribeAccount(user, 0, limit)
+}
+
+// SubscribeAccount watches the account with the name and ID (Account.ID):
+// when that account is deleted, the subscription ends (AccountGone). With
+// ID 0 it ends when any account of the name is deleted.
+func (h *Hub) SubscribeAccount(user string, id uint64, limit int) *Subscription {
 	if limit <= 0 {
 		limit = 10000
 	}
-	sub := &Subscription{hub: h, user: user, limit: limit, c: make(chan struct{}, 1)}
+	sub := &Subscription{hub: h, user: user, account: id, limit: limit, c: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if user == "" {
@@ -67,6 +86,27 @@ func (h *Hub) Subscribe(user string, limit int) *Subscription {
 		m[sub] = struct{}{}
 	}
 	return sub
+}
+
+// AccountGone reports whether the subscribed account was deleted. The
+// subscription then gets no more events; its holder ends what belonged to
+// the account.
+func (s *Subscription) AccountGone() bool { return s.gone.Load() }
+
+// OnAccountDeleted registers f, called with the name and ID of every
+// account deleted from now on, after the deletion is committed and its
+// events are handed to the subscribers. f runs on the committing goroutine
+// and must not block. The returned function unregisters f.
+func (h *Hub) OnAccountDeleted(f func(user string, id uint64)) (remove func()) {
+	p := &f
+	h.mu.Lock()
+	h.onDelete[p] = struct{}{}
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		delete(h.onDelete, p)
+		h.mu.Unlock()
+	}
 }
 
 // C is signalled (coalesced) when events are pending.
@@ -139,8 +179,50 @@ func (h *Hub) publish(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
+	var deleted []Event
+	for _, e := range evs {
+		if e.Type == EventAccountDelete {
+			deleted = append(deleted, e)
+		}
+	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.publishLocked(evs)
+	var fns []func(string, uint64)
+	if len(deleted) > 0 {
+		for _, e := range deleted {
+			h.endAccountLocked(e.User, e.AccountID)
+		}
+		for f := range h.onDelete {
+			fns = append(fns, *f)
+		}
+	}
+	h.mu.Unlock()
+	for _, e := range deleted {
+		for _, f := range fns {
+			f(e.User, e.AccountID)
+		}
+	}
+}
+
+// endAccountLocked ends the per-account subscriptions of a deleted
+// account: they are marked gone, woken, and detached from the name, so
+// that an account created again under it does not reach them.
+func (h *Hub) endAccountLocked(user string, id uint64) {
+	m := h.byUser[user]
+	for sub := range m {
+		if sub.account != 0 && id != 0 && sub.account != id {
+			continue // a later account of the name
+		}
+		sub.gone.Store(true)
+		delete(m, sub)
+		sub.push(nil)
+	}
+	if len(m) == 0 {
+		delete(h.byUser, user)
+	}
+}
+
+func (h *Hub) publishLocked(evs []Event) {
 	// Events of one commit belong to one account. Sessions of the account
 	// (per-account subscribers) are not sent the account's own Login and
 	// Logout events: nothing in a session needs them, and with many

@@ -46,6 +46,9 @@ type Event struct {
 	Type EventType `json:"type"`
 	Time time.Time `json:"time"`
 	User string    `json:"user"`
+	// AccountID is the identity (Account.ID) of the account the event
+	// belongs to (0 in journals of earlier stores).
+	AccountID uint64 `json:"accountId,omitempty"`
 
 	MailboxID   uint64   `json:"mbid,omitempty"`
 	Mailbox     string   `json:"mailbox,omitempty"`

@@ -123,6 +123,9 @@ func (w *wtx) mailboxByName(user, name string) (*Mailbox, error) {
 	name = canonName(name)
 	it, err := w.txn.Get(nameKey(user, name))
 	if err == badger.ErrKeyNotFound {
+		if ok, err := w.exists(accountKey(user)); err == nil && !ok {
+			return nil, fmt.Errorf("%w %q", ErrUnknownAccount, user)
+		}
 		return nil, fmt.Errorf("%w: mailbox %q", ErrNotFound, name)
 	}
 	if err != nil {
@@ -232,7 +235,7 @@ func (s *Store) Mailboxes(user string) ([]Mailbox, error) {
 	var out []Mailbox
 	err := s.view(func(txn *badger.Txn) error {
 		if _, err := txn.Get(accountKey(user)); err != nil {
-			return fmt.Errorf("%w: account %q", ErrNotFound, user)
+			return fmt.Errorf("%w %q", ErrUnknownAccount, user)
 		}
 		var err error
 		out, err = listMailboxes(txn, user)
@@ -272,7 +275,7 @@ func (s *Store) CreateMailbox(user, name, specialUse string) (*Mailbox, error) {
 	var out *Mailbox
 	_, err := s.update(user, func(w *wtx) error {
 		if ok, err := w.exists(accountKey(user)); err != nil || !ok {
-			return fmt.Errorf("%w: account %q", ErrNotFound, user)
+			return fmt.Errorf("%w %q", ErrUnknownAccount, user)
 		}
 		name = strings.TrimSuffix(canonName(name), Delimiter)
 		if !ValidMailboxName(name) {
@@ -430,7 +433,7 @@ func (s *Store) Subscribe(user, name string, on bool) error {
 	name = canonName(name)
 	_, err := s.update(user, func(w *wtx) error {
 		if ok, err := w.exists(accountKey(user)); err != nil || !ok {
-			return fmt.Errorf("%w: account %q", ErrNotFound, user)
+			return fmt.Errorf("%w %q", ErrUnknownAccount, user)
 		}
 		was, err := w.exists(subKey(user, name))
 		if err != nil {

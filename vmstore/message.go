@@ -71,10 +71,43 @@ type Message struct {
 	SentDate time.Time `json:"sent,omitzero"`
 	To       string    `json:"to,omitempty"`
 	Cc       string    `json:"cc,omitempty"`
+	// Keys holds what SORT and THREAD need of the header beyond the
+	// fields above (read it with HeaderKeys: a record read from the
+	// store keeps it encoded until asked).
+	Keys    *HeaderKeys `json:"keys,omitempty"`
+	keysRaw string
 
 	// Binary: a part contains NUL; the message is presented with it
 	// re-encoded (present.go), and RFC822.SIZE is the presented size.
 	Binary bool `json:"bin,omitempty"`
+}
+
+// HeaderKeys returns the sort and thread keys of the message, nil for a
+// record written before they were kept.
+func (m *Message) HeaderKeys() *HeaderKeys {
+	if m.Keys == nil && m.keysRaw != "" {
+		if k, ok := decodeKeys(m.keysRaw); ok {
+			m.Keys = k
+		}
+		m.keysRaw = ""
+	}
+	return m.Keys
+}
+
+// HeaderKeys are the RFC 5256 / RFC 5957 sort and thread keys of a
+// message, taken from its header when it is stored.
+type HeaderKeys struct {
+	// FromMailbox, ToMailbox, CcMailbox: the addr-mailbox of the first
+	// address (RFC 5256 s3), the group name when it is a group.
+	FromMailbox, ToMailbox, CcMailbox string
+	// DisplayFrom, DisplayTo: RFC 5957 display forms of the first address
+	// (decoded display name, else the addr-spec).
+	DisplayFrom, DisplayTo string
+	// MessageID: the normalized msg-id of Message-ID ("" when it has
+	// none). Refs: the normalized msg-ids of References, or the first of
+	// In-Reply-To when References has none (RFC 5256 s2.2 step 1).
+	MessageID string
+	Refs      []string
 }
 
 // Has reports whether the message has flag f (canonical spelling for system
@@ -1059,3 +1092,12 @@ func getMessageRec(txn *badger.Txn, key []byte, m *Message) error {
 }
 
 func (w *wtx) getMessageRec(key []byte, m *Message) error { return getMessageRec(w.txn, key, m) }
+
+// bounded returns a copy with every field cut to what a record keeps.
+func (k HeaderKeys) bounded() *HeaderKeys {
+	for _, p := range []*string{&k.FromMailbox, &k.ToMailbox, &k.CcMailbox, &k.DisplayFrom, &k.DisplayTo, &k.MessageID} {
+		*p = truncate(*p, 256)
+	}
+	k.Refs = slices.Clone(k.Refs)
+	return &k
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +45,9 @@ type Part struct {
 	// Duration in seconds of a time-based part (RFC 3803 Content-Duration,
 	// or computed from the audio header).
 	Duration float64 `json:"dur,omitempty"`
+	// measured: Duration was computed from the part's content as it was
+	// received (not taken from a header), while parsing.
+	measured bool
 	// Envelope of a message (the top level and message/rfc822 bodies).
 	Envelope *Envelope `json:"env,omitempty"`
 	// Preview (RFC 8970) of the message, on the root; nil for messages
@@ -74,11 +76,17 @@ type Envelope struct {
 	MessageID string    `json:"messageId,omitempty"`
 }
 
-// Address is one mailbox of an envelope.
+// Address is one element of an envelope address list (RFC 9051 s7.5.2):
+// a mailbox (name, source route, mailbox, host), or a group marker: a
+// start (Group GroupStart, the group name in Mailbox) and an end (Group
+// GroupEnd) around the group's members. Name is the display name as sent
+// (encoded words not decoded).
 type Address struct {
 	Name    string `json:"name,omitempty"`
+	Adl     string `json:"adl,omitempty"`
 	Mailbox string `json:"mailbox"`
 	Host    string `json:"host"`
+	Group   int8   `json:"grp,omitempty"`
 }
 
 // Limits of the parser: deeper or larger structures are kept as opaque
@@ -100,6 +108,7 @@ type parsed struct {
 	subject  string
 	date     time.Time
 	to, cc   string
+	keys     HeaderKeys
 }
 
 type mimeParser struct {
@@ -226,35 +235,60 @@ func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration
 }
 
 func (out *parsed) fill(h textproto.Header) {
-	dec := new(mime.WordDecoder)
-	decode := func(s string) string {
-		if d, err := dec.DecodeHeader(s); err == nil {
-			return d
-		}
-		return s
+	decode := decodeWords
+	env := out.root.Envelope
+	if env == nil {
+		env = envelopeOf(h)
 	}
-	out.from = decode(strings.TrimSpace(h.Get("From")))
+	// From as SEARCH FROM sees it: the parsed list (comments gone, names
+	// decoded), or the decoded text when it holds no address.
+	if out.from = formatAddresses(env.From); out.from == "" {
+		out.from = decode(strings.TrimSpace(h.Get("From")))
+	}
 	out.subject = decode(strings.TrimSpace(h.Get("Subject")))
-	if t, err := mail.ParseDate(h.Get("Date")); err == nil {
+	if t, ok := ParseDate(h.Get("Date")); ok {
 		out.date = t
 	}
-	first := func(k string) string {
-		if l, err := mail.ParseAddressList(h.Get(k)); err == nil && len(l) > 0 {
-			return l[0].Address
+	first := func(l []Address) string {
+		for _, a := range l {
+			if a.Group == 0 {
+				return a.AddrSpec()
+			}
 		}
 		return ""
 	}
-	out.to, out.cc = first("To"), first("Cc")
+	out.to, out.cc = first(env.To), first(env.Cc)
+	k := &out.keys
+	k.FromMailbox, k.DisplayFrom = sortAddr(env.From)
+	k.ToMailbox, k.DisplayTo = sortAddr(env.To)
+	k.CcMailbox, _ = sortAddr(env.Cc)
+	if ids := ParseMsgIDs(h.Get("Message-Id")); len(ids) > 0 {
+		k.MessageID = ids[0]
+	}
+	k.Refs = ParseMsgIDs(strings.Join(h.Values("References"), " "))
+	if len(k.Refs) == 0 {
+		if ids := ParseMsgIDs(h.Get("In-Reply-To")); len(ids) > 0 {
+			k.Refs = ids[:1]
+		}
+	}
+	if len(k.Refs) > maxRefs {
+		k.Refs = k.Refs[len(k.Refs)-maxRefs:]
+	}
 	out.context = ParseContext(h.Get("Message-Context"))
 	if out.context == ContextUnknown {
 		out.context = deriveContext(&out.root)
 	}
-	if d, ok := parseDuration(h.Get("Content-Duration")); ok {
+	// The duration measured from the audio received wins over what any
+	// header claims; headers count only for media that cannot be measured.
+	main := mainMediaPart(&out.root)
+	if main != nil && main.measured {
+		out.duration = main.Duration
+	} else if d, ok := parseDuration(h.Get("Content-Duration")); ok {
 		out.duration = d
 	} else if d, ok := parseDuration(h.Get("X-Asterisk-VM-Duration")); ok {
 		out.duration = d
-	} else if p := mainMediaPart(&out.root); p != nil {
-		out.duration = p.Duration
+	} else if main != nil {
+		out.duration = main.Duration
 	}
 	imp := strings.ToLower(strings.TrimSpace(h.Get("Importance")))
 	prio := strings.ToLower(strings.TrimSpace(h.Get("Priority")))
@@ -392,9 +426,15 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 		}
 	}
 	hb.WriteString("\r\n")
-	hdr, err := textproto.ReadHeader(bufio.NewReader(&hb))
+	raw := hb.Bytes()
+	hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {
-		hdr = textproto.Header{}
+		// One bad line must not cost the whole header (and with it the
+		// envelope): read it again without what the reader refuses.
+		hdr, err = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cleanHeader(raw))))
+		if err != nil {
+			hdr = textproto.Header{}
+		}
 	}
 	part.applyHeader(hdr, defType)
 	if done {
@@ -422,17 +462,59 @@ func (p *mimeParser) entity(bounds []string, depth int, defType string) (Part, t
 	return part, hdr, err
 }
 
+// looksLikeField tells whether line starts a header field: a field name,
+// optionally followed by white space (RFC 5322 s4.5 obs-optional), and ":".
 func looksLikeField(line []byte) bool {
+	_, ok := fieldName(line)
+	return ok
+}
+
+func fieldName(line []byte) ([]byte, bool) {
 	i := bytes.IndexByte(line, ':')
 	if i <= 0 {
-		return false
+		return nil, false
 	}
-	for _, c := range line[:i] {
+	name := bytes.TrimRight(line[:i], " \t")
+	if len(name) == 0 {
+		return nil, false
+	}
+	for _, c := range name {
 		if c <= ' ' || c >= 0x7f {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return name, true
+}
+
+// cleanHeader rewrites a header the strict reader refused: white space
+// between a field name and its colon goes (RFC 5322 s4.5), lines that are
+// neither a field nor the continuation of one are dropped, and so are
+// continuations of a dropped line. The header ends with an empty line.
+func cleanHeader(raw []byte) []byte {
+	out := make([]byte, 0, len(raw)+2)
+	inField := false
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+		t := bytes.TrimRight(line, "\r\n")
+		if len(t) == 0 {
+			break
+		}
+		if t[0] == ' ' || t[0] == '\t' {
+			if inField {
+				out = append(out, t...)
+				out = append(out, '\r', '\n')
+			}
+			continue
+		}
+		name, ok := fieldName(t)
+		inField = ok
+		if !ok {
+			continue
+		}
+		out = append(out, name...)
+		out = append(out, t[bytes.IndexByte(t, ':'):]...)
+		out = append(out, '\r', '\n')
+	}
+	return append(out, '\r', '\n')
 }
 
 func (part *Part) applyHeader(h textproto.Header, defType string) {
@@ -557,7 +639,11 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 	var lastEOL int
 	var lines int64
 	var head []byte
-	wantHead := p.prober != nil && (part.Type == "audio" || part.Type == "video") && part.Duration == 0
+	// Audio and video parts are measured as they stream through: the first
+	// bytes give the format, the decoded size the duration.
+	measure := p.prober != nil && (part.Type == "audio" || part.Type == "video")
+	var b64 int64 // base64 alphabet characters of the body
+	var qp int64  // decoded bytes of a quoted-printable body
 	var text *textCapture
 	if part.Type == "text" && part.Disposition != "attachment" && p.inMessage == 0 {
 		tc := &textCapture{encoding: part.Encoding, charset: part.Params["charset"], html: part.Subtype == "html"}
@@ -600,21 +686,73 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 		if text != nil && len(text.head) < previewHeadBytes {
 			text.head = append(text.head, line...)
 		}
-		if wantHead && len(head) < probeHeadBytes {
-			head = append(head, line...)
+		if measure {
+			if len(head) < probeHeadBytes {
+				head = append(head, line...)
+			}
+			switch part.Encoding {
+			case "base64":
+				b64 += base64Chars(line)
+			case "quoted-printable":
+				qp += qpDecodedLen(line)
+			}
 		}
 		lastEOL = eolLen(line)
 		atStart = lastEOL > 0
 	}
 	part.Lines = lines
-	if wantHead {
-		p.probe(part, head)
+	if measure {
+		size := part.End - part.Body
+		switch part.Encoding {
+		case "base64":
+			size = b64 * 6 / 8
+		case "quoted-printable":
+			size = qp
+		}
+		p.probe(part, head, size)
 	}
 	return nil
 }
 
-func (p *mimeParser) probe(part *Part, head []byte) {
-	size := part.End - part.Body
+// base64Chars counts the characters of the base64 alphabet in line
+// (padding, line breaks and stray characters carry no data).
+func base64Chars(line []byte) int64 {
+	var n int64
+	for _, c := range line {
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
+			n++
+		}
+	}
+	return n
+}
+
+// qpDecodedLen is the decoded size of one quoted-printable line (RFC 2045
+// s6.7): "=XX" is one byte, a final "=" joins the next line, a line break
+// is two.
+func qpDecodedLen(line []byte) int64 {
+	eol := eolLen(line)
+	body := bytes.TrimRight(line[:len(line)-eol], " \t")
+	var n int64
+	soft := false
+	for i := 0; i < len(body); i++ {
+		if body[i] == '=' {
+			if i == len(body)-1 {
+				soft = true
+				break
+			}
+			i += 2 // "=XX" is one byte
+		}
+		n++
+	}
+	if eol > 0 && !soft {
+		n += 2
+	}
+	return n
+}
+
+// probe asks the prober for the duration of a part from its first bytes
+// and its decoded size.
+func (p *mimeParser) probe(part *Part, head []byte, size int64) {
 	var data []byte
 	switch part.Encoding {
 	case "base64":
@@ -631,12 +769,6 @@ func (p *mimeParser) probe(part *Part, head []byte) {
 			return
 		}
 		data = data[:n]
-		// Encoded lines of 76 characters carry 57 bytes.
-		lineLen := int64(78)
-		if part.Lines > 0 {
-			lineLen = max(1, size/part.Lines)
-		}
-		size = size / lineLen * (lineLen - 2) * 3 / 4
 	case "quoted-printable":
 		d, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(head)))
 		data = d
@@ -645,6 +777,7 @@ func (p *mimeParser) probe(part *Part, head []byte) {
 	}
 	if d, ok := p.prober(part.MediaType(), data, size); ok {
 		part.Duration = d.Seconds()
+		part.measured = true
 	}
 }
 
@@ -654,16 +787,7 @@ func envelopeOf(h textproto.Header) *Envelope {
 		if v == "" {
 			return nil
 		}
-		list, err := mail.ParseAddressList(v)
-		if err != nil {
-			return nil
-		}
-		var out []Address
-		for _, a := range list {
-			mbox, host, _ := strings.Cut(a.Address, "@")
-			out = append(out, Address{Name: a.Name, Mailbox: mbox, Host: host})
-		}
-		return out
+		return ParseAddressList(v)
 	}
 	e := &Envelope{
 		Date:      h.Get("Date"),

@@ -66,7 +66,78 @@ func encodeMessage(m *Message) []byte {
 	b = appendTime(b, m.SentDate)
 	b = appendString(b, m.To)
 	b = appendString(b, m.Cc)
+	if m.Keys == nil && m.keysRaw != "" {
+		b = append(b, msgExtKeys)
+		b = append(b, m.keysRaw...)
+	} else if k := m.Keys; k != nil {
+		// Extension 1 (later fields): readers before it stop at Cc.
+		b = append(b, msgExtKeys)
+		for _, s := range []string{k.FromMailbox, k.ToMailbox, k.CcMailbox, k.DisplayFrom, k.DisplayTo, k.MessageID} {
+			b = appendString(b, s)
+		}
+		b = binary.AppendUvarint(b, uint64(len(k.Refs)))
+		for _, s := range k.Refs {
+			b = appendString(b, s)
+		}
+	}
 	return b
+}
+
+// msgExtKeys marks the header keys after the fields of version 1.
+const msgExtKeys = 1
+
+// decodeKeys reads the header keys extension. Its strings share the
+// record's copy.
+func decodeKeys(ext string) (*HeaderKeys, bool) {
+	r := &strReader{s: ext}
+	k := &HeaderKeys{}
+	for _, p := range []*string{&k.FromMailbox, &k.ToMailbox, &k.CcMailbox, &k.DisplayFrom, &k.DisplayTo, &k.MessageID} {
+		*p = r.str()
+	}
+	n := r.uvarint()
+	if r.err || n > uint64(len(r.s)) {
+		return nil, false
+	}
+	if n > 0 {
+		k.Refs = make([]string, 0, n)
+		for i := uint64(0); i < n && !r.err; i++ {
+			k.Refs = append(k.Refs, r.str())
+		}
+	}
+	return k, !r.err
+}
+
+// strReader is recReader over a string, for substrings without copies.
+type strReader struct {
+	s   string
+	err bool
+}
+
+func (r *strReader) uvarint() uint64 {
+	var v uint64
+	var shift uint
+	for i := 0; i < len(r.s) && i < binary.MaxVarintLen64; i++ {
+		c := r.s[i]
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			r.s = r.s[i+1:]
+			return v
+		}
+		shift += 7
+	}
+	r.err = true
+	return 0
+}
+
+func (r *strReader) str() string {
+	n := r.uvarint()
+	if r.err || n > uint64(len(r.s)) {
+		r.err = true
+		return ""
+	}
+	s := r.s[:n]
+	r.s = r.s[n:]
+	return s
 }
 
 type recReader struct {
@@ -158,6 +229,13 @@ func decodeMessage(b []byte, m *Message) error {
 	m.Cc = r.str()
 	if r.err {
 		return errBadRecord
+	}
+	// Extensions written by later versions follow; an unknown one is
+	// ignored (the record stays readable, its fields unknown).
+	if len(r.b) > 1 && r.b[0] == msgExtKeys {
+		// Kept encoded (one copy) until HeaderKeys: most reads of a
+		// record (FETCH, SEARCH, STATUS) never need them.
+		m.keysRaw = string(r.b[1:])
 	}
 	return nil
 }

@@ -277,6 +277,11 @@ func (s *Store) finishGroup(g []*member, ts uint64, err error) {
 		for _, m := range g {
 			if m.w != nil {
 				ws = append(ws, m.w)
+				if m.w.deletesAccount {
+					// Visible to readers from now on: holders of the
+					// account's identity that check the counter see it.
+					s.deletions.Add(1)
+				}
 			}
 		}
 		s.idx.apply(ws, ts)

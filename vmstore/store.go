@@ -63,6 +63,8 @@ type Store struct {
 
 	locksMu sync.Mutex
 	locks   map[string]*acctLock
+	// ids hands out account IDs (identity.go).
+	ids idState
 
 	// gcMu: deposits and copies hold it shared while they bind to an existing
 	// blob; the collector holds it exclusively while it deletes blobs.
@@ -85,6 +87,17 @@ type Store struct {
 	// pendingOf: an account's queued commits not yet finished, in order
 	// (under seqMu); its next transaction waits for the last.
 	pendingOf map[string][]*member
+	// deletions counts committed account deletions (AccountDeletions).
+	deletions atomic.Uint64
+
+	// format is the store's format version (version.go).
+	format int
+	// orphanBlob: chunks of blobs up to this id that have no blob record
+	// are left over from deposits interrupted by a crash; the background
+	// collector removes them after Open (gc.go).
+	orphanBlob uint64
+	// orphansDone is closed when the startup collection has finished.
+	orphansDone chan struct{}
 
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
@@ -135,35 +148,61 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmstore: open %s: %w", opts.Dir, err)
 	}
+	format, err := readFormat(db, opts.Now())
+	if err == nil && format > FormatVersion() {
+		what := "the store"
+		if opts.Dir != "" {
+			what = "the store in " + opts.Dir
+		}
+		err = newerFormatError(what, format)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
-		opts:      opts,
-		db:        db,
-		log:       opts.Logger,
-		hub:       newHub(),
-		parts:     newPartCache(4096),
-		auth:      newAuthCache(),
-		idx:       newIndex(opts.IndexMessages),
-		locks:     map[string]*acctLock{},
-		inflight:  map[uint64]struct{}{},
-		stop:      make(chan struct{}),
-		lastDone:  closedChan(),
-		rd:        readers{open: map[uint64]int{}},
-		pendingOf: map[string][]*member{},
-		kick:      make(chan struct{}, 1),
+		opts:        opts,
+		db:          db,
+		log:         opts.Logger,
+		hub:         newHub(),
+		parts:       newPartCache(4096),
+		auth:        newAuthCache(),
+		idx:         newIndex(opts.IndexMessages),
+		locks:       map[string]*acctLock{},
+		inflight:    map[uint64]struct{}{},
+		stop:        make(chan struct{}),
+		lastDone:    closedChan(),
+		format:      format,
+		orphansDone: make(chan struct{}),
+		rd:          readers{open: map[uint64]int{}},
+		pendingOf:   map[string][]*member{},
+		kick:        make(chan struct{}, 1),
 
 		stopCommitter: make(chan struct{}),
 		committerDone: make(chan struct{}),
 	}
 	s.resetClock()
 	go s.committer()
-	if err := s.loadCounters(); err != nil {
+	abort := func() {
+		close(s.stopCommitter)
+		<-s.committerDone
 		db.Close()
+	}
+	if err := s.loadCounters(); err != nil {
+		abort()
 		return nil, err
 	}
 	s.idx.pubSeq = s.nextSeq - 1
-	if err := s.collectOrphanChunks(); err != nil {
-		s.log.Warn("vmstore: orphan chunk collection failed", "err", err)
+	if err := s.migrate(format); err != nil {
+		abort()
+		return nil, err
 	}
+	// Chunks of deposits that a crash interrupted are collected in the
+	// background: scanning every chunk before serving would make the start
+	// time grow with the store.
+	s.orphanBlob = s.nextBlob.Load()
+	s.wg.Add(1)
+	go s.startupCollect()
 	if opts.GCInterval >= 0 {
 		iv := opts.GCInterval
 		if iv == 0 {
@@ -300,6 +339,8 @@ type wtx struct {
 	// modseqIdx holds the modseq index entries changed so far, written at
 	// commit (message.go).
 	modseqIdx map[string]*[]uint32
+	// deletesAccount: the transaction deletes an account (AccountDeletions).
+	deletesAccount bool
 }
 
 func (w *wtx) get(key []byte, v any) error {
@@ -393,6 +434,9 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 // returned function waits until the commit is durable and published.
 func (s *Store) commit(w *wtx) (func() error, error) {
 	if err := w.flushModseqIndex(); err != nil {
+		return nil, err
+	}
+	if err := w.fillAccountIDs(); err != nil {
 		return nil, err
 	}
 	s.seqMu.Lock()

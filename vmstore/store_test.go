@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +172,7 @@ func TestLargeDepositStreams(t *testing.T) {
 	if err != nil || res2.Message.Blob != res.Message.Blob {
 		t.Fatalf("dedupe: %v blob %d vs %d", err, res2.Message.Blob, res.Message.Blob)
 	}
-	n, _ := s.collectOrphans()
+	n, _ := s.collectOrphans(math.MaxUint64)
 	if n != 0 {
 		t.Fatalf("%d orphan chunks left", n)
 	}

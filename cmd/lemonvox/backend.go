@@ -38,20 +38,34 @@ func (c *cli) backend() (backend, error) {
 	if !errors.Is(err, admin.ErrNotRunning) {
 		return nil, err
 	}
-	st, err := openStore(c.data, false)
+	st, lock, err := openStore(c.data, false)
 	if err != nil {
 		return nil, err
 	}
-	return &storeBackend{st}, nil
+	return &storeBackend{st, lock}, nil
 }
 
-// openStore opens the data directory's store (no daemon runs on it).
-func openStore(data string, create bool) (*vmstore.Store, error) {
+// openStore opens the data directory's store (no daemon runs on it),
+// holding the data directory's lock so that no daemon starts on it
+// meanwhile.
+func openStore(data string, create bool) (*vmstore.Store, *admin.DataLock, error) {
 	dir := filepath.Join(data, "store")
 	if _, err := os.Stat(dir); err != nil && !create {
-		return nil, fmt.Errorf("no store in %s (start the appliance once, or pass -data): %w", data, os.ErrNotExist)
+		return nil, nil, fmt.Errorf("no store in %s (start the appliance once, or pass -data): %w", data, os.ErrNotExist)
 	}
-	return vmstore.Open(vmstore.Options{Dir: dir, GCInterval: -1, Prober: transcode.PartDuration})
+	lock, err := admin.LockDataDir(data)
+	if errors.Is(err, admin.ErrLocked) {
+		return nil, nil, fmt.Errorf("%s is in use by another process (a daemon starting, or another lemonvox command)", data)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := vmstore.Open(vmstore.Options{Dir: dir, GCInterval: -1, Prober: transcode.PartDuration})
+	if err != nil {
+		lock.Release()
+		return nil, nil, err
+	}
+	return st, lock, nil
 }
 
 type httpBackend struct{ c *admin.Client }
@@ -76,7 +90,10 @@ func (h *httpBackend) Backup(w io.Writer, p func(done, total int64)) (int64, err
 	return h.c.Backup(w, p)
 }
 
-type storeBackend struct{ st *vmstore.Store }
+type storeBackend struct {
+	st   *vmstore.Store
+	lock *admin.DataLock
+}
 
 func (s *storeBackend) AddUser(req admin.AccountRequest) error {
 	spec := vmstore.AccountSpec{Name: req.Name, Password: deref(req.Password), PIN: deref(req.PIN)}
@@ -141,4 +158,8 @@ func (s *storeBackend) Backup(w io.Writer, p func(done, total int64)) (int64, er
 	return s.st.Backup(w, vmstore.Progress(p))
 }
 
-func (s *storeBackend) Close() error { return s.st.Close() }
+func (s *storeBackend) Close() error {
+	err := s.st.Close()
+	s.lock.Release()
+	return err
+}

@@ -127,10 +127,11 @@ func (c *cli) restore(args []string) error {
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return err
 	}
-	st, err := openStore(c.data, true)
+	st, lock, err := openStore(c.data, true)
 	if err != nil {
 		return err
 	}
+	defer lock.Release()
 	bar := newProgress(c.stderr, "restore")
 	err = st.Restore(f, fi.Size(), bar.update)
 	if cerr := st.Close(); err == nil {

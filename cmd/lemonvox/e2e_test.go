@@ -193,7 +193,7 @@ func TestCLIAgainstDaemon(t *testing.T) {
 	code, out = runCLI(t, cli, "-data", data, "deposit", "alice", empty)
 	expect(t, code, out, 1, "empty")
 	code, out = runCLI(t, cli, "-data", data, "deposit", "nobody", wav)
-	expect(t, code, out, 3, "not found")
+	expect(t, code, out, 3, `unknown account "nobody"`)
 	code, out = runCLI(t, cli, "-data", data, "deposit", "alice", filepath.Join(files, "missing.wav"))
 	expect(t, code, out, 3, "no such file")
 	code, out = runCLI(t, cli, "-data", data, "deposit", "alice")

@@ -30,7 +30,10 @@ Verbs:
   backup FILE
   restore FILE              (daemon stopped, empty data directory)
   convert IN OUT [--codec pcmu|pcma|g722|g726|gsm|l16] [--rate HZ] [--container wav|au|raw]
-  probe FILE
+                 [--in-codec C] [--in-rate HZ]   (headerless input; default by extension)
+  probe FILE [--in-codec C] [--in-rate HZ]
+  formats                   codecs, containers and rates convert reads and writes
+  sample FILE [--seconds N] write a synthesized voice message (WAV) to try deposit with
 
 Flags may come before or after the arguments. -data defaults to ./lemonvox-data.
 SIZE takes a unit: 500K, 20M, 1G (bytes without one).
@@ -196,6 +199,8 @@ func (c *cli) dispatch(verb string, args []string) error {
 		return c.probe(args)
 	case "formats":
 		return c.formats(args)
+	case "sample":
+		return c.sample(args)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil
@@ -242,7 +247,12 @@ func (c *cli) userAdd(args []string) error {
 	if *pw == "" {
 		return usageError{"user add: --password is required"}
 	}
-	req := admin.AccountRequest{Name: pos[0], Password: pw}
+	name := vmstore.FoldUserName(pos[0])
+	var ne *vmstore.NameError
+	if err := vmstore.CheckUserName(name); errors.As(err, &ne) {
+		return usageError{fmt.Sprintf("user add: bad account name %q: %s (see README, Accounts)", pos[0], ne.Reason)}
+	}
+	req := admin.AccountRequest{Name: name, Password: pw}
 	if *pin != "" {
 		req.PIN = pin
 	}
@@ -261,7 +271,7 @@ func (c *cli) userAdd(args []string) error {
 	if err := b.AddUser(req); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "user %s created\n", pos[0])
+	fmt.Fprintf(c.stdout, "user %s created\n", name)
 	return nil
 }
 
@@ -353,8 +363,13 @@ func (c *cli) deposit(args []string) error {
 		return err
 	}
 	defer file.Close()
-	if fi, err := file.Stat(); err == nil && fi.Size() == 0 {
-		return fmt.Errorf("%s is empty", pos[1])
+	if fi, err := file.Stat(); err == nil {
+		if fi.Size() == 0 {
+			return fmt.Errorf("%s is empty", pos[1])
+		}
+		if fi.Mode().IsRegular() {
+			o.Size = fi.Size()
+		}
 	}
 	b, err := c.backend()
 	if err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 		AppendLimit       int64    `toml:"append_limit"`
 		IdleTimeout       duration `toml:"idle_timeout"`
 		LiteralMinus      bool     `toml:"literal_minus"`
+		MaxConnections    int      `toml:"max_connections"`
+		MaxPerSource      int      `toml:"max_connections_per_source"`
+		PreAuthTimeout    duration `toml:"preauth_timeout"`
+		HandshakeTimeout  duration `toml:"tls_handshake_timeout"`
 	} `toml:"imap"`
 	LMTP       Listener `toml:"lmtp"`
 	Submission Listener `toml:"submission"`
@@ -46,9 +50,26 @@ type Config struct {
 		ListenTLS       string   `toml:"listen_tls"`
 		Domain          string   `toml:"domain"`
 		TrustedNetworks []string `toml:"trusted_networks"`
+		MaxConnections  int      `toml:"max_connections"`
+		MaxPerSource    int      `toml:"max_connections_per_source"`
+		FirstMessage    duration `toml:"first_message_timeout"`
+		IdleTimeout     duration `toml:"idle_timeout"`
+		MaxSubs         int      `toml:"max_subscriptions"`
+		MaxSubsAccount  int      `toml:"max_subscriptions_per_account"`
+		MaxSubsSource   int      `toml:"max_subscriptions_per_source"`
+		MinExpires      duration `toml:"min_expires"`
+		MaxExpires      duration `toml:"max_expires"`
+		NonceLifetime   duration `toml:"nonce_lifetime"`
 	} `toml:"sip"`
 	Notify NotifyConfig `toml:"notify"`
-	Admin  struct {
+	Auth   AuthConfig   `toml:"auth"`
+	Limits struct {
+		// FDReserve descriptors are kept out of the listeners' budget.
+		FDReserve int `toml:"fd_reserve"`
+		// ExemptNetworks are not limited per source address.
+		ExemptNetworks []string `toml:"exempt_networks"`
+	} `toml:"limits"`
+	Admin struct {
 		Listen string `toml:"listen"`
 		TLS    bool   `toml:"tls"`
 		Token  string `toml:"token"`
@@ -100,4 +121,16 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: unknown keys %v", path, und)
 	}
 	return &c, nil
+}
+
+// AuthConfig is the authentication limiter shared by IMAP, SIP digest and
+// the admin API ([auth]).
+type AuthConfig struct {
+	TrustedNetworks []string `toml:"trusted_networks"`
+	FreeFailures    int      `toml:"free_failures"`
+	BaseDelay       duration `toml:"base_delay"`
+	MaxDelay        duration `toml:"max_delay"`
+	MaxQueue        int      `toml:"max_queue"`
+	Forget          duration `toml:"forget"`
+	MaxEntries      int      `toml:"max_entries"`
 }

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,7 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lemonvox/lemonvox/admin"
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/imap"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/transcode"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -79,17 +82,33 @@ type closer struct {
 	fn   func() error
 }
 
-func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// Nothing is created before the data directory is known to be free and
+	// every listener's address to be available.
+	lock, err := lockExisting(dir)
+	if err != nil {
 		return err
 	}
-	if ri, err := admin.ReadRunInfo(dir); err == nil {
-		return fmt.Errorf("a daemon (pid %d) already runs on %s", ri.PID, dir)
+	if err := checkListeners(cfg); err != nil {
+		lock.Release()
+		return err
 	}
+	if lock == nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		if lock, err = lockExisting(dir); err != nil {
+			return err
+		}
+	}
+	defer lock.Release()
+	// A run file left by a daemon that died is stale: this process holds
+	// the lock now.
+	admin.RemoveRunInfo(dir)
 	var closers []closer
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -97,7 +116,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 				log.Warn("stopping "+closers[i].name, "err", err)
 			}
 		}
-		log.Info("lemonvoxd stopped cleanly")
+		if err == nil {
+			log.Info("lemonvoxd stopped cleanly")
+		}
 	}()
 
 	cert, err := loadOrCreateCert(cfg.TLS.Cert, cfg.TLS.Key, dir, cfg.TLS.Hosts)
@@ -127,7 +148,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 
-	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, log)
+	authLim, err := newAuthLimiter(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	listeners, exempt, err := connLimits(cfg, log)
+	if err != nil {
+		return err
+	}
+	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, authLim, listeners, log)
 	closers = append(closers, nc...)
 	if err != nil {
 		return err
@@ -138,7 +167,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	reg := prometheus.DefaultRegisterer
 	admin.RegisterStoreMetrics(reg, st)
-	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio}
+	adm := &admin.Server{Store: st, Listen: cfg.Admin.Listen, Token: token, Logger: log, Probe: transcode.SniffAudio,
+		AuthLimiter: authLim, Listeners: listeners}
 	if disp != nil {
 		adm.Notify = disp
 	}
@@ -162,7 +192,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
 		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
-			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus}
+			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
+			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,
+			LimitExempt: exempt, PreAuthTimeout: cfg.IMAP.PreAuthTimeout.Duration, HandshakeTimeout: cfg.IMAP.HandshakeTimeout.Duration,
+			SpoolDir: filepath.Join(dir, "spool")} // cleared at start
 		if err := srv.Initialize(); err != nil {
 			return fmt.Errorf("imap: %w", err)
 		}
@@ -205,17 +238,85 @@ func adminToken(dir, configured string) (string, error) {
 	return tok, nil
 }
 
-// firstStart creates the demo subscriber once per data directory.
+// firstStart creates the demo subscriber on the first start of an empty
+// store. The mark that the first start happened lives in the store (and so
+// in its backups): a restored store, or any store that holds accounts, never
+// gets the demo subscriber and its well-known password.
 func firstStart(dir string, cfg *Config, st *vmstore.Store, log *slog.Logger) error {
-	marker := filepath.Join(dir, "initialized")
-	if _, err := os.Stat(marker); err == nil {
-		return nil
+	done, err := st.Initialized()
+	if err != nil || done {
+		return err
 	}
-	if cfg.Demo.Enabled {
-		if err := createDemo(st); err != nil && !errors.Is(err, vmstore.ErrExists) {
+	// Data directories of earlier releases kept the mark in a file.
+	if _, err := os.Stat(filepath.Join(dir, "initialized")); err == nil {
+		return st.MarkInitialized()
+	}
+	has, err := st.HasAccounts()
+	if err != nil {
+		return err
+	}
+	switch {
+	case has:
+		log.Info("the store holds accounts: no demo subscriber created")
+	case cfg.Demo.Enabled:
+		if err := createDemo(st); err != nil {
 			return fmt.Errorf("demo subscriber: %w", err)
 		}
 		log.Info("created demo subscriber", "user", "demo", "password", "demo", "pin", "1234")
 	}
-	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+	return st.MarkInitialized()
+}
+
+// newAuthLimiter builds the one authentication limiter of the daemon.
+func newAuthLimiter(c AuthConfig) (*authlimit.Limiter, error) {
+	trusted, err := parsePrefixes("auth.trusted_networks", c.TrustedNetworks)
+	if err != nil {
+		return nil, err
+	}
+	free := c.FreeFailures
+	if free == 0 {
+		free = -1 // zero in the file means no free failures
+	}
+	return authlimit.New(authlimit.Config{FreeFailures: free, BaseDelay: c.BaseDelay.Duration, MaxDelay: c.MaxDelay.Duration,
+		MaxQueue: c.MaxQueue, Forget: c.Forget.Duration, MaxEntries: c.MaxEntries, Trusted: trusted}), nil
+}
+
+func parsePrefixes(key string, l []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range l {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// connLimits raises the descriptor limit and sizes the listeners' shared
+// budget from it, keeping [limits] fd_reserve (0: a tenth, at least 256)
+// for the store, /healthz, the admin API and outgoing connections.
+func connLimits(cfg *Config, log *slog.Logger) (*netlimit.Registry, []netip.Prefix, error) {
+	exempt, err := parsePrefixes("limits.exempt_networks", cfg.Limits.ExemptNetworks)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := &netlimit.Registry{}
+	nofile, err := raiseNoFile()
+	if err != nil || nofile == 0 {
+		log.Warn("descriptor limit unknown; listeners have no shared budget", "err", err)
+		return reg, exempt, nil
+	}
+	reserve := uint64(cfg.Limits.FDReserve)
+	if reserve == 0 {
+		reserve = max(256, nofile/10)
+	}
+	if nofile <= reserve+64 {
+		return nil, nil, fmt.Errorf("descriptor limit %d leaves nothing beyond limits.fd_reserve %d; raise RLIMIT_NOFILE (ulimit -n)", nofile, reserve)
+	}
+	if nofile < 1<<31 {
+		reg.MaxOpen = int(nofile - reserve)
+	}
+	log.Info("connection budget", "nofile", nofile, "reserve", reserve, "connections", reg.MaxOpen)
+	return reg, exempt, nil
 }

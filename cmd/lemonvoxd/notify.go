@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/notify"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -62,12 +64,16 @@ type WebhookConfig struct {
 // startNotify starts the SIP MWI notifier and the journal dispatcher with
 // every configured sink; it returns the closers in start order and the
 // dispatcher (nil without sinks).
-func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
+func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, authLim *authlimit.Limiter, listeners *netlimit.Registry, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
 	var sinks []notify.Sink
 	payload := notify.PayloadBuilder{ServerName: cfg.Hostname, OmitSenderSubject: cfg.Notify.OmitSenderSubject}
 	if cfg.SIP.Listen != "" {
 		m := &notify.MWIServer{Store: st, Listen: cfg.SIP.Listen, ListenTLS: cfg.SIP.ListenTLS, TLSConfig: tlsConfig,
-			Domain: cfg.SIP.Domain, Logger: log.With("service", "sip")}
+			Domain: cfg.SIP.Domain, Logger: log.With("service", "sip"), AuthLimiter: authLim, Listeners: listeners,
+			MaxConns: cfg.SIP.MaxConnections, MaxConnsPerSource: cfg.SIP.MaxPerSource,
+			FirstMessageTimeout: cfg.SIP.FirstMessage.Duration, ConnIdleTimeout: cfg.SIP.IdleTimeout.Duration,
+			MaxSubscriptions: cfg.SIP.MaxSubs, MaxSubsPerAccount: cfg.SIP.MaxSubsAccount, MaxSubsPerSource: cfg.SIP.MaxSubsSource,
+			MinExpires: cfg.SIP.MinExpires.Duration, MaxExpires: cfg.SIP.MaxExpires.Duration, NonceLifetime: cfg.SIP.NonceLifetime.Duration}
 		for _, n := range cfg.SIP.TrustedNetworks {
 			p, err := netip.ParsePrefix(n)
 			if err != nil {
