@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/lemonvox/lemonvox/bench/imapcheck"
 )
 
 // The long-session mode: every client logs in once and stays, issuing a
@@ -62,8 +65,13 @@ type longResult struct {
 	p50, p99     float64
 	cpuSecs      float64 // server user+system CPU over the run
 	perCmd       []cmdStat
-	checkErrors  int64
+	checkErrors  int64 // -1: the checker could not run
 	checkEnabled bool
+	checkSummary string
+	// checkCommands: the checker's commands, which the server's CPU
+	// figure includes (CPU per command counts them).
+	checkCommands int
+	checkSamples []string
 	all          []time.Duration // every command's latency
 }
 
@@ -324,12 +332,21 @@ func runLong(srv *server, corpus [][]byte, clients int, secs float64, check bool
 func (r longResult) print() {
 	cpuPer := 0.0
 	if r.commands > 0 {
-		cpuPer = r.cpuSecs * 1e6 / float64(r.commands)
+		cpuPer = r.cpuSecs * 1e6 / float64(r.commands+r.checkCommands)
 	}
 	fmt.Printf("%-22s long: %8.1f cmd/s  p50 %6.2f ms  p99 %7.2f ms  CPU %6.1f s = %6.0f µs/cmd  errors %d\n",
 		r.name, r.cmdsPerSec, r.p50, r.p99, r.cpuSecs, cpuPer, r.errors)
 	for _, c := range r.perCmd {
 		fmt.Printf("    %-24s %8d  p50 %7.2f ms  p99 %7.2f ms\n", c.name, c.n, c.p50, c.p99)
+	}
+	if r.checkEnabled {
+		fmt.Printf("    consistency checker: %d errors (%s)\n", r.checkErrors, r.checkSummary)
+		for i, s := range r.checkSamples {
+			if i == 5 {
+				break
+			}
+			fmt.Printf("      %s\n", s)
+		}
 	}
 }
 
@@ -382,17 +399,24 @@ func longRun(cfg longConfig, users []string, corpus [][]byte, clients int, secs 
 		fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	all := users
+	if check {
+		// The checker's sessions have an account of their own: its final
+		// comparison needs mailboxes that nobody else changes.
+		all = append(slices.Clone(users), checkUser)
+	}
 	var srv *server
 	if cfg.name == "dovecot" {
-		srv, err = startDovecot(dir, users, false, max(clients, 200), cfg.fsync)
+		srv, err = startDovecot(dir, all, false, max(2*clients, 200), cfg.fsync)
 	} else {
-		srv, err = startLemonvoxBin(dir, users, cfg.bin)
+		srv, err = startLemonvoxBin(dir, all, cfg.bin)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench/imap: %s: %v (skipped)\n", cfg.label, err)
 		return longResult{}, false
 	}
 	defer srv.stop()
+	srv.users = users
 	if err := load(srv, corpus); err != nil {
 		fatal(fmt.Errorf("%s: loading mailboxes: %w", cfg.label, err))
 	}
@@ -409,11 +433,47 @@ func longRun(cfg longConfig, users []string, corpus [][]byte, clients int, secs 
 			}
 		}()
 	}
+	type checked struct {
+		rep *imapcheck.Report
+		err error
+	}
+	var chk chan checked
+	if check {
+		// The consistency checker runs alongside, for the same time, with
+		// as many sessions again on its own account: every session tracks
+		// flags and MODSEQ per UID from what it is told (bench/imapcheck).
+		chk = make(chan checked, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs*float64(time.Second))+3*time.Minute)
+			defer cancel()
+			rep, err := imapcheck.Run(ctx, imapcheck.Config{Addr: srv.addr, User: checkUser, Password: checkUser,
+				Sessions: clients, Duration: time.Duration(secs * float64(time.Second)), Seed: 1})
+			chk <- checked{rep, err}
+		}()
+	}
 	r := runLong(srv, corpus, clients, secs, check)
 	prof.Wait()
 	r.name = cfg.label
+	if chk != nil {
+		c := <-chk
+		if c.err != nil {
+			fmt.Fprintf(os.Stderr, "bench/imap: %s: consistency checker: %v\n", cfg.label, c.err)
+			r.checkErrors = -1
+		} else {
+			r.checkErrors = 0
+			for _, n := range c.rep.Counts {
+				r.checkErrors += int64(n)
+			}
+			r.checkSummary = fmt.Sprintf("%d checker commands, %s", c.rep.Commands, c.rep.Summary)
+			r.checkCommands = c.rep.Commands
+			r.checkSamples = c.rep.Samples
+		}
+	}
 	return r, true
 }
+
+// checkUser is the consistency checker's account (password = name).
+const checkUser = "check00"
 
 // longMain runs the long-session comparison: Lemonvox with its durable
 // defaults (and, with baseline, an earlier lemonvoxd) and Dovecot with each
@@ -422,12 +482,6 @@ func longRun(cfg longConfig, users []string, corpus [][]byte, clients int, secs 
 // load during a round does not favour whoever runs first. It prints each
 // run, the ratios of each round and of all rounds together.
 func longMain(servers []string, fsyncs []string, users []string, corpus [][]byte, clients int, secs float64, check bool, profile, baseline string, rounds int) {
-	if check {
-		// The hook for the per-session consistency checker (flags and
-		// MODSEQ per UID as each session sees them); it is not part of
-		// this tree yet.
-		fatal(fmt.Errorf("-check: the consistency checker is not part of this build; run without -check"))
-	}
 	var cfgs []longConfig
 	for _, s := range servers {
 		switch s {
@@ -474,6 +528,8 @@ func longMain(servers []string, fsyncs []string, users []string, corpus [][]byte
 			t.commands += res.commands
 			t.errors += res.errors
 			t.cpuSecs += res.cpuSecs
+			t.checkErrors += res.checkErrors
+			t.checkCommands += res.checkCommands
 			t.all = append(t.all, res.all...)
 		}
 		fmt.Printf("load average after: %s\n", loadavg())
@@ -490,8 +546,12 @@ func longMain(servers []string, fsyncs []string, users []string, corpus [][]byte
 		}
 		fmt.Printf("\nall %d rounds together:\n", rounds)
 		for _, t := range all {
-			fmt.Printf("%-30s %8.1f cmd/s  p50 %6.2f ms  p99 %7.2f ms  CPU %6.0f µs/cmd  errors %d\n",
-				t.name, t.cmdsPerSec, t.p50, t.p99, t.cpuSecs*1e6/float64(max(t.commands, 1)), t.errors)
+			fmt.Printf("%-30s %8.1f cmd/s  p50 %6.2f ms  p99 %7.2f ms  CPU %6.0f µs/cmd  errors %d",
+				t.name, t.cmdsPerSec, t.p50, t.p99, t.cpuSecs*1e6/float64(max(t.commands+t.checkCommands, 1)), t.errors)
+			if t.checkEnabled {
+				fmt.Printf("  consistency errors %d", t.checkErrors)
+			}
+			fmt.Println()
 		}
 		printRatios(all)
 	}
@@ -510,7 +570,7 @@ func printRatios(results []longResult) {
 		}
 		fmt.Printf("ratio lemonvox/%s: cmd/s %.2fx, p99 %.2fx, CPU per command %.2fx (lower is better for p99 and CPU)\n",
 			d.name, l.cmdsPerSec/d.cmdsPerSec, l.p99/d.p99,
-			(l.cpuSecs/float64(l.commands))/(d.cpuSecs/float64(d.commands)))
+			(l.cpuSecs/float64(l.commands+l.checkCommands))/(d.cpuSecs/float64(d.commands+d.checkCommands)))
 	}
 }
 

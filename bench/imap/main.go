@@ -44,7 +44,7 @@ func main() {
 	mode := flag.String("mode", "mixed", "mixed (mixed workload, then the idle test) or long (long sessions)")
 	fsyncs := flag.String("fsync", "optimized,always", "long mode: Dovecot's mail_fsync settings to measure, one run each")
 	cpuprofile := flag.String("cpuprofile", "", "long mode: write a CPU profile of lemonvoxd during the run to this file")
-	check := flag.Bool("check", false, "long mode: verify every session's view with the consistency checker")
+	check := flag.Bool("check", false, "long mode: run the consistency checker (bench/imapcheck) alongside, as many sessions again on an account of its own")
 	baseline := flag.String("baseline", "", "long mode: also run this lemonvoxd binary (an earlier build) as lemonvox-baseline")
 	rounds := flag.Int("rounds", 1, "long mode: rounds of all servers (every other one in reverse order)")
 	flag.Parse()
