@@ -71,8 +71,8 @@ type longResult struct {
 	// checkCommands: the checker's commands, which the server's CPU
 	// figure includes (CPU per command counts them).
 	checkCommands int
-	checkSamples []string
-	all          []time.Duration // every command's latency
+	checkSamples  []string
+	all           []time.Duration // every command's latency
 }
 
 type cmdStat struct {
