@@ -3,9 +3,12 @@ package vmstore
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // backupMagic starts a Lemonvox backup file. Version 2 files then say the
@@ -48,7 +51,9 @@ func (s *Store) Backup(w io.Writer, progress Progress) (int64, error) {
 	}
 	// A stream at one read timestamp: every transaction is either wholly in
 	// the backup or not at all.
-	stream := s.db.NewStream()
+	ts := s.beginRead()
+	defer s.endRead(ts)
+	stream := s.db.NewStreamAt(ts)
 	stream.LogPrefix = "vmstore.Backup"
 	stream.NumGo = 4
 	if _, err := stream.Backup(bw, 0); err != nil {
@@ -105,10 +110,12 @@ func (s *Store) Restore(r io.Reader, size int64, progress Progress) error {
 	if err := s.db.Load(br, 256); err != nil {
 		return fmt.Errorf("vmstore: restore: %w", err)
 	}
-	// The restored data is of the backup's format (Load advanced Badger's
-	// timestamps, so this write supersedes the record Open stamped on the
-	// empty store); older ones are migrated now.
-	if err := writeFormat(s.db, format, s.now()); err != nil {
+	// Timestamps continue after the restored ones; the restored data is
+	// of the backup's format (this write supersedes the record Open
+	// stamped on the empty store); older ones are migrated now.
+	s.resetClock()
+	fb, _ := json.Marshal(formatRecord{Version: format, Written: s.now().UTC()})
+	if err := s.blindUpdate(func(txn *badger.Txn) error { return txn.Set([]byte(keyFormat), fb) }); err != nil {
 		return err
 	}
 	s.format = format

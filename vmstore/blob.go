@@ -78,7 +78,7 @@ func (c *chunkSink) Write(p []byte) (int, error) {
 }
 
 func (c *chunkSink) flush() error {
-	err := c.s.db.Update(func(txn *badger.Txn) error {
+	err := c.s.blindUpdate(func(txn *badger.Txn) error {
 		for i, ch := range c.pending {
 			if err := txn.Set(chunkKey(c.blob, c.flushed+uint32(i)), ch); err != nil {
 				return err
@@ -124,14 +124,14 @@ func (c *chunkSink) discard() {
 }
 
 func (s *Store) deleteChunks(blob uint64, n uint32) error {
-	wb := s.db.NewWriteBatch()
-	for i := uint32(0); i < n; i++ {
-		if err := wb.Delete(chunkKey(blob, i)); err != nil {
-			wb.Cancel()
-			return err
+	return s.batch(func(wb *badger.WriteBatch) error {
+		for i := uint32(0); i < n; i++ {
+			if err := wb.Delete(chunkKey(blob, i)); err != nil {
+				return err
+			}
 		}
-	}
-	return wb.Flush()
+		return nil
+	})
 }
 
 // BlobReader reads a message's raw bytes. It implements io.ReaderAt and,
@@ -159,7 +159,7 @@ func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := 0
-	err := b.s.db.View(func(txn *badger.Txn) error {
+	err := b.s.view(func(txn *badger.Txn) error {
 		for n < len(p) && off < b.size {
 			ci := uint32(off / chunkSize)
 			it, err := txn.Get(chunkKey(b.blob, ci))

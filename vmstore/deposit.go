@@ -333,7 +333,8 @@ func (w *wtx) keepOnlyQuotaEvents() error {
 		}
 	}
 	w.txn.Discard()
-	w.txn = w.s.db.NewTransaction(true)
+	w.txn = w.s.db.NewTransactionAt(w.txn.ReadTs(), true)
+	w.writes = nil
 	w.events = keep
 	w.changes = nil
 	w.modseqIdx = nil

@@ -31,6 +31,46 @@
 //	D/<user>\x00<mbid:8><entry>     metadata entry (RFC 5464; mbid 0 = server/account)
 //	Z/<user>\x00<mbid:8>            URLAUTH mailbox access key
 //
+// # Reads and commits
+//
+// Badger runs in managed mode: the store chooses every commit and read
+// timestamp (readts.go). In Badger's own mode a new read transaction takes
+// the newest commit timestamp handed out and waits until every commit up to
+// it is written, fsync included; with many long-lived sessions most reads
+// (a FETCH's blob chunks, a LIST, a STATUS) then queued behind other
+// sessions' durable writes. Here:
+//
+//   - Reads open their transaction at readTs, the timestamp of the last
+//     commit that is written and applied. They never wait, and they see
+//     every acknowledged commit (a commit is acknowledged after readTs has
+//     passed it), so a session reads its own writes. Open read timestamps
+//     are registered, and the discard timestamp given to Badger (which lets
+//     compactions drop superseded versions) stays below the oldest of them.
+//   - A write transaction of an account reads at readTs once the account's
+//     previous commit is finished (it may still be in flight when the
+//     account lock is released); it does not wait for other accounts.
+//   - Commits are written by one committer, in journal order. Badger syncs
+//     its log once per committed transaction, so everything queued while a
+//     write is in progress is replayed into one Badger transaction and
+//     committed at one timestamp with SyncWrites: one sync per group, each
+//     member acknowledged only once the group is durable (and atomic: a
+//     group is one transaction). Writes outside any account (chunks of
+//     a large deposit, collection, cursors) take their own turn.
+//   - After a group is written, readTs moves to it, the index applies it
+//     (all members under one lock) and the hub publishes its events.
+//
+// The alternatives weighed: a shared, periodically refreshed snapshot for
+// the immutable keys (B/, P/, H/) with a fresh transaction when a key is
+// missing helps only content reads, and a fresh deposit is read right away
+// (the fallback waits again); LIST, STATUS and metadata would still wait. A
+// per-reader chunk cache cuts transactions per FETCH but not the first
+// wait. Content in files of the data directory (fsync before the
+// referencing commit) would leave Badger's value log, but backup, restore,
+// orphan collection and the kill -9 guarantees would need a second storage
+// layer kept in step with the first. Choosing timestamps keeps one store,
+// one backup stream and Badger's recovery, and removes the wait from every
+// read path at once.
+//
 // # Account names and identity
 //
 // An account name (CheckUserName) is 1 to 64 characters of a-z 0-9 . _ + -,
@@ -56,10 +96,9 @@
 //   - Every mutation of one account runs under that account's lock, builds a
 //     Badger transaction that includes its journal events, and commits. The
 //     journal sequence is assigned at commit time under the sequencer lock, in
-//     the same order as Badger's commit timestamps, so the journal is gap-free
-//     and readers never see a later event before an earlier one. Accounts do
-//     not wait for each other: transactions of different accounts are built
-//     concurrently and Badger writes them in one group commit (one fsync).
+//     the same order as the commits are written (see "Reads and commits"), so
+//     the journal is gap-free and readers never see a later event before an
+//     earlier one.
 //   - A write that Badger fails to make durable after it was sequenced stops
 //     the store (ErrStoreFailed): continuing could leave a gap in the journal.
 //   - Counters (messages, unseen, recent, deleted, bytes, MWI new/old x

@@ -48,26 +48,23 @@ func (s *Store) CollectGarbage(ctx context.Context) (GCStats, error) {
 		return nil
 	})
 	if err == nil && len(victims) > 0 {
-		wb := s.db.NewWriteBatch()
-		for _, v := range victims {
-			keys := [][]byte{blobKey(v.blob), hashKey(v.meta.Hash), partKey(v.meta.Hash)}
-			for i := uint32(0); i < v.meta.Chunks; i++ {
-				keys = append(keys, chunkKey(v.blob, i))
-			}
-			for _, k := range keys {
-				if err = wb.Delete(k); err != nil {
-					break
+		err = s.batch(func(wb *badger.WriteBatch) error {
+			for _, v := range victims {
+				keys := [][]byte{blobKey(v.blob), hashKey(v.meta.Hash), partKey(v.meta.Hash)}
+				for i := uint32(0); i < v.meta.Chunks; i++ {
+					keys = append(keys, chunkKey(v.blob, i))
 				}
+				for _, k := range keys {
+					if err := wb.Delete(k); err != nil {
+						return err
+					}
+				}
+				st.BlobsRemoved++
+				st.BytesRemoved += v.meta.Size
+				st.ChunksRemoved += int(v.meta.Chunks)
 			}
-			st.BlobsRemoved++
-			st.BytesRemoved += v.meta.Size
-			st.ChunksRemoved += int(v.meta.Chunks)
-		}
-		if err == nil {
-			err = wb.Flush()
-		} else {
-			wb.Cancel()
-		}
+			return nil
+		})
 	}
 	s.gcMu.Unlock()
 	if err != nil {
@@ -175,14 +172,18 @@ func (s *Store) collectOrphans(limit uint64) (int, error) {
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
-	wb := s.db.NewWriteBatch()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			wb.Cancel()
-			return 0, err
+	err = s.batch(func(wb *badger.WriteBatch) error {
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	return len(keys), wb.Flush()
+	return len(keys), nil
 }
 
 // nextBlobOf is the chunk prefix of the blob after the iterator's current one:

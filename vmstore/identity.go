@@ -96,7 +96,7 @@ func assignAccountIDs(s *Store) error {
 	if maxID > seq {
 		// IDs above the sequence (a record written without it): never
 		// hand them out again.
-		if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := s.blindUpdate(func(txn *badger.Txn) error {
 			return txn.Set([]byte(kAccountSeq), be64(nil, maxID))
 		}); err != nil {
 			return err

@@ -70,10 +70,10 @@ func TestAccountIDsNeverReused(t *testing.T) {
 
 // writeLegacyAccount writes an account record as stores before account ids
 // and the name syntax wrote them (no id, any name).
-func writeLegacyAccount(t *testing.T, db *badger.DB, name string) {
+func writeLegacyAccount(t *testing.T, s *Store, name string) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"name": name, "passwordHash": "x", "quota": map[string]any{}, "options": map[string]any{}, "created": time.Now()})
-	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(accountKey(name), b) }); err != nil {
+	if err := s.blindUpdate(func(txn *badger.Txn) error { return txn.Set(accountKey(name), b) }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -84,7 +84,7 @@ func TestAssignAccountIDs(t *testing.T) {
 	mustAccount(t, s, "modern")
 	modern, _ := s.GetAccount("modern")
 	for _, n := range []string{"old1", "old2", ".", ".."} {
-		writeLegacyAccount(t, s.db, n)
+		writeLegacyAccount(t, s, n)
 	}
 	makeLegacy(t, s) // a store from before account ids: migration 3 runs
 	s.Close()

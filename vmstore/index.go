@@ -25,11 +25,12 @@ import (
 // position read together under the index lock always agree: Snapshot's
 // LastSeq stays exact.
 //
-// Loading a mailbox opens a read transaction at a point in the commit
-// chain (under seqMu) and installs the image once every earlier commit has
-// been applied; commits applied while it loads are replayed on top. Commits
-// carry whole records, so replaying one that the read already saw is
-// harmless: the last writer of a record wins either way.
+// Loading a mailbox places an empty entry in the index, reads Badger at the
+// timestamp of the last commit the index has applied (not at the store's
+// read timestamp, which may already include the next one) and installs the
+// image; commits applied meanwhile are replayed on top. Commits carry whole
+// records, so replaying one that the read already saw is harmless: the last
+// writer of a record wins either way.
 
 // DefaultIndexMessages is the default number of message records the index
 // keeps in memory (Options.IndexMessages).
@@ -117,12 +118,15 @@ type idxEntry struct {
 }
 
 type index struct {
-	mu      sync.RWMutex
-	max     int // message records kept at most
-	total   int
-	pubSeq  uint64 // journal sequence of the last applied commit with events
-	entries map[uint64]*idxEntry
-	clock   atomic.Int64
+	mu     sync.RWMutex
+	max    int // message records kept at most
+	total  int
+	pubSeq uint64 // journal sequence of the last applied commit with events
+	// appliedTs: the Badger timestamp of the last applied commit; a read
+	// at it sees exactly the commits applied so far.
+	appliedTs uint64
+	entries   map[uint64]*idxEntry
+	clock     atomic.Int64
 }
 
 func newIndex(max int) *index {
@@ -134,11 +138,20 @@ func newIndex(max int) *index {
 
 func (x *index) touch(e *idxEntry) { e.lastUse.Store(x.clock.Add(1)) }
 
-// apply records a committed transaction (commit order, before its events
-// are published).
-func (x *index) apply(w *wtx) {
+// apply records the transactions of a group committed at timestamp ts
+// (commit order, before their events are published), all at once: a
+// mailbox load reads at ts or before it.
+func (x *index) apply(ws []*wtx, ts uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.appliedTs = ts
+	for _, w := range ws {
+		x.applyLocked(w)
+	}
+	x.evict()
+}
+
+func (x *index) applyLocked(w *wtx) {
 	if n := len(w.events); n > 0 {
 		x.pubSeq = w.events[n-1].Seq
 	}
@@ -173,7 +186,6 @@ func (x *index) apply(w *wtx) {
 		x.total += len(img.msgs) - len(e.img.msgs)
 		e.img = img
 	}
-	x.evict()
 }
 
 // reset forgets every image (after a failed commit, or a restore with the
@@ -264,26 +276,32 @@ func (s *Store) image(mbid uint64) (*mbImage, uint64, error) {
 		}
 		e = &idxEntry{loading: make(chan struct{})}
 		x.entries[mbid] = e
+		// Registered under x.mu: discardTs reads appliedTs under it too, so
+		// it never passes ts while this read is to come.
+		ts := x.appliedTs
+		s.beginReadAt(ts)
 		x.mu.Unlock()
-		img, seq, err := s.loadImage(mbid, e)
+		img, seq, err := s.loadImage(mbid, e, ts)
 		close(e.loading)
 		return img, seq, err
 	}
 }
 
 // loadImage reads a mailbox for the placeholder e (already in the index,
-// collecting the changes applied meanwhile) and installs it.
-func (s *Store) loadImage(mbid uint64, e *idxEntry) (*mbImage, uint64, error) {
+// collecting the changes applied meanwhile) at ts, the timestamp of the
+// last commit applied when e was placed (registered as a reader there by
+// the caller), and installs it.
+func (s *Store) loadImage(mbid uint64, e *idxEntry, ts uint64) (*mbImage, uint64, error) {
 	x := s.idx
-	// A read transaction that sees exactly the commits sequenced so far,
-	// and the last of them: once it is published, all of them are applied.
-	s.seqMu.Lock()
-	txn := s.db.NewTransaction(false)
-	prev := s.lastDone
-	s.seqMu.Unlock()
-	img, err := readImage(txn, mbid, x.max/4)
-	txn.Discard()
-	<-prev
+	// The read sees exactly the commits applied before e was placed; every
+	// later one is in e.pending.
+	var img *mbImage
+	err := s.viewAt(ts, func(txn *badger.Txn) error {
+		var err error
+		img, err = readImage(txn, mbid, x.max/4)
+		return err
+	})
+	s.endRead(ts)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if errors.Is(err, errNotIndexed) {
@@ -352,16 +370,12 @@ func (s *Store) eachMessage(mbid uint64, fn func(*Message)) error {
 }
 
 // syncedImage returns the image of a mailbox of the account whose write
-// transaction w is: it first waits until every commit sequenced so far is
-// applied, which includes every earlier commit of the account (they are
-// serialized by its lock), so the image matches what w reads.
+// transaction w is: writeTxn has waited until the account's earlier commits
+// (serialized by its lock) were finished, which applies them to the index,
+// so the image matches what w reads of the mailbox; only the account's
+// commits change it.
 func (w *wtx) syncedImage(mbid uint64) (*mbImage, error) {
-	s := w.s
-	s.seqMu.Lock()
-	prev := s.lastDone
-	s.seqMu.Unlock()
-	<-prev
-	img, _, err := s.image(mbid)
+	img, _, err := w.s.image(mbid)
 	return img, err
 }
 

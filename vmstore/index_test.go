@@ -10,14 +10,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // diskImage reads a mailbox from Badger, bypassing the index.
 func diskImage(t *testing.T, s *Store, mbid uint64) *mbImage {
 	t.Helper()
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	img, err := readImage(txn, mbid, 1<<30)
+	var img *mbImage
+	err := s.view(func(txn *badger.Txn) error {
+		var err error
+		img, err = readImage(txn, mbid, 1<<30)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

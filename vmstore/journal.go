@@ -141,7 +141,7 @@ func (s *Store) Cursor(sink string) (uint64, error) {
 
 // SetCursor durably records that a consumer has handled every event up to seq.
 func (s *Store) SetCursor(sink string, seq uint64) error {
-	return s.db.Update(func(txn *badger.Txn) error {
+	return s.blindUpdate(func(txn *badger.Txn) error {
 		return txn.Set(cursorKey(sink), be64(nil, seq))
 	})
 }
@@ -187,14 +187,15 @@ func (s *Store) TrimJournal(upTo uint64) (int, error) {
 		if err != nil || len(keys) == 0 {
 			return n, err
 		}
-		wb := s.db.NewWriteBatch()
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
-				wb.Cancel()
-				return n, err
+		err = s.batch(func(wb *badger.WriteBatch) error {
+			for _, k := range keys {
+				if err := wb.Delete(k); err != nil {
+					return err
+				}
 			}
-		}
-		if err := wb.Flush(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return n, err
 		}
 		n += len(keys)

@@ -72,8 +72,21 @@ type Store struct {
 
 	seqMu    sync.Mutex
 	nextSeq  uint64        // next journal sequence number
-	lastDone chan struct{} // closed when the previous commit is published
+	nextTs   uint64        // next Badger commit timestamp (readts.go)
+	lastDone chan struct{} // closed when the last queued commit is finished
 	failed   atomic.Bool
+	closing  bool      // under seqMu: Close has begun, no more commits
+	queue    []*member // commits waiting for the committer, in order
+	kick     chan struct{}
+	// stopCommitter ends the committer once the queue is empty;
+	// committerDone is closed when it has.
+	stopCommitter, committerDone chan struct{}
+	// readTs: every commit at or below it is applied; reads use it.
+	readTs atomic.Uint64
+	rd     readers
+	// pendingOf: an account's queued commits not yet finished, in order
+	// (under seqMu); its next transaction waits for the last.
+	pendingOf map[string][]*member
 	// deletions counts committed account deletions (AccountDeletions).
 	deletions atomic.Uint64
 
@@ -131,7 +144,7 @@ func Open(opts Options) (*Store, error) {
 		// Message chunks go to the value log, records stay in the LSM tree.
 		bo = bo.WithValueThreshold(4 << 10)
 	}
-	db, err := badger.Open(bo)
+	db, err := badger.OpenManaged(bo)
 	if err != nil {
 		return nil, fmt.Errorf("vmstore: open %s: %w", opts.Dir, err)
 	}
@@ -161,14 +174,27 @@ func Open(opts Options) (*Store, error) {
 		lastDone:    closedChan(),
 		format:      format,
 		orphansDone: make(chan struct{}),
+		rd:          readers{open: map[uint64]int{}},
+		pendingOf:   map[string][]*member{},
+		kick:        make(chan struct{}, 1),
+
+		stopCommitter: make(chan struct{}),
+		committerDone: make(chan struct{}),
+	}
+	s.resetClock()
+	go s.committer()
+	abort := func() {
+		close(s.stopCommitter)
+		<-s.committerDone
+		db.Close()
 	}
 	if err := s.loadCounters(); err != nil {
-		db.Close()
+		abort()
 		return nil, err
 	}
 	s.idx.pubSeq = s.nextSeq - 1
 	if err := s.migrate(format); err != nil {
-		db.Close()
+		abort()
 		return nil, err
 	}
 	// Chunks of deposits that a crash interrupted are collected in the
@@ -185,6 +211,8 @@ func Open(opts Options) (*Store, error) {
 		s.wg.Add(1)
 		go s.gcLoop(iv)
 	}
+	s.wg.Add(1)
+	go s.discardLoop(time.Second)
 	return s, nil
 }
 
@@ -203,8 +231,11 @@ func (s *Store) Close() error {
 		// Wait for the last commit to be published.
 		s.seqMu.Lock()
 		last := s.lastDone
+		s.closing = true
 		s.seqMu.Unlock()
 		<-last
+		close(s.stopCommitter)
+		<-s.committerDone
 		s.hub.closeAll()
 		err = s.db.Close()
 	})
@@ -221,7 +252,7 @@ func (s *Store) now() time.Time { return s.opts.Now() }
 
 // loadCounters reads the highest ids in use so that new ones never repeat.
 func (s *Store) loadCounters() error {
-	return s.db.View(func(txn *badger.Txn) error {
+	return s.view(func(txn *badger.Txn) error {
 		last := func(prefix string) []byte {
 			it := txn.NewIterator(badger.IteratorOptions{Reverse: true, Prefix: []byte(prefix)})
 			defer it.Close()
@@ -299,7 +330,9 @@ func (s *Store) lockAccount(user string) func() {
 // wtx is one write transaction of one account, with the events it records.
 type wtx struct {
 	s       *Store
+	user    string // the account whose lock is held
 	txn     *badger.Txn
+	writes  []kv // what txn wrote, in order (committed by the group commit)
 	events  []Event
 	now     time.Time
 	changes map[uint64]*mbChange // for the mailbox index
@@ -334,11 +367,26 @@ func (w *wtx) put(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return w.txn.Set(key, b)
+	return w.set(key, b)
 }
 
-func (w *wtx) set(key, val []byte) error { return w.txn.Set(key, val) }
-func (w *wtx) del(key []byte) error      { return w.txn.Delete(key) }
+// set and del write in the transaction (which checks its size and serves
+// its later reads) and record the write for the group commit.
+func (w *wtx) set(key, val []byte) error {
+	if err := w.txn.Set(key, val); err != nil {
+		return err
+	}
+	w.writes = append(w.writes, kv{key: key, val: val})
+	return nil
+}
+
+func (w *wtx) del(key []byte) error {
+	if err := w.txn.Delete(key); err != nil {
+		return err
+	}
+	w.writes = append(w.writes, kv{key: key, del: true})
+	return nil
+}
 
 func (w *wtx) emit(ev Event) {
 	if ev.Time.IsZero() {
@@ -361,15 +409,16 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 			unlock()
 		}
 	}()
-	txn := s.db.NewTransaction(true)
+	txn, ts := s.writeTxn(user)
+	defer s.endRead(ts)
 	defer txn.Discard()
-	w := &wtx{s: s, txn: txn, now: s.now()}
+	w := &wtx{s: s, txn: txn, now: s.now(), user: user}
 	if err := fn(w); err != nil {
 		return nil, err
 	}
 	wait, err := s.commit(w)
-	// The next transaction of this account may start now: Badger makes it
-	// wait until this commit is applied before it reads.
+	// The next transaction of this account may start now: writeTxn makes
+	// it wait until this commit is applied before it reads.
 	unlock()
 	locked = false
 	if err != nil {
@@ -395,12 +444,16 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		s.seqMu.Unlock()
 		return nil, ErrStoreFailed
 	}
+	if s.closing {
+		s.seqMu.Unlock()
+		return nil, ErrClosed
+	}
 	seq := s.nextSeq
 	for i := range w.events {
 		w.events[i].Seq = seq + uint64(i)
 		b, err := json.Marshal(&w.events[i])
 		if err == nil {
-			err = w.txn.Set(journalKey(w.events[i].Seq), b)
+			err = w.set(journalKey(w.events[i].Seq), b)
 		}
 		if err != nil {
 			s.seqMu.Unlock()
@@ -408,40 +461,23 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		}
 	}
 	s.nextSeq += uint64(len(w.events))
-	prev := s.lastDone
-	mine := make(chan struct{})
-	s.lastDone = mine
-	result := make(chan error, 1)
-	w.txn.CommitWith(func(err error) { result <- err })
+	m := &member{w: w}
+	s.enqueue(m)
+	if w.user != "" {
+		s.pendingOf[w.user] = append(s.pendingOf[w.user], m)
+	}
 	s.seqMu.Unlock()
 	return func() error {
-		err := <-result
-		if err == nil && w.deletesAccount {
-			// Visible to readers from now on: holders of the account's
-			// identity that check the counter see the deletion.
-			s.deletions.Add(1)
-		}
-		<-prev
-		defer close(mine)
-		if err != nil {
-			s.idx.reset(-1)
-			if len(w.events) > 0 {
-				s.failed.Store(true)
-				s.log.Error("vmstore: sequenced commit failed; store stopped", "err", err)
-			}
+		<-m.done
+		if err := m.err; err != nil {
 			if errors.Is(err, badger.ErrDBClosed) {
 				return ErrClosed
 			}
 			return fmt.Errorf("%w: %w", ErrStoreFailed, err)
 		}
-		s.idx.apply(w)
-		s.hub.publish(w.events)
 		return nil
 	}, nil
 }
-
-// view runs fn in a read-only transaction.
-func (s *Store) view(fn func(txn *badger.Txn) error) error { return s.db.View(fn) }
 
 func getJSON(txn *badger.Txn, key []byte, v any) error {
 	it, err := txn.Get(key)

@@ -116,9 +116,17 @@ func readFormat(db *badger.DB, now time.Time) (int, error) {
 	return legacyFormat, nil
 }
 
+// writeFormat stamps a new store at Open, before its commit timestamps are
+// set up (Badger runs in managed mode: readts.go): one past the highest.
 func writeFormat(db *badger.DB, v int, now time.Time) error {
 	b, _ := json.Marshal(formatRecord{Version: v, Written: now.UTC()})
-	return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyFormat), b) })
+	ts := db.MaxVersion()
+	txn := db.NewTransactionAt(ts, true)
+	defer txn.Discard()
+	if err := txn.Set([]byte(keyFormat), b); err != nil {
+		return err
+	}
+	return txn.CommitAt(ts+1, nil)
 }
 
 func newerFormatError(what string, v int) error {
@@ -140,7 +148,7 @@ func (s *Store) migrate(from int) error {
 		now := s.now().UTC()
 		rec, _ := json.Marshal(MigrationRecord{Version: m.Version, Name: m.Name, Done: now})
 		fr, _ := json.Marshal(formatRecord{Version: m.Version, Written: now})
-		err := s.db.Update(func(txn *badger.Txn) error {
+		err := s.blindUpdate(func(txn *badger.Txn) error {
 			if err := txn.Set(migrationKey(m.Version), rec); err != nil {
 				return err
 			}
@@ -195,7 +203,7 @@ func (s *Store) Initialized() (bool, error) {
 // MarkInitialized records that the store has been through its first start.
 func (s *Store) MarkInitialized() error {
 	b, _ := json.Marshal(map[string]time.Time{"at": s.now().UTC()})
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyInitialized), b) })
+	return s.blindUpdate(func(txn *badger.Txn) error { return txn.Set([]byte(keyInitialized), b) })
 }
 
 // HasAccounts tells whether any account exists.

@@ -179,7 +179,7 @@ func registerTestMigration(t *testing.T, progress io.Writer, delay time.Duration
 		Name:    "test: rewrite T/ keys",
 		Run: func(s *Store) error {
 			for i := 0; i < migrateKeys; i++ {
-				err := s.db.Update(func(txn *badger.Txn) error {
+				err := s.blindUpdate(func(txn *badger.Txn) error {
 					it, err := txn.Get(migKey(i))
 					if err != nil {
 						return err
@@ -235,7 +235,7 @@ func TestMigrationSurvivesKill(t *testing.T) {
 	s := openTest(t, dir)
 	mustAccount(t, s, "m")
 	for i := 0; i < migrateKeys; i++ {
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(migKey(i), []byte("old")) }); err != nil {
+		if err := s.blindUpdate(func(txn *badger.Txn) error { return txn.Set(migKey(i), []byte("old")) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -299,7 +299,7 @@ func TestMigrationSurvivesKill(t *testing.T) {
 		t.Fatalf("%d of %d keys migrated", n, migrateKeys)
 	}
 	var count []byte
-	_ = s3.db.View(func(txn *badger.Txn) error {
+	_ = s3.view(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte("T/count"))
 		if err == nil {
 			count, _ = it.ValueCopy(nil)
@@ -318,7 +318,7 @@ func TestMigrationSurvivesKill(t *testing.T) {
 func countNew(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
-	_ = s.db.View(func(txn *badger.Txn) error {
+	_ = s.view(func(txn *badger.Txn) error {
 		for i := 0; i < migrateKeys; i++ {
 			if it, err := txn.Get(migKey(i)); err == nil {
 				v, _ := it.ValueCopy(nil)
@@ -342,7 +342,7 @@ func TestOpenDoesNotWaitForChunkScan(t *testing.T) {
 	deposit(t, s, "c", "", "Subject: kept\r\n\r\nkept")
 	// Chunks of a deposit that never got its blob record.
 	orphan := s.nextBlob.Load() + 1
-	if err := s.db.Update(func(txn *badger.Txn) error {
+	if err := s.blindUpdate(func(txn *badger.Txn) error {
 		for i := uint32(0); i < 3; i++ {
 			if err := txn.Set(chunkKey(orphan, i), []byte("lost")); err != nil {
 				return err
@@ -384,7 +384,7 @@ func TestOpenDoesNotWaitForChunkScan(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the background collection did not finish")
 	}
-	_ = s2.db.View(func(txn *badger.Txn) error {
+	_ = s2.view(func(txn *badger.Txn) error {
 		if _, err := txn.Get(chunkKey(orphan, 0)); !errors.Is(err, badger.ErrKeyNotFound) {
 			t.Errorf("orphan chunk still there: %v", err)
 		}

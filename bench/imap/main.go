@@ -11,7 +11,17 @@
 //     imap_hibernate_timeout, and the time until all of them see EXISTS
 //     after one deposit.
 //
+//   - long (-mode long): N clients that log in once and stay for D
+//     seconds, each issuing a random mix of SELECT, UID FETCH (FLAGS of
+//     the whole mailbox, ENVELOPE of a page, BODY[], a partial of the voice
+//     part with BODYSTRUCTURE), UID STORE, APPEND, EXPUNGE, LIST and STATUS
+//     on mailboxes they share; Lemonvox with its durable defaults against
+//     Dovecot with mail_fsync = optimized (its default) and = always;
+//     commands/s, p50/p99 per command, and server CPU per command (user +
+//     system time of all server processes, from /proc, before and after).
+//
 //     go run ./bench/imap [-clients 50] [-seconds 60] [-idle 10000] [-servers lemonvox,dovecot]
+//     go run ./bench/imap -mode long [-clients 50] [-seconds 60] [-fsync optimized,always] [-rounds 2] [-baseline old-lemonvoxd] [-cpuprofile lemonvox.pprof] [-check]
 package main
 
 import (
@@ -31,6 +41,12 @@ func main() {
 	msgs := flag.Int("messages", 40, "voice messages in each INBOX")
 	servers := flag.String("servers", "lemonvox,dovecot", "servers to measure")
 	flag.DurationVar(&settle, "settle", 3*time.Second, "wait after the idle connections are up before measuring")
+	mode := flag.String("mode", "mixed", "mixed (mixed workload, then the idle test) or long (long sessions)")
+	fsyncs := flag.String("fsync", "optimized,always", "long mode: Dovecot's mail_fsync settings to measure, one run each")
+	cpuprofile := flag.String("cpuprofile", "", "long mode: write a CPU profile of lemonvoxd during the run to this file")
+	check := flag.Bool("check", false, "long mode: run the consistency checker (bench/imapcheck) alongside, as many sessions again on an account of its own")
+	baseline := flag.String("baseline", "", "long mode: also run this lemonvoxd binary (an earlier build) as lemonvox-baseline")
+	rounds := flag.Int("rounds", 1, "long mode: rounds of all servers (every other one in reverse order)")
 	flag.Parse()
 	raiseFileLimit()
 	if strings.Contains(*servers, "dovecot") {
@@ -42,6 +58,13 @@ func main() {
 		names = append(names, fmt.Sprintf("bench%02d", i))
 	}
 	corpus := makeCorpus(*msgs)
+	if *mode == "long" {
+		longMain(strings.Split(*servers, ","), strings.Split(*fsyncs, ","), names, corpus, *clients, *seconds, *check, *cpuprofile, *baseline, *rounds)
+		return
+	}
+	if *mode != "mixed" {
+		fatal(fmt.Errorf("unknown -mode %q", *mode))
+	}
 	type result struct {
 		name string
 		mix  mixResult
@@ -113,7 +136,7 @@ func idleRun(name string, users []string, corpus [][]byte, hibernate bool, n int
 func start(name, dir string, users []string, hibernate bool, idle int) (*server, error) {
 	switch name {
 	case "dovecot":
-		return startDovecot(dir, users, hibernate, max(idle, 200))
+		return startDovecot(dir, users, hibernate, max(idle, 200), "always")
 	case "lemonvox":
 		return startLemonvox(dir, users)
 	}

@@ -24,6 +24,9 @@ type server struct {
 	quiesce func() string
 	stop    func()
 	users   []string // password = user name
+	// profile, if set, writes a CPU profile of the server over the next
+	// secs seconds to path.
+	profile func(secs int, path string) error
 }
 
 func freePort() string {
@@ -49,8 +52,9 @@ func waitPort(addr string, d time.Duration) error {
 
 // startDovecot runs Debian's Dovecot with a private configuration on
 // loopback: plaintext auth from a passwd-file, Maildir under dir.
-// hibernate enables imap_hibernate_timeout (its best case for idle memory).
-func startDovecot(dir string, users []string, hibernate bool, maxConns int) (*server, error) {
+// hibernate enables imap_hibernate_timeout (its best case for idle memory);
+// fsync is its mail_fsync setting ("always", "optimized" = Dovecot's default).
+func startDovecot(dir string, users []string, hibernate bool, maxConns int, fsync string) (*server, error) {
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
 		if _, err2 := os.Stat("/usr/sbin/dovecot"); err2 == nil {
@@ -101,7 +105,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
 mail_location = maildir:%[1]s/mail/%%u
-mail_fsync = always
+mail_fsync = %[6]s
 default_process_limit = %[3]d
 default_client_limit = %[4]d
 %[5]spassdb {
@@ -150,7 +154,7 @@ service imap-hibernate {
     group = $default_internal_group
   }
 }
-`, dir, port, maxConns+100, maxConns+100, hib)
+`, dir, port, maxConns+100, maxConns+100, hib, fsync)
 	cfg := filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -176,11 +180,19 @@ service imap-hibernate {
 // startLemonvox builds and runs lemonvoxd with IMAP on a free port and the
 // accounts created through the admin API.
 func startLemonvox(dir string, users []string) (*server, error) {
-	bin := filepath.Join(dir, "lemonvoxd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/lemonvoxd")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build lemonvoxd: %v\n%s", err, out)
+	return startLemonvoxBin(dir, users, "")
+}
+
+// startLemonvoxBin is startLemonvox with a lemonvoxd already built (bin),
+// or built from this tree if bin is empty.
+func startLemonvoxBin(dir string, users []string, bin string) (*server, error) {
+	if bin == "" {
+		bin = filepath.Join(dir, "lemonvoxd")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/lemonvoxd")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build lemonvoxd: %v\n%s", err, out)
+		}
 	}
 	addr := freePort()
 	conf := fmt.Sprintf(`[log]
@@ -251,7 +263,8 @@ enabled = false
 			return fmt.Sprintf("heap in use %.1f MiB, stacks %.1f MiB, %d goroutines",
 				float64(m["heapInuseBytes"])/(1<<20), float64(m["stackInuseBytes"])/(1<<20), m["goroutines"])
 		},
-		stop: stop}, nil
+		profile: profileLemonvox(cl.BaseURL, cl.Token, cl.HTTP),
+		stop:    stop}, nil
 }
 
 func waitOrKill(cmd *exec.Cmd) {
