@@ -155,6 +155,9 @@ func main() {
 	nsub := pbx.subscribedCount()
 	fmt.Printf("  MWI: %d subscriptions from the PBX in %v (NOTIFYs answered, retransmissions included: %d); waiting %v for transactions to end\n",
 		nsub, time.Since(t0).Round(time.Millisecond), pbx.notifyCount(), settle)
+	if r := pbx.refusals(); len(r) > 0 {
+		fmt.Printf("  MWI: PBX SUBSCRIBEs refused, by status code: %v\n", r)
+	}
 	time.Sleep(settle)
 	afterSubs := measure(fmt.Sprintf("+ %d MWI subscriptions", nsub))
 
@@ -172,6 +175,9 @@ func main() {
 	fmt.Printf("  flood: %d SUBSCRIBEs in %.1f s (%.0f/s): %d accepted (2xx), %d refused 503 (source/total limit), %d refused 403 (account limit), %d challenged 401, %d other, %d unanswered\n",
 		fl.sent.Load(), fl.dur.Seconds(), float64(fl.sent.Load())/fl.dur.Seconds(), fl.ok.Load(), fl.r503.Load(), fl.r403.Load(), fl.r401.Load(), fl.other.Load(), fl.lost.Load())
 	measure("just after the flood")
+	if r := pbx.refusals(); len(r) > 0 {
+		fmt.Printf("  MWI: PBX SUBSCRIBEs refused, by status code: %v\n", r)
+	}
 	time.Sleep(settle)
 	measure(fmt.Sprintf("%v after the flood", settle))
 	for _, c := range imapConns {
@@ -198,6 +204,9 @@ func main() {
 	fmt.Printf("\n  %-44s %10s %10s %10s %8s\n", "deposit -> NOTIFY (normal account)", "p50", "p99", "max", "samples")
 	fmt.Printf("  %-44s %10v %10v %10v %8d\n", "unloaded", unloaded.pct(50), unloaded.pct(99), unloaded.pct(100), len(unloaded.lat))
 	fmt.Printf("  %-44s %10v %10v %10v %8d\n", "idle load + SUBSCRIBE flood", loaded.pct(50), loaded.pct(99), loaded.pct(100), len(loaded.lat))
+	up, lp := latency{lat: unloaded.post}, latency{lat: loaded.post}
+	fmt.Printf("  %-44s %10v %10v %10v\n", "  after the deposit's response, unloaded", up.pct(50), up.pct(99), up.pct(100))
+	fmt.Printf("  %-44s %10v %10v %10v\n", "  after the deposit's response, loaded", lp.pct(50), lp.pct(99), lp.pct(100))
 	if u := unloaded.pct(99); u > 0 {
 		fmt.Printf("  loaded p99 / unloaded p99 = %.2f\n", float64(loaded.pct(99))/float64(u))
 	}
@@ -611,6 +620,19 @@ func (u *ua) subscribe(srv, user, callID, auth string, round int) {
 	u.sent.Add(1)
 }
 
+// refusals counts final responses other than 2xx by code.
+func (u *ua) refusals() map[int]int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r := map[int]int{}
+	for _, c := range u.code {
+		if c >= 300 {
+			r[c]++
+		}
+	}
+	return r
+}
+
 func (u *ua) subscribedCount() int { u.mu.Lock(); defer u.mu.Unlock(); return len(u.ok) }
 func (u *ua) notifyCount() int     { u.mu.Lock(); defer u.mu.Unlock(); return u.nots }
 
@@ -667,6 +689,7 @@ func subscribeMany(srv string, n int) *ua {
 // latency is the result of a deposit phase.
 type latency struct {
 	lat      []time.Duration // per phone and deposit: deposit request sent -> NOTIFY with the new count
+	post     []time.Duration // the same from the deposit's response (0 when the NOTIFY came first)
 	deposits int
 	dep      []time.Duration // deposit call durations
 	missing  int
@@ -683,8 +706,9 @@ func (l latency) pct(p float64) time.Duration {
 
 func (l latency) print(name string) {
 	s := latency{lat: l.dep}
-	fmt.Printf("  %s: %d deposits, %d NOTIFYs timed, %d missing; p50 %v p99 %v max %v (deposit call p50 %v p99 %v)\n",
-		name, l.deposits, len(l.lat), l.missing, l.pct(50), l.pct(99), l.pct(100), s.pct(50), s.pct(99))
+	a := latency{lat: l.post}
+	fmt.Printf("  %s: %d deposits, %d NOTIFYs timed, %d missing; p50 %v p99 %v max %v (deposit call p50 %v p99 %v; after the deposit's response p50 %v p99 %v)\n",
+		name, l.deposits, len(l.lat), l.missing, l.pct(50), l.pct(99), l.pct(100), s.pct(50), s.pct(99), a.pct(50), a.pct(99))
 }
 
 // depositLoop deposits to the normal account at -rate for -seconds, one
@@ -697,8 +721,8 @@ func depositLoop(d *daemon, phones *ua, prior int) latency {
 	iv := time.Duration(float64(time.Second) / *rate)
 	end := time.Now().Add(time.Duration(*seconds * float64(time.Second)))
 	type dep struct {
-		count int
-		at    time.Time
+		count    int
+		at, done time.Time
 	}
 	var deps []dep
 	var res latency
@@ -708,8 +732,9 @@ func depositLoop(d *daemon, phones *ua, prior int) latency {
 		t0 := time.Now()
 		_, err := d.cl.Deposit(bytes.NewReader(msg), admin.DepositOptions{User: "normal", AsMessage: true, Size: int64(len(msg))})
 		fail(err)
-		res.dep = append(res.dep, time.Since(t0))
-		deps = append(deps, dep{prior + len(deps) + 1, t0})
+		t1 := time.Now()
+		res.dep = append(res.dep, t1.Sub(t0))
+		deps = append(deps, dep{prior + len(deps) + 1, t0, t1})
 		for next = next.Add(iv); next.Before(time.Now()); next = next.Add(iv) {
 		}
 	}
@@ -743,6 +768,7 @@ func depositLoop(d *daemon, phones *ua, prior int) latency {
 				continue
 			}
 			res.lat = append(res.lat, ev[i].at.Sub(dp.at))
+			res.post = append(res.post, max(0, ev[i].at.Sub(dp.done)))
 		}
 	}
 	return res
