@@ -83,6 +83,11 @@ type MWIServer struct {
 	// untrusted source address, 503) and MaxSubsPerAccount (403); 0 means
 	// 50,000, 100 and 20, negative no limit.
 	MaxSubscriptions, MaxSubsPerSource, MaxSubsPerAccount int
+	// MaxRequestRate is the requests per second (burst twice as many) an
+	// untrusted source address may send; beyond it requests are answered
+	// 503 with Retry-After before the SIP library keeps a transaction for
+	// them (siprate.go). 0 means DefaultMaxRequestRate, negative no limit.
+	MaxRequestRate float64
 	// FanOut bounds the NOTIFYs of one account in flight at once, so that
 	// one account's subscribers cannot hold up the others'; 0 means 8.
 	FanOut int
@@ -284,13 +289,14 @@ func (m *MWIServer) Initialize() error {
 	}
 	// Every message is validated before sipgo parses it (sipvalidate.go).
 	m.udpHealth = m.Listeners.Watch("sip-udp", m.udpConn.LocalAddr().String())
+	rate := newSourceRate(m.MaxRequestRate, m.trustedAddr)
 	serve(func() error {
-		return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP, health: m.udpHealth, closed: m.ctx.Done()})
+		return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP, rate: rate, health: m.udpHealth, closed: m.ctx.Done()})
 	})
 	m.tcpLn = m.limitListener(m.tcpLn, "sip-tcp", nil)
-	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP}) })
+	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP, rate: rate}) })
 	if m.tlsLn != nil {
-		serve(func() error { return m.srv.ServeTLS(&sipListener{Listener: m.tlsLn, onBad: m.badSIP}) })
+		serve(func() error { return m.srv.ServeTLS(&sipListener{Listener: m.tlsLn, onBad: m.badSIP, rate: rate}) })
 	}
 	m.wg.Add(1)
 	go m.expiryLoop()

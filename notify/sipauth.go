@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -260,7 +261,11 @@ func (m *MWIServer) authLimiter() *authlimit.Limiter {
 }
 
 func (m *MWIServer) trusted(src string) bool {
-	a := authlimit.AddrOf(src)
+	return m.trustedAddr(authlimit.AddrOf(src))
+}
+
+// trustedAddr tells whether an address is in TrustedNetworks.
+func (m *MWIServer) trustedAddr(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}

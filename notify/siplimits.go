@@ -53,6 +53,9 @@ func (m *MWIServer) limitDefaults() {
 	if m.FanOut <= 0 {
 		m.FanOut = DefaultFanOut
 	}
+	if m.MaxRequestRate == 0 {
+		m.MaxRequestRate = DefaultMaxRequestRate
+	}
 }
 
 // limitListener wraps a TCP listener (the TCP transport, or the socket

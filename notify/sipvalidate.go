@@ -115,6 +115,12 @@ func checkSIP(msg []byte) sipVerdict {
 // even a request the SIP library cannot parse is answered. A request
 // without them is dropped; ACK is never answered.
 func reject(msg []byte, code int, reason, why string, hdrs ...string) sipVerdict {
+	return statelessReply(msg, code, reason, why, "malformed", hdrs...)
+}
+
+// statelessReply answers a request from its raw header lines; kind labels
+// the metric (malformed, throttled).
+func statelessReply(msg []byte, code int, reason, why, kind string, hdrs ...string) sipVerdict {
 	v := sipVerdict{reason: why}
 	if bytes.HasPrefix(msg, []byte("ACK ")) {
 		return v
@@ -138,7 +144,7 @@ func reject(msg []byte, code int, reason, why string, hdrs ...string) sipVerdict
 	}
 	b.WriteString("Server: lemonvox\r\nContent-Length: 0\r\n\r\n")
 	v.reply = []byte(b.String())
-	metricSIPRequests.WithLabelValues("malformed", strconv.Itoa(code/100)+"xx").Inc()
+	metricSIPRequests.WithLabelValues(kind, strconv.Itoa(code/100)+"xx").Inc()
 	return v
 }
 
@@ -364,6 +370,7 @@ var errSIPFraming = errors.New("sip: stream cannot be framed")
 type sipPacketConn struct {
 	net.PacketConn
 	onBad  func(from net.Addr, why string)
+	rate   *sourceRate // requests beyond a source's rate are answered here
 	health *netlimit.Health
 	closed <-chan struct{}
 }
@@ -391,6 +398,9 @@ func (c *sipPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			c.health.Set(nil)
 		}
 		v := checkSIP(b[:n])
+		if v.ok && isRequest(b[:n]) && !c.rate.allow(addr) {
+			v = throttled(b[:n])
+		}
 		if v.ok {
 			return n, addr, nil
 		}
@@ -407,6 +417,7 @@ func (c *sipPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 type sipListener struct {
 	net.Listener
 	onBad func(from net.Addr, why string)
+	rate  *sourceRate
 }
 
 func (l *sipListener) Accept() (net.Conn, error) {
@@ -414,7 +425,7 @@ func (l *sipListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sipStreamConn{Conn: c, onBad: l.onBad}, nil
+	return &sipStreamConn{Conn: c, onBad: l.onBad, rate: l.rate}, nil
 }
 
 // sipStreamConn frames the stream into messages, validates each, passes
@@ -423,6 +434,7 @@ func (l *sipListener) Accept() (net.Conn, error) {
 type sipStreamConn struct {
 	net.Conn
 	onBad func(from net.Addr, why string)
+	rate  *sourceRate
 
 	in, out []byte
 	rerr    error
@@ -445,6 +457,9 @@ func (c *sipStreamConn) Read(p []byte) (int, error) {
 			}
 			msg := c.in[:n]
 			v := checkSIP(msg)
+			if v.ok && isRequest(msg) && !c.rate.allow(c.RemoteAddr()) {
+				v = throttled(msg)
+			}
 			if v.ok {
 				c.out = append(c.out, msg...)
 				if !c.active && len(bytes.Trim(msg, "\r\n")) > 0 {
@@ -499,4 +514,9 @@ func activate(c net.Conn) {
 	if a, ok := c.(interface{ Activate() }); ok {
 		a.Activate()
 	}
+}
+
+// isRequest tells a request from a response or a keep-alive.
+func isRequest(msg []byte) bool {
+	return len(bytes.Trim(msg, "\r\n")) > 0 && !bytes.HasPrefix(msg, []byte("SIP/"))
 }

@@ -57,6 +57,7 @@ type Config struct {
 		MaxSubs         int      `toml:"max_subscriptions"`
 		MaxSubsAccount  int      `toml:"max_subscriptions_per_account"`
 		MaxSubsSource   int      `toml:"max_subscriptions_per_source"`
+		MaxRequestRate  float64  `toml:"max_requests_per_second_per_source"`
 		MinExpires      duration `toml:"min_expires"`
 		MaxExpires      duration `toml:"max_expires"`
 		NonceLifetime   duration `toml:"nonce_lifetime"`

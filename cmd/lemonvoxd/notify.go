@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -73,7 +74,8 @@ func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Conf
 			MaxConns: cfg.SIP.MaxConnections, MaxConnsPerSource: cfg.SIP.MaxPerSource,
 			FirstMessageTimeout: cfg.SIP.FirstMessage.Duration, ConnIdleTimeout: cfg.SIP.IdleTimeout.Duration,
 			MaxSubscriptions: cfg.SIP.MaxSubs, MaxSubsPerAccount: cfg.SIP.MaxSubsAccount, MaxSubsPerSource: cfg.SIP.MaxSubsSource,
-			MinExpires: cfg.SIP.MinExpires.Duration, MaxExpires: cfg.SIP.MaxExpires.Duration, NonceLifetime: cfg.SIP.NonceLifetime.Duration}
+			MaxRequestRate: cmp.Or(cfg.SIP.MaxRequestRate, -1), // 0 in the file: no limit
+			MinExpires:     cfg.SIP.MinExpires.Duration, MaxExpires: cfg.SIP.MaxExpires.Duration, NonceLifetime: cfg.SIP.NonceLifetime.Duration}
 		for _, n := range cfg.SIP.TrustedNetworks {
 			p, err := netip.ParsePrefix(n)
 			if err != nil {
