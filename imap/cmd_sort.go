@@ -153,18 +153,7 @@ func cmdSort(c *conn, tag string, p *parser) {
 	if len(keys) == 0 {
 		xsyntaxf("empty sort criteria")
 	}
-	p.xsp()
-	cs := strings.ToUpper(p.xastring())
-	if cs != "UTF-8" && cs != "US-ASCII" {
-		xusererrorf("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
-	}
-	p.xsp()
-	req := p.xsearchProgram(false)
-	p.xend()
-	if req.modseq {
-		c.enableCondstore()
-	}
-	found := c.xsearch(&req.crit)
+	req, found := c.xcharsetSearch(p)
 	vals := make([]*sortValues, len(found))
 	var maxMod uint64
 	for i, m := range found {
@@ -303,4 +292,22 @@ func (c *conn) writeESearchOrdered(tag string, isUID bool, ret []string, partial
 		c.enc.Raw(" MODSEQ ").Number(maxMod)
 	}
 	c.enc.CRLF()
+}
+
+// xcharsetSearch reads the charset and search criteria that SORT and
+// THREAD share (RFC 5256 s3: only UTF-8 and US-ASCII here) and evaluates
+// them over the selected mailbox.
+func (c *conn) xcharsetSearch(p *parser) (*searchReq, []vmstore.Message) {
+	p.xsp()
+	cs := strings.ToUpper(p.xastring())
+	if cs != "UTF-8" && cs != "US-ASCII" {
+		xusererrorf("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
+	}
+	p.xsp()
+	req := p.xsearchProgram(false)
+	p.xend()
+	if req.modseq {
+		c.enableCondstore()
+	}
+	return req, c.xsearch(&req.crit)
 }

@@ -52,18 +52,7 @@ func cmdThread(c *conn, tag string, p *parser) {
 	if alg != "ORDEREDSUBJECT" && alg != "REFERENCES" {
 		xsyntaxf("unknown thread algorithm %s", alg)
 	}
-	p.xsp()
-	cs := strings.ToUpper(p.xastring())
-	if cs != "UTF-8" && cs != "US-ASCII" {
-		xusererrorf("BADCHARSET (UTF-8 US-ASCII)", "unsupported charset")
-	}
-	p.xsp()
-	req := p.xsearchProgram(false)
-	p.xend()
-	if req.modseq {
-		c.enableCondstore()
-	}
-	found := c.xsearch(&req.crit)
+	_, found := c.xcharsetSearch(p)
 	msgs := make([]*threadMsg, len(found))
 	for i := range found {
 		msgs[i] = c.xthreadMsg(&found[i], isUID, alg == "REFERENCES")
