@@ -148,29 +148,16 @@ func (s *Store) AccountByID(id uint64) (*Account, error) {
 	if id == 0 {
 		return nil, fmt.Errorf("%w: account id 0", ErrNotFound)
 	}
-	var found *Account
-	err := s.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(kAccount), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var a Account
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &a) }); err != nil {
-				return err
-			}
-			if a.ID == id {
-				found = &a
-				return nil
-			}
-		}
-		return nil
-	})
+	accts, err := s.ListAccounts()
 	if err != nil {
 		return nil, err
 	}
-	if found == nil {
-		return nil, fmt.Errorf("%w: account id %d", ErrNotFound, id)
+	for i := range accts {
+		if accts[i].ID == id {
+			return &accts[i], nil
+		}
 	}
-	return found, nil
+	return nil, fmt.Errorf("%w: account id %d", ErrNotFound, id)
 }
 
 // AccountDeletions counts the account deletions committed since Open. It

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -361,18 +360,7 @@ func cpuSeconds(pids []int) float64 {
 			continue
 		}
 		seen[p] = true
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		// Fields after the comm: state(3) ... utime(14) stime(15)
-		// cutime(16) cstime(17), counted from 1 with pid.
-		f := strings.Fields(s[i+1:])
+		f := procStat(p) // utime, stime, cutime, cstime at 11..14
 		if len(f) < 15 {
 			continue
 		}

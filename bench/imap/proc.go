@@ -8,6 +8,23 @@ import (
 	"strings"
 )
 
+// procStat returns the fields of /proc/<pid>/stat after the command name
+// (which may hold spaces, so the line is split after its last ')'): f[0]
+// is the state, f[1] the parent pid, f[11] and f[12] utime and stime,
+// f[13] and f[14] cutime and cstime. Nil when the process is gone.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
 // descendants returns pid and all its descendant processes.
 func descendants(pid int) []int {
 	children := map[int][]int{}
@@ -17,17 +34,7 @@ func descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
+		f := procStat(p)
 		if len(f) < 2 {
 			continue
 		}

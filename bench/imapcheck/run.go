@@ -431,18 +431,8 @@ func (w *worker) applySilent(before []uint32, set string, op int, flags []string
 // used again, so existing now means existing then). A UID expunged
 // meanwhile is not found, and no error is claimed for it.
 func (w *worker) checkNoop(cmd string, left []uint32) error {
-	if len(left) == 0 {
-		return nil
-	}
-	if _, err := w.s.Do("NOOP"); err != nil {
-		return err
-	}
-	left = slices.DeleteFunc(left, func(u uint32) bool { return !w.s.Has(u) })
-	if len(left) == 0 {
-		return nil
-	}
-	res, err := w.s.Do("UID FETCH " + FormatSet(left) + " (UID)")
-	if err != nil {
+	left, res, err := w.refetch(left, "UID")
+	if res == nil || err != nil {
 		return err
 	}
 	for _, u := range left {
@@ -490,18 +480,8 @@ func (w *worker) priorModseqs(uids []uint32) map[uint32]uint64 {
 // knew the message's MODSEQ before, it must also be unchanged: then no
 // other session changed the message back in between.
 func (w *worker) checkStored(cmd string, left []uint32, add bool, flags []string, prior map[uint32]uint64) error {
-	if len(left) == 0 {
-		return nil
-	}
-	if _, err := w.s.Do("NOOP"); err != nil {
-		return err
-	}
-	left = slices.DeleteFunc(left, func(u uint32) bool { return !w.s.Has(u) })
-	if len(left) == 0 {
-		return nil
-	}
-	res, err := w.s.Do("UID FETCH " + FormatSet(left) + " (UID FLAGS MODSEQ)")
-	if err != nil {
+	left, res, err := w.refetch(left, "UID FLAGS MODSEQ")
+	if res == nil || err != nil {
 		return err
 	}
 	for _, u := range left {
@@ -759,4 +739,23 @@ func openContexts(s *Session) error {
 		return nil
 	}
 	return err
+}
+
+// refetch asks again, after a NOOP has brought the session up to date,
+// for the UIDs of left that the session still knows (a UID is never used
+// again, so existing now means existing when the command ran); res is nil
+// when none is left.
+func (w *worker) refetch(left []uint32, items string) ([]uint32, *Result, error) {
+	if len(left) == 0 {
+		return nil, nil, nil
+	}
+	if _, err := w.s.Do("NOOP"); err != nil {
+		return nil, nil, err
+	}
+	left = slices.DeleteFunc(left, func(u uint32) bool { return !w.s.Has(u) })
+	if len(left) == 0 {
+		return nil, nil, nil
+	}
+	res, err := w.s.Do("UID FETCH " + FormatSet(left) + " (" + items + ")")
+	return left, res, err
 }
