@@ -13,21 +13,21 @@ import (
 var allowed = map[string][]string{
 	"vmstore":         {},
 	"vmstore/message": {"vmstore"},
+	"vmstore/deposit": {"vmstore", "vmstore/message"},
 	"transcode":       {},
 	"firmware":        {},
 	"authlimit":       {},
 	"netlimit":        {},
+	"sipep":           {"authlimit", "netlimit"},
 	"channel":         {"vmstore", "vmstore/message"},
-	"imap":            {"vmstore", "vmstore/message", "channel", "transcode", "authlimit", "netlimit"},
-	"streaming":       {"vmstore", "vmstore/message", "channel", "transcode", "authlimit", "netlimit"},
-	"notify":          {"vmstore", "vmstore/message", "channel", "transcode", "authlimit", "netlimit"},
-	"smtp":            {"vmstore", "vmstore/message", "channel", "authlimit", "netlimit"},
-	"admin":           {"vmstore", "vmstore/message", "channel", "transcode", "notify", "streaming", "imap", "smtp", "firmware", "authlimit", "netlimit"},
+	"imap":            {"vmstore", "vmstore/message", "vmstore/deposit", "channel", "transcode", "authlimit", "netlimit"},
+	"streaming":       {"vmstore", "vmstore/message", "channel", "transcode", "sipep", "authlimit", "netlimit"},
+	"notify":          {"vmstore", "vmstore/message", "channel", "transcode", "sipep", "authlimit", "netlimit"},
+	"smtp":            {"vmstore", "vmstore/message", "vmstore/deposit", "channel", "authlimit", "netlimit"},
+	"admin":           {"vmstore", "vmstore/message", "vmstore/deposit", "channel", "transcode", "notify", "streaming", "imap", "smtp", "sipep", "firmware", "authlimit", "netlimit"},
 }
 
-// sublayers are packages below a top-level directory that are layers of
-// their own (vmstore/message stands on vmstore, which must not import it).
-var sublayers = []string{"vmstore/message"}
+var sublayers = []string{"vmstore/message", "vmstore/deposit"}
 
 const module = "github.com/lemonvox/lemonvox/"
 
