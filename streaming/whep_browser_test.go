@@ -106,7 +106,7 @@ func TestWHEPChromium(t *testing.T) {
 	if r.DurationSeconds != 3 || math.Abs(r.PlayedSeconds-3) > 0.1 {
 		t.Fatalf("played %.2f s of %.2f s (%d packets), want 3 s", r.PlayedSeconds, r.DurationSeconds, r.PacketsReceived)
 	}
-	waitFor(t, func() bool { return s.Sessions() == 0 })
+	whepWait(t, func() bool { return s.Sessions() == 0 })
 }
 
 // TestWHEPPlayerPage: the page and its script are served with the strict

@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-func post(t testing.TB, url, ctype, body string) *http.Response {
+func whepPost(t testing.TB, url, ctype, body string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -27,7 +27,7 @@ func post(t testing.TB, url, ctype, body string) *http.Response {
 	return resp
 }
 
-func do(t testing.TB, method, url string) *http.Response {
+func whepDo(t testing.TB, method, url string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -86,7 +86,7 @@ func TestWHEPPlaysToPionClient(t *testing.T) {
 			n++
 		}
 	})
-	resp := post(t, hs.URL+"/whep/tone-1000", "application/sdp", offer)
+	resp := whepPost(t, hs.URL+"/whep/tone-1000", "application/sdp", offer)
 	ans, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
@@ -135,11 +135,11 @@ func TestWHEPPlaysToPionClient(t *testing.T) {
 	if n < 45 || n > 50 {
 		t.Fatalf("received %d packets, want 50 (1 s)", n)
 	}
-	waitFor(t, func() bool { return s.Sessions() == 0 })
+	whepWait(t, func() bool { return s.Sessions() == 0 })
 	if o, c := src.counts(); o != 1 || c != 1 {
 		t.Fatalf("media opened %d closed %d", o, c)
 	}
-	wantProblem(t, "DELETE ended session", do(t, http.MethodDelete, hs.URL+loc), http.StatusNotFound)
+	wantProblem(t, "DELETE ended session", whepDo(t, http.MethodDelete, hs.URL+loc), http.StatusNotFound)
 	t.Logf("received %d packets", n)
 }
 
@@ -149,13 +149,13 @@ func TestWHEPPlaysToPionClient(t *testing.T) {
 func TestWHEPDeleteAndLimit(t *testing.T) {
 	s, src, hs := newTestWHEP(t, WHEPConfig{MaxSessions: 1})
 	offer := makeOffer(t, clientPC(t, "PCMU"))
-	resp := post(t, hs.URL+"/whep/tone-60000", "application/sdp", offer)
+	resp := whepPost(t, hs.URL+"/whep/tone-60000", "application/sdp", offer)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST: %d", resp.StatusCode)
 	}
 	loc := resp.Header.Get("Location")
-	r2 := post(t, hs.URL+"/whep/tone-1000", "application/sdp", makeOffer(t, clientPC(t, "PCMU")))
+	r2 := whepPost(t, hs.URL+"/whep/tone-1000", "application/sdp", makeOffer(t, clientPC(t, "PCMU")))
 	if r2.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
@@ -172,7 +172,7 @@ func TestWHEPDeleteAndLimit(t *testing.T) {
 	}
 	wantProblem(t, "PATCH", presp, http.StatusMethodNotAllowed)
 
-	d := do(t, http.MethodDelete, hs.URL+loc)
+	d := whepDo(t, http.MethodDelete, hs.URL+loc)
 	d.Body.Close()
 	if d.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %d", d.StatusCode)
@@ -183,8 +183,8 @@ func TestWHEPDeleteAndLimit(t *testing.T) {
 	if o, c := src.counts(); o != 1 || c != 1 {
 		t.Fatalf("media opened %d closed %d", o, c)
 	}
-	wantProblem(t, "second DELETE", do(t, http.MethodDelete, hs.URL+loc), http.StatusNotFound)
-	r3 := post(t, hs.URL+"/whep/tone-1000", "application/sdp", makeOffer(t, clientPC(t, "PCMU")))
+	wantProblem(t, "second DELETE", whepDo(t, http.MethodDelete, hs.URL+loc), http.StatusNotFound)
+	r3 := whepPost(t, hs.URL+"/whep/tone-1000", "application/sdp", makeOffer(t, clientPC(t, "PCMU")))
 	r3.Body.Close()
 	if r3.StatusCode != http.StatusCreated {
 		t.Fatalf("POST after DELETE: %d", r3.StatusCode)
@@ -225,17 +225,17 @@ func TestWHEPErrors(t *testing.T) {
 		{"oversized", "/whep/tone-1000", "application/sdp", good + strings.Repeat("a=x:"+strings.Repeat("y", 200)+"\r\n", 400), 413},
 	}
 	for _, c := range cases {
-		p := wantProblem(t, c.name, post(t, hs.URL+c.path, c.ctype, c.body), c.status)
+		p := wantProblem(t, c.name, whepPost(t, hs.URL+c.path, c.ctype, c.body), c.status)
 		if strings.Contains(p.Detail, "tone-") {
 			t.Errorf("%s: detail repeats the grant: %q", c.name, p.Detail)
 		}
 	}
-	wantProblem(t, "DELETE unknown", do(t, http.MethodDelete, hs.URL+WHEPResourcePrefix+"AAAAAAAAAAAAAAAAAAAAAA"), 404)
-	wantProblem(t, "PATCH unknown", do(t, http.MethodPatch, hs.URL+WHEPResourcePrefix+"nope"), 404)
-	wantProblem(t, "GET endpoint", do(t, http.MethodGet, hs.URL+"/whep/tone-1000"), 405)
-	wantProblem(t, "DELETE endpoint", do(t, http.MethodDelete, hs.URL+"/whep/tone-1000"), 405)
-	wantProblem(t, "elsewhere", do(t, http.MethodGet, hs.URL+"/whep/a/b/c"), 404)
-	o := do(t, http.MethodOptions, hs.URL+"/whep/tone-1000")
+	wantProblem(t, "DELETE unknown", whepDo(t, http.MethodDelete, hs.URL+WHEPResourcePrefix+"AAAAAAAAAAAAAAAAAAAAAA"), 404)
+	wantProblem(t, "PATCH unknown", whepDo(t, http.MethodPatch, hs.URL+WHEPResourcePrefix+"nope"), 404)
+	wantProblem(t, "GET endpoint", whepDo(t, http.MethodGet, hs.URL+"/whep/tone-1000"), 405)
+	wantProblem(t, "DELETE endpoint", whepDo(t, http.MethodDelete, hs.URL+"/whep/tone-1000"), 405)
+	wantProblem(t, "elsewhere", whepDo(t, http.MethodGet, hs.URL+"/whep/a/b/c"), 404)
+	o := whepDo(t, http.MethodOptions, hs.URL+"/whep/tone-1000")
 	o.Body.Close()
 	if o.StatusCode != 204 || o.Header.Get("Accept-Post") != "application/sdp" {
 		t.Fatalf("OPTIONS: %d %v", o.StatusCode, o.Header)
@@ -252,13 +252,13 @@ func TestWHEPErrors(t *testing.T) {
 // after ConnectTimeout.
 func TestWHEPConnectTimeout(t *testing.T) {
 	s, src, hs := newTestWHEP(t, WHEPConfig{ConnectTimeout: 300 * time.Millisecond})
-	resp := post(t, hs.URL+"/whep/tone-1000", "application/sdp", makeOffer(t, clientPC(t, "PCMU")))
+	resp := whepPost(t, hs.URL+"/whep/tone-1000", "application/sdp", makeOffer(t, clientPC(t, "PCMU")))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST: %d", resp.StatusCode)
 	}
-	waitFor(t, func() bool { return s.Sessions() == 0 })
-	waitFor(t, func() bool { o, c := src.counts(); return o == 1 && c == 1 })
+	whepWait(t, func() bool { return s.Sessions() == 0 })
+	whepWait(t, func() bool { o, c := src.counts(); return o == 1 && c == 1 })
 }
 
 func removeLines(sdp, prefix string) string {
@@ -273,7 +273,7 @@ func removeLines(sdp, prefix string) string {
 
 // waitFor polls cond (no timing assertion: the deadline only keeps a
 // broken build from hanging).
-func waitFor(t testing.TB, cond func() bool) {
+func whepWait(t testing.TB, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
