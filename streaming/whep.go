@@ -37,8 +37,8 @@ import (
 type WHEPSource interface {
 	// OpenWHEP checks grant and opens the message part it names. Errors
 	// wrap ErrWHEPForbidden (bad, tampered or expired grant: 403),
-	// ErrWHEPGone (the message no longer exists: 404) or anything else
-	// (500).
+	// ErrWHEPGone (the message no longer exists: 404), ErrWHEPNotAudio
+	// (406) or anything else (500).
 	OpenWHEP(ctx context.Context, grant string) (WHEPMedia, error)
 }
 
@@ -350,6 +350,8 @@ func (s *WHEPServer) post(w http.ResponseWriter, r *http.Request, grant string) 
 			whepProblem(w, m, http.StatusForbidden, "the grant is not valid: "+err.Error())
 		case errors.Is(err, ErrWHEPGone):
 			whepProblem(w, m, http.StatusNotFound, "the granted message no longer exists")
+		case errors.Is(err, ErrWHEPNotAudio):
+			whepProblem(w, m, http.StatusNotAcceptable, "the granted part is not playable audio")
 		default:
 			s.log.Error("whep: opening the granted message", "err", err)
 			whepProblem(w, m, http.StatusInternalServerError, "opening the message failed")

@@ -84,29 +84,29 @@ func RunBrowserPlayer(t *testing.T, dir, pageURL, grant string) BrowserResult {
 	return r
 }
 
-// TestWHEPChromium: headless Chromium loads the web player, which plays a
-// 3-s message over WHEP (DTLS-SRTP on loopback): it reports inbound-rtp
-// packetsReceived > 0, PCMU, and 3 s of audio.
+// TestWHEPChromium: headless Chromium loads the web player, which plays
+// a deposited 3-s voice message through its CHANNEL URL over WHEP
+// (DTLS-SRTP on loopback, paced by the playback engine): it reports
+// inbound-rtp packetsReceived > 0, PCMU, and 3 s of audio; played to the
+// end, the message is \Seen.
 func TestWHEPChromium(t *testing.T) {
-	s, _, _ := newTestWHEP(t, WHEPConfig{Linger: 500 * time.Millisecond})
-	mux := http.NewServeMux()
-	mux.Handle("/whep", s.Handler())
-	mux.Handle("/whep/", s.Handler())
-	mux.Handle("/player", WHEPPlayer())
-	mux.Handle("/player/", WHEPPlayer())
-	hs := httptest.NewServer(mux)
-	defer hs.Close()
-	r := RunBrowserPlayer(t, "testdata/browser", hs.URL+"/player/", "rtsps://lemonvox.test/tone-3000")
+	env := newWHEPEnv(t, 3*time.Second)
+	tok := env.grant(t, nil)
+	r := RunBrowserPlayer(t, "testdata/browser", env.hs.URL+"/player/", "rtsps://lemonvox.test/"+tok)
 	if r.Phase != "ended" || r.PacketsReceived <= 0 {
 		t.Fatalf("chromium did not play: %+v", r)
 	}
 	if r.Codec != "PCMU" {
 		t.Errorf("codec %q", r.Codec)
 	}
-	if r.DurationSeconds != 3 || math.Abs(r.PlayedSeconds-3) > 0.1 {
+	if math.Abs(r.DurationSeconds-3) > 0.02 || math.Abs(r.PlayedSeconds-r.DurationSeconds) > 0.1 {
 		t.Fatalf("played %.2f s of %.2f s (%d packets), want 3 s", r.PlayedSeconds, r.DurationSeconds, r.PacketsReceived)
 	}
-	whepWait(t, func() bool { return s.Sessions() == 0 })
+	whepWait(t, func() bool { return env.srv.Sessions() == 0 })
+	whepWait(t, func() bool {
+		m, err := env.st.Message(env.msg.MailboxID, env.msg.UID)
+		return err == nil && m.Has(`\Seen`)
+	})
 }
 
 // TestWHEPPlayerPage: the page and its script are served with the strict
