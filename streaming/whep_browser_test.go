@@ -1,88 +1,15 @@
 package streaming
 
 import (
-	"context"
-	"encoding/json"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lemonvox/lemonvox/streaming/browsertest"
 )
-
-// BrowserResult is what testdata/browser/play.js prints: the web player's
-// window.lemonvoxPlayer.result.
-type BrowserResult struct {
-	Phase           string  `json:"phase"`
-	Error           string  `json:"error"`
-	Codec           string  `json:"codec"`
-	PacketsReceived int     `json:"packetsReceived"`
-	BytesReceived   int     `json:"bytesReceived"`
-	PlayedSeconds   float64 `json:"playedSeconds"`
-	DurationSeconds float64 `json:"durationSeconds"`
-	WallSeconds     float64 `json:"wallSeconds"`
-}
-
-// RunBrowserPlayer plays grant in headless Chromium (Debian's
-// /usr/bin/chromium driven by playwright-core, installed with npm ci in
-// testdata/browser when missing) through the player page at pageURL. It
-// skips the test when chromium or node is missing, unless CI=true.
-func RunBrowserPlayer(t *testing.T, dir, pageURL, grant string) BrowserResult {
-	t.Helper()
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	need := func(what string, err error) {
-		if err == nil {
-			return
-		}
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", what, err)
-		}
-		t.Skipf("SKIPPING the browser test: %s not available (%v); install Debian's chromium and nodejs/npm", what, err)
-	}
-	_, err := os.Stat(chromium)
-	need("chromium ("+chromium+")", err)
-	node, err := exec.LookPath("node")
-	need("node", err)
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		npm, err := exec.LookPath("npm")
-		need("npm", err)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			need("playwright-core (npm ci in "+dir+")", err)
-			t.Fatalf("npm ci: %v\n%s", err, out)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "play.js"), pageURL, grant)
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	cmd.WaitDelay = 10 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium player: %v\nstdout: %s\nstderr: %s", err, out, stderr.String())
-	}
-	var r BrowserResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("player result %q: %v\nstderr: %s", out, err, stderr.String())
-	}
-	if strings.Contains(stderr.String(), "Content Security Policy") {
-		t.Errorf("the page broke its CSP:\n%s", stderr.String())
-	}
-	t.Logf("chromium: %+v", r)
-	return r
-}
 
 // TestWHEPChromium: headless Chromium loads the web player, which plays
 // a deposited 3-s voice message through its CHANNEL URL over WHEP
@@ -92,7 +19,7 @@ func RunBrowserPlayer(t *testing.T, dir, pageURL, grant string) BrowserResult {
 func TestWHEPChromium(t *testing.T) {
 	env := newWHEPEnv(t, 3*time.Second)
 	tok := env.grant(t, nil)
-	r := RunBrowserPlayer(t, "testdata/browser", env.hs.URL+"/player/", "rtsps://lemonvox.test/"+tok)
+	r := browsertest.Play(t, "testdata/browser", env.hs.URL+"/player/", "rtsps://lemonvox.test/"+tok)
 	if r.Phase != "ended" || r.PacketsReceived <= 0 {
 		t.Fatalf("chromium did not play: %+v", r)
 	}

@@ -1,11 +1,14 @@
 package streaming
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -123,4 +126,57 @@ func TestWHEPGrants(t *testing.T) {
 	}
 	depositVoice(t, env.st, "alice", time.Second)
 	wantProblem(t, "re-created account", postGrant(old), http.StatusForbidden)
+}
+
+// TestWHEPEngineToPion: a grant played by the engine reaches a WebRTC
+// client whole: every packet of the 2-s message, PCMU payloads of 160
+// bytes, consecutive sequence numbers and timestamps.
+func TestWHEPEngineToPion(t *testing.T) {
+	env := newWHEPEnv(t, 2*time.Second)
+	pc := clientPC(t, "PCMU")
+	offer := makeOffer(t, pc)
+	type pkt struct {
+		seq uint16
+		ts  uint32
+		at  time.Time
+	}
+	got := make(chan []pkt, 1)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		var ps []pkt
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				got <- ps
+				return
+			}
+			if len(p.Payload) != 160 {
+				t.Errorf("payload %d", len(p.Payload))
+			}
+			ps = append(ps, pkt{p.SequenceNumber, p.Timestamp, time.Now()})
+		}
+	})
+	r := whepPost(t, env.hs.URL+"/whep/"+env.grant(t, nil), "application/sdp", offer)
+	ans, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.StatusCode, ans)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(ans)}); err != nil {
+		t.Fatal(err)
+	}
+	var ps []pkt
+	select {
+	case ps = <-got:
+	case <-time.After(60 * time.Second):
+		t.Fatal("track did not end")
+	}
+	if len(ps) < 95 || len(ps) > 100 {
+		t.Fatalf("%d packets, want 100", len(ps))
+	}
+	for i := 1; i < len(ps); i++ {
+		if ps[i].seq != ps[i-1].seq+1 || ps[i].ts != ps[i-1].ts+160 {
+			t.Fatalf("packet %d: seq %d ts %d after seq %d ts %d", i, ps[i].seq, ps[i].ts, ps[i-1].seq, ps[i-1].ts)
+		}
+	}
+	t.Logf("%d packets over %v of wall time", len(ps), ps[len(ps)-1].at.Sub(ps[0].at))
 }

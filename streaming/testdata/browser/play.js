@@ -1,12 +1,13 @@
 // Plays one message in Debian's chromium through the Lemonvox web player
 // and prints the player's result as JSON on stdout.
 // Usage: node play.js <player page URL> <grant or CHANNEL URL>
+//        node play.js <player page URL> --admin <admin token> <user> <uid>
 'use strict';
 const { chromium } = require('playwright-core');
 
 async function main() {
-  const [pageURL, grant] = process.argv.slice(2);
-  if (!pageURL || !grant) throw new Error('usage: node play.js <player URL> <grant>');
+  const [pageURL, grant, token, user, uid] = process.argv.slice(2);
+  if (!pageURL || !grant) throw new Error('usage: node play.js <player URL> <grant> | --admin <token> <user> <uid>');
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -26,8 +27,16 @@ async function main() {
     page.on('console', (m) => console.error('page console:', m.type(), m.text()));
     page.on('pageerror', (e) => console.error('page error:', e.message));
     await page.goto(pageURL, { waitUntil: 'load' });
-    await page.fill('#grant', grant);
-    await page.click('#play');
+    if (grant === '--admin') {
+      await page.click('#admin summary');
+      await page.fill('#token', token);
+      await page.fill('#user', user);
+      await page.fill('#uid', uid);
+      await page.click('#issue');
+    } else {
+      await page.fill('#grant', grant);
+      await page.click('#play');
+    }
     await page.waitForFunction(() => window.lemonvoxPlayer && window.lemonvoxPlayer.result, null,
       { timeout: 90000, polling: 200 });
     const result = await page.evaluate(() => window.lemonvoxPlayer.result);
