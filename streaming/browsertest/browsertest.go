@@ -86,4 +86,3 @@ func Play(t *testing.T, dir, pageURL string, args ...string) Result {
 	t.Logf("chromium: %+v", r)
 	return r
 }
-
