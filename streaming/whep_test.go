@@ -136,9 +136,7 @@ func TestWHEPPlaysToPionClient(t *testing.T) {
 		t.Fatalf("received %d packets, want 50 (1 s)", n)
 	}
 	whepWait(t, func() bool { return s.Sessions() == 0 })
-	if o, c := src.counts(); o != 1 || c != 1 {
-		t.Fatalf("media opened %d closed %d", o, c)
-	}
+	whepWait(t, func() bool { o, c := src.counts(); return o == 1 && c == 1 })
 	wantProblem(t, "DELETE ended session", whepDo(t, http.MethodDelete, hs.URL+loc), http.StatusNotFound)
 	t.Logf("received %d packets", n)
 }
