@@ -545,7 +545,6 @@ func (ss *whepSession) ended(reason string) {
 	if ss.done || ss.linger != nil {
 		return
 	}
-	ss.stop = nil
 	ss.linger = time.AfterFunc(ss.srv.cfg.Linger, func() { ss.close(reason) })
 }
 

@@ -179,4 +179,44 @@ func TestWHEPEngineToPion(t *testing.T) {
 		}
 	}
 	t.Logf("%d packets over %v of wall time", len(ps), ps[len(ps)-1].at.Sub(ps[0].at))
+	// The WHEP session and the engine's session both end.
+	whepWait(t, func() bool { return env.srv.Sessions() == 0 && env.engine.Sessions() == 0 })
+}
+
+// TestWHEPClientGoesAway: a player that closes its peer connection without
+// DELETE loses its session (and the engine's) all the same.
+func TestWHEPClientGoesAway(t *testing.T) {
+	env := newWHEPEnv(t, 30*time.Second)
+	pc := clientPC(t, "PCMU")
+	offer := makeOffer(t, pc)
+	first := make(chan struct{})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if _, _, err := tr.ReadRTP(); err == nil {
+			close(first)
+		}
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+		}
+	})
+	r := whepPost(t, env.hs.URL+"/whep/"+env.grant(t, nil), "application/sdp", offer)
+	ans, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.StatusCode, ans)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(ans)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-first:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no packet")
+	}
+	if env.srv.Sessions() != 1 || env.engine.Sessions() != 1 {
+		t.Fatalf("sessions: whep %d engine %d", env.srv.Sessions(), env.engine.Sessions())
+	}
+	pc.Close()
+	whepWait(t, func() bool { return env.srv.Sessions() == 0 && env.engine.Sessions() == 0 })
 }
