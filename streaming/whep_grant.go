@@ -98,6 +98,8 @@ func (m *engineMedia) WireCodecs() []string {
 
 func (m *engineMedia) Duration() time.Duration { return m.md.Duration() }
 
+func (m *engineMedia) Start() time.Duration { return m.start }
+
 func (m *engineMedia) Close() error { return nil }
 
 func (m *engineMedia) Play(codec string, ssrc uint32, sink WHEPSink, end func(string)) (func(), error) {

@@ -220,3 +220,43 @@ func TestWHEPClientGoesAway(t *testing.T) {
 	pc.Close()
 	whepWait(t, func() bool { return env.srv.Sessions() == 0 && env.engine.Sessions() == 0 })
 }
+
+// TestWHEPResume: a grant with Resume starts at the position kept for the
+// account (announced in Lemonvox-Media-Start) and sends only the rest.
+func TestWHEPResume(t *testing.T) {
+	env := newWHEPEnv(t, 2*time.Second)
+	id, _ := env.st.AccountID("alice")
+	if err := env.st.SetPlaybackPosition("alice", id, env.msg.MailboxID, env.msg.UID, 1200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	pc := clientPC(t, "PCMU")
+	offer := makeOffer(t, pc)
+	got := make(chan int, 1)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		n := 0
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				got <- n
+				return
+			}
+			n++
+		}
+	})
+	r := whepPost(t, env.hs.URL+"/whep/"+env.grant(t, func(g *channel.Grant) { g.Resume = true }), "application/sdp", offer)
+	ans, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusCreated || r.Header.Get("Lemonvox-Media-Start") != "1.200" || r.Header.Get("Lemonvox-Media-Duration") != "2.000" {
+		t.Fatalf("POST: %d %v", r.StatusCode, r.Header)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(ans)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-got:
+		if n < 35 || n > 40 {
+			t.Fatalf("%d packets after resuming at 1.2 s of 2 s, want 40", n)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("track did not end")
+	}
+}
