@@ -382,7 +382,7 @@ func (b *bench) step(n int, ramp, window time.Duration) stepResult {
 		r.note += fmt.Sprintf("%d streams sent nothing in the window; ", missing)
 	}
 	r.cpuPer1000 = cpu / wall / (float64(n) / 1000)
-	r.realtime = float64(r.rep.Packets) / (float64(n) * wall / 0.020)
+	r.realtime = float64(r.rep.Packets) / (float64(n) * r.rep.WindowSecs / 0.020)
 	if r.rep.Packets > 0 {
 		r.ppsPerCPU = float64(r.rep.Packets) / cpu
 	}

@@ -79,7 +79,8 @@ type Report struct {
 	AuthBad      int64            `json:"authBad"` // failed authentication
 	First        map[string]int64 `json:"first"`   // SSRC -> wall ns of first packet
 	CPUSeconds   float64          `json:"cpuSeconds"`
-	RcvbufErrors int64            `json:"rcvbufErrors"` // kernel UDP receive-buffer drops (whole host)
+	WindowSecs   float64          `json:"windowSeconds"` // from on to off, as the receiver saw it
+	RcvbufErrors int64            `json:"rcvbufErrors"`  // kernel UDP receive-buffer drops (whole host)
 }
 
 func runReceiver(n int) {
@@ -113,6 +114,7 @@ func runReceiver(n int) {
 	out.Flush()
 	var cpu0 float64
 	var drops0 int64
+	var onAt time.Time
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	for in.Scan() {
@@ -157,11 +159,13 @@ func runReceiver(n int) {
 			}
 			cpu0 = cpuSeconds()
 			drops0 = rcvbufErrors()
+			onAt = time.Now()
 			on.Store(true)
 			fmt.Fprintln(out, "ok")
 		case "off":
 			on.Store(false)
-			r := Report{First: map[string]int64{}, CPUSeconds: cpuSeconds() - cpu0, RcvbufErrors: rcvbufErrors() - drops0}
+			r := Report{First: map[string]int64{}, CPUSeconds: cpuSeconds() - cpu0, RcvbufErrors: rcvbufErrors() - drops0,
+				WindowSecs: time.Since(onAt).Seconds()}
 			hist := make([]int64, histLen)
 			var over, maxDev int64
 			for _, s := range socks {
