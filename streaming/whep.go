@@ -625,6 +625,11 @@ func whepProblem(w http.ResponseWriter, method string, status int, detail string
 }
 
 func whepStatus(w http.ResponseWriter, method string, status int) {
+	switch method {
+	case http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodOptions, http.MethodGet, http.MethodHead:
+	default:
+		method = "other" // any token is a method: keep the label set small
+	}
 	metricWHEPRequests.WithLabelValues(method, strconv.Itoa(status)).Inc()
 	w.WriteHeader(status)
 }
