@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	"github.com/lemonvox/lemonvox/admin"
-	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/streaming"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -25,9 +24,8 @@ type WHEPConfig struct {
 
 // startWHEP mounts WHEP, the web player and the grant API on the admin
 // server (before it starts) and appends the WHEP closer. It plays through
-// the daemon's playback engine and CHANNEL grants, made here when the
-// wiring has none yet.
-func startWHEP(cfg *Config, st *vmstore.Store, adm *admin.Server, closers *[]closer, log *slog.Logger) error {
+// the daemon's playback engine, grants and part cache.
+func startWHEP(cfg *Config, st *vmstore.Store, pb *playback, adm *admin.Server, closers *[]closer, log *slog.Logger) error {
 	c := cfg.WHEP
 	if !c.Enabled || cfg.Admin.Listen == "" {
 		return nil
@@ -46,19 +44,13 @@ func startWHEP(cfg *Config, st *vmstore.Store, adm *admin.Server, closers *[]clo
 		return err
 	}
 	wc.RemoteNetworks = nets
-	grants, err := channel.NewGrants(st)
-	if err != nil {
-		return fmt.Errorf("whep: grants: %w", err)
-	}
-	eng := streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log})
-	*closers = append(*closers, closer{"playback engine", eng.Close})
-	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: grants, Engine: eng})
+	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: pb.grants, Engine: pb.engine, Cache: pb.cache})
 	if err != nil {
 		return err
 	}
 	*closers = append(*closers, closer{"whep", srv.Close})
 	adm.WHEP = srv.Handler()
-	adm.Grants = grants
+	adm.Grants = pb.grants
 	log.Info("WHEP playback on the admin listener", "path", "/whep/<grant>", "player", "/player/", "ice", srv.ICEAddrs())
 	return nil
 }
