@@ -1,9 +1,11 @@
 // Command streaming measures concurrent SRTP G.711 playback: sessions
-// started the way a CHANNEL grant is played (grant issued, opened and
-// used, the part opened through the store's part API and the shared
-// cache, an SDES key made, the engine started with a UDP sink on one
-// server socket), paced by the one playback engine, and received on
-// loopback by a child process that records every packet's arrival.
+// started the way a CHANNEL URL is played (-path rtsps, the default: the
+// grant CHANNEL issues, then TLS to the RTSPS listener, DESCRIBE with the
+// SDES key, SETUP over UDP, PLAY; or -path engine: the grant opened and
+// the engine started directly with a UDP sink on one server socket),
+// paced by the one playback engine, and received on loopback by a child
+// process that records every packet's arrival and checks SRTP
+// authentication on a sample of streams with the keys from the SDP.
 //
 // For each step (number of concurrent sessions) it reports the packets'
 // inter-arrival jitter (|gap - 20 ms|, p50/p99/p99.9/max), loss, the
@@ -14,7 +16,7 @@
 // A step is sustained in real time with p99 jitter <= 2 ms and no loss.
 // It also prints the CPU per stream-second of each codec path.
 //
-//	go run ./bench/streaming [-steps 250,500,1000,2000,5000] [-window 10s]
+//	go run ./bench/streaming [-path rtsps|engine] [-steps 250,500,1000,2000,5000] [-window 10s]
 package main
 
 import (
@@ -54,6 +56,7 @@ func main() {
 	loopFor := flag.Duration("loop", 3*time.Second, "duration of the reference loop")
 	keepGoing := flag.Int("after-fail", 1, "steps still run after the first one not sustained")
 	codecs := flag.Bool("codecs", true, "also measure the codec paths (CPU per stream-second)")
+	path := flag.String("path", "rtsps", "how sessions start: engine (grant opened, engine started with a UDP sink) or rtsps (CHANNEL URL over RTSPS: TLS, DESCRIBE, SETUP UDP, PLAY)")
 	flag.Parse()
 	if *role == "receiver" {
 		runReceiver(*sockets)
@@ -77,6 +80,14 @@ func main() {
 	}
 	b := newBench(*messages, *voice, *sockets)
 	defer b.close()
+	switch *path {
+	case "engine":
+	case "rtsps":
+		b.startRTSPS()
+	default:
+		fatal(fmt.Errorf("-path %q: engine or rtsps", *path))
+	}
+	fmt.Printf("sessions start through: %s\n", *path)
 
 	ref1 := b.referenceLoop(*loopFor)
 	fmt.Printf("reference loop (SRTP protect AES_CM_128_HMAC_SHA1_80 + one UDP send per packet, one goroutine): %.2f us/packet, %.0f packets per CPU-second; load %s\n",
@@ -134,6 +145,7 @@ type bench struct {
 	childOut  *bufio.Reader
 	rng       *rand.Rand
 	usedSSRCs map[uint32]bool
+	rtsps     *rtspsPath
 }
 
 func newBench(messages int, voice time.Duration, sockets int) *bench {
@@ -348,23 +360,38 @@ func (b *bench) step(n int, ramp, window time.Duration) stepResult {
 	clear(b.usedSSRCs)
 	runtime.GC()
 	sessions := make([]*streaming.Session, 0, n)
+	var conns []net.Conn
 	issued := map[uint32]int64{}
 	t0 := time.Now()
 	for i := range n {
 		if at := t0.Add(ramp * time.Duration(i) / time.Duration(n)); time.Until(at) > time.Millisecond {
 			time.Sleep(time.Until(at))
 		}
-		s, key, ti, err := b.start(i)
-		if err != nil {
-			fatal(fmt.Errorf("session %d: %w", i, err))
+		var ssrc uint32
+		var crypto string
+		if b.rtsps != nil {
+			s, k, ti, c, err := b.startRTSPSOne(i)
+			if err != nil {
+				fatal(fmt.Errorf("session %d: %w", i, err))
+			}
+			conns = append(conns, c)
+			ssrc, crypto, issued[s] = s, k, ti
+		} else {
+			s, key, ti, err := b.start(i)
+			if err != nil {
+				fatal(fmt.Errorf("session %d: %w", i, err))
+			}
+			sessions = append(sessions, s)
+			ssrc, crypto, issued[s.SSRC()] = s.SSRC(), key.Attribute(), ti
 		}
-		sessions = append(sessions, s)
-		issued[s.SSRC()] = ti
 		if i%max(n/8, 1) == 0 { // SRTP checked by the receiver on a sample of streams
-			if b.cmd(fmt.Sprintf("key %d %s", s.SSRC(), key.Attribute())) != "ok" {
+			if b.cmd(fmt.Sprintf("key %d %s", ssrc, crypto)) != "ok" {
 				fatal(fmt.Errorf("receiver key"))
 			}
 		}
+	}
+	if len(issued) != n {
+		r.note += fmt.Sprintf("%d sessions shared an SSRC; ", n-len(issued))
 	}
 	time.Sleep(time.Second)
 	if b.cmd("on") != "ok" {
@@ -379,6 +406,12 @@ func (b *bench) step(n int, ramp, window time.Duration) stepResult {
 	}
 	for _, s := range sessions {
 		s.Stop()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	for deadline := time.Now().Add(30 * time.Second); b.eng.Sessions() > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
 	r.loadAfter = loadavg()
 	r.lost = r.rep.Lost
