@@ -1,16 +1,17 @@
 // Command streaming measures concurrent SRTP G.711 playback: sessions
-// started the way a CHANNEL URL is played (-path rtsps, the default: the
-// grant CHANNEL issues, then TLS to the RTSPS listener, DESCRIBE with the
-// SDES key, SETUP over UDP, PLAY; or -path engine: the grant opened and
-// the engine started directly with a UDP sink on one server socket),
+// started the way a handset plays a message (-path rtsps, the default:
+// UID CHANNEL on an IMAP connection, then the URL over RTSPS: TLS,
+// DESCRIBE with the SDES key, SETUP over UDP, PLAY; or -path engine: a
+// grant issued and opened and the engine started directly with a UDP
+// sink on one server socket),
 // paced by the one playback engine, and received on loopback by a child
 // process that records every packet's arrival and checks SRTP
 // authentication on a sample of streams with the keys from the SDP.
 //
 // For each step (number of concurrent sessions) it reports the packets'
 // inter-arrival jitter (|gap - 20 ms|, p50/p99/p99.9/max), loss, the
-// server's CPU per 1,000 sessions, the time from issuing the grant to the
-// stream's first packet (p50/p99), and the server's packets per
+// server's CPU per 1,000 sessions, the time from the CHANNEL command (or
+// the grant's issue) to the stream's first packet (p50/p99), and the server's packets per
 // CPU-second against a reference measured in the same run: a tight loop
 // doing only SRTP protect + one UDP send per packet to the same receiver.
 // A step is sustained in real time with p99 jitter <= 2 ms and no loss.
@@ -125,7 +126,7 @@ func main() {
 	}
 	fmt.Printf("sustained (real time, p99 jitter <= 2 ms, no loss): %d sessions\n", best)
 	fmt.Printf("columns: rt = packets received / packets due (sessions x window / 20 ms); jitter = |inter-arrival - 20 ms| per stream; CPU/1000 = server cores per 1,000 sessions (receiver excluded);\n" +
-		"us/packet = server CPU per packet sent; start = grant issued -> first RTP packet received; vs loop = server packets per CPU-second / reference loop's\n")
+		"us/packet = server CPU per packet sent; start = CHANNEL command sent (engine path: grant issued) -> first RTP packet received; vs loop = server packets per CPU-second / reference loop's\n")
 }
 
 type bench struct {
@@ -222,6 +223,11 @@ func newBench(messages int, voice time.Duration, sockets int) *bench {
 }
 
 func (b *bench) close() {
+	if b.rtsps != nil {
+		b.rtsps.ic.c.Close()
+		b.rtsps.imap.Close()
+		_ = b.rtsps.srv.Close()
+	}
 	fmt.Fprintln(b.childIn, "quit")
 	_ = b.child.Wait()
 	b.eng.Close()

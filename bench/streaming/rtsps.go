@@ -22,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lemonvox/lemonvox/channel"
+	"github.com/lemonvox/lemonvox/imap"
 	"github.com/lemonvox/lemonvox/streaming"
 )
 
@@ -30,6 +30,9 @@ type rtspsPath struct {
 	srv  *streaming.RTSPServer
 	addr string
 	cfg  *tls.Config
+	imap *imap.Server
+	ic   *rtspConn // one IMAP connection (loopback, plain), mailbox selected
+	tag  int
 }
 
 func (b *bench) startRTSPS() {
@@ -52,6 +55,50 @@ func (b *bench) startRTSPS() {
 	}
 	go func() { _ = srv.Serve(l, true) }()
 	b.rtsps = &rtspsPath{srv: srv, addr: l.Addr().String(), cfg: &tls.Config{InsecureSkipVerify: true}} // the bench's own certificate
+	// The IMAP server hands out the CHANNEL URLs.
+	is := &imap.Server{Store: b.st, Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Channel: &imap.ChannelService{Grants: b.grants, URLs: map[string]string{"RTSPS": "rtsps://" + b.rtsps.addr + "/"}}}
+	if err := is.Initialize(); err != nil {
+		fatal(err)
+	}
+	b.rtsps.imap = is
+	c, err := net.Dial("tcp4", is.PlainAddr())
+	if err != nil {
+		fatal(err)
+	}
+	b.rtsps.ic = &rtspConn{c: c, r: bufio.NewReader(c)}
+	if _, err := b.rtsps.ic.r.ReadString('\n'); err != nil { // greeting
+		fatal(err)
+	}
+	for _, cmd := range []string{"LOGIN bench bench-pw", "SELECT INBOX"} {
+		if _, err := b.rtsps.imapCmd(cmd); err != nil {
+			fatal(fmt.Errorf("IMAP %s: %w", cmd, err))
+		}
+	}
+}
+
+// imapCmd sends one command and returns its untagged lines.
+func (p *rtspsPath) imapCmd(cmd string) ([]string, error) {
+	p.tag++
+	tag := fmt.Sprintf("b%d", p.tag)
+	if _, err := fmt.Fprintf(p.ic.c, "%s %s\r\n", tag, cmd); err != nil {
+		return nil, err
+	}
+	var lines []string
+	for {
+		l, err := p.ic.r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
+			if !strings.HasPrefix(rest, "OK") {
+				return nil, fmt.Errorf("%s", rest)
+			}
+			return lines, nil
+		}
+		lines = append(lines, l)
+	}
 }
 
 // rtspConn is one handset's control connection.
@@ -105,15 +152,25 @@ func (c *rtspConn) do(method, url string, hdr ...string) (int, map[string]string
 	return code, h, body, nil
 }
 
-// startRTSPS plays message i%len through its CHANNEL URL over RTSPS and
-// returns the SSRC, the a=crypto key, the wall time the grant was issued
-// and the control connection.
+// startRTSPSOne asks IMAP for message i%len's CHANNEL URL (UID CHANNEL)
+// and plays it over RTSPS; it returns the SSRC, the a=crypto key, the
+// wall time the CHANNEL command was sent and the control connection.
 func (b *bench) startRTSPSOne(i int) (uint32, string, int64, net.Conn, error) {
 	uid := b.uids[i%len(b.uids)]
 	t0 := time.Now().UnixNano()
-	tok, _, err := b.grants.Issue(channel.Grant{AccountID: b.account, User: "bench", Mailbox: "INBOX", UIDValidity: b.uidv, UID: uid, Section: "2"})
+	lines, err := b.rtsps.imapCmd(fmt.Sprintf("UID CHANNEL %d ([2]) RTSPS", uid))
 	if err != nil {
-		return 0, "", 0, nil, err
+		return 0, "", 0, nil, fmt.Errorf("CHANNEL: %w", err)
+	}
+	var url string
+	for _, l := range lines {
+		if _, rest, ok := strings.Cut(l, `"rtsps://`); ok {
+			u, _, _ := strings.Cut(rest, `"`)
+			url = "rtsps://" + u
+		}
+	}
+	if url == "" {
+		return 0, "", 0, nil, fmt.Errorf("CHANNEL gave no URL: %q", lines)
 	}
 	c, err := tls.Dial("tcp4", b.rtsps.addr, b.rtsps.cfg)
 	if err != nil {
@@ -124,7 +181,6 @@ func (b *bench) startRTSPSOne(i int) (uint32, string, int64, net.Conn, error) {
 		c.Close()
 		return 0, "", 0, nil, err
 	}
-	url := "rtsps://" + b.rtsps.addr + "/" + tok
 	code, h, sdp, err := rc.do("DESCRIBE", url, "Accept: application/sdp")
 	if err != nil || code != 200 {
 		return fail(fmt.Errorf("DESCRIBE: %d %v", code, err))
