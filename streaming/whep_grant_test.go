@@ -183,8 +183,10 @@ func TestWHEPEngineToPion(t *testing.T) {
 	whepWait(t, func() bool { return env.srv.Sessions() == 0 && env.engine.Sessions() == 0 })
 }
 
-// TestWHEPClientGoesAway: a player that closes its peer connection without
-// DELETE loses its session (and the engine's) all the same.
+// TestWHEPClientGoesAway: a grant with the CHANNEL SEEN option marks the
+// message \Seen once playback starts (long before the end of its 30 s);
+// a player that closes its peer connection without DELETE loses its
+// session (and the engine's) all the same.
 func TestWHEPClientGoesAway(t *testing.T) {
 	env := newWHEPEnv(t, 30*time.Second)
 	pc := clientPC(t, "PCMU")
@@ -200,7 +202,7 @@ func TestWHEPClientGoesAway(t *testing.T) {
 			}
 		}
 	})
-	r := whepPost(t, env.hs.URL+"/whep/"+env.grant(t, nil), "application/sdp", offer)
+	r := whepPost(t, env.hs.URL+"/whep/"+env.grant(t, func(g *channel.Grant) { g.Seen = true }), "application/sdp", offer)
 	ans, _ := io.ReadAll(r.Body)
 	r.Body.Close()
 	if r.StatusCode != http.StatusCreated {
@@ -214,6 +216,10 @@ func TestWHEPClientGoesAway(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("no packet")
 	}
+	whepWait(t, func() bool {
+		m, err := env.st.Message(env.msg.MailboxID, env.msg.UID)
+		return err == nil && m.Has(`\Seen`)
+	})
 	if env.srv.Sessions() != 1 || env.engine.Sessions() != 1 {
 		t.Fatalf("sessions: whep %d engine %d", env.srv.Sessions(), env.engine.Sessions())
 	}
