@@ -170,7 +170,9 @@ func TestWHEPEngineToPion(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("track did not end")
 	}
-	if len(ps) < 95 || len(ps) > 100 {
+	// From the first packet the client could decrypt on, every packet
+	// (checked below); at most the first half second may come before.
+	if len(ps) < 75 || len(ps) > 100 {
 		t.Fatalf("%d packets, want 100", len(ps))
 	}
 	for i := 1; i < len(ps); i++ {
@@ -259,7 +261,7 @@ func TestWHEPResume(t *testing.T) {
 	}
 	select {
 	case n := <-got:
-		if n < 35 || n > 40 {
+		if n < 25 || n > 40 {
 			t.Fatalf("%d packets after resuming at 1.2 s of 2 s, want 40", n)
 		}
 	case <-time.After(60 * time.Second):
