@@ -92,6 +92,7 @@ func runReceiver(n int) {
 			fatal(err)
 		}
 		forceRcvbuf(c, 32<<20)
+		kernelTimestamps(c)
 		s := &rxSocket{conn: c, streams: map[uint32]*rxStream{}, hist: make([]int64, histLen), buf: make([]byte, 1500)}
 		socks = append(socks, s)
 		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
@@ -219,19 +220,26 @@ func (s *rxSocket) read(on *atomic.Bool, base time.Time) {
 	msgs := make([]ipv4.Message, 64)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+		msgs[i].OOB = make([]byte, 128)
 	}
+	baseNS := base.UnixNano()
 	for {
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			return
 		}
 		now := time.Now()
-		wall, mono := now.UnixNano(), int64(now.Sub(base))
 		measuring := on.Load()
 		s.mu.Lock()
 		for i := range n {
+			// The kernel's receive time of each packet, not the time
+			// this goroutine got to read the batch.
+			wall := arrival(msgs[i].OOB[:msgs[i].NN])
+			if wall == 0 {
+				wall = now.UnixNano()
+			}
 			b := msgs[i].Buffers[0][:msgs[i].N]
-			s.packet(b, wall, mono, measuring)
+			s.packet(b, wall, wall-baseNS, measuring)
 		}
 		s.mu.Unlock()
 	}
@@ -367,4 +375,29 @@ func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// kernelTimestamps asks for each packet's receive time (SO_TIMESTAMPNS).
+func kernelTimestamps(c *net.UDPConn) {
+	if rc, err := c.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+		})
+	}
+}
+
+// arrival is the SCM_TIMESTAMPNS time in oob (wall clock ns), or 0.
+func arrival(oob []byte) int64 {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return sec*1e9 + nsec
+		}
+	}
+	return 0
 }
