@@ -12,8 +12,10 @@
 //     achar/bchar classes of RFC 5092 s11 (EscapeUser, EscapeMailbox).
 //     Mailbox names are UTF-8 in URLs (RFC 5092 s8); MailboxToMUTF7 and
 //     MailboxFromMUTF7 convert for IMAP4rev1 sessions.
+//
 //   - Access identifiers: Access, ParseAccess, Access.Permits with a
 //     Requester (anonymous, authuser, user+X, submit+X, RFC 5593 app[+X]).
+//
 //   - The INTERNAL URLAUTH mechanism: GenerateKey, Sign, Verify,
 //     URL.Authorize, URL.VerifyToken.
 //
