@@ -156,9 +156,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, authLim, listeners, log)
+	sipEP, err := newSIPEndpoint(cfg, tlsConfig, authLim, listeners, log)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, sipCloser(sipEP))
+	nc, disp, err := startNotify(cfg, dir, st, sipEP, log)
 	closers = append(closers, nc...)
 	if err != nil {
+		return err
+	}
+	if err := startSIPEndpoint(sipEP); err != nil {
 		return err
 	}
 	token, err := adminToken(dir, cfg.Admin.Token)

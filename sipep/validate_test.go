@@ -1,4 +1,4 @@
-package notify
+package sipep
 
 import (
 	"errors"
@@ -8,15 +8,12 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/netlimit"
-	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // Malformed requests get the RFC 3261 s8.2 answer over UDP and TCP, and a
 // stream goes on serving after one.
 func TestSIPMalformedRequests(t *testing.T) {
-	s := openStore(t, "")
-	mustAccount(t, s, "ivan", vmstore.AccountOptions{})
-	m, _ := startMWI(t, s, true, func(m *MWIServer) { m.NotifyTimeout = 300 * time.Millisecond })
+	m, _ := startEP(t, true, nil)
 	cases := []struct {
 		name string
 		req  subReq
@@ -57,44 +54,6 @@ func TestSIPMalformedRequests(t *testing.T) {
 	}
 }
 
-// An untrusted subscriber cannot make the server send NOTIFYs to another
-// address by naming it in Contact (or Record-Route): they go to the
-// source address (RFC 3581).
-func TestSIPNoNotifyReflection(t *testing.T) {
-	s := openStore(t, "")
-	mustAccount(t, s, "jill", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("jill", "vm.test", "pw")}})
-	m, _ := startMWI(t, s, false, func(m *MWIServer) { m.NotifyTimeout = 300 * time.Millisecond })
-	victim, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
-	c := dialSIP(t, "udp", m.Addr())
-	r := subReq{user: "jill", expires: 60, contact: "<sip:jill@" + victim.LocalAddr().String() + ">",
-		extra: "Record-Route: <sip:" + victim.LocalAddr().String() + ";lr>\r\n"}
-	nonce := c.challengeNonce(r, m.Addr())
-	r.auth = digestHeader("jill", "vm.test", "pw", "SUBSCRIBE", "sip:jill@"+m.Addr(), nonce, "auth", 1)
-	r.cseq = 2
-	c.send(c.build(r, m.Addr()))
-	var notify *sipMsg
-	for notify == nil {
-		msg := c.read(5 * time.Second)
-		switch {
-		case msg.status() == 200:
-		case strings.HasPrefix(msg.start, "NOTIFY "):
-			notify = msg
-			c.answer(msg, 200)
-		default:
-			t.Fatalf("unexpected %q", msg.start)
-		}
-	}
-	// The NOTIFY came to the source; nothing went to the victim.
-	victim.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if n, _, err := victim.ReadFrom(make([]byte, 2048)); err == nil {
-		t.Fatalf("victim received %d bytes", n)
-	}
-}
-
 func FuzzCheckSIP(f *testing.F) {
 	c := &rawSIP{local: "127.0.0.1:5062"}
 	for _, r := range []subReq{{user: "a"}, {user: "a", version: "SIP/3.0"}, {user: "a", method: "subscribe"}, {user: "b", ruri: "sip:@"},
@@ -104,7 +63,7 @@ func FuzzCheckSIP(f *testing.F) {
 	f.Add([]byte("\r\n\r\n"))
 	f.Add([]byte("SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v := checkSIP(b)
+		v := (&checker{allow: "OPTIONS, SUBSCRIBE"}).check(b)
 		if v.ok && v.reply != nil {
 			t.Fatal("passed and answered")
 		}
@@ -145,7 +104,7 @@ func TestSIPUDPReadErrorsRetried(t *testing.T) {
 	defer h.Close()
 	done := make(chan struct{})
 	defer close(done)
-	c := &sipPacketConn{PacketConn: &errPacketConn{PacketConn: pc, fails: 3}, health: h, closed: done}
+	c := &sipPacketConn{PacketConn: &errPacketConn{PacketConn: pc, fails: 3}, check: &checker{}, health: h, closed: done}
 	sawDown := make(chan bool, 1)
 	go func() {
 		deadline := time.Now().Add(5 * time.Second)

@@ -1,7 +1,7 @@
-package notify
+package sipep
 
-// SIP digest authentication of subscribers (RFC 3261 s22 with RFC 2617
-// qop=auth). Kept apart from the MWI logic: it belongs to the SIP endpoint.
+// SIP digest authentication (RFC 3261 s22 with RFC 2617 qop=auth) of the
+// requests a service wants authenticated.
 //
 //   - Nonces are issued by us: 8 octets of issue time, 4 of a counter, and
 //     an HMAC-SHA256 tag (16 octets) under a per-process key. A nonce we
@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +30,6 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/lemonvox/lemonvox/authlimit"
-	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // Defaults of the digest settings.
@@ -148,60 +146,62 @@ func (t *nonceTable) use(n string, nc int) bool {
 	return true
 }
 
-// authorize admits trusted sources, or a digest-authenticated subscriber
-// watching its own account (see the package doc). It answers the request
-// itself when it returns false (400, 401, 403 or 503).
-func (m *MWIServer) authorize(req *sip.Request, tx sip.ServerTransaction, acct *vmstore.Account) bool {
-	if m.trusted(req.Source()) {
+// Authenticate admits a trusted source, or a request carrying digest
+// credentials of user (RFC 2617 qop=auth) that match ha1, the hex
+// MD5(user:realm:secret) of HA1 (empty: the user has no SIP credentials).
+// When it returns false it has answered the request (400, 401, 403 or
+// 503).
+func (e *Endpoint) Authenticate(req *sip.Request, tx sip.ServerTransaction, user, ha1 string) bool {
+	if e.Trusted(req.Source()) {
 		return true
 	}
 	h := req.GetHeader("Authorization")
 	if h == nil {
-		m.challenge(req, tx, false)
+		e.challenge(req, tx, false)
 		return false
 	}
 	cred, err := digest.ParseCredentials(h.Value())
 	if err != nil {
-		m.respond(req, tx, 400, "Bad Authorization")
+		e.Respond(req, tx, 400, "Bad Authorization")
 		return false
 	}
-	if cred.Username != acct.Name {
-		m.respond(req, tx, 403, "Forbidden")
+	if cred.Username != user {
+		e.Respond(req, tx, 403, "Forbidden")
 		return false
 	}
-	ha1 := strings.ToLower(acct.Options.Notify["sip_ha1"])
-	if ha1 == "" || cred.Realm != m.Realm {
-		m.respond(req, tx, 403, "Forbidden")
+	ha1 = strings.ToLower(ha1)
+	if ha1 == "" || cred.Realm != e.Realm {
+		e.Respond(req, tx, 403, "Forbidden")
 		return false
 	}
 	if cred.Algorithm != "" && !strings.EqualFold(cred.Algorithm, "MD5") {
-		m.respond(req, tx, 403, "Forbidden (algorithm MD5 only)")
+		e.Respond(req, tx, 403, "Forbidden (algorithm MD5 only)")
 		return false
 	}
 	// RFC 2617 s3.2.2: we offered qop="auth"; RFC 2069 responses without
 	// qop carry no nonce count and cannot be protected from replay.
 	if !strings.EqualFold(cred.QOP, "auth") || cred.Cnonce == "" || cred.Nc <= 0 {
-		m.respond(req, tx, 403, "Forbidden (qop=auth required)")
+		e.Respond(req, tx, 403, "Forbidden (qop=auth required)")
 		return false
 	}
 	// RFC 2617 s3.2.2.5: the digest uri must be the Request-URI.
 	if !digestURIMatches(cred.URI, req.Recipient) {
-		m.respond(req, tx, 400, "Bad Request (digest uri differs from Request-URI)")
+		e.Respond(req, tx, 400, "Bad Request (digest uri differs from Request-URI)")
 		return false
 	}
 	now := time.Now()
-	switch m.nonces.check(cred.Nonce, now) {
+	switch e.nonces.check(cred.Nonce, now) {
 	case nonceForged:
-		m.challenge(req, tx, false)
+		e.challenge(req, tx, false)
 		return false
 	case nonceStale:
-		m.challenge(req, tx, true)
+		e.challenge(req, tx, true)
 		return false
 	}
-	att, err := m.authLimiter().Begin(m.ctx, "sip", authlimit.AddrOf(req.Source()), acct.Name)
+	att, err := e.authLimiter().Begin(e.ctx, "sip", authlimit.AddrOf(req.Source()), user)
 	if err != nil {
 		if errors.Is(err, authlimit.ErrThrottled) {
-			m.respond(req, tx, 503, "Service Unavailable (too many failed authentications)", sip.NewHeader("Retry-After", "30"))
+			e.Respond(req, tx, 503, "Service Unavailable (too many failed authentications)", sip.NewHeader("Retry-After", "30"))
 		}
 		return false
 	}
@@ -210,15 +210,15 @@ func (m *MWIServer) authorize(req *sip.Request, tx sip.ServerTransaction, acct *
 	want := md5hex(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, cred.Nonce, cred.Nc, cred.Cnonce, cred.QOP, ha2))
 	if !hmac.Equal([]byte(want), []byte(strings.ToLower(cred.Response))) {
 		att.Failed()
-		m.respond(req, tx, 403, "Forbidden")
+		e.Respond(req, tx, 403, "Forbidden")
 		return false
 	}
-	if !m.nonces.use(cred.Nonce, cred.Nc) {
+	if !e.nonces.use(cred.Nonce, cred.Nc) {
 		// A replayed (or reordered) nonce count: the credentials were
 		// right once; ask again with a fresh nonce.
 		att.Succeeded()
-		metricSIPReplays.Inc()
-		m.challenge(req, tx, false)
+		metricDigestReplays.Inc()
+		e.challenge(req, tx, false)
 		return false
 	}
 	att.Succeeded()
@@ -245,39 +245,22 @@ func digestURIMatches(s string, ruri sip.Uri) bool {
 		strings.EqualFold(u.Host, ruri.Host) && port(u.Port, u.Scheme) == port(ruri.Port, ruri.Scheme)
 }
 
-func (m *MWIServer) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
-	v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=MD5, qop="auth"`, m.Realm, m.nonces.issue(time.Now()))
+func (e *Endpoint) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
+	v := fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=MD5, qop="auth"`, e.Realm, e.nonces.issue(time.Now()))
 	if stale {
 		v += ", stale=true"
 	}
-	m.respond(req, tx, 401, "Unauthorized", sip.NewHeader("WWW-Authenticate", v))
+	e.Respond(req, tx, 401, "Unauthorized", sip.NewHeader("WWW-Authenticate", v))
 }
 
-func (m *MWIServer) authLimiter() *authlimit.Limiter {
-	if m.AuthLimiter == nil {
-		return m.ownLimiter
+func (e *Endpoint) authLimiter() *authlimit.Limiter {
+	if e.AuthLimiter == nil {
+		return e.ownLim
 	}
-	return m.AuthLimiter
+	return e.AuthLimiter
 }
 
-func (m *MWIServer) trusted(src string) bool {
-	return m.trustedAddr(authlimit.AddrOf(src))
-}
-
-// trustedAddr tells whether an address is in TrustedNetworks.
-func (m *MWIServer) trustedAddr(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	for _, p := range m.TrustedNetworks {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// SIPHA1 computes the digest credential to store as
-// Account.Options.Notify["sip_ha1"]: hex MD5(user:realm:secret) (RFC 2617
-// s3.2.2.2). The secret itself is not stored.
-func SIPHA1(user, realm, secret string) string { return md5hex(user + ":" + realm + ":" + secret) }
+// HA1 computes the digest credential a service stores for a user: hex
+// MD5(user:realm:secret) (RFC 2617 s3.2.2.2). The secret itself is not
+// stored.
+func HA1(user, realm, secret string) string { return md5hex(user + ":" + realm + ":" + secret) }

@@ -1,14 +1,14 @@
-package notify
+package sipep
 
 // Validation of SIP messages before they reach the SIP library: sipgo's
 // parser upper-cases the method (RFC 3261 s7.1: methods are
 // case-sensitive), accepts any version, does not compare the CSeq method
 // with the request's and takes almost any Request-URI. Every datagram and
-// every message of a stream passes checkSIP first; a malformed request is
+// every message of a stream passes the check first; a malformed request is
 // answered here (400, 416, 501 or 505, RFC 3261 s8.2) and dropped.
 //
-// The wrappers (sipPacketConn for UDP, sipStreamConn for TCP and TLS) are
-// transport plumbing: they belong with the SIP endpoint, not the MWI logic.
+// The wrappers (sipPacketConn for UDP, sipStreamConn for TCP and TLS) put
+// the check between the sockets and the library.
 
 import (
 	"bytes"
@@ -31,25 +31,27 @@ const (
 )
 
 // Methods this endpoint recognises (RFC 3261 and extensions): others are
-// answered 501 Not Implemented; recognised ones we do not serve get 405
-// from the router.
+// answered 501 Not Implemented; recognised ones no service registered get
+// 405 from the router.
 var knownMethods = map[string]bool{
 	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "REGISTER": true,
 	"PRACK": true, "SUBSCRIBE": true, "NOTIFY": true, "PUBLISH": true, "INFO": true, "REFER": true,
 	"MESSAGE": true, "UPDATE": true,
 }
 
-const allowedMethods = "SUBSCRIBE, OPTIONS"
+// checker validates messages for an endpoint; allow is the Allow header
+// value of its 501 answers (the methods it serves).
+type checker struct{ allow string }
 
-// sipVerdict is what checkSIP decided about one message.
+// sipVerdict is what the check decided about one message.
 type sipVerdict struct {
 	ok     bool   // pass it on
 	reply  []byte // else, the response to send (nil: drop silently)
 	reason string // for the log
 }
 
-// checkSIP validates one complete message (start line, headers, body).
-func checkSIP(msg []byte) sipVerdict {
+// check validates one complete message (start line, headers, body).
+func (k *checker) check(msg []byte) sipVerdict {
 	if len(bytes.Trim(msg, "\r\n")) == 0 {
 		return sipVerdict{ok: true} // keep-alive
 	}
@@ -105,7 +107,7 @@ func checkSIP(msg []byte) sipVerdict {
 		if method == "ACK" {
 			return sipVerdict{reason: "ack"}
 		}
-		return reject(msg, 501, "Not Implemented", "method "+method, "Allow: "+allowedMethods)
+		return reject(msg, 501, "Not Implemented", "method "+method, "Allow: "+k.allow)
 	}
 	return sipVerdict{ok: true}
 }
@@ -134,7 +136,7 @@ func statelessReply(msg []byte, code int, reason, why, kind string, hdrs ...stri
 		}
 		for _, val := range vals {
 			if name == "to" && !strings.Contains(strings.ToLower(val), ";tag=") {
-				val += ";tag=" + randomToken(8)
+				val += ";tag=" + RandomToken(8)
 			}
 			b.WriteString(canonicalHeader[name] + ": " + val + "\r\n")
 		}
@@ -144,7 +146,7 @@ func statelessReply(msg []byte, code int, reason, why, kind string, hdrs ...stri
 	}
 	b.WriteString("Server: lemonvox\r\nContent-Length: 0\r\n\r\n")
 	v.reply = []byte(b.String())
-	metricSIPRequests.WithLabelValues(kind, strconv.Itoa(code/100)+"xx").Inc()
+	countResponse(kind, code)
 	return v
 }
 
@@ -369,6 +371,7 @@ var errSIPFraming = errors.New("sip: stream cannot be framed")
 // (sipgo's UDP loop would end for good) and reported to health.
 type sipPacketConn struct {
 	net.PacketConn
+	check  *checker
 	onBad  func(from net.Addr, why string)
 	rate   *sourceRate // requests beyond a source's rate are answered here
 	health *netlimit.Health
@@ -397,7 +400,7 @@ func (c *sipPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			delay = 0
 			c.health.Set(nil)
 		}
-		v := checkSIP(b[:n])
+		v := c.check.check(b[:n])
 		if v.ok && isRequest(b[:n]) && !c.rate.allow(addr) {
 			v = throttled(b[:n])
 		}
@@ -416,6 +419,7 @@ func (c *sipPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // sipListener wraps accepted stream connections in sipStreamConn.
 type sipListener struct {
 	net.Listener
+	check *checker
 	onBad func(from net.Addr, why string)
 	rate  *sourceRate
 }
@@ -425,7 +429,7 @@ func (l *sipListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sipStreamConn{Conn: c, onBad: l.onBad, rate: l.rate}, nil
+	return &sipStreamConn{Conn: c, check: l.check, onBad: l.onBad, rate: l.rate}, nil
 }
 
 // sipStreamConn frames the stream into messages, validates each, passes
@@ -433,6 +437,7 @@ func (l *sipListener) Accept() (net.Conn, error) {
 // be framed is closed (there is no boundary to resynchronise on).
 type sipStreamConn struct {
 	net.Conn
+	check *checker
 	onBad func(from net.Addr, why string)
 	rate  *sourceRate
 
@@ -456,7 +461,7 @@ func (c *sipStreamConn) Read(p []byte) (int, error) {
 				break
 			}
 			msg := c.in[:n]
-			v := checkSIP(msg)
+			v := c.check.check(msg)
 			if v.ok && isRequest(msg) && !c.rate.allow(c.RemoteAddr()) {
 				v = throttled(msg)
 			}

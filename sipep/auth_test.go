@@ -1,4 +1,4 @@
-package notify
+package sipep
 
 import (
 	"strings"
@@ -6,19 +6,14 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/authlimit"
-	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // Digest hardening over UDP with raw messages: a captured Authorization is
 // not accepted again, the digest uri must be the Request-URI, RFC 2069
 // (no qop) is refused, an expired nonce gets stale=true.
 func TestSIPDigestReplayURIAndQop(t *testing.T) {
-	s := openStore(t, "")
-	mustAccount(t, s, "hank", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("hank", "vm.test", "pw")}})
-	m, _ := startMWI(t, s, false, func(m *MWIServer) {
-		m.NotifyTimeout = 300 * time.Millisecond
-		m.NonceLifetime = 300 * time.Millisecond
-	})
+	m, svc := startEP(t, false, func(e *Endpoint) { e.NonceLifetime = 300 * time.Millisecond })
+	svc.setUser("hank", "pw")
 	c := dialSIP(t, "udp", m.Addr())
 	ruri := "sip:hank@" + m.Addr()
 	sub := func(auth string) int {
@@ -85,15 +80,13 @@ func TestNonceTableBounded(t *testing.T) {
 }
 
 // Wrong digest responses slow their source down (in parallel, beyond the
-// queue: 503 with Retry-After) and never keep the subscriber, from its
+// queue: 503 with Retry-After) and never keep the user, from its
 // own address, out.
 func TestSIPDigestGuessingThrottledNotLockedOut(t *testing.T) {
-	s := openStore(t, "")
-	mustAccount(t, s, "omar", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("omar", "vm.test", "pw")}})
-	m, _ := startMWI(t, s, false, func(m *MWIServer) {
-		m.NotifyTimeout = 300 * time.Millisecond
-		m.AuthLimiter = authlimit.New(authlimit.Config{FreeFailures: 1, BaseDelay: time.Second, MaxDelay: time.Second, MaxQueue: 1})
+	m, svc := startEP(t, false, func(e *Endpoint) {
+		e.AuthLimiter = authlimit.New(authlimit.Config{FreeFailures: 1, BaseDelay: time.Second, MaxDelay: time.Second, MaxQueue: 1})
 	})
+	svc.setUser("omar", "pw")
 	ruri := "sip:omar@" + m.Addr()
 	att := dialSIPFrom(t, "udp", "127.0.0.2", m.Addr())
 	nonce := att.challengeNonce(subReq{user: "omar", expires: 60}, m.Addr())

@@ -1,4 +1,4 @@
-package notify
+package sipep
 
 import (
 	"net"
@@ -6,22 +6,17 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // An untrusted source over its request rate is answered 503 with
 // Retry-After before the SIP library keeps a transaction for the request;
 // its bucket refills; a trusted source is never throttled.
 func TestSIPRequestRatePerSource(t *testing.T) {
-	s := openStore(t, "")
-	mustAccount(t, s, "rita", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": SIPHA1("rita", "vm.test", "pw")}})
-	m, _ := startMWI(t, s, false, func(m *MWIServer) {
-		m.NotifyTimeout = 300 * time.Millisecond
-		m.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-		m.MaxRequestRate = 10 // burst 20
-		m.MaxSubsPerAccount = 1000
+	m, svc := startEP(t, false, func(e *Endpoint) {
+		e.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		e.MaxRequestRate = 10 // burst 20
 	})
+	svc.setUser("rita", "pw")
 	const n = 60
 	burst := func(c *rawSIP) (throttled, other int) {
 		t.Helper()
