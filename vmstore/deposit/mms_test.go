@@ -87,13 +87,13 @@ const sampleText = "Greetings from the beach — à bientôt!"
 // an image and an audio part (OMA MMS encapsulation 1.2).
 func samplePDU() []byte {
 	var e enc
-	e.Write([]byte{0x8C, 0x84})           // X-Mms-Message-Type: m-retrieve-conf
-	e.WriteByte(0x98)                     // X-Mms-Transaction-Id
-	e.text("T0123456789")                 //
-	e.Write([]byte{0x8D, 0x92})           // X-Mms-MMS-Version: 1.2
-	e.WriteByte(0x8B)                     // Message-ID
+	e.Write([]byte{0x8C, 0x84}) // X-Mms-Message-Type: m-retrieve-conf
+	e.WriteByte(0x98)           // X-Mms-Transaction-Id
+	e.text("T0123456789")       //
+	e.Write([]byte{0x8D, 0x92}) // X-Mms-MMS-Version: 1.2
+	e.WriteByte(0x8B)           // Message-ID
 	e.text("mms-20261205-0001@mmsc.example.net")
-	e.Write([]byte{0x85, 0x04})           // Date: long-integer, 4 octets
+	e.Write([]byte{0x85, 0x04}) // Date: long-integer, 4 octets
 	e.Write(binary.BigEndian.AppendUint32(nil, 1764921600))
 	var from enc
 	from.WriteByte(0x80) // Address-present-token
