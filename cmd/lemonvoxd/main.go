@@ -209,10 +209,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
 	}
+	lc, err := startLMTP(cfg, dir, st, listeners, log)
+	closers = append(closers, lc...)
+	if err != nil {
+		return err
+	}
 	for _, l := range []struct {
 		name string
 		l    Listener
-	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}} {
+	}{{"submission", cfg.Submission}, {"rtsp", cfg.RTSP}} {
 		if l.l.Listen != "" || l.l.ListenTLS != "" {
 			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
 		}

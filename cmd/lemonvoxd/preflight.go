@@ -43,6 +43,7 @@ func checkListeners(cfg *Config) error {
 	add("admin.listen", cfg.Admin.Listen, "tcp")
 	add("imap.listen", cfg.IMAP.Listen, "tcp")
 	add("imap.listen_tls", cfg.IMAP.ListenTLS, "tcp")
+	add("lmtp.listen", cfg.LMTP.Listen, "tcp")
 	add("sip.listen", cfg.SIP.Listen, "tcp", "udp")
 	add("sip.listen_tls", cfg.SIP.ListenTLS, "tcp")
 	for _, a := range addrs {
