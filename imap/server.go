@@ -162,6 +162,10 @@ type Server struct {
 	// RESETKEY, URLFETCH (cmd_urlauth.go) and CATENATE URLs. Nil leaves
 	// URLAUTH, URLAUTH=BINARY and URL-PARTIAL out.
 	URLResolver *channel.Resolver
+	// AllowAnonymous offers SASL ANONYMOUS (RFC 4505) for URLFETCH of
+	// "anonymous" URLs, as RFC 5616 media servers without an identity of
+	// their own log in; such a session can do nothing else.
+	AllowAnonymous bool
 
 	ctx      context.Context
 	cancel   context.CancelFunc

@@ -46,6 +46,7 @@ type Config struct {
 		URLAliases              []string            `toml:"url_aliases"`
 		URLRoles                map[string][]string `toml:"url_roles"`
 		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
+		AllowAnonymous          bool                `toml:"allow_anonymous"`
 	} `toml:"imap"`
 	LMTP       Listener `toml:"lmtp"`
 	Submission Listener `toml:"submission"`
