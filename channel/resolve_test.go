@@ -468,3 +468,36 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkResolve: Resolve of a valid URL, of a wrong token and of a
+// missing mailbox (bench/urlauth compares them with opening the part
+// directly).
+func BenchmarkResolve(b *testing.B) {
+	f := newResolverFixture(b)
+	good, err := f.r.AuthorizeURL("alice", f.rump("/;SECTION=2;URLAUTH=user+bob"), "INTERNAL")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("valid", func(b *testing.B) {
+		for b.Loop() {
+			res, err := f.r.ResolveURL(ctx, good, bob)
+			if err != nil {
+				b.Fatal(err)
+			}
+			res.Close()
+		}
+	})
+	b.Run("wrong-token", func(b *testing.B) {
+		bad := good[:len(good)-2] + "00"
+		for b.Loop() {
+			f.r.ResolveURL(ctx, bad, bob)
+		}
+	})
+	b.Run("missing-mailbox", func(b *testing.B) {
+		bad := strings.Replace(good, "/INBOX;", "/NoSuchBox;", 1)
+		for b.Loop() {
+			f.r.ResolveURL(ctx, bad, bob)
+		}
+	})
+}

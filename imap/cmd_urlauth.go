@@ -428,3 +428,15 @@ func (c *conn) writeURLPartStructure(res *channel.Resolved, part *message.Part, 
 	}
 	c.writeBodyStructure(&d, true)
 }
+
+// urlKeysReset tells a session that has the mailbox selected that its
+// URLAUTH key was reset (RESETKEY here or in another session): "* OK
+// [URLMECH INTERNAL]" at the next point where updates go out (RFC 4467
+// s7.2). The session that ran RESETKEY gets it too, which is harmless.
+func (c *conn) urlKeysReset(ev *vmstore.Event) {
+	s := c.sel
+	if c.srv.URLResolver == nil || s == nil || ev.Seq <= s.baseSeq || (ev.MailboxID != 0 && ev.MailboxID != s.mb.ID) {
+		return
+	}
+	c.pendNotify = append(c.pendNotify, "* OK [URLMECH INTERNAL] mailbox access key reset")
+}

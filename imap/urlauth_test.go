@@ -276,9 +276,24 @@ func TestURLAuthOverSocket(t *testing.T) {
 		t.Errorf("SELECT: %q", lines)
 	}
 
-	// RESETKEY invalidates every earlier token of the mailbox.
+	// RESETKEY invalidates every earlier token of the mailbox; another
+	// session with the mailbox selected is told.
+	a2 := e.raw()
+	a2.login("alice")
+	a2.ok("SELECT INBOX")
 	if _, tagged := a.cmd("RESETKEY INBOX INTERNAL"); !strings.Contains(tagged, "OK [URLMECH INTERNAL]") {
 		t.Fatalf("RESETKEY INBOX: %s", tagged)
+	}
+	told := false
+	for i := 0; i < 500 && !told; i++ { // the hub delivers asynchronously
+		lines := a2.ok("NOOP")
+		told = strings.Contains(strings.Join(lines, "\n"), "* OK [URLMECH INTERNAL]")
+		if !told {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !told {
+		t.Fatal("the other session was not told of the RESETKEY")
 	}
 	for _, u := range []string{forBob, anon} {
 		if got := b.urlfetch(strconv.Quote(u), u); got != "NIL" {
