@@ -345,9 +345,13 @@ func TestAuthorizeRefusals(t *testing.T) {
 	if _, err := r2.AuthorizeURL("alice", strings.Replace(f.rump(";URLAUTH=authuser"), testHost, "VM.example.net:143", 1), "internal"); err != nil {
 		t.Errorf("default port: %v", err)
 	}
-	mixed := strings.Replace(f.rump(";uRlAuTh=authuser"), testHost, "alias.example.net", 1)
+	mixed := strings.Replace(strings.Replace(f.rump(";uRlAuTh=authuser"), testHost, "alias.example.net", 1), "alice@", "Alice@", 1)
 	if got, err := f.r.AuthorizeURL("alice", mixed, "internal"); err != nil || !strings.HasPrefix(got, mixed+":internal:") {
 		t.Errorf("alias, mixed case: %q %v", got, err)
+	} else if res, err := f.r.ResolveURL(context.Background(), got, bob); err != nil {
+		t.Errorf("alias, mixed case, resolved: %v", err)
+	} else {
+		res.Close()
 	}
 }
 
