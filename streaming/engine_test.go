@@ -44,7 +44,7 @@ func TestPlayToEndSRTP(t *testing.T) {
 	if p := md.Playable(); p[0].Name != "PCMU" || p[1].Name != "PCMA" {
 		t.Fatalf("playable order %v", p)
 	}
-	e := NewEngine(EngineConfig{Store: st, Workers: 2})
+	e := NewEngine(EngineConfig{Store: st, Workers: 2, Logger: quiet})
 	defer e.Close()
 	key, err := NewSDESKey(1, SuiteAES80)
 	if err != nil {
@@ -113,7 +113,7 @@ func TestPauseResumeSeek(t *testing.T) {
 	st := openStore(t)
 	msg, wav := depositVoice(t, st, "alice", 3*time.Second)
 	md := openPart(t, st, "alice", msg.UID)
-	e := NewEngine(EngineConfig{Store: st, Workers: 1})
+	e := NewEngine(EngineConfig{Store: st, Workers: 1, Logger: quiet})
 	defer e.Close()
 	acct, _ := st.AccountID("alice")
 	sink := newCapture()

@@ -112,12 +112,20 @@ func (s *Session) Stats() (packets, octets, late uint64) {
 // where it stands, i.e. resume after Pause). The first packet goes out
 // at once. ErrRange when from is at or beyond the end.
 func (s *Session) Play(from time.Duration) (PlayInfo, error) {
-	s.sh.mu.Lock()
-	defer s.sh.mu.Unlock()
-	return s.playLocked(from)
+	return s.PlayWith(from, nil)
 }
 
-func (s *Session) playLocked(from time.Duration) (PlayInfo, error) {
+// PlayWith is Play calling before, once the start is known and before the
+// first packet can go out (an RTSP server queues its PLAY response there,
+// so that the response precedes the interleaved packets). before must not
+// block or call the session's methods.
+func (s *Session) PlayWith(from time.Duration, before func(PlayInfo)) (PlayInfo, error) {
+	s.sh.mu.Lock()
+	defer s.sh.mu.Unlock()
+	return s.playLocked(from, before)
+}
+
+func (s *Session) playLocked(from time.Duration, before func(PlayInfo)) (PlayInfo, error) {
 	if s.state == stateClosed {
 		return PlayInfo{}, ErrClosed
 	}
@@ -136,6 +144,9 @@ func (s *Session) playLocked(from time.Duration) (PlayInfo, error) {
 	s.state = statePlaying
 	s.ended.Store(false)
 	s.started = PlayInfo{Seq: s.seq, RTPTime: s.tsBase + uint32(f)*s.req.Codec.frameClock(), From: time.Duration(f) * FrameTime}
+	if before != nil {
+		before(s.started)
+	}
 	s.sh.schedule(s, s.t0)
 	return s.started, nil
 }
