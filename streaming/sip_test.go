@@ -67,7 +67,8 @@ func startMediaServer(t *testing.T, d time.Duration, tweak func(*SIPServer)) *me
 	t.Cleanup(func() { eng.Close() })
 	ep := &sipep.Endpoint{Listen: "127.0.0.1:0", Logger: testLog(), Realm: "vm.test"}
 	ms := &mediaServer{st: st, res: channel.NewResolver(st, ""), ep: ep, msg: msg, wav: wav, uidv: mb.UIDValidity}
-	ms.srv = &SIPServer{Endpoint: ep, Store: st, Resolver: ms.res, Engine: eng, PlainSDES: true, Logger: testLog()}
+	ms.srv = &SIPServer{Endpoint: ep, Store: st, Resolver: ms.res, Engine: eng, PlainSDES: true, Logger: testLog(),
+		Cache: NewPartCache(16 << 20)} // blob numbers repeat across the tests' stores
 	if tweak != nil {
 		tweak(ms.srv)
 	}
