@@ -83,6 +83,9 @@ type subConn struct {
 
 func newSubConn(s *Submission, nc net.Conn) *subConn {
 	c := &subConn{s: s, nc: nc}
+	if _, ok := nc.(*tls.Conn); ok {
+		c.tls = true // implicit TLS (RFC 8314)
+	}
 	c.br = bufio.NewReaderSize(nc, 8192)
 	c.bw = bufio.NewWriterSize(nc, 4096)
 	c.log = s.Logger.With("service", "submission", "remote", nc.RemoteAddr().String())

@@ -42,9 +42,9 @@ type Config struct {
 		PreAuthTimeout    duration `toml:"preauth_timeout"`
 		HandshakeTimeout  duration `toml:"tls_handshake_timeout"`
 	} `toml:"imap"`
-	LMTP       Listener `toml:"lmtp"`
-	Submission Listener `toml:"submission"`
-	RTSP       Listener `toml:"rtsp"`
+	LMTP       Listener         `toml:"lmtp"`
+	Submission SubmissionConfig `toml:"submission"`
+	RTSP       Listener         `toml:"rtsp"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`
