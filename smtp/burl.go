@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -67,6 +68,16 @@ func (s *Submission) fetchInto(ctx context.Context, sp *spool, raw, user, body s
 		r := rep(554, 5, 7, 14, "URL resolution requires trust relationship")
 		return &r
 	}
+	switch {
+	case u.Access.Kind == channel.AccessSubmit && u.Access.User == user, u.Access.Kind == channel.AccessAnonymous:
+	default:
+		// The submission server redeems URLs as the submission entity
+		// acting for its client (RFC 4468 s3.4): submit+<that user>
+		// (or anonymous ones), never another identity's.
+		metricBURL.WithLabelValues("any", "error").Inc()
+		r := rep(554, 5, 6, 6, "IMAP URL resolution failed: the URL is not authorized for submit+"+user)
+		return &r
+	}
 	rc, err := s.Fetcher.FetchURL(ctx, u, user)
 	if err != nil {
 		metricBURL.WithLabelValues("any", "error").Inc()
@@ -94,3 +105,40 @@ func (s *Submission) fetchInto(ctx context.Context, sp *spool, raw, user, body s
 	_ = body
 	return nil
 }
+
+// ResolverFetcher fetches this appliance's own URLs in process through
+// the channel resolver, as the submission entity acting for the user
+// (submit+<user>, RFC 4468 s3.4): no IMAP connection, the part streams
+// from the store.
+type ResolverFetcher struct {
+	R *channel.Resolver
+}
+
+// FetchURL implements URLFetcher.
+func (f ResolverFetcher) FetchURL(ctx context.Context, u *channel.URL, user string) (io.ReadCloser, error) {
+	res, err := f.R.Resolve(ctx, u, channel.Requester{User: user, Authenticated: true, Submit: true})
+	if err != nil {
+		switch {
+		case errors.Is(err, channel.ErrNotOurs):
+			return nil, ErrURLNotOurs
+		case errors.Is(err, channel.ErrBadURL), errors.Is(err, channel.ErrNotPart), errors.Is(err, channel.ErrBadToken),
+			errors.Is(err, channel.ErrExpired), errors.Is(err, channel.ErrNotPermitted), errors.Is(err, channel.ErrGone),
+			errors.Is(err, channel.ErrMechanism):
+			return nil, fmt.Errorf("%w: %w", ErrURLRefused, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrURLUnavailable, err)
+	}
+	rd, _, err := res.Content(res.Part)
+	if err != nil {
+		res.Close()
+		return nil, fmt.Errorf("%w: %w", ErrURLUnavailable, err)
+	}
+	return &resolvedReader{Reader: rd, res: res}, nil
+}
+
+type resolvedReader struct {
+	io.Reader
+	res *channel.Resolved
+}
+
+func (r *resolvedReader) Close() error { return r.res.Close() }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/smtp"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -35,9 +36,9 @@ type SubmissionConfig struct {
 }
 
 // startSubmission starts the submission listener(s) and the queue
-// scheduler; fetcher serves BURL (nil: BURL off).
+// scheduler; BURL URLs of this appliance resolve through urlRes.
 func startSubmission(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, authLim *authlimit.Limiter,
-	fetcher smtp.URLFetcher, log *slog.Logger) (closer, error) {
+	urlRes *channel.Resolver, log *slog.Logger) (closer, error) {
 	c := cfg.Submission
 	s := &smtp.Submission{Store: st, Hostname: cfg.Hostname, TLSConfig: tlsConfig, AllowInsecureAuth: c.AllowInsecureAuth,
 		MaxMessageBytes: c.MaxMessageSize, MaxRecipients: c.MaxRecipients, MaxHold: c.MaxHold.Duration,
@@ -47,8 +48,8 @@ func startSubmission(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.
 	if !c.FutureRelease {
 		s.MaxHold = -1
 	}
-	if c.BURL && fetcher != nil {
-		s.Fetcher = fetcher
+	if c.BURL && urlRes != nil {
+		s.Fetcher = smtp.Fetchers{Local: smtp.ResolverFetcher{R: urlRes}}
 	}
 	if c.Smarthost != "" {
 		s.Relay = &smtp.Relay{Addr: c.Smarthost, StartTLS: c.SmarthostStartTLS, Username: c.SmarthostUsername,
