@@ -48,10 +48,10 @@ type Config struct {
 		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
 		AllowAnonymous          bool                `toml:"allow_anonymous"`
 	} `toml:"imap"`
-	LMTP       LMTPConfig      `toml:"lmtp"`
-	Submission Listener        `toml:"submission"`
-	RTSP       RTSPConfig      `toml:"rtsp"`
-	Streaming  StreamingConfig `toml:"streaming"`
+	LMTP       LMTPConfig       `toml:"lmtp"`
+	Submission SubmissionConfig `toml:"submission"`
+	RTSP       RTSPConfig       `toml:"rtsp"`
+	Streaming  StreamingConfig  `toml:"streaming"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`

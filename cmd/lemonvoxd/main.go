@@ -222,13 +222,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, l := range []struct {
-		name string
-		l    Listener
-	}{{"submission", cfg.Submission}} {
-		if l.l.Listen != "" || l.l.ListenTLS != "" {
-			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
+	if cfg.Submission.Listen != "" || cfg.Submission.ListenTLS != "" {
+		sc, err := startSubmission(cfg, dir, st, tlsConfig, authLim, urlRes, log)
+		if err != nil {
+			return err
 		}
+		closers = append(closers, sc)
 	}
 	log.Info("lemonvoxd running", "data", dir, "admin", adm.URL())
 	<-ctx.Done()

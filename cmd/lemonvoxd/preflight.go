@@ -50,6 +50,8 @@ func checkListeners(cfg *Config) error {
 	if cfg.RTSP.AllowPlain {
 		add("rtsp.listen", cfg.RTSP.Listen, "tcp")
 	}
+	add("submission.listen", cfg.Submission.Listen, "tcp")
+	add("submission.listen_tls", cfg.Submission.ListenTLS, "tcp")
 	for _, a := range addrs {
 		var err error
 		if a.network == "udp" {
