@@ -85,6 +85,7 @@ type Config struct {
 	Demo struct {
 		Enabled bool `toml:"enabled"`
 	} `toml:"demo"`
+	WHEP WHEPConfig `toml:"whep"`
 }
 
 // Listener is a service's addresses; empty disables it.

@@ -183,6 +183,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if cfg.Admin.TLS {
 		adm.TLS = tlsConfig
 	}
+	if err := startWHEP(cfg, st, adm, &closers, log); err != nil {
+		return err
+	}
 	if cfg.Admin.Listen != "" {
 		if err := adm.Initialize(); err != nil {
 			return err
