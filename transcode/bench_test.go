@@ -3,6 +3,8 @@ package transcode
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -27,3 +29,47 @@ func BenchmarkG726toL16(b *testing.B)     { benchConvert(b, G726, 8000, L16, 160
 func BenchmarkResample8to48(b *testing.B) { benchConvert(b, L16, 8000, L16, 48000) }
 func BenchmarkG722Encode(b *testing.B)    { benchConvert(b, L16, 16000, G722, 16000) }
 func BenchmarkG722Decode(b *testing.B)    { benchConvert(b, G722, 16000, L16, 16000) }
+func BenchmarkGSMtoG711(b *testing.B)     { benchConvert(b, GSM, 8000, PCMU, 8000) }
+
+// benchConvertFile runs ConvertFile as bench/transcode does (10 s of
+// audio per op, files in a temporary directory).
+func benchConvertFile(b *testing.B, codec Codec, rate int, opts ConvertOptions) {
+	dir := b.TempDir()
+	in, out := filepath.Join(dir, "in.wav"), filepath.Join(dir, "out.wav")
+	var buf bytes.Buffer
+	if err := WriteWAV(&buf, speechLike10s(rate), rate, codec); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(in, buf.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := ConvertFile(in, out, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10, "ns/audio-s")
+}
+
+var speech10s = map[int][]int16{}
+
+// speechLike10s is 10 s of speechLike at rate, computed once (so that
+// profiles show the conversion, not the synthesis).
+func speechLike10s(rate int) []int16 {
+	if p, ok := speech10s[rate]; ok {
+		return p
+	}
+	p := speechLike(rate*10, rate)
+	speech10s[rate] = p
+	return p
+}
+
+// The conversions of bench/transcode.
+func BenchmarkConvertFile(b *testing.B) {
+	b.Run("G711-G722", func(b *testing.B) { benchConvertFile(b, PCMU, 8000, ConvertOptions{Codec: G722}) })
+	b.Run("G722-G711", func(b *testing.B) { benchConvertFile(b, G722, 16000, ConvertOptions{Codec: PCMU}) })
+	b.Run("GSM-G711", func(b *testing.B) { benchConvertFile(b, GSM, 8000, ConvertOptions{Codec: PCMU}) })
+	b.Run("G726-L16x16k", func(b *testing.B) { benchConvertFile(b, G726, 8000, ConvertOptions{Codec: L16, Rate: 16000}) })
+	b.Run("L16-8k-48k", func(b *testing.B) { benchConvertFile(b, L16, 8000, ConvertOptions{Codec: L16, Rate: 48000}) })
+}
