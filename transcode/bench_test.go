@@ -85,3 +85,44 @@ func processCPU() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// Codec kernels alone, 10 s of audio per op.
+func BenchmarkKernel(b *testing.B) {
+	pcm8 := speechLike10s(8000)
+	g726 := newG726().encode(nil, pcm8)
+	gsm := newGSMEncoder(false).encode(nil, pcm8)
+	dst := make([]int16, 0, len(pcm8))
+	bdst := make([]byte, 0, len(pcm8))
+	b.Run("G726Decode", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		for i := 0; i < b.N; i++ {
+			newG726().decode(dst[:0], g726)
+		}
+	})
+	b.Run("GSMDecode", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		for i := 0; i < b.N; i++ {
+			newGSMDecoder(false).decode(dst[:0], gsm)
+		}
+	})
+	b.Run("G722EncodeNarrow", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		for i := 0; i < b.N; i++ {
+			g := newG722()
+			g.narrow = true
+			g.encode(bdst[:0], pcm8)
+		}
+	})
+	b.Run("UlawEncode", func(b *testing.B) {
+		defer cpuPerOp(b)()
+		for i := 0; i < b.N; i++ {
+			ulawCodec{}.encode(bdst[:0], pcm8)
+		}
+	})
+}
+
+// cpuPerOp reports CPU time per op when the returned function runs.
+func cpuPerOp(b *testing.B) func() {
+	c := processCPU()
+	return func() { b.ReportMetric(float64(processCPU()-c)/float64(b.N), "cpu-ns/op") }
+}
