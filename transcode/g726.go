@@ -265,7 +265,7 @@ func (s *g726State) decodeSample(i int) int16 {
 	y := s.stepSize()
 	dq := reconstruct(i&8 != 0, g726Dqln[i], y)
 	neg := dq >> 63
-	sr := se + ((dq&0x3fff)^neg - neg) // sign and magnitude to two's complement
+	sr := se + ((dq & 0x3fff) ^ neg - neg) // sign and magnitude to two's complement
 	s.update(y, g726Wi[i]<<5, g726Fi[i], dq, sr, sr-se+sez)
 	v := sr << 2
 	return int16(min(max(v, -32768), 32767))
