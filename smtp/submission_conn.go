@@ -50,7 +50,6 @@ func (r reply) String() string {
 
 func (r reply) Error() string { return r.String() }
 
-
 // subConn is one submission session.
 type subConn struct {
 	s    *Submission

@@ -142,4 +142,3 @@ func offerProtoOK(p []string) bool {
 	s := strings.ToUpper(strings.Join(p, "/"))
 	return s == "UDP/TLS/RTP/SAVPF" || s == "UDP/TLS/RTP/SAVP"
 }
-

@@ -25,7 +25,6 @@ import (
 
 const python = "/usr/bin/python3"
 
-
 type lmtpDaemon struct {
 	bin, cfg, data string
 	cmd            *exec.Cmd

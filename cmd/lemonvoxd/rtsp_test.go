@@ -19,7 +19,6 @@ import (
 	"github.com/lemonvox/lemonvox/transcode"
 )
 
-
 func pcmOf(t *testing.T, wav []byte) []int16 {
 	t.Helper()
 	st, err := transcode.Decode(bytes.NewReader(wav))

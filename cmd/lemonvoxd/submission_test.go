@@ -14,7 +14,6 @@ import (
 	"github.com/lemonvox/lemonvox/admin"
 )
 
-
 // TestSubmissionHoldSurvivesKill: a message held by FUTURERELEASE in the
 // built daemon survives kill -9 and is delivered after the restart, no
 // sooner than its release time.
