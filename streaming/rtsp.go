@@ -545,7 +545,7 @@ func (s *RTSPServer) openMedia(g *channel.Grant) (*Media, error) {
 		return nil, err
 	}
 	defer p.Close()
-	return OpenMedia(p, MediaOptions{Key: fmt.Sprintf("%d/%s", m.Stored().Blob, g.Section), Cache: s.cfg.Cache})
+	return OpenMedia(p, MediaOptions{Key: m.CacheKey(g.Section), Cache: s.cfg.Cache})
 }
 
 // chooseTransport picks the first spec we can serve.

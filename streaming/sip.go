@@ -363,7 +363,7 @@ func (s *SIPServer) setup(req *sip.Request, tx sip.ServerTransaction, a *annc, s
 	if err != nil {
 		return nil, nil, resolveError(channelGone(err), s.log)
 	}
-	md, err := OpenMedia(part, MediaOptions{Key: fmt.Sprintf("%d/%s", res.Msg.Stored().Blob, res.Section.String()), Cache: s.Cache})
+	md, err := OpenMedia(part, MediaOptions{Key: res.Msg.CacheKey(res.Section.String()), Cache: s.Cache})
 	part.Close()
 	if err != nil {
 		return nil, nil, &callError{code: 488, reason: "Not Acceptable Here (the part is not playable audio)", hdrs: warning304()}

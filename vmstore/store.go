@@ -99,6 +99,10 @@ type Store struct {
 	// orphansDone is closed when the startup collection has finished.
 	orphansDone chan struct{}
 
+	// instance is unique among the stores opened by this process
+	// (Instance).
+	instance uint64
+
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
 	uidValidityMu   sync.Mutex
@@ -118,6 +122,14 @@ type acctLock struct {
 }
 
 // Open opens (creating if needed) the store.
+// instances numbers the stores opened by this process.
+var instances atomic.Uint64
+
+// Instance is a number that no other store opened by this process has:
+// caches of derived data shared across stores (decoded media, say) key
+// their entries with it, since blob ids repeat from store to store.
+func (s *Store) Instance() uint64 { return s.instance }
+
 func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -160,7 +172,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{
+	s := &Store{instance: instances.Add(1),
 		opts:        opts,
 		db:          db,
 		log:         opts.Logger,

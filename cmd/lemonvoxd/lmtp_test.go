@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,32 @@ const python = "/usr/bin/python3"
 type lmtpDaemon struct {
 	bin, cfg, data string
 	cmd            *exec.Cmd
-	log            bytes.Buffer
+	log            syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that the daemon's output copier and the
+// test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
 }
 
 func (d *lmtpDaemon) start(t *testing.T) {
@@ -141,6 +167,7 @@ listen = %q
 listen = ""
 [rtsp]
 listen = ""
+listen_tls = ""
 [sip]
 listen = ""
 listen_tls = ""

@@ -69,6 +69,7 @@ func TestChannelToFFmpeg(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Admin.Listen, cfg.SIP.Listen, cfg.SIP.ListenTLS, cfg.IMAP.ListenTLS = "", "", "", ""
 	cfg.IMAP.Listen, cfg.RTSP.ListenTLS = freePort(t), freePort(t)
+	cfg.LMTP.Listen, cfg.Submission.Listen = "", "" // not under test; their default ports may be taken
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()

@@ -40,6 +40,11 @@ listen = ""
 listen_tls = ""
 [sip]
 listen = ""
+[lmtp]
+listen = ""
+[rtsp]
+listen = ""
+listen_tls = ""
 [submission]
 listen = %q
 [admin]
