@@ -49,9 +49,9 @@ func (l *dataListener) Accept() (net.Conn, error) {
 }
 
 const (
-	modeCommand = iota
-	modeRaw         // a BDAT chunk
-	modeTerminator  // ".\r\n" for go-smtp's data reader
+	modeCommand    = iota
+	modeRaw        // a BDAT chunk
+	modeTerminator // ".\r\n" for go-smtp's data reader
 )
 
 type dataConn struct {
