@@ -59,25 +59,31 @@ type dataConn struct {
 	br      *bufio.Reader
 	maxSize int64
 
-	mu       sync.Mutex
 	mode     int
 	raw      int64  // bytes of a BDAT chunk left
 	line     []byte // start of the command line being handed over
 	lineDone bool   // line holds a whole line
-	lastData bool   // the last Read completed a "DATA" line
-	armed    bool
 	term     []byte
+
+	mu       sync.Mutex
+	lastData bool // the last Read completed a "DATA" line
+	armed    bool
 	err      error
 }
 
 // Activate forwards to the listener's limits (netlimit).
 func (c *dataConn) Activate() { Activate(c.Conn) }
 
+// Read serves go-smtp. The reading side (go-smtp's reader, or a fastBody
+// while go-smtp waits for LMTPData) is one goroutine at a time and owns
+// br and the mode; mu guards what Write shares (lastData, armed) and err,
+// and is never held while reading from the network.
 func (c *dataConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, c.err
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return 0, err
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -118,19 +124,22 @@ func (c *dataConn) Read(p []byte) (int, error) {
 	if len(c.line) < 64 {
 		c.line = append(c.line, p[:min(n, 64-len(c.line))]...)
 	}
-	c.lastData = false
+	isData := false
 	if p[n-1] == '\n' {
 		c.lineDone = true
 		cmd := strings.TrimSpace(string(c.line))
 		switch {
 		case strings.EqualFold(cmd, "DATA"):
-			c.lastData = true
+			isData = true
 		case len(cmd) > 5 && strings.EqualFold(cmd[:5], "BDAT "):
 			if size, ok := bdatSize(cmd); ok && size > 0 {
 				c.mode, c.raw = modeRaw, size
 			}
 		}
 	}
+	c.mu.Lock()
+	c.lastData = isData
+	c.mu.Unlock()
 	return n, nil
 }
 
@@ -215,9 +224,7 @@ func (f *fastBody) next() {
 	if f.bol && len(line) > 0 && line[0] == '.' {
 		if bytes.Equal(line, []byte(".\r\n")) {
 			f.done = true
-			f.c.mu.Lock()
 			f.c.mode, f.c.term = modeTerminator, []byte(".\r\n")
-			f.c.mu.Unlock()
 			return
 		}
 		line = line[1:]
