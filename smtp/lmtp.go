@@ -170,6 +170,8 @@ type lmtpSession struct {
 	rcpts []rcpt
 }
 
+// rcpt is an accepted recipient: its address and the local account it
+// names ("" for a remote recipient of a submission).
 type rcpt struct {
 	addr, user string
 }
