@@ -120,7 +120,7 @@ func (l *LMTP) Start() error {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			if err := l.srv.Serve(ln); err != nil && !errors.Is(err, gosmtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			if err := l.srv.Serve(&dataListener{Listener: ln, maxSize: l.cfg.MaxMessageSize}); err != nil && !errors.Is(err, gosmtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 				l.log.Error("lmtp: serve", "err", err)
 			}
 		}()
@@ -263,6 +263,14 @@ func (s *lmtpSession) Data(r io.Reader) error {
 // LMTPData stores the message for every recipient in one durable commit
 // and gives each recipient its reply.
 func (s *lmtpSession) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
+	if dc, ok := s.conn.Conn().(*dataConn); ok {
+		if fb := dc.takeData(); fb != nil {
+			// The body is read from the connection in bulk (fastdata.go);
+			// go-smtp's reader then sees an empty one.
+			defer fb.drain()
+			r = fb
+		}
+	}
 	s.deliver(r, status.SetStatus)
 	return nil
 }

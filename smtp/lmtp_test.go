@@ -1,10 +1,12 @@
 package smtp
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,5 +328,38 @@ func TestLMTPTooBig(t *testing.T) {
 	}
 	if n := len(inbox(t, st, "alice")); n != 0 {
 		t.Fatalf("alice holds %d messages", n)
+	}
+}
+
+// TestLMTPConnectionLimit: past lmtp.max_connections a client gets 421
+// and is closed; a recipient of a domain not served is 550 5.1.1.
+func TestLMTPConnectionLimit(t *testing.T) {
+	st := testStore(t)
+	account(t, st, "alice", vmstore.Quota{})
+	l := startLMTP(t, st, LMTPConfig{MaxConnections: 1, Domains: []string{"example.net"}})
+	host, port := hostPort(t, l)
+	c1, err := net.Dial("tcp", host+":"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	r1 := bufio.NewReader(c1)
+	if line, _ := r1.ReadString('\n'); !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("greeting %q", line)
+	}
+	c2, err := net.Dial("tcp", host+":"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(30 * time.Second))
+	if line, _ := bufio.NewReader(c2).ReadString('\n'); !strings.HasPrefix(line, "421 4.4.5") {
+		t.Fatalf("second connection got %q", line)
+	}
+	c1.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c1, "LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<Alice@example.net>\r\nQUIT\r\n")
+	out, _ := io.ReadAll(r1)
+	if !strings.Contains(string(out), "550 5.1.1") || strings.Count(string(out), "250 2.0.0") < 2 {
+		t.Fatalf("replies:\n%s", out)
 	}
 }

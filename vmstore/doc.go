@@ -58,6 +58,12 @@
 //     a large deposit, collection, cursors) take their own turn.
 //   - After a group is written, readTs moves to it, the index applies it
 //     (all members under one lock) and the hub publishes its events.
+//   - DepositEach (one message for several accounts, LMTP) builds one
+//     transaction per account under their locks (taken in name order) and
+//     queues them glued: a glued run is never split between groups, so
+//     every copy becomes durable and visible in the same Badger commit.
+//     The body is stored once; the first account's transaction writes it
+//     and the others refer to it.
 //
 // The alternatives weighed: a shared, periodically refreshed snapshot for
 // the immutable keys (B/, P/, H/) with a fresh transaction when a key is

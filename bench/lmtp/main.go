@@ -265,8 +265,12 @@ func client(addr, user string, msg []byte, mode string, stop time.Time, n *atomi
 			if err := expect("354"); err != nil {
 				return err
 			}
-			stuffed = dotStuff(stuffed[:0], body)
-			w.Write(stuffed)
+			if bytes.HasPrefix(body, []byte(".")) || bytes.Contains(body, []byte("\n.")) || !bytes.HasSuffix(body, []byte("\r\n")) {
+				stuffed = dotStuff(stuffed[:0], body)
+				w.Write(stuffed)
+			} else {
+				w.Write(body) // nothing to stuff (the voicemail has no line starting with ".")
+			}
 			w.WriteString(".\r\n")
 		case "bdat":
 			fmt.Fprintf(w, "BDAT %d LAST\r\n", len(body))

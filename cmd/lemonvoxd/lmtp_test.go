@@ -83,21 +83,25 @@ func (d *lmtpDaemon) start(t *testing.T) {
 	t.Fatalf("daemon did not start:\n%s", d.log.String())
 }
 
-// lmtpSend sends each message of the JSON list on stdin to rcpt with
-// smtplib.LMTP (DATA) and prints one reply line per message.
+// lmtpSend sends each message of the JSON list on stdin to the
+// recipients (comma-separated) with smtplib.LMTP (DATA) and prints the
+// replies to each message on one line, one per recipient, "|" between.
 const lmtpSend = `
 import json, smtplib, sys
-host, port, rcpt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, port, rcpts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(',')
 msgs = json.load(sys.stdin)
 c = smtplib.LMTP(host, port)
 c.ehlo('pbx.example')
 for m in msgs:
     code, text = c.mail('caller@pbx.example')
     assert code == 250, (code, text)
-    code, text = c.rcpt(rcpt)
-    assert code == 250, (code, text)
-    code, text = c.data(m.encode())
-    print(code, text.decode(), flush=True)
+    for r in rcpts:
+        code, text = c.rcpt(r)
+        assert code == 250, (code, text)
+    replies = [c.data(m.encode())]
+    for _ in rcpts[1:]:
+        replies.append(c.getreply())
+    print('|'.join('%d %s' % (code, text.decode()) for code, text in replies), flush=True)
 c.close()
 `
 
@@ -119,13 +123,13 @@ func sendLMTP(t *testing.T, addr, rcpt string, msgs ...string) []string {
 	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }
 
-func imapLogin(t *testing.T, addr string) *imapclient.Client {
+func imapLogin(t *testing.T, addr, user string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Login("demo", "demo").Wait(); err != nil {
+	if err := c.Login(user, user).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
@@ -138,9 +142,9 @@ func imapLogin(t *testing.T, addr string) *imapclient.Client {
 // sample (the PDU base64 in a message) deposited over LMTP with Python's
 // smtplib is read back over IMAP: BODYSTRUCTURE shows multipart/related
 // with the SMIL start part and the media parts, BINARY of the audio part
-// is the PDU's audio byte for byte. Then voice messages are deposited and
-// the daemon killed with SIGKILL as soon as the last 250 arrived: after a
-// restart every acknowledged message is there, intact.
+// is the PDU's audio byte for byte. Then voice messages are deposited for
+// two recipients and the daemon killed with SIGKILL as soon as the last
+// 250 arrived: after a restart every acknowledged copy is there, intact.
 func TestLMTPDaemon(t *testing.T) {
 	if _, err := os.Stat(python); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -201,7 +205,7 @@ listen = "127.0.0.1:0"
 		t.Fatalf("LMTP replies: %q", got)
 	}
 
-	c := imapLogin(t, imapAddr)
+	c := imapLogin(t, imapAddr, "demo")
 	audioSec := &imap.FetchItemBinarySection{Part: []int{4}}
 	msgs, err := c.Fetch(imap.SeqSetNum(2), &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
 		BinarySection: []*imap.FetchItemBinarySection{audioSec}}).Collect()
@@ -236,32 +240,47 @@ listen = "127.0.0.1:0"
 			Duration: 2 * time.Second, Media: bytes.NewReader(media)}.Compose())
 		voice = append(voice, b.String())
 	}
-	replies := sendLMTP(t, lmtpAddr, "demo@example.net", voice...)
+	// To two accounts: every acknowledged copy survives (one commit).
+	ri, err := admin.ReadRunInfo(d.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := admin.NewClient(ri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := "bob"
+	if _, err := ac.CreateAccount(admin.AccountRequest{Name: "bob", Password: &pw}); err != nil {
+		t.Fatal(err)
+	}
+	replies := sendLMTP(t, lmtpAddr, "demo@example.net,bob@example.net", voice...)
 	_ = d.cmd.Process.Signal(syscall.SIGKILL)
 	_ = d.cmd.Wait()
 	if len(replies) != len(voice) {
 		t.Fatalf("replies %q", replies)
 	}
 	for _, r := range replies {
-		if !strings.HasPrefix(r, "250 ") {
+		if rs := strings.Split(r, "|"); len(rs) != 2 || !strings.HasPrefix(rs[0], "250 ") || !strings.HasPrefix(rs[1], "250 ") {
 			t.Fatalf("replies %q", replies)
 		}
 	}
 	d.start(t)
-	c = imapLogin(t, imapAddr)
-	defer c.Logout()
-	whole := &imap.FetchItemBodySection{}
-	msgs, err = c.Fetch(imap.SeqSet{{Start: 3, Stop: 0}}, &imap.FetchOptions{UID: true,
-		BodySection: []*imap.FetchItemBodySection{whole}}).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(msgs) != len(voice) {
-		t.Fatalf("%d of %d acknowledged messages after kill -9\n%s", len(msgs), len(voice), d.log.String())
-	}
-	for i, m := range msgs {
-		if body := m.FindBodySection(whole); !bytes.HasSuffix(body, []byte(voice[i])) {
-			t.Fatalf("message %d differs after kill -9: %x", i, sha256.Sum256(body))
+	for user, first := range map[string]uint32{"demo": 3, "bob": 1} {
+		c = imapLogin(t, imapAddr, user)
+		whole := &imap.FetchItemBodySection{}
+		msgs, err = c.Fetch(imap.SeqSet{{Start: first, Stop: 0}}, &imap.FetchOptions{UID: true,
+			BodySection: []*imap.FetchItemBodySection{whole}}).Collect()
+		if err != nil {
+			t.Fatal(err)
 		}
+		if len(msgs) != len(voice) {
+			t.Fatalf("%s: %d of %d acknowledged messages after kill -9\n%s", user, len(msgs), len(voice), d.log.String())
+		}
+		for i, m := range msgs {
+			if body := m.FindBodySection(whole); !bytes.HasSuffix(body, []byte(voice[i])) {
+				t.Fatalf("%s: message %d differs after kill -9: %x", user, i, sha256.Sum256(body))
+			}
+		}
+		c.Logout().Wait()
 	}
 }

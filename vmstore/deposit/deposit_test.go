@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,49 @@ func TestDepositEachQuota(t *testing.T) {
 	}
 	if err := CheckQuota(st, "nobody", 0); !errors.Is(err, vmstore.ErrNotFound) {
 		t.Fatalf("nobody: %v", err)
+	}
+}
+
+// TestDepositEachConcurrent: deliveries to overlapping sets of accounts,
+// in different orders, from several goroutines, neither deadlock nor lose
+// a copy; each account ends with one message per delivery that named it.
+func TestDepositEachConcurrent(t *testing.T) {
+	st := testStore(t)
+	users := []string{"a", "b", "c", "d"}
+	for _, u := range users {
+		account(t, st, u, vmstore.Quota{})
+	}
+	const rounds = 20
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			for i := 0; i < rounds; i++ {
+				to := []string{users[g], users[(g+1)%4], users[(g+3)%4]}
+				msg := fmt.Sprintf("Subject: %d/%d\r\n\r\nbody %d %d\r\n", g, i, g, i)
+				res, err := DepositEach(st, to, strings.NewReader(msg), Options{})
+				if err == nil {
+					for _, r := range res {
+						if r.Err != nil {
+							err = r.Err
+						}
+					}
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range users {
+		if n, _ := st.Usage(u); n.Messages != 3*rounds {
+			t.Fatalf("%s holds %d messages, want %d", u, n.Messages, 3*rounds)
+		}
 	}
 }
