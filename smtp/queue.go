@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/deposit"
 )
 
 // envelope is a message's SMTP envelope.
@@ -104,14 +105,20 @@ func storeReply(err error) reply {
 	return rep(451, 4, 3, 0, "Temporary failure storing the message, try again later")
 }
 
-// deliverLocal stores the message for each user; a result per user.
+// deliverLocal stores the message for each user through the deposit
+// path, every copy in one durable commit; a result per user.
 func (s *Submission) deliverLocal(users []string, body io.ReaderAt, size int64) ([]error, error) {
 	if s.Deliver != nil {
 		return s.Deliver(users, body, size)
 	}
+	res, err := deposit.DepositEach(s.Store, users, io.NewSectionReader(body, 0, size),
+		deposit.Options{AsMessage: true, Service: listenerName, Size: size})
+	if err != nil {
+		return nil, err
+	}
 	errs := make([]error, len(users))
-	for i, u := range users {
-		_, errs[i] = s.Store.Deposit(vmstore.DepositReq{User: u, Body: io.NewSectionReader(body, 0, size), Service: listenerName})
+	for i := range res {
+		errs[i] = res[i].Err
 	}
 	return errs, nil
 }

@@ -484,6 +484,12 @@ func (c *subConn) cmdRcpt(cmd command) {
 		c.writeReply(rep(452, 4, 5, 3, "Too many recipients"))
 		return
 	}
+	for _, r := range c.rcpts {
+		if strings.EqualFold(r.addr, addr) {
+			c.writeReply(rep(250, 2, 1, 5, "Recipient OK (duplicate)"))
+			return
+		}
+	}
 	local, dom := splitAddress(addr)
 	if c.s.isLocalDomain(dom) {
 		name := vmstore.FoldUserName(local)
@@ -495,6 +501,12 @@ func (c *subConn) cmdRcpt(cmd command) {
 			}
 			c.writeReply(rep(451, 4, 3, 0, "Temporary failure looking up the recipient"))
 			return
+		}
+		for _, r := range c.rcpts {
+			if r.user == acct.Name {
+				c.writeReply(rep(250, 2, 1, 5, "Recipient OK (same mailbox as an earlier one)"))
+				return
+			}
 		}
 		c.rcpts = append(c.rcpts, rcpt{addr: addr, user: acct.Name})
 		c.writeReply(rep(250, 2, 1, 5, "Recipient OK"))
