@@ -27,6 +27,8 @@ type SubmissionConfig struct {
 	LocalDomains      []string `toml:"local_domains"`
 	SentMailbox       string   `toml:"sent_mailbox"`
 	BURL              bool     `toml:"burl"`
+	BURLRemoteUser    string   `toml:"burl_remote_username"`
+	BURLRemotePass    string   `toml:"burl_remote_password"`
 	Smarthost         string   `toml:"smarthost"`
 	SmarthostStartTLS bool     `toml:"smarthost_starttls"`
 	SmarthostUsername string   `toml:"smarthost_username"`
@@ -52,7 +54,11 @@ func startSubmission(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.
 		s.MaxHold = -1
 	}
 	if c.BURL && urlRes != nil {
-		s.Fetcher = smtp.Fetchers{Local: smtp.ResolverFetcher{R: urlRes}}
+		f := smtp.Fetchers{Local: smtp.ResolverFetcher{R: urlRes}}
+		if c.BURLRemoteUser != "" {
+			f.Remote = &smtp.IMAPFetcher{Username: c.BURLRemoteUser, Password: c.BURLRemotePass}
+		}
+		s.Fetcher = f
 	}
 	if c.Smarthost != "" {
 		s.Relay = &smtp.Relay{Addr: c.Smarthost, StartTLS: c.SmarthostStartTLS, Username: c.SmarthostUsername,
