@@ -1,0 +1,117 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// sinkBackend is a go-smtp server that keeps what it receives.
+type sinkBackend struct {
+	mu   sync.Mutex
+	msgs [][]byte
+	body []string
+}
+
+func (b *sinkBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) { return &sinkSession{b: b}, nil }
+
+type sinkSession struct {
+	b    *sinkBackend
+	body string
+}
+
+func (s *sinkSession) AuthMechanisms() []string { return nil }
+func (s *sinkSession) Mail(from string, opts *gosmtp.MailOptions) error {
+	if opts != nil {
+		s.body = string(opts.Body)
+	}
+	return nil
+}
+func (s *sinkSession) Rcpt(to string, opts *gosmtp.RcptOptions) error { return nil }
+func (s *sinkSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.b.mu.Lock()
+	s.b.msgs = append(s.b.msgs, b)
+	s.b.body = append(s.b.body, s.body)
+	s.b.mu.Unlock()
+	return err
+}
+func (s *sinkSession) Reset()        {}
+func (s *sinkSession) Logout() error { return nil }
+
+func startGoSink(t *testing.T, binary bool) (*sinkBackend, string) {
+	t.Helper()
+	be := &sinkBackend{}
+	srv := gosmtp.NewServer(be)
+	srv.EnableBINARYMIME = binary
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return be, ln.Addr().String()
+}
+
+// TestRelayBinaryMIME: a BINARYMIME message (NULs, bare CR and LF, lines
+// beginning with a dot) reaches a CHUNKING+BINARYMIME smarthost byte for
+// byte with BDAT; a smarthost without BINARYMIME gets nothing and the
+// client 554 5.6.3.
+func TestRelayBinaryMIME(t *testing.T) {
+	body := "Subject: bin\r\nMIME-Version: 1.0\r\nContent-Type: audio/basic\r\nContent-Transfer-Encoding: binary\r\n\r\n" +
+		string(bytes.Repeat([]byte{0, '\r', 1, '\n', '.', '\r', '\n', '.', 0xff}, 500))
+	for _, binary := range []bool{true, false} {
+		be, addr := startGoSink(t, binary)
+		e := newEnv(t, func(s *Submission) { s.Relay = &Relay{Addr: addr}; s.AllowInsecureAuth = true })
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		read := func() string {
+			var all string
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("read: %v", err)
+				}
+				all += l
+				if l[3] == ' ' {
+					return all
+				}
+			}
+		}
+		read()
+		fmt.Fprintf(c, "EHLO c\r\nAUTH PLAIN AGFsaWNlAHNlY3JldC1wYXNzLTE=\r\nMAIL FROM:<alice@vm.example.net> BODY=BINARYMIME\r\nRCPT TO:<far@remote.example>\r\nBDAT %d LAST\r\n%s", len(body), body)
+		var last string
+		for i := 0; i < 5; i++ {
+			last = read()
+		}
+		c.Close()
+		if !binary {
+			if !strings.HasPrefix(last, "554 5.6.3") {
+				t.Fatalf("without BINARYMIME: %q", last)
+			}
+			if len(be.msgs) != 0 {
+				t.Fatal("the smarthost got the message")
+			}
+			continue
+		}
+		if !strings.HasPrefix(last, "250") {
+			t.Fatalf("reply %q", last)
+		}
+		be.mu.Lock()
+		if len(be.msgs) != 1 || !bytes.HasSuffix(be.msgs[0], []byte(body)) || be.body[0] != "BINARYMIME" {
+			t.Fatalf("smarthost got %d messages (%v)", len(be.msgs), be.body)
+		}
+		be.mu.Unlock()
+	}
+}
