@@ -20,7 +20,9 @@ type sinkBackend struct {
 	body []string
 }
 
-func (b *sinkBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) { return &sinkSession{b: b}, nil }
+func (b *sinkBackend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	return &sinkSession{b: b}, nil
+}
 
 type sinkSession struct {
 	b    *sinkBackend
