@@ -421,3 +421,22 @@ func fuzzStore(f *testing.F) *vmstore.Store {
 	}
 	return st
 }
+
+// TestBURLBinaryNeedsBinaryMIME: binary content fetched by BURL into a
+// message not declared BODY=BINARYMIME is refused with 554 5.6.3.
+func TestBURLBinaryNeedsBinaryMIME(t *testing.T) {
+	u := "imap://alice@vm.example.net/INBOX;UIDVALIDITY=1/;UID=1;URLAUTH=submit+alice"
+	e := newEnv(t, func(s *Submission) { s.Fetcher = fakeFetcher{parts: map[string][]byte{u: {'a', 0, 'b'}}} })
+	out := runPy(t, map[string]string{"ADDR": e.addr, "U": u + ":internal:" + strings.Repeat("cd", 32)}, pyPrelude+`
+s.docmd("MAIL FROM:<alice@vm.example.net> BODY=8BITMIME")
+s.docmd("RCPT TO:<bob@vm.example.net>")
+print("burl", s.docmd("BURL " + os.environ["U"] + " LAST"))
+s.quit()
+`)
+	if !strings.Contains(out, "burl (554, b'5.6.3") {
+		t.Fatalf("got %s", out)
+	}
+	if n := len(mailboxMessages(t, e.st, "bob", "INBOX")); n != 0 {
+		t.Fatalf("stored %d", n)
+	}
+}
