@@ -412,7 +412,7 @@ func (q *scheduler) release(e vmstore.QueueEntry) {
 		}
 		env.rcpts = append(env.rcpts, r)
 	}
-	out := s.deliverNow(env, sp, sp.size)
+	out := s.deliverInSteps(e, env, sp)
 	if len(out.failed) > 0 {
 		s.bounce(env, out.failed, sp)
 	}
@@ -448,4 +448,40 @@ func (q *scheduler) release(e vmstore.QueueEntry) {
 	}
 	metricQueue.WithLabelValues("released").Inc()
 	s.Logger.Info("submission queue: released", "id", e.ID, "user", e.User, "delivered", out.delivered)
+}
+
+// deliverInSteps delivers a queued message to its local recipients, then
+// records that only the remote ones are left before it calls the
+// smarthost: a crash in between sends nobody the message twice, except
+// for the moment between a step and its record.
+func (s *Submission) deliverInSteps(e vmstore.QueueEntry, env envelope, sp *spool) outcome {
+	var local, remote []rcpt
+	for _, r := range env.rcpts {
+		if r.user != "" {
+			local = append(local, r)
+		} else {
+			remote = append(remote, r)
+		}
+	}
+	if len(local) == 0 || len(remote) == 0 {
+		return s.deliverNow(env, sp, sp.size)
+	}
+	le := env
+	le.rcpts = local
+	out := s.deliverNow(le, sp, sp.size)
+	left := append(rcptStrings(out.deferred), rcptStrings(remote)...)
+	e.Rcpts = left
+	if err := s.Store.UpdateQueueEntry(e); err != nil {
+		s.Logger.Warn("submission queue: update", "id", e.ID, "err", err)
+	}
+	re := env
+	re.rcpts = remote
+	ro := s.deliverNow(re, sp, sp.size)
+	out.delivered += ro.delivered
+	out.failed = append(out.failed, ro.failed...)
+	out.deferred = append(out.deferred, ro.deferred...)
+	if len(ro.deferred) > 0 {
+		out.deferErr = ro.deferErr
+	}
+	return out
 }

@@ -536,9 +536,13 @@ func (c *subConn) startContent() error {
 		with = "ESMTPSA"
 	}
 	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
-	fmt.Fprintf(sp, "Received: from %s ([%s])\r\n\tby %s (Lemonvox) with %s id %s\r\n\tfor <%s>; %s\r\n",
-		sanitizeHeader(c.helo), host, c.s.Hostname, with, newID()[:16], sanitizeHeader(c.rcpts[0].addr),
-		time.Now().Format(time.RFC1123Z))
+	// "for" only with one recipient: others must not learn of Bcc ones.
+	forClause := ""
+	if len(c.rcpts) == 1 {
+		forClause = "\r\n\tfor <" + sanitizeHeader(c.rcpts[0].addr) + ">"
+	}
+	fmt.Fprintf(sp, "Received: from %s ([%s])\r\n\tby %s (Lemonvox) with %s id %s%s;\r\n\t%s\r\n",
+		sanitizeHeader(c.helo), host, c.s.Hostname, with, newID()[:16], forClause, time.Now().Format(time.RFC1123Z))
 	return nil
 }
 
