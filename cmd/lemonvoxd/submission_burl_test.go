@@ -329,3 +329,74 @@ s.quit()
 		t.Fatalf("audio differs (%d bytes vs %d)", len(got), len(wav))
 	}
 }
+
+// TestFutureReleaseCancelOverIMAP: a message held with HOLDFOR shows in
+// the sender's Outbox over IMAP; expunging it there (imaplib) cancels the
+// submission: after its release time the queue is empty and the
+// recipient has nothing.
+func TestFutureReleaseCancelOverIMAP(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 missing")
+		}
+		t.Skip("SKIP: /usr/bin/python3 missing")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := vmstore.Open(vmstore.Options{InMemory: true, GCInterval: -1, Hash: vmstore.HashParams{Time: 1, MemKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := st.CreateAccount(vmstore.AccountSpec{Name: u, Password: "pw-" + u + "-123"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isrv := &imap.Server{Store: st, Addr: "127.0.0.1:0", Logger: log, AllowInsecureAuth: true, SpoolDir: t.TempDir()}
+	if err := isrv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer isrv.Close()
+	sub := &smtp.Submission{Store: st, Hostname: "vm.example.net", AllowInsecureAuth: true, Logger: log, SpoolDir: t.TempDir()}
+	sub.Start()
+	ln, err := sub.ListenAndServe("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	out, err := exec.Command(py, "-c", `
+import imaplib, smtplib, sys
+h, p = sys.argv[2].rsplit(":", 1)
+s = smtplib.SMTP(h, int(p), timeout=60)
+s.login("alice", "pw-alice-123")
+s.sendmail("alice@vm.example.net", ["bob@vm.example.net"], "Subject: never\r\n\r\nx\r\n", mail_options=["HOLDFOR=2"])
+s.quit()
+h, p = sys.argv[1].rsplit(":", 1)
+M = imaplib.IMAP4(h, int(p))
+M.login("alice", "pw-alice-123")
+print("select", M.select("Outbox"))
+print("store", M.uid("STORE", "1", "+FLAGS", "(\\Deleted)"))
+print("expunge", M.expunge())
+M.logout()
+`, isrv.PlainAddr(), ln.Addr().String()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "select ('OK', [b'1'])") {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	// The scheduler drops the entry once its time has come.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		es, err := st.QueueEntries("")
+		if err == nil && len(es) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not emptied: %v %v", es, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mb, _ := st.Mailbox("bob", "INBOX")
+	if mb.Counts.Messages != 0 {
+		t.Fatalf("bob received %d messages", mb.Counts.Messages)
+	}
+}
