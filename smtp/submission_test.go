@@ -256,12 +256,13 @@ print("mail", s.docmd("MAIL FROM:<alice@vm.example.net>"))
 print("remote", s.docmd("RCPT TO:<x@remote.example>"))
 print("unknown", s.docmd("RCPT TO:<nobody@vm.example.net>"))
 print("holdbad", s.docmd("RSET"))
-s.docmd("MAIL FROM:<alice@vm.example.net> HOLDFOR=99999999")
+print("holdlong", s.docmd("MAIL FROM:<alice@vm.example.net> HOLDFOR=99999999"))
+print("holdboth", s.docmd("MAIL FROM:<alice@vm.example.net> HOLDFOR=5 HOLDUNTIL=2030-01-01T00:00:00Z"))
 print("toolong", s.docmd("NOOP " + "x" * 5000))
 s.quit()
 `)
 	for _, want := range []string{"auth-before-tls (538", "mail-before-auth (530", "badpass 535", "remote (550, b'5.7.1",
-		"unknown (550, b'5.1.1", "toolong (500, b'5.5.2"} {
+		"unknown (550, b'5.1.1", "toolong (500, b'5.5.2", "holdlong (501, b'5.5.4", "holdboth (501, b'5.5.4"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
