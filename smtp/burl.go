@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,14 +96,20 @@ func (s *Submission) fetchInto(ctx context.Context, sp *spool, raw, user, body s
 	}
 	defer rc.Close()
 	before := sp.size
-	if _, err := io.Copy(sp, rc); err != nil {
+	nr := &nulReader{r: rc}
+	if _, err := io.Copy(sp, nr); err != nil {
 		log.Info("BURL read", "user", user, "err", err)
 		r := rep(451, 4, 4, 1, "IMAP server unavailable")
 		return &r
 	}
+	if nr.nul && body != "BINARYMIME" {
+		// Binary content in a message not declared BINARYMIME: it
+		// could not be sent on unaltered (RFC 4468 s6).
+		r := rep(554, 5, 6, 3, "Conversion required but not supported: the content of the URL is binary, use BODY=BINARYMIME")
+		return &r
+	}
 	metricBURL.WithLabelValues("any", "ok").Inc()
 	metricBURLBytes.Add(float64(sp.size - before))
-	_ = body
 	return nil
 }
 
@@ -142,3 +149,17 @@ type resolvedReader struct {
 }
 
 func (r *resolvedReader) Close() error { return r.res.Close() }
+
+// nulReader notes whether the content holds a NUL octet.
+type nulReader struct {
+	r   io.Reader
+	nul bool
+}
+
+func (n *nulReader) Read(b []byte) (int, error) {
+	k, err := n.r.Read(b)
+	if !n.nul && bytes.IndexByte(b[:k], 0) >= 0 {
+		n.nul = true
+	}
+	return k, err
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/deposit"
 )
 
 // envelope is a message's SMTP envelope.
@@ -104,14 +105,20 @@ func storeReply(err error) reply {
 	return rep(451, 4, 3, 0, "Temporary failure storing the message, try again later")
 }
 
-// deliverLocal stores the message for each user; a result per user.
+// deliverLocal stores the message for each user through the deposit
+// path, every copy in one durable commit; a result per user.
 func (s *Submission) deliverLocal(users []string, body io.ReaderAt, size int64) ([]error, error) {
 	if s.Deliver != nil {
 		return s.Deliver(users, body, size)
 	}
+	res, err := deposit.DepositEach(s.Store, users, io.NewSectionReader(body, 0, size),
+		deposit.Options{AsMessage: true, Service: listenerName, Size: size})
+	if err != nil {
+		return nil, err
+	}
 	errs := make([]error, len(users))
-	for i, u := range users {
-		_, errs[i] = s.Store.Deposit(vmstore.DepositReq{User: u, Body: io.NewSectionReader(body, 0, size), Service: listenerName})
+	for i := range res {
+		errs[i] = res[i].Err
 	}
 	return errs, nil
 }
@@ -405,7 +412,7 @@ func (q *scheduler) release(e vmstore.QueueEntry) {
 		}
 		env.rcpts = append(env.rcpts, r)
 	}
-	out := s.deliverNow(env, sp, sp.size)
+	out := s.deliverInSteps(e, env, sp)
 	if len(out.failed) > 0 {
 		s.bounce(env, out.failed, sp)
 	}
@@ -441,4 +448,40 @@ func (q *scheduler) release(e vmstore.QueueEntry) {
 	}
 	metricQueue.WithLabelValues("released").Inc()
 	s.Logger.Info("submission queue: released", "id", e.ID, "user", e.User, "delivered", out.delivered)
+}
+
+// deliverInSteps delivers a queued message to its local recipients, then
+// records that only the remote ones are left before it calls the
+// smarthost: a crash in between sends nobody the message twice, except
+// for the moment between a step and its record.
+func (s *Submission) deliverInSteps(e vmstore.QueueEntry, env envelope, sp *spool) outcome {
+	var local, remote []rcpt
+	for _, r := range env.rcpts {
+		if r.user != "" {
+			local = append(local, r)
+		} else {
+			remote = append(remote, r)
+		}
+	}
+	if len(local) == 0 || len(remote) == 0 {
+		return s.deliverNow(env, sp, sp.size)
+	}
+	le := env
+	le.rcpts = local
+	out := s.deliverNow(le, sp, sp.size)
+	left := append(rcptStrings(out.deferred), rcptStrings(remote)...)
+	e.Rcpts = left
+	if err := s.Store.UpdateQueueEntry(e); err != nil {
+		s.Logger.Warn("submission queue: update", "id", e.ID, "err", err)
+	}
+	re := env
+	re.rcpts = remote
+	ro := s.deliverNow(re, sp, sp.size)
+	out.delivered += ro.delivered
+	out.failed = append(out.failed, ro.failed...)
+	out.deferred = append(out.deferred, ro.deferred...)
+	if len(ro.deferred) > 0 {
+		out.deferErr = ro.deferErr
+	}
+	return out
 }

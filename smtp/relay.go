@@ -1,11 +1,15 @@
 package smtp
 
 import (
+	"bufio"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -58,12 +62,18 @@ func relayErr(err error, rcpt string) *RelayError {
 }
 
 // Send hands the message to the smarthost for rcpts. A message with body
-// BINARYMIME is refused when the smarthost does not announce BINARYMIME
-// (go-smtp's client has no BDAT; the content is never altered).
+// BINARYMIME goes with BDAT, and is refused (554 5.6.3) when the
+// smarthost does not announce CHUNKING and BINARYMIME: the content is
+// never altered.
 // It returns the recipients the smarthost refused (each with its reply)
 // and an error for the whole message; with a whole-message error nothing
 // was delivered.
 func (r *Relay) Send(hello, from string, rcpts []string, body string, msg io.Reader, size int64) (refused []*RelayError, err error) {
+	if body == "BINARYMIME" {
+		// go-smtp's client has DATA only, which cannot carry binary
+		// content unaltered.
+		return r.sendBinary(hello, from, rcpts, msg, size)
+	}
 	timeout := orDur(r.Timeout, 2*time.Minute)
 	conn, err := net.DialTimeout("tcp", r.Addr, timeout)
 	if err != nil {
@@ -96,14 +106,6 @@ func (r *Relay) Send(hello, from string, rcpts []string, body string, msg io.Rea
 		}
 	}
 	opts := &gosmtp.MailOptions{Size: size}
-	if body == "BINARYMIME" {
-		if ok, _ := c.Extension("BINARYMIME"); !ok {
-			return nil, &RelayError{Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "Conversion required but not supported (the smarthost does not take BINARYMIME)"}
-		}
-		// go-smtp's client sends DATA only; binary content cannot go
-		// through DATA unaltered.
-		return nil, &RelayError{Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "Conversion required but not supported (binary content to the smarthost)"}
-	}
 	if err := c.Mail(from, opts); err != nil {
 		return nil, relayErr(err, "")
 	}
@@ -138,4 +140,163 @@ func orStr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// sendBinary relays a BINARYMIME message with BDAT (RFC 3030) over a
+// connection of its own: the smarthost must announce CHUNKING and
+// BINARYMIME, else the message is refused (554 5.6.3) rather than altered.
+func (r *Relay) sendBinary(hello, from string, rcpts []string, msg io.Reader, size int64) (refused []*RelayError, err error) {
+	timeout := orDur(r.Timeout, 2*time.Minute)
+	nc, err := net.DialTimeout("tcp", r.Addr, timeout)
+	if err != nil {
+		return nil, relayErr(err, "")
+	}
+	defer func() { nc.Close() }()
+	rc := &rawSMTP{nc: nc, timeout: timeout}
+	rc.br = bufio.NewReader(nc)
+	if code, text, err := rc.read(); err != nil || code != 220 {
+		return nil, rc.fail(code, text, err, "")
+	}
+	ext, err := rc.ehlo(orStr(r.HelloName, hello))
+	if err != nil {
+		return nil, err
+	}
+	if r.StartTLS {
+		if _, ok := ext["STARTTLS"]; !ok {
+			return nil, &RelayError{Code: 451, Enhanced: [3]int{4, 7, 0}, Message: "smarthost does not offer STARTTLS", Temporary: true}
+		}
+		if code, text, err := rc.cmd("STARTTLS"); err != nil || code != 220 {
+			return nil, rc.fail(code, text, err, "")
+		}
+		cfg := r.TLSConfig
+		if cfg == nil {
+			host, _, _ := net.SplitHostPort(r.Addr)
+			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		}
+		tc := tls.Client(nc, cfg)
+		nc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			return nil, relayErr(err, "")
+		}
+		nc = tc
+		rc.nc, rc.br = tc, bufio.NewReader(tc)
+		if ext, err = rc.ehlo(orStr(r.HelloName, hello)); err != nil {
+			return nil, err
+		}
+	}
+	_, chunking := ext["CHUNKING"]
+	_, binary := ext["BINARYMIME"]
+	if !chunking || !binary {
+		return nil, &RelayError{Code: 554, Enhanced: [3]int{5, 6, 3}, Message: "Conversion required but not supported (the smarthost takes no BINARYMIME)"}
+	}
+	if r.Username != "" {
+		resp := base64.StdEncoding.EncodeToString([]byte("\x00" + r.Username + "\x00" + r.Password))
+		if code, text, err := rc.cmd("AUTH PLAIN " + resp); err != nil || code != 235 {
+			return nil, rc.fail(code, text, err, "")
+		}
+	}
+	if code, text, err := rc.cmd(fmt.Sprintf("MAIL FROM:<%s> BODY=BINARYMIME SIZE=%d", from, size)); err != nil || code != 250 {
+		return nil, rc.fail(code, text, err, "")
+	}
+	ok := 0
+	for _, a := range rcpts {
+		code, text, err := rc.cmd("RCPT TO:<" + a + ">")
+		if err != nil {
+			return nil, relayErr(err, "")
+		}
+		if code/100 != 2 {
+			refused = append(refused, rc.fail(code, text, nil, a))
+			continue
+		}
+		ok++
+	}
+	if ok == 0 {
+		rc.cmd("QUIT")
+		return refused, nil
+	}
+	nc.SetDeadline(time.Now().Add(timeout + time.Duration(size/(16<<10))*time.Second))
+	if _, err := fmt.Fprintf(nc, "BDAT %d LAST\r\n", size); err != nil {
+		return refused, relayErr(err, "")
+	}
+	if _, err := io.CopyN(nc, msg, size); err != nil {
+		return refused, relayErr(err, "")
+	}
+	if code, text, err := rc.read(); err != nil || code != 250 {
+		return refused, rc.fail(code, text, err, "")
+	}
+	rc.cmd("QUIT")
+	return refused, nil
+}
+
+// rawSMTP is the little SMTP client sendBinary needs.
+type rawSMTP struct {
+	nc      net.Conn
+	br      *bufio.Reader
+	timeout time.Duration
+}
+
+// read reads one (possibly multi-line) reply; text keeps every line.
+func (c *rawSMTP) read() (int, []string, error) {
+	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	var lines []string
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			return 0, lines, err
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if len(l) < 3 || len(lines) > 1000 {
+			return 0, lines, fmt.Errorf("smarthost: bad reply %q", l)
+		}
+		code, err := strconv.Atoi(l[:3])
+		if err != nil {
+			return 0, lines, fmt.Errorf("smarthost: bad reply %q", l)
+		}
+		lines = append(lines, strings.TrimSpace(l[min(4, len(l)):]))
+		if len(l) == 3 || l[3] == ' ' {
+			return code, lines, nil
+		}
+	}
+}
+
+func (c *rawSMTP) cmd(line string) (int, []string, error) {
+	c.nc.SetDeadline(time.Now().Add(c.timeout))
+	if _, err := io.WriteString(c.nc, line+"\r\n"); err != nil {
+		return 0, nil, err
+	}
+	return c.read()
+}
+
+func (c *rawSMTP) ehlo(name string) (map[string]string, error) {
+	code, lines, err := c.cmd("EHLO " + name)
+	if err != nil || code != 250 {
+		return nil, c.fail(code, lines, err, "")
+	}
+	ext := map[string]string{}
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		ext[strings.ToUpper(k)] = v
+	}
+	return ext, nil
+}
+
+// fail turns a reply (or an error) into a RelayError.
+func (c *rawSMTP) fail(code int, lines []string, err error, rcpt string) *RelayError {
+	if err != nil || code == 0 {
+		if err == nil {
+			err = errors.New("no reply")
+		}
+		return relayErr(err, rcpt)
+	}
+	text := strings.Join(lines, " ")
+	re := &RelayError{Code: code, Message: text, Temporary: code/100 == 4, Rcpt: rcpt}
+	re.Enhanced = [3]int{code / 100, 0, 0}
+	var a, b, d int
+	if n, _ := fmt.Sscanf(text, "%d.%d.%d", &a, &b, &d); n == 3 {
+		re.Enhanced = [3]int{a, b, d}
+		if _, rest, ok := strings.Cut(text, " "); ok {
+			re.Message = rest
+		}
+	}
+	return re
 }

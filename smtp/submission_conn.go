@@ -478,6 +478,12 @@ func (c *subConn) cmdRcpt(cmd command) {
 		c.writeReply(rep(452, 4, 5, 3, "Too many recipients"))
 		return
 	}
+	for _, r := range c.rcpts {
+		if strings.EqualFold(r.addr, addr) {
+			c.writeReply(rep(250, 2, 1, 5, "Recipient OK (duplicate)"))
+			return
+		}
+	}
 	local, dom := splitAddress(addr)
 	if c.s.isLocalDomain(dom) {
 		name := vmstore.FoldUserName(local)
@@ -489,6 +495,12 @@ func (c *subConn) cmdRcpt(cmd command) {
 			}
 			c.writeReply(rep(451, 4, 3, 0, "Temporary failure looking up the recipient"))
 			return
+		}
+		for _, r := range c.rcpts {
+			if r.user == acct.Name {
+				c.writeReply(rep(250, 2, 1, 5, "Recipient OK (same mailbox as an earlier one)"))
+				return
+			}
 		}
 		c.rcpts = append(c.rcpts, rcpt{addr: addr, user: acct.Name})
 		c.writeReply(rep(250, 2, 1, 5, "Recipient OK"))
@@ -518,9 +530,13 @@ func (c *subConn) startContent() error {
 		with = "ESMTPSA"
 	}
 	host, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
-	fmt.Fprintf(sp, "Received: from %s ([%s])\r\n\tby %s (Lemonvox) with %s id %s\r\n\tfor <%s>; %s\r\n",
-		sanitizeHeader(c.helo), host, c.s.Hostname, with, newID()[:16], sanitizeHeader(c.rcpts[0].addr),
-		time.Now().Format(time.RFC1123Z))
+	// "for" only with one recipient: others must not learn of Bcc ones.
+	forClause := ""
+	if len(c.rcpts) == 1 {
+		forClause = "\r\n\tfor <" + sanitizeHeader(c.rcpts[0].addr) + ">"
+	}
+	fmt.Fprintf(sp, "Received: from %s ([%s])\r\n\tby %s (Lemonvox) with %s id %s%s;\r\n\t%s\r\n",
+		sanitizeHeader(c.helo), host, c.s.Hostname, with, newID()[:16], forClause, time.Now().Format(time.RFC1123Z))
 	return nil
 }
 

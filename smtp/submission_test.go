@@ -256,12 +256,13 @@ print("mail", s.docmd("MAIL FROM:<alice@vm.example.net>"))
 print("remote", s.docmd("RCPT TO:<x@remote.example>"))
 print("unknown", s.docmd("RCPT TO:<nobody@vm.example.net>"))
 print("holdbad", s.docmd("RSET"))
-s.docmd("MAIL FROM:<alice@vm.example.net> HOLDFOR=99999999")
+print("holdlong", s.docmd("MAIL FROM:<alice@vm.example.net> HOLDFOR=99999999"))
+print("holdboth", s.docmd("MAIL FROM:<alice@vm.example.net> HOLDFOR=5 HOLDUNTIL=2030-01-01T00:00:00Z"))
 print("toolong", s.docmd("NOOP " + "x" * 5000))
 s.quit()
 `)
 	for _, want := range []string{"auth-before-tls (538", "mail-before-auth (530", "badpass 535", "remote (550, b'5.7.1",
-		"unknown (550, b'5.1.1", "toolong (500, b'5.5.2"} {
+		"unknown (550, b'5.1.1", "toolong (500, b'5.5.2", "holdlong (501, b'5.5.4", "holdboth (501, b'5.5.4"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
@@ -420,4 +421,23 @@ func fuzzStore(f *testing.F) *vmstore.Store {
 		f.Fatal(err)
 	}
 	return st
+}
+
+// TestBURLBinaryNeedsBinaryMIME: binary content fetched by BURL into a
+// message not declared BODY=BINARYMIME is refused with 554 5.6.3.
+func TestBURLBinaryNeedsBinaryMIME(t *testing.T) {
+	u := "imap://alice@vm.example.net/INBOX;UIDVALIDITY=1/;UID=1;URLAUTH=submit+alice"
+	e := newEnv(t, func(s *Submission) { s.Fetcher = fakeFetcher{parts: map[string][]byte{u: {'a', 0, 'b'}}} })
+	out := runPy(t, map[string]string{"ADDR": e.addr, "U": u + ":internal:" + strings.Repeat("cd", 32)}, pyPrelude+`
+s.docmd("MAIL FROM:<alice@vm.example.net> BODY=8BITMIME")
+s.docmd("RCPT TO:<bob@vm.example.net>")
+print("burl", s.docmd("BURL " + os.environ["U"] + " LAST"))
+s.quit()
+`)
+	if !strings.Contains(out, "burl (554, b'5.6.3") {
+		t.Fatalf("got %s", out)
+	}
+	if n := len(mailboxMessages(t, e.st, "bob", "INBOX")); n != 0 {
+		t.Fatalf("stored %d", n)
+	}
 }

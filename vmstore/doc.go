@@ -30,6 +30,8 @@
 //	K/<sink>                        journal cursor of a consumer (8 bytes)
 //	D/<user>\x00<mbid:8><entry>     metadata entry (RFC 5464; mbid 0 = server/account)
 //	Z/<account id:8><mbid:8>        URLAUTH mailbox access key (32 random octets, urlauth.go)
+//	F/<id>                          submission queue entry (JSON, queue.go): a held or retried
+//	                                message, kept in its sender's Outbox
 //
 // # Reads and commits
 //

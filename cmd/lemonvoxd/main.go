@@ -226,7 +226,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		return err
 	}
 	if cfg.Submission.Listen != "" || cfg.Submission.ListenTLS != "" {
-		sc, err := startSubmission(cfg, dir, st, tlsConfig, authLim, urlRes, log)
+		sc, err := startSubmission(cfg, dir, st, tlsConfig, authLim, urlRes, listeners, log)
 		if err != nil {
 			return err
 		}

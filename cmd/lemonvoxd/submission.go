@@ -10,6 +10,7 @@ import (
 
 	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/channel"
+	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/smtp"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -26,6 +27,8 @@ type SubmissionConfig struct {
 	LocalDomains      []string `toml:"local_domains"`
 	SentMailbox       string   `toml:"sent_mailbox"`
 	BURL              bool     `toml:"burl"`
+	BURLRemoteUser    string   `toml:"burl_remote_username"`
+	BURLRemotePass    string   `toml:"burl_remote_password"`
 	Smarthost         string   `toml:"smarthost"`
 	SmarthostStartTLS bool     `toml:"smarthost_starttls"`
 	SmarthostUsername string   `toml:"smarthost_username"`
@@ -33,12 +36,14 @@ type SubmissionConfig struct {
 	RetryInterval     duration `toml:"retry_interval"`
 	MaxRetryAge       duration `toml:"max_retry_age"`
 	CommandTimeout    duration `toml:"command_timeout"`
+	MaxConnections    int      `toml:"max_connections"`
+	MaxPerSource      int      `toml:"max_connections_per_source"`
 }
 
 // startSubmission starts the submission listener(s) and the queue
 // scheduler; BURL URLs of this appliance resolve through urlRes.
 func startSubmission(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, authLim *authlimit.Limiter,
-	urlRes *channel.Resolver, log *slog.Logger) (closer, error) {
+	urlRes *channel.Resolver, listeners *netlimit.Registry, log *slog.Logger) (closer, error) {
 	c := cfg.Submission
 	s := &smtp.Submission{Store: st, Hostname: cfg.Hostname, TLSConfig: tlsConfig, AllowInsecureAuth: c.AllowInsecureAuth,
 		MaxMessageBytes: c.MaxMessageSize, MaxRecipients: c.MaxRecipients, MaxHold: c.MaxHold.Duration,
@@ -49,7 +54,11 @@ func startSubmission(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.
 		s.MaxHold = -1
 	}
 	if c.BURL && urlRes != nil {
-		s.Fetcher = smtp.Fetchers{Local: smtp.ResolverFetcher{R: urlRes}}
+		f := smtp.Fetchers{Local: smtp.ResolverFetcher{R: urlRes}}
+		if c.BURLRemoteUser != "" {
+			f.Remote = &smtp.IMAPFetcher{Username: c.BURLRemoteUser, Password: c.BURLRemotePass}
+		}
+		s.Fetcher = f
 	}
 	if c.Smarthost != "" {
 		s.Relay = &smtp.Relay{Addr: c.Smarthost, StartTLS: c.SmarthostStartTLS, Username: c.SmarthostUsername,
@@ -59,19 +68,26 @@ func startSubmission(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.
 		return closer{}, fmt.Errorf("submission: %w", err)
 	}
 	s.Start()
-	if c.Listen != "" {
-		ln, err := net.Listen("tcp", c.Listen)
-		if err != nil {
-			s.Close()
-			return closer{}, fmt.Errorf("submission: %w", err)
+	for _, l := range []struct {
+		addr     string
+		implicit bool
+	}{{c.Listen, false}, {c.ListenTLS, true}} {
+		if l.addr == "" {
+			continue
 		}
-		go s.Serve(ln)
-	}
-	if c.ListenTLS != "" {
-		ln, err := tls.Listen("tcp", c.ListenTLS, tlsConfig)
+		name := "submission"
+		if l.implicit {
+			name = "submissions"
+		}
+		var ln net.Listener
+		ln, err := smtp.Listen(smtp.ListenConfig{Name: name, Addr: l.addr, MaxConns: c.MaxConnections,
+			MaxPerSource: c.MaxPerSource, Registry: listeners, Logger: log})
 		if err != nil {
 			s.Close()
-			return closer{}, fmt.Errorf("submission: %w", err)
+			return closer{}, err
+		}
+		if l.implicit {
+			ln = tls.NewListener(ln, tlsConfig)
 		}
 		go s.Serve(ln)
 	}

@@ -229,3 +229,174 @@ func testServerTLS(t *testing.T) *tls.Config {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}}
 }
+
+// TestBURLRemoteIMAP: a URL naming another IMAP server is fetched over
+// IMAP (STARTTLS refused there, plaintext allowed for the test; LOGIN as
+// the submission server's submit-role identity; URLFETCH), and the part
+// arrives byte for byte. A URL for another user's submit+ is refused
+// before any connection.
+func TestBURLRemoteIMAP(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 missing")
+		}
+		t.Skip("SKIP: /usr/bin/python3 missing")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := vmstore.Open(vmstore.Options{InMemory: true, GCInterval: -1, Hash: vmstore.HashParams{Time: 1, MemKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice", "bob", "submitter"} {
+		if _, err := st.CreateAccount(vmstore.AccountSpec{Name: u, Password: "pw-" + u + "-123"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wav := testWAV(8000)
+	orig := "Subject: voice\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b1\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		wrap76(base64.StdEncoding.EncodeToString(wav)) + "--b1--\r\n"
+	if _, err := st.Deposit(vmstore.DepositReq{User: "alice", Body: strings.NewReader(orig)}); err != nil {
+		t.Fatal(err)
+	}
+	imapAddr := freePort(t)
+	// The "other" server: its URLs name 127.0.0.1:<port>.
+	remote := channel.NewResolver(st, imapAddr)
+	remote.Roles = map[string][]string{"submit": {"submitter"}}
+	isrv := &imap.Server{Store: st, Addr: imapAddr, Logger: log, AllowInsecureAuth: true, URLResolver: remote, SpoolDir: t.TempDir()}
+	if err := isrv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer isrv.Close()
+	// The submission server's own URLs name vm.example.net: imapAddr is
+	// not ours, so the IMAP client fetches it.
+	sub := &smtp.Submission{Store: st, Hostname: "vm.example.net", AllowInsecureAuth: true, Logger: log, SpoolDir: t.TempDir(),
+		Fetcher: smtp.Fetchers{Local: smtp.ResolverFetcher{R: channel.NewResolver(st, "vm.example.net")},
+			Remote: &smtp.IMAPFetcher{Username: "submitter", Password: "pw-submitter-123", AllowPlaintext: true}}}
+	sub.Start()
+	ln, err := sub.ListenAndServe("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	out, err := exec.Command(py, "-c", `
+import imaplib, smtplib, sys
+imap_addr, smtp_addr = sys.argv[1], sys.argv[2]
+imaplib.Commands["GENURLAUTH"] = ("AUTH", "SELECTED")
+h, p = imap_addr.rsplit(":", 1)
+M = imaplib.IMAP4(h, int(p))
+M.login("alice", "pw-alice-123")
+M.select("INBOX")
+uv = M.untagged_responses.get("UIDVALIDITY", [b"0"])[0].decode()
+def gen(access):
+    rump = "imap://alice@%s/INBOX;UIDVALIDITY=%s/;UID=1/;SECTION=2;URLAUTH=%s" % (imap_addr, uv, access)
+    typ, dat = M._simple_command("GENURLAUTH", '"%s"' % rump, "INTERNAL")
+    typ, dat = M._untagged_response(typ, dat, "GENURLAUTH")
+    return dat[0].decode().strip('"')
+url, bobs = gen("submit+alice"), gen("submit+bob")
+M.logout()
+h, p = smtp_addr.rsplit(":", 1)
+s = smtplib.SMTP(h, int(p), timeout=60)
+s.login("alice", "pw-alice-123")
+head = b"Subject: fwd\r\nMIME-Version: 1.0\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+s.docmd("MAIL FROM:<alice@vm.example.net>")
+s.docmd("RCPT TO:<bob@vm.example.net>")
+s.send(b"BDAT %d\r\n" % len(head) + head)
+print("bdat", s.getreply())
+print("burl", s.docmd("BURL " + url + " LAST"))
+s.docmd("MAIL FROM:<alice@vm.example.net>")
+s.docmd("RCPT TO:<bob@vm.example.net>")
+print("otheruser", s.docmd("BURL " + bobs + " LAST"))
+s.quit()
+`, imapAddr, ln.Addr().String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	for _, want := range []string{"burl (250", "otheruser (554, b'5.6.6"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	mb, _ := st.Mailbox("bob", "INBOX")
+	ms, err := st.Messages(mb.ID, 1, 0)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("bob INBOX: %d, %v\n%s", len(ms), err, out)
+	}
+	raw, _ := io.ReadAll(st.OpenMessage(&ms[0]).Reader())
+	if got := decodedBody(t, raw); sha256.Sum256(got) != sha256.Sum256(wav) {
+		t.Fatalf("audio differs (%d bytes vs %d)", len(got), len(wav))
+	}
+}
+
+// TestFutureReleaseCancelOverIMAP: a message held with HOLDFOR shows in
+// the sender's Outbox over IMAP; expunging it there (imaplib) cancels the
+// submission: after its release time the queue is empty and the
+// recipient has nothing.
+func TestFutureReleaseCancelOverIMAP(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("python3 missing")
+		}
+		t.Skip("SKIP: /usr/bin/python3 missing")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := vmstore.Open(vmstore.Options{InMemory: true, GCInterval: -1, Hash: vmstore.HashParams{Time: 1, MemKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := st.CreateAccount(vmstore.AccountSpec{Name: u, Password: "pw-" + u + "-123"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isrv := &imap.Server{Store: st, Addr: "127.0.0.1:0", Logger: log, AllowInsecureAuth: true, SpoolDir: t.TempDir()}
+	if err := isrv.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer isrv.Close()
+	sub := &smtp.Submission{Store: st, Hostname: "vm.example.net", AllowInsecureAuth: true, Logger: log, SpoolDir: t.TempDir()}
+	sub.Start()
+	ln, err := sub.ListenAndServe("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	out, err := exec.Command(py, "-c", `
+import imaplib, smtplib, sys
+h, p = sys.argv[2].rsplit(":", 1)
+s = smtplib.SMTP(h, int(p), timeout=60)
+s.login("alice", "pw-alice-123")
+s.sendmail("alice@vm.example.net", ["bob@vm.example.net"], "Subject: never\r\n\r\nx\r\n", mail_options=["HOLDFOR=2"])
+s.quit()
+h, p = sys.argv[1].rsplit(":", 1)
+M = imaplib.IMAP4(h, int(p))
+M.login("alice", "pw-alice-123")
+print("select", M.select("Outbox"))
+print("store", M.uid("STORE", "1", "+FLAGS", "(\\Deleted)"))
+print("expunge", M.expunge())
+M.logout()
+`, isrv.PlainAddr(), ln.Addr().String()).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "select ('OK', [b'1'])") {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	// The scheduler drops the entry once its time has come.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		es, err := st.QueueEntries("")
+		if err == nil && len(es) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue not emptied: %v %v", es, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mb, _ := st.Mailbox("bob", "INBOX")
+	if mb.Counts.Messages != 0 {
+		t.Fatalf("bob received %d messages", mb.Counts.Messages)
+	}
+}
