@@ -7,7 +7,7 @@
 // is the steadier figure. Ours and ffmpeg alternate run by run, so load
 // changes touch both alike; the load average is printed before and after.
 //
-//	go run ./bench/transcode [-seconds 300] [-runs 5]
+//	go run ./bench/transcode [-seconds 300] [-runs 5] [-baseline path/to/other/lemonvox]
 package main
 
 import (
@@ -39,6 +39,7 @@ type job struct {
 func main() {
 	secs := flag.Int("seconds", 300, "length of the test recording")
 	runs := flag.Int("runs", 5, "repetitions (median reported)")
+	baseline := flag.String("baseline", "", "another build of cmd/lemonvox (e.g. of main) to measure in the same runs, for before/after ratios")
 	flag.Parse()
 	runtime.GOMAXPROCS(1)
 	dir, err := os.MkdirTemp("", "lemonvox-bench-transcode-")
@@ -63,12 +64,13 @@ func main() {
 	fmt.Printf("realtime factors: seconds of audio per second of wall time / of CPU time (user+sys)\n\n")
 	fmt.Printf("%-22s %9s %9s | %9s %9s | %9s %9s | %7s %7s\n", "", "in-proc", "", "ours", "process", "ffmpeg", "process", "ratio", "ratio")
 	fmt.Printf("%-22s %9s %9s | %9s %9s | %9s %9s | %7s %7s\n", "conversion", "wall", "CPU", "wall", "CPU", "wall", "CPU", "wall", "CPU")
+	var baseRows []string
 	for _, j := range jobs {
 		in := filepath.Join(dir, "in.wav")
 		writeInput(in, j.inCodec, j.inRate, *secs)
 		out := filepath.Join(dir, j.out)
 		audio := float64(*secs)
-		var inWall, inCPU, ourWall, ourCPU, ffWall, ffCPU []time.Duration
+		var inWall, inCPU, ourWall, ourCPU, ffWall, ffCPU, baseWall, baseCPU []time.Duration
 		args := []string{"convert", in, out, "--codec", j.opts.Codec.String()}
 		if j.opts.Rate != 0 {
 			args = append(args, "--rate", fmt.Sprint(j.opts.Rate))
@@ -85,6 +87,10 @@ func main() {
 			inWall = append(inWall, time.Since(t))
 			w, c2 := timeCmd(cli, args...)
 			ourWall, ourCPU = append(ourWall, w), append(ourCPU, c2)
+			if *baseline != "" {
+				w, c2 := timeCmd(*baseline, args...)
+				baseWall, baseCPU = append(baseWall, w), append(baseCPU, c2)
+			}
 			if ffErr == nil {
 				w, c2 := timeCmd(ff, ffArgs...)
 				ffWall, ffCPU = append(ffWall, w), append(ffCPU, c2)
@@ -99,6 +105,18 @@ func main() {
 		fmt.Printf("%-22s %8.0fx %8.0fx | %8.0fx %8.0fx | %8.0fx %8.0fx | %6.2fx %6.2fx\n", j.name,
 			rt(inWall), rt(inCPU), rt(ourWall), rt(ourCPU), rt(ffWall), rt(ffCPU),
 			rt(ourWall)/rt(ffWall), rt(ourCPU)/rt(ffCPU))
+		if *baseline != "" {
+			baseRows = append(baseRows, fmt.Sprintf("%-22s | %8.0fx %8.0fx | %6.2fx %6.2fx | %6.2fx %6.2fx", j.name,
+				rt(baseWall), rt(baseCPU), rt(baseWall)/rt(ffWall), rt(baseCPU)/rt(ffCPU), rt(ourWall)/rt(ffWall), rt(ourCPU)/rt(ffCPU)))
+		}
+	}
+	if len(baseRows) > 0 {
+		fmt.Printf("\nbaseline %s, measured in the same runs:\n", *baseline)
+		fmt.Printf("%-22s | %9s %9s | %7s %7s | %7s %7s\n", "", "baseline", "process", "before", "vs ff", "after", "vs ff")
+		fmt.Printf("%-22s | %9s %9s | %7s %7s | %7s %7s\n", "conversion", "wall", "CPU", "wall", "CPU", "wall", "CPU")
+		for _, r := range baseRows {
+			fmt.Println(r)
+		}
 	}
 	fmt.Printf("\nload average at end: %s\n", loadAvg())
 	if ffErr != nil {
