@@ -107,18 +107,21 @@ func (b *g722Band) block4(d int) {
 	// whether d and the old d[i] agree in sign, then d shifts, and the
 	// filter sums the new coefficients with the shifted differences.
 	step := 128 & -b2i(d != 0)
-	sz := 0
-	for i := 6; i > 0; i-- {
-		sg := (d ^ b.d[i]) >> 63
-		bi := sat16((step^sg)-sg + (b.b[i]*32640)>>15)
-		b.b[i] = bi
-		di := b.d[i-1]
-		if i == 1 {
-			di = d
-		}
-		b.d[i] = di
-		sz += (bi * sat16(di+di)) >> 15
+	bd := &b.d
+	bb := &b.b
+	upd := func(i, di int) int {
+		sg := (d ^ bd[i]) >> 63
+		bi := sat16((step ^ sg) - sg + (bb[i]*32640)>>15)
+		bb[i] = bi
+		bd[i] = di
+		return (bi * sat16(di+di)) >> 15
 	}
+	sz := upd(6, bd[5])
+	sz += upd(5, bd[4])
+	sz += upd(4, bd[3])
+	sz += upd(3, bd[2])
+	sz += upd(2, bd[1])
+	sz += upd(1, d)
 	b.d[0] = d
 	b.r[2], b.r[1] = b.r[1], r0
 	b.p[2], b.p[1] = p1, p0
