@@ -20,10 +20,10 @@ var (
 )
 
 type g726State struct {
-	yl  int    // locked scale factor (s4.2.3 YL)
-	yu  int    // unlocked scale factor (YU)
-	dms int    // short-term average of F(I)
-	dml int    // long-term average of F(I)
+	yl  int // locked scale factor (s4.2.3 YL)
+	yu  int // unlocked scale factor (YU)
+	dms int // short-term average of F(I)
+	dml int // long-term average of F(I)
 	ap  int // speed control (AP)
 	// The predictor's eight coefficients and the eight past signals they
 	// multiply, side by side for the vector kernel: pc holds the zero
