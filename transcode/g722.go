@@ -242,14 +242,8 @@ func (s *g722State) decodePair(code byte) (int16, int16) {
 
 // decodeBands decodes one code into the two sub-band signals.
 func (s *g722State) decodeBands(code byte) (rlow, rhigh int) {
-	ilow, ihigh := int(code&0x3f), int(code>>6)
-	lo := &s.band[0]
-	rlow = min(max(lo.s+(lo.det*g722QM6[ilow])>>15, -16384), 16383)
-	ril := ilow >> 2
-	dlow := (lo.det * g722QM4[ril]) >> 15
-	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
-	lo.block4(dlow)
-
+	rlow = s.decodeLow(code)
+	ihigh := int(code >> 6)
 	hi := &s.band[1]
 	dhigh := (hi.det * g722QM2[ihigh]) >> 15
 	rhigh = min(max(dhigh+hi.s, -16384), 16383)
@@ -258,17 +252,31 @@ func (s *g722State) decodeBands(code byte) (rlow, rhigh int) {
 	return rlow, rhigh
 }
 
+// decodeLow decodes the lower sub-band of one code. The bands' states are
+// independent, so the 8 kHz mode, which discards the upper band, does not
+// decode it at all.
+func (s *g722State) decodeLow(code byte) (rlow int) {
+	ilow := int(code & 0x3f)
+	lo := &s.band[0]
+	rlow = min(max(lo.s+(lo.det*g722QM6[ilow])>>15, -16384), 16383)
+	ril := ilow >> 2
+	dlow := (lo.det * g722QM4[ril]) >> 15
+	lo.scale(g722WL[g722RL42[ril]], 18432, 8)
+	lo.block4(dlow)
+	return rlow
+}
+
 func (s *g722State) decode(dst []int16, src []byte) []int16 {
 	if s.narrow {
-		for _, c := range src {
-			rlow, _ := s.decodeBands(c)
-			dst = append(dst, int16(sat16(rlow<<1)))
+		dst, out := growPCM(dst, len(src))
+		for i, c := range src {
+			out[i] = int16(sat16(s.decodeLow(c) << 1))
 		}
 		return dst
 	}
-	for _, c := range src {
-		a, b := s.decodePair(c)
-		dst = append(dst, a, b)
+	dst, out := growPCM(dst, 2*len(src))
+	for i, c := range src {
+		out[2*i], out[2*i+1] = s.decodePair(c)
 	}
 	return dst
 }

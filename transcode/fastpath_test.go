@@ -59,3 +59,19 @@ func TestG711EncodeExhaustive(t *testing.T) {
 		}
 	}
 }
+
+// The 8 kHz G.722 decoder skips the upper band; its output is still the
+// lower band of the full decoder's, sample for sample.
+func TestG722NarrowDecodeSkipsUpperBand(t *testing.T) {
+	codes := newG722().encode(nil, speechLike(32000, 16000))
+	narrow := newG722()
+	narrow.narrow = true
+	got := narrow.decode(nil, codes)
+	full := newG722()
+	for i, c := range codes {
+		rlow, _ := full.decodeBands(c)
+		if want := int16(sat16(rlow << 1)); got[i] != want {
+			t.Fatalf("sample %d: %d, want %d", i, got[i], want)
+		}
+	}
+}
