@@ -20,17 +20,20 @@ var (
 )
 
 type g726State struct {
-	yl  int    // locked scale factor (s4.2.3 YL)
-	yu  int    // unlocked scale factor (YU)
-	dms int    // short-term average of F(I)
-	dml int    // long-term average of F(I)
-	ap  int    // speed control (AP)
-	a   [2]int // pole predictor coefficients
-	b   [6]int // zero predictor coefficients
-	pk  [2]int // signs of DQ+SEZ
-	dq  [6]int // past quantized differences, floating format
-	sr  [2]int // past reconstructed signals, floating format
-	td  int    // tone detected
+	yl  int // locked scale factor (s4.2.3 YL)
+	yu  int // unlocked scale factor (YU)
+	dms int // short-term average of F(I)
+	dml int // long-term average of F(I)
+	ap  int // speed control (AP)
+	// The predictor's eight coefficients and the eight past signals they
+	// multiply, side by side for the vector kernel: pc holds the zero
+	// predictor's B1..B6 then the pole predictor's A2, A1; pf holds, in
+	// floating format, the past quantized differences DQ1..DQ6 then the
+	// past reconstructed signals SR2, SR1.
+	pc [8]int32
+	pf [8]int32
+	pk [2]int // signs of DQ+SEZ
+	td int    // tone detected
 	// bigEndianPack: first code in the high nibble (AAL2 / X.420 order)
 	// instead of the low nibble (RFC 3551 G726-32 order).
 	bigEndianPack bool
@@ -38,10 +41,9 @@ type g726State struct {
 
 func newG726() *g726State {
 	s := &g726State{yl: 34816, yu: 544}
-	for i := range s.dq {
-		s.dq[i] = 32
+	for i := range s.pf {
+		s.pf[i] = 32
 	}
-	s.sr = [2]int{32, 32}
 	return s
 }
 
@@ -90,16 +92,22 @@ func b2i(b bool) int {
 	return 0
 }
 
-func (s *g726State) predictorZero() int {
-	z := fmult(s.b[0]>>2, s.dq[0])
-	for i := 1; i < 6; i++ {
-		z += fmult(s.b[i]>>2, s.dq[i])
+// predict returns the zero predictor's sum (SEZI) and the whole
+// prediction (SEI = SEZI + the pole predictor's sum).
+func (s *g726State) predict() (sezi, sei int) {
+	if useAVX2 {
+		z, p := fmult8AVX2(&s.pc, &s.pf)
+		return int(z), int(z) + int(p)
 	}
-	return z
+	return fmult8(&s.pc, &s.pf)
 }
 
-func (s *g726State) predictorPole() int {
-	return fmult(s.a[1]>>2, s.sr[1]) + fmult(s.a[0]>>2, s.sr[0])
+// fmult8 is predict's generic form.
+func fmult8(pc, pf *[8]int32) (sezi, sei int) {
+	for i := 0; i < 6; i++ {
+		sezi += fmult(int(pc[i]>>2), int(pf[i]))
+	}
+	return sezi, sezi + fmult(int(pc[6]>>2), int(pf[6])) + fmult(int(pc[7]>>2), int(pf[7]))
 }
 
 // stepSize mixes the locked and unlocked scale factors (MIX).
@@ -173,44 +181,46 @@ func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
 
 	a2p := 0
 	if tr {
-		s.a = [2]int{}
-		s.b = [6]int{}
+		s.pc = [8]int32{}
 	} else {
 		nz := b2i(dqsez != 0)
 		pks1 := pk0 ^ s.pk[0]
 		// UPA2: F(a1) is a1 with the sign of the product of the signs,
 		// limited to +-8191 (so >>5 gives -0x100 and +0xff at the limits).
-		a2p = s.a[1] - (s.a[1] >> 7)
-		fa1 := s.a[0]
+		a1, a2 := int(s.pc[7]), int(s.pc[6])
+		a2p = a2 - (a2 >> 7)
+		fa1 := a1
 		if pks1 == 0 {
 			fa1 = -fa1
 		}
 		a2p += nz * (min(max(fa1, -8192), 8191) >> 5)
 		a2p += nz * (0x80 - 0x100*(pk0^s.pk[1]))
 		a2p = min(max(a2p, -12288), 12288)
-		s.a[1] = a2p
+		s.pc[6] = int32(a2p)
 		// UPA1
-		s.a[0] -= s.a[0] >> 8
-		s.a[0] += nz * (192 - 384*pks1)
+		a1 -= a1 >> 8
+		a1 += nz * (192 - 384*pks1)
 		// LIMD
 		a1ul := 15360 - a2p
-		s.a[0] = min(max(s.a[0], -a1ul), a1ul)
+		s.pc[7] = int32(min(max(a1, -a1ul), a1ul))
 		// UPB: +-128 by whether DQ and the past DQ have the same sign.
 		magm := -b2i(mag != 0)
-		for i := range s.b {
-			sg := (dq ^ s.dq[i]) >> 63
-			s.b[i] -= s.b[i] >> 8
-			s.b[i] += ((128 ^ sg) - sg) & magm
+		for i := 0; i < 6; i++ {
+			sg := (dq ^ int(s.pf[i])) >> 63
+			bi := int(s.pc[i])
+			bi -= bi >> 8
+			bi += ((128 ^ sg) - sg) & magm
+			s.pc[i] = int32(bi)
 		}
 	}
-	copy(s.dq[1:], s.dq[:5])
+	copy(s.pf[1:6], s.pf[:5])
 	// FLOAT A (zero is 0x20, and 0xFC20 as an int16 when negative)
 	f := toFloat(mag)
 	if mag == 0 {
 		f = 0x20
 	}
-	s.dq[0] = f + (-0x400 & (dq >> 63))
-	s.sr[1] = s.sr[0]
+	s.pf[0] = int32(f + (-0x400 & (dq >> 63)))
+	s.pf[6] = s.pf[7]
 	// FLOAT B
 	srm := sr
 	if sr < 0 {
@@ -220,7 +230,7 @@ func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
 	if sr == 0 || sr <= -32768 {
 		f = 0x20
 	}
-	s.sr[0] = f + (-0x400 & (sr >> 63))
+	s.pf[7] = int32(f + (-0x400 & (sr >> 63)))
 	s.pk[1], s.pk[0] = s.pk[0], pk0
 	// TONE
 	s.td = b2i(!tr && a2p < -11776)
@@ -240,9 +250,9 @@ func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
 
 func (s *g726State) encodeSample(pcm int16) int {
 	sl := int(pcm) >> 2
-	sezi := s.predictorZero()
+	sezi, sei := s.predict()
 	sez := sezi >> 1
-	se := (sezi + s.predictorPole()) >> 1
+	se := sei >> 1
 	d := sl - se
 	y := s.stepSize()
 	i := quantize(d, y)
@@ -259,9 +269,9 @@ func (s *g726State) encodeSample(pcm int16) int {
 
 func (s *g726State) decodeSample(i int) int16 {
 	i &= 0x0f
-	sezi := s.predictorZero()
+	sezi, sei := s.predict()
 	sez := sezi >> 1
-	se := (sezi + s.predictorPole()) >> 1
+	se := sei >> 1
 	y := s.stepSize()
 	dq := reconstruct(i&8 != 0, g726Dqln[i], y)
 	neg := dq >> 63

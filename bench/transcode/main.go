@@ -6,8 +6,11 @@
 // wall time and by CPU time (user+sys): on a shared machine the CPU ratio
 // is the steadier figure. Ours and ffmpeg alternate run by run, so load
 // changes touch both alike; the load average is printed before and after.
+// Start-up costs (ffmpeg's is large: shared libraries) are measured on a
+// 0.1-s file and taken off in a second table, which compares the codec
+// work alone.
 //
-//	go run ./bench/transcode [-seconds 300] [-runs 5]
+//	go run ./bench/transcode [-seconds 300] [-runs 5] [-baseline path/to/other/lemonvox]
 package main
 
 import (
@@ -39,6 +42,7 @@ type job struct {
 func main() {
 	secs := flag.Int("seconds", 300, "length of the test recording")
 	runs := flag.Int("runs", 5, "repetitions (median reported)")
+	baseline := flag.String("baseline", "", "another build of cmd/lemonvox (e.g. of main) to measure in the same runs, for before/after ratios")
 	flag.Parse()
 	runtime.GOMAXPROCS(1)
 	dir, err := os.MkdirTemp("", "lemonvox-bench-transcode-")
@@ -63,18 +67,24 @@ func main() {
 	fmt.Printf("realtime factors: seconds of audio per second of wall time / of CPU time (user+sys)\n\n")
 	fmt.Printf("%-22s %9s %9s | %9s %9s | %9s %9s | %7s %7s\n", "", "in-proc", "", "ours", "process", "ffmpeg", "process", "ratio", "ratio")
 	fmt.Printf("%-22s %9s %9s | %9s %9s | %9s %9s | %7s %7s\n", "conversion", "wall", "CPU", "wall", "CPU", "wall", "CPU", "wall", "CPU")
+	var baseRows, netRows []string
 	for _, j := range jobs {
 		in := filepath.Join(dir, "in.wav")
 		writeInput(in, j.inCodec, j.inRate, *secs)
 		out := filepath.Join(dir, j.out)
 		audio := float64(*secs)
-		var inWall, inCPU, ourWall, ourCPU, ffWall, ffCPU []time.Duration
+		var inWall, inCPU, ourWall, ourCPU, ffWall, ffCPU, baseWall, baseCPU, ourStart, ffStart []time.Duration
 		args := []string{"convert", in, out, "--codec", j.opts.Codec.String()}
 		if j.opts.Rate != 0 {
 			args = append(args, "--rate", fmt.Sprint(j.opts.Rate))
 		}
 		ffArgs := append([]string{"-v", "error", "-threads", "1", "-y", "-i", in}, j.ffArgs...)
 		ffArgs = append(ffArgs, "-threads", "1", out)
+		// Start-up cost: the same conversion of a 0.1-s file.
+		tiny := filepath.Join(dir, "tiny.wav")
+		writeInputLen(tiny, j.inCodec, j.inRate, j.inRate/10)
+		tinyArgs := append([]string{"convert", tiny, out}, args[3:]...)
+		ffTiny := append([]string{"-v", "error", "-threads", "1", "-y", "-i", tiny}, ffArgs[7:]...)
 		for r := 0; r < *runs; r++ {
 			runtime.GC()
 			t, c := time.Now(), selfCPU()
@@ -85,9 +95,17 @@ func main() {
 			inWall = append(inWall, time.Since(t))
 			w, c2 := timeCmd(cli, args...)
 			ourWall, ourCPU = append(ourWall, w), append(ourCPU, c2)
+			if *baseline != "" {
+				w, c2 := timeCmd(*baseline, args...)
+				baseWall, baseCPU = append(baseWall, w), append(baseCPU, c2)
+			}
+			_, c2 = timeCmd(cli, tinyArgs...)
+			ourStart = append(ourStart, c2)
 			if ffErr == nil {
 				w, c2 := timeCmd(ff, ffArgs...)
 				ffWall, ffCPU = append(ffWall, w), append(ffCPU, c2)
+				_, c2 = timeCmd(ff, ffTiny...)
+				ffStart = append(ffStart, c2)
 			}
 		}
 		rt := func(d []time.Duration) float64 {
@@ -99,6 +117,30 @@ func main() {
 		fmt.Printf("%-22s %8.0fx %8.0fx | %8.0fx %8.0fx | %8.0fx %8.0fx | %6.2fx %6.2fx\n", j.name,
 			rt(inWall), rt(inCPU), rt(ourWall), rt(ourCPU), rt(ffWall), rt(ffCPU),
 			rt(ourWall)/rt(ffWall), rt(ourCPU)/rt(ffCPU))
+		if ffErr == nil {
+			net := func(total, start []time.Duration) float64 { return audio / (median(total) - median(start)).Seconds() }
+			netRows = append(netRows, fmt.Sprintf("%-22s | %7.1f ms %7.1f ms | %8.0fx %8.0fx | %6.2fx", j.name,
+				ms(median(ourStart)), ms(median(ffStart)), net(ourCPU, ourStart), net(ffCPU, ffStart), net(ourCPU, ourStart)/net(ffCPU, ffStart)))
+		}
+		if *baseline != "" {
+			baseRows = append(baseRows, fmt.Sprintf("%-22s | %8.0fx %8.0fx | %6.2fx %6.2fx | %6.2fx %6.2fx", j.name,
+				rt(baseWall), rt(baseCPU), rt(baseWall)/rt(ffWall), rt(baseCPU)/rt(ffCPU), rt(ourWall)/rt(ffWall), rt(ourCPU)/rt(ffCPU)))
+		}
+	}
+	if len(netRows) > 0 {
+		fmt.Printf("\nstart-up CPU (the same conversion of a 0.1-s file) and CPU realtime factors without it:\n")
+		fmt.Printf("%-22s | %10s %10s | %9s %9s | %7s\n", "conversion", "ours", "ffmpeg", "ours net", "ff net", "ratio")
+		for _, r := range netRows {
+			fmt.Println(r)
+		}
+	}
+	if len(baseRows) > 0 {
+		fmt.Printf("\nbaseline %s, measured in the same runs:\n", *baseline)
+		fmt.Printf("%-22s | %9s %9s | %7s %7s | %7s %7s\n", "", "baseline", "process", "before", "vs ff", "after", "vs ff")
+		fmt.Printf("%-22s | %9s %9s | %7s %7s | %7s %7s\n", "conversion", "wall", "CPU", "wall", "CPU", "wall", "CPU")
+		for _, r := range baseRows {
+			fmt.Println(r)
+		}
 	}
 	fmt.Printf("\nload average at end: %s\n", loadAvg())
 	if ffErr != nil {
@@ -147,7 +189,13 @@ func median(d []time.Duration) time.Duration {
 }
 
 func writeInput(path string, codec transcode.Codec, rate, secs int) {
-	pcm := make([]int16, rate*secs)
+	writeInputLen(path, codec, rate, rate*secs)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func writeInputLen(path string, codec transcode.Codec, rate, n int) {
+	pcm := make([]int16, n)
 	for i := range pcm {
 		t := float64(i) / float64(rate)
 		env := math.Abs(math.Sin(math.Pi * t / 0.3))
