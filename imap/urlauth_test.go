@@ -310,6 +310,21 @@ func TestURLAuthOverSocket(t *testing.T) {
 		t.Fatalf("after RESETKEY (all): %q", got)
 	}
 
+	// A stale UIDVALIDITY and a section the message lacks (URLs the
+	// server signs without GENURLAUTH's checks).
+	for _, c := range []struct {
+		uidv uint32
+		sec  string
+	}{{e.uidv + 1, "1"}, {e.uidv, "9"}} {
+		u, err := e.srv.URLResolver.AuthorizeMessage("alice", "INBOX", c.uidv, e.uid, c.sec, channel.Access{Kind: channel.AccessAuthUser}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.urlfetch(strconv.Quote(u), u); got != "NIL" {
+			t.Fatalf("UIDVALIDITY %d section %s: %q", c.uidv, c.sec, got)
+		}
+	}
+
 	// Expunged.
 	gone := a.genurlauth(e.rump(";URLAUTH=user+bob"))
 	a.ok("UID STORE %d +FLAGS (\\Deleted)", e.uid)
