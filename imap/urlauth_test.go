@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -500,5 +502,30 @@ func TestURLFetchSASLAnonymous(t *testing.T) {
 	}
 	if _, tagged := n.cmd("AUTHENTICATE ANONYMOUS %s", base64.StdEncoding.EncodeToString([]byte("x"))); !strings.Contains(tagged, " NO ") {
 		t.Fatalf("ANONYMOUS without AllowAnonymous: %s", tagged)
+	}
+}
+
+// TestURLAuthCapabilitiesImapclient: go-imap's client sees URLAUTH,
+// URLAUTH=BINARY and URL-PARTIAL after login only, and a server without a
+// resolver announces none of them.
+func TestURLAuthCapabilitiesImapclient(t *testing.T) {
+	e := newURLEnv(t)
+	c := e.client("bob")
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []imap.Cap{"URLAUTH", "URLAUTH=BINARY", "URL-PARTIAL"} {
+		if !caps.Has(want) {
+			t.Errorf("after login: no %s in %v", want, caps)
+		}
+	}
+	plain := newTestEnv(t).client("bob")
+	caps, err = plain.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if caps.Has("URLAUTH") || caps.Has("URL-PARTIAL") {
+		t.Errorf("without a resolver: %v", caps)
 	}
 }
