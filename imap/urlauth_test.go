@@ -418,6 +418,12 @@ func TestURLFetchBinary(t *testing.T) {
 	if got := b.urlfetch(fmt.Sprintf("(%q BODYPARTSTRUCTURE BINARY)", h), h); !strings.HasPrefix(got, `(BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL "7BIT" `) || !strings.HasSuffix(got, "(BINARY NIL)") {
 		t.Fatalf("HEADER BINARY: %q", got)
 	}
+	// The structure of a text range counts the range's octets and lines.
+	tp := a.genurlauth(e.rump("/;SECTION=1/;PARTIAL=20.10;URLAUTH=user+bob"))
+	if got := b.urlfetch(fmt.Sprintf("(%q BODYPARTSTRUCTURE BODY)", tp), tp); !strings.HasPrefix(got, `(BODYPARTSTRUCTURE ("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 10 1 `) ||
+		string(literalData(t, got)) != "sage\r\nfrom" {
+		t.Fatalf("text range: %q", got)
+	}
 	// A parenthesised URL without items is the simple form.
 	if got := b.urlfetch(fmt.Sprintf("(%q)", tx), tx); !strings.HasPrefix(got, "{41}") {
 		t.Fatalf("(url): %q", got)
