@@ -487,6 +487,16 @@ func BenchmarkResolve(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
+	b.Run("direct-open", func(b *testing.B) { // the reference: no URL checks
+		sec, _ := message.Parse("2")
+		for b.Loop() {
+			p, err := message.Open(f.st, "alice", "INBOX", f.msg.Message.UID, sec, message.Raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Close()
+		}
+	})
 	b.Run("valid", func(b *testing.B) {
 		for b.Loop() {
 			res, err := f.r.ResolveURL(ctx, good, bob)

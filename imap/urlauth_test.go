@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -310,6 +312,21 @@ func TestURLAuthOverSocket(t *testing.T) {
 		t.Fatalf("after RESETKEY (all): %q", got)
 	}
 
+	// A stale UIDVALIDITY and a section the message lacks (URLs the
+	// server signs without GENURLAUTH's checks).
+	for _, c := range []struct {
+		uidv uint32
+		sec  string
+	}{{e.uidv + 1, "1"}, {e.uidv, "9"}} {
+		u, err := e.srv.URLResolver.AuthorizeMessage("alice", "INBOX", c.uidv, e.uid, c.sec, channel.Access{Kind: channel.AccessAuthUser}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.urlfetch(strconv.Quote(u), u); got != "NIL" {
+			t.Fatalf("UIDVALIDITY %d section %s: %q", c.uidv, c.sec, got)
+		}
+	}
+
 	// Expunged.
 	gone := a.genurlauth(e.rump(";URLAUTH=user+bob"))
 	a.ok("UID STORE %d +FLAGS (\\Deleted)", e.uid)
@@ -401,6 +418,12 @@ func TestURLFetchBinary(t *testing.T) {
 	if got := b.urlfetch(fmt.Sprintf("(%q BODYPARTSTRUCTURE BINARY)", h), h); !strings.HasPrefix(got, `(BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL "7BIT" `) || !strings.HasSuffix(got, "(BINARY NIL)") {
 		t.Fatalf("HEADER BINARY: %q", got)
 	}
+	// The structure of a text range counts the range's octets and lines.
+	tp := a.genurlauth(e.rump("/;SECTION=1/;PARTIAL=20.10;URLAUTH=user+bob"))
+	if got := b.urlfetch(fmt.Sprintf("(%q BODYPARTSTRUCTURE BODY)", tp), tp); !strings.HasPrefix(got, `(BODYPARTSTRUCTURE ("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 10 1 `) ||
+		string(literalData(t, got)) != "sage\r\nfrom" {
+		t.Fatalf("text range: %q", got)
+	}
 	// A parenthesised URL without items is the simple form.
 	if got := b.urlfetch(fmt.Sprintf("(%q)", tx), tx); !strings.HasPrefix(got, "{41}") {
 		t.Fatalf("(url): %q", got)
@@ -485,5 +508,30 @@ func TestURLFetchSASLAnonymous(t *testing.T) {
 	}
 	if _, tagged := n.cmd("AUTHENTICATE ANONYMOUS %s", base64.StdEncoding.EncodeToString([]byte("x"))); !strings.Contains(tagged, " NO ") {
 		t.Fatalf("ANONYMOUS without AllowAnonymous: %s", tagged)
+	}
+}
+
+// TestURLAuthCapabilitiesImapclient: go-imap's client sees URLAUTH,
+// URLAUTH=BINARY and URL-PARTIAL after login only, and a server without a
+// resolver announces none of them.
+func TestURLAuthCapabilitiesImapclient(t *testing.T) {
+	e := newURLEnv(t)
+	c := e.client("bob")
+	caps, err := c.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []imap.Cap{"URLAUTH", "URLAUTH=BINARY", "URL-PARTIAL"} {
+		if !caps.Has(want) {
+			t.Errorf("after login: no %s in %v", want, caps)
+		}
+	}
+	plain := newTestEnv(t).client("bob")
+	caps, err = plain.Capability().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if caps.Has("URLAUTH") || caps.Has("URL-PARTIAL") {
+		t.Errorf("without a resolver: %v", caps)
 	}
 }
