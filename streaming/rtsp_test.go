@@ -184,7 +184,7 @@ func checkAudio(t *testing.T, what string, got, want []int16) {
 // of the DESCRIBE's a=crypto line; the audio matches the stored audio.
 // Played to the end, the message is \Seen and the session is gone.
 func TestFFmpegRTSPS(t *testing.T) {
-	env := newRTSPEnv(t, RTSPConfig{}, 3*time.Second)
+	env := newRTSPEnv(t, RTSPConfig{}, 2*time.Second)
 	url := "rtsps://" + env.tlsAddr + "/" + env.grant(t, channel.Grant{})
 	got, logs := record(t, url)
 	checkAudio(t, "rtsps+srtp", got, decodePCM(t, env.wav))
@@ -200,7 +200,7 @@ func TestFFmpegRTSPS(t *testing.T) {
 
 // TestFFmpegRTSPUDP: ffmpeg records over plain RTSP with RTP over UDP.
 func TestFFmpegRTSPUDP(t *testing.T) {
-	env := newRTSPEnv(t, RTSPConfig{}, 3*time.Second)
+	env := newRTSPEnv(t, RTSPConfig{}, 2*time.Second)
 	url := "rtsp://" + env.plainAddr + "/" + env.grant(t, channel.Grant{})
 	got, _ := record(t, url, "-rtsp_transport", "udp")
 	checkAudio(t, "rtsp+udp", got, decodePCM(t, env.wav))
