@@ -43,6 +43,7 @@ func main() {
 	recv := flag.Bool("receiver", false, "internal: run as the receiver")
 	list := flag.String("sessions", "300,1000,2000", "session counts to run")
 	secs := flag.Int("seconds", 10, "measured seconds per run")
+	starts := flag.Int("starts", 200, "CHANNEL-to-first-packet runs (0: none)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to `file`")
 	flag.Parse()
 	if *prof != "" {
@@ -59,6 +60,9 @@ func main() {
 	}
 	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, load %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
 	codecPaths()
+	if *starts > 0 {
+		startLatency(*starts)
+	}
 	ref := reference()
 	for _, f := range strings.Split(*list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
