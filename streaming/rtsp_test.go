@@ -361,6 +361,10 @@ func TestRTSPRefusals(t *testing.T) {
 		t.Fatalf("DESCRIBE %d\n%s", code, body)
 	}
 	cb := h["content-base"]
+	// RTP/AVP over RTSPS only when the configuration allows it.
+	if _, _, body := c.do("DESCRIBE", base+tok+"?profile=avp", "Accept: application/sdp"); !strings.Contains(body, "RTP/SAVP") {
+		t.Fatalf("plain RTP over RTSPS without allow_plain:\n%s", body)
+	}
 	// Multicast and record refused.
 	if code, _, _ := c.do("SETUP", cb+"track1", "Transport: RTP/AVP;multicast"); code != 461 {
 		t.Fatalf("multicast: %d", code)
