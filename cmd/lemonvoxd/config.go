@@ -41,11 +41,17 @@ type Config struct {
 		MaxPerSource      int      `toml:"max_connections_per_source"`
 		PreAuthTimeout    duration `toml:"preauth_timeout"`
 		HandshakeTimeout  duration `toml:"tls_handshake_timeout"`
+		// URLAUTH (urlauth.go).
+		URLHost                 string              `toml:"url_host"`
+		URLAliases              []string            `toml:"url_aliases"`
+		URLRoles                map[string][]string `toml:"url_roles"`
+		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
+		AllowAnonymous          bool                `toml:"allow_anonymous"`
 	} `toml:"imap"`
-	LMTP       Listener        `toml:"lmtp"`
-	Submission Listener        `toml:"submission"`
-	RTSP       RTSPConfig      `toml:"rtsp"`
-	Streaming  StreamingConfig `toml:"streaming"`
+	LMTP       LMTPConfig       `toml:"lmtp"`
+	Submission SubmissionConfig `toml:"submission"`
+	RTSP       RTSPConfig       `toml:"rtsp"`
+	Streaming  StreamingConfig  `toml:"streaming"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`
@@ -79,6 +85,7 @@ type Config struct {
 	Demo struct {
 		Enabled bool `toml:"enabled"`
 	} `toml:"demo"`
+	WHEP WHEPConfig `toml:"whep"`
 }
 
 // Listener is a service's addresses; empty disables it.
