@@ -141,6 +141,7 @@ listen = %q
 listen = ""
 [rtsp]
 listen = ""
+listen_tls = ""
 [sip]
 listen = ""
 listen_tls = ""

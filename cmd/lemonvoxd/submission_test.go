@@ -40,6 +40,8 @@ listen = ""
 listen_tls = ""
 [sip]
 listen = ""
+[rtsp]
+listen_tls = ""
 [submission]
 listen = %q
 [admin]
