@@ -183,7 +183,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if cfg.Admin.TLS {
 		adm.TLS = tlsConfig
 	}
-	if err := startWHEP(cfg, st, adm, &closers, log); err != nil {
+	pc, pb, err := startPlayback(cfg, st, tlsConfig, listeners, log)
+	if closers = append(closers, pc...); err != nil {
+		return err
+	}
+	if err := startWHEP(cfg, st, pb, adm, &closers, log); err != nil {
 		return err
 	}
 	if cfg.Admin.Listen != "" {
@@ -202,10 +206,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	}
 	urlRes, err := newURLResolver(cfg, st)
 	if err != nil {
-		return err
-	}
-	pc, pb, err := startPlayback(cfg, st, tlsConfig, listeners, log)
-	if closers = append(closers, pc...); err != nil {
 		return err
 	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {

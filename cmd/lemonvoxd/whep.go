@@ -27,7 +27,7 @@ type WHEPConfig struct {
 // server (before it starts) and appends the WHEP closer. It plays through
 // the daemon's playback engine and CHANNEL grants, made here when the
 // wiring has none yet.
-func startWHEP(cfg *Config, st *vmstore.Store, adm *admin.Server, closers *[]closer, log *slog.Logger) error {
+func startWHEP(cfg *Config, st *vmstore.Store, pb *playback, adm *admin.Server, closers *[]closer, log *slog.Logger) error {
 	c := cfg.WHEP
 	if !c.Enabled || cfg.Admin.Listen == "" {
 		return nil
@@ -46,12 +46,19 @@ func startWHEP(cfg *Config, st *vmstore.Store, adm *admin.Server, closers *[]clo
 		return err
 	}
 	wc.RemoteNetworks = nets
-	grants, err := channel.NewGrants(st)
-	if err != nil {
-		return fmt.Errorf("whep: grants: %w", err)
+	var grants *channel.Grants
+	var eng *streaming.Engine
+	if pb != nil {
+		// One pacing scheduler and one grant key for every front end.
+		grants, eng = pb.grants, pb.engine
+	} else {
+		var err error
+		if grants, err = channel.NewGrants(st); err != nil {
+			return fmt.Errorf("whep: grants: %w", err)
+		}
+		eng = streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log})
+		*closers = append(*closers, closer{"playback engine", eng.Close})
 	}
-	eng := streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log})
-	*closers = append(*closers, closer{"playback engine", eng.Close})
 	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: grants, Engine: eng})
 	if err != nil {
 		return err
