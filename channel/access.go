@@ -142,6 +142,10 @@ type Requester struct {
 	// Applications lists the other RFC 5593 applications the session's
 	// identity is registered for (e.g. "stream"), case-insensitive.
 	Applications []string
+	// Own: URLs without ;URLAUTH= resolve with User's own rights (its
+	// own mailboxes), as CATENATE uses them (RFC 4469 s3). URLAUTH URLs
+	// are checked as for anyone else.
+	Own bool
 }
 
 // Permits reports whether requester r may use a URL authorized for a:

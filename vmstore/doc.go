@@ -29,7 +29,7 @@
 //	J/<seq:8>                       journal: one Event (JSON), gap-free global sequence
 //	K/<sink>                        journal cursor of a consumer (8 bytes)
 //	D/<user>\x00<mbid:8><entry>     metadata entry (RFC 5464; mbid 0 = server/account)
-//	Z/<user>\x00<mbid:8>            URLAUTH mailbox access key
+//	Z/<account id:8><mbid:8>        URLAUTH mailbox access key (32 random octets, urlauth.go)
 //
 // # Reads and commits
 //
