@@ -157,10 +157,10 @@ type Server struct {
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
 	LiteralMinus bool
-	// CatenateResolver resolves the absolute URLs (URLAUTH-authorized or
-	// naming this server) of CATENATE parts (cmd_catenate.go); nil means
-	// only the session's relative URLs are resolved.
-	CatenateResolver URLResolver
+	// CatenateURLs opens the URLs of CATENATE parts (cmd_catenate.go),
+	// ChannelURLs(resolver) in the daemon; nil means absolute-path
+	// references in the session user's mailboxes only.
+	CatenateURLs URLOpener
 
 	ctx      context.Context
 	cancel   context.CancelFunc
