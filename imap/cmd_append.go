@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/deposit"
 )
 
 // maxStringLiteral bounds literals that are read into memory (passwords,
@@ -131,7 +132,9 @@ func cmdAppend(c *conn, tag string, p *parser) {
 	var uids []uint32
 	var uidValidity uint32
 	if len(reqs) == 1 {
-		res, err := st.Deposit(reqs[0])
+		r := reqs[0]
+		res, err := deposit.Deposit(st, r.User, r.Body, deposit.Options{Mailbox: r.Mailbox, Flags: r.Flags,
+			Date: r.InternalDate, Event: r.Event, Service: r.Service, AsMessage: true})
 		xstoreErr(err, "APPEND")
 		uids, uidValidity = []uint32{res.Message.UID}, res.Mailbox.UIDValidity
 	} else {
