@@ -549,3 +549,14 @@ func TestCatenateChannelResolver(t *testing.T) {
 		t.Fatalf("%d messages, want 2", n)
 	}
 }
+
+// TestCatenateFourGiB: whatever APPENDLIMIT allows, a CATENATE message
+// reaching 4 GiB is TOOBIG (RFC 4469 s5), refused before the literal.
+func TestCatenateFourGiB(t *testing.T) {
+	e := newTestEnv(t, func(s *Server) { s.AppendLimit = 1 << 40; s.AppendSpoolLimit = 1 << 41 })
+	rc := e.raw()
+	rc.login("alice")
+	rc.send("g1 APPEND INBOX CATENATE (TEXT {3+}\r\nabc TEXT {4294967293}")
+	rc.expect("g1 NO [TOOBIG] the message would reach 4 GiB")
+	rc.ok("NOOP")
+}

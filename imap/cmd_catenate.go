@@ -215,8 +215,20 @@ func (c *conn) xcatenate(p *parser, room appendRoom, sp *spool) io.Reader {
 	return io.MultiReader(m.parts...)
 }
 
+// maxCatenated is the size a CATENATE message may not reach whatever
+// APPENDLIMIT says: RFC 4469 s5 answers TOOBIG past 4 GiB.
+const maxCatenated = 1 << 32
+
+// roomExceeded is conn.roomExceeded with the RFC 4469 bound.
+func (m *catMessage) roomExceeded(add int64) (code, msg string) {
+	if m.size+add >= maxCatenated {
+		return "TOOBIG", "the message would reach 4 GiB"
+	}
+	return m.c.roomExceeded(m.size, add, m.room, m.sp)
+}
+
 func (m *catMessage) text(p *parser, l wire.Literal) {
-	if code, msg := m.c.roomExceeded(m.size, l.Size, m.room, m.sp); code != "" {
+	if code, msg := m.roomExceeded(l.Size); code != "" {
 		metricCatParts.WithLabelValues("text", "refused").Inc()
 		xrefuseLiteral(l, true, code, msg)
 	}
@@ -243,7 +255,7 @@ func (m *catMessage) url(p *parser, raw string) {
 		c.xcatURLFailed(p, raw, err)
 	}
 	defer src.Close()
-	if code, msg := c.roomExceeded(m.size, src.size, m.room, m.sp); code != "" {
+	if code, msg := m.roomExceeded(src.size); code != "" {
 		metricCatParts.WithLabelValues("url", "refused").Inc()
 		xrefusePending(p, code, msg)
 	}
