@@ -180,8 +180,10 @@ func (r *Resolver) knownApp(app string) bool {
 }
 
 // Requester returns the requester an IMAP session authenticated as user
-// is (a non-anonymous one), with the roles Roles gives it. Own is false:
-// set it for CATENATE.
+// is (a non-anonymous one), with the roles Roles gives it. A session of a
+// submission or application entity may redeem submit+X and app+X URLs
+// for any X (OnBehalfOfAny): over IMAP it does not say for whom it acts.
+// Own is false: set it for CATENATE.
 func (r *Resolver) Requester(user string) Requester {
 	req := Requester{User: user, Authenticated: true, Submit: r.inRole(RoleSubmit, user)}
 	for name, users := range r.Roles {
@@ -190,6 +192,7 @@ func (r *Resolver) Requester(user string) Requester {
 		}
 	}
 	slices.Sort(req.Applications)
+	req.OnBehalfOfAny = req.Submit || len(req.Applications) > 0
 	return req
 }
 

@@ -488,7 +488,7 @@ func TestCatenatePythonImaplib(t *testing.T) {
 	}
 }
 
-// TestCatenateChannelResolver wires the store's channel.Resolver: bob
+// TestCatenateChannelResolver uses the server's channel.Resolver: bob
 // authorizes his voice message for alice (user+alice); alice forwards it
 // with CATENATE, mixing it with a relative and an absolute URL of her own.
 // A URL for someone else, one whose key was reset, bob's message without
@@ -497,7 +497,7 @@ func TestCatenateChannelResolver(t *testing.T) {
 	var r *channel.Resolver
 	e := newTestEnv(t, func(s *Server) {
 		r = channel.NewResolver(s.Store, "vm.example.net:1993")
-		s.CatenateURLs = ChannelURLs(r)
+		s.URLResolver = r
 	})
 	uid, v, audio := voiceMessage(t, e, "bob", 3)
 	own, ownV, _ := voiceMessage(t, e, "alice", 1)

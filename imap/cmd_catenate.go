@@ -364,7 +364,13 @@ func (s *catSource) Close() {
 // catURLs is the URLOpener of the session's CATENATE parts, nil when the
 // server has none.
 func (c *conn) catURLs() URLOpener {
-	return c.srv.CatenateURLs
+	if c.srv.CatenateURLs != nil {
+		return c.srv.CatenateURLs
+	}
+	if c.srv.URLResolver != nil {
+		return ChannelURLs(c.srv.URLResolver)
+	}
+	return nil
 }
 
 // openCatURL resolves one URL of a CATENATE for this session. Without a

@@ -18,7 +18,8 @@
 // QRESYNC (RFC 7162), COMPRESS=DEFLATE (RFC 4978), QUOTA (RFC 9208),
 // METADATA (RFC 5464), NOTIFY (RFC 5465), SORT (RFC 5256), ESORT,
 // CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267), I18NLEVEL=1 (RFC 5255), and
-// CONVERT (RFC 5259, cmd_convert.go).
+// CONVERT (RFC 5259, cmd_convert.go), URLAUTH (RFC 4467), URLAUTH=BINARY
+// (RFC 5524) and URL-PARTIAL (RFC 5550) with a URLResolver (cmd_urlauth.go).
 //
 // # Structure
 //
@@ -87,6 +88,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -157,9 +159,14 @@ type Server struct {
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
 	LiteralMinus bool
-	// CatenateURLs opens the URLs of CATENATE parts (cmd_catenate.go),
-	// ChannelURLs(resolver) in the daemon; nil means absolute-path
-	// references in the session user's mailboxes only.
+	// URLResolver authorizes and resolves IMAP URLs: GENURLAUTH,
+	// RESETKEY, URLFETCH (cmd_urlauth.go) and CATENATE URLs. Nil leaves
+	// URLAUTH, URLAUTH=BINARY and URL-PARTIAL out.
+	URLResolver *channel.Resolver
+	// CatenateURLs, if set, opens the URLs of CATENATE parts instead of
+	// ChannelURLs(URLResolver) (cmd_catenate.go); with neither, CATENATE
+	// resolves absolute-path references in the session user's mailboxes
+	// only.
 	CatenateURLs URLOpener
 
 	ctx      context.Context

@@ -621,5 +621,5 @@ func (s *smtpc) close() {
 }
 
 func newIMAPServer(st *vmstore.Store, res *channel.Resolver, logger *slog.Logger) *imap.Server {
-	return &imap.Server{Store: st, Addr: "127.0.0.1:0", Logger: logger, CatenateURLs: imap.ChannelURLs(res)}
+	return &imap.Server{Store: st, Addr: "127.0.0.1:0", Logger: logger, URLResolver: res}
 }

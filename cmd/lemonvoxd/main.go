@@ -189,8 +189,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"run info", func() error { admin.RemoveRunInfo(dir); return nil }})
 	}
+	urlRes, err := newURLResolver(cfg, st)
+	if err != nil {
+		return err
+	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
+		srv := &imap.Server{Store: st, URLResolver: urlRes, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
 			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
 			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,

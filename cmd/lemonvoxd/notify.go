@@ -47,6 +47,10 @@ type NotifyConfig struct {
 		Attach          bool   `toml:"attach"`
 		DeleteAfterSend bool   `toml:"delete_after_send"`
 	} `toml:"email"`
+	// URLAccess and URLLifetime make the webhooks' vnd.lemonvox.url
+	// (urlauth.go); empty access leaves it out.
+	URLAccess   string   `toml:"url_access"`
+	URLLifetime duration `toml:"url_lifetime"`
 }
 
 // WebhookConfig is one webhook subscription.
@@ -68,6 +72,9 @@ type WebhookConfig struct {
 func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, authLim *authlimit.Limiter, listeners *netlimit.Registry, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
 	var sinks []notify.Sink
 	payload := notify.PayloadBuilder{ServerName: cfg.Hostname, OmitSenderSubject: cfg.Notify.OmitSenderSubject}
+	if payload.URLFor, err = notifyURLFor(cfg, st, log); err != nil {
+		return closers, nil, err
+	}
 	if cfg.SIP.Listen != "" {
 		m := &notify.MWIServer{Store: st, Listen: cfg.SIP.Listen, ListenTLS: cfg.SIP.ListenTLS, TLSConfig: tlsConfig,
 			Domain: cfg.SIP.Domain, Logger: log.With("service", "sip"), AuthLimiter: authLim, Listeners: listeners,
