@@ -146,6 +146,8 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes/{mailbox...}", s.listMessages)
 	api.HandleFunc("POST /api/v1/accounts/{user}/messages", s.deposit)
 	api.HandleFunc("GET /api/v1/backup", s.backup)
+	api.HandleFunc("GET /api/v1/queue", s.listQueue)
+	api.HandleFunc("DELETE /api/v1/queue/{id}", s.cancelQueued)
 	s.notifyRoutes(api)
 	// Go runtime profiles for operators (behind the token).
 	api.Handle("GET /api/v1/debug/pprof/", http.StripPrefix("/api/v1", http.HandlerFunc(pprof.Index)))

@@ -47,9 +47,9 @@ type Config struct {
 		URLRoles                map[string][]string `toml:"url_roles"`
 		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
 	} `toml:"imap"`
-	LMTP       Listener `toml:"lmtp"`
-	Submission Listener `toml:"submission"`
-	RTSP       Listener `toml:"rtsp"`
+	LMTP       Listener         `toml:"lmtp"`
+	Submission SubmissionConfig `toml:"submission"`
+	RTSP       Listener         `toml:"rtsp"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`

@@ -208,10 +208,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	for _, l := range []struct {
 		name string
 		l    Listener
-	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}} {
+	}{{"lmtp", cfg.LMTP}, {"rtsp", cfg.RTSP}} {
 		if l.l.Listen != "" || l.l.ListenTLS != "" {
 			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
 		}
+	}
+	if cfg.Submission.Listen != "" || cfg.Submission.ListenTLS != "" {
+		sc, err := startSubmission(cfg, dir, st, tlsConfig, authLim, urlRes, log)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, sc)
 	}
 	log.Info("lemonvoxd running", "data", dir, "admin", adm.URL())
 	<-ctx.Done()

@@ -45,6 +45,8 @@ func checkListeners(cfg *Config) error {
 	add("imap.listen_tls", cfg.IMAP.ListenTLS, "tcp")
 	add("sip.listen", cfg.SIP.Listen, "tcp", "udp")
 	add("sip.listen_tls", cfg.SIP.ListenTLS, "tcp")
+	add("submission.listen", cfg.Submission.Listen, "tcp")
+	add("submission.listen_tls", cfg.Submission.ListenTLS, "tcp")
 	for _, a := range addrs {
 		var err error
 		if a.network == "udp" {
