@@ -375,6 +375,13 @@ func (e *env) catenateBURL(imapAddr, smtpAddr string, r *result) error {
 	}
 	defer s.close()
 	if _, ok := s.ext["BURL"]; !ok {
+		// RFC 4468 s3: BURL may show only once authenticated.
+		if err := s.ehlo(); err != nil {
+			return err
+		}
+		r.notes = append(r.notes, "BURL announced after AUTH only: one more EHLO")
+	}
+	if _, ok := s.ext["BURL"]; !ok {
 		r.undelivered = true
 		r.notes = append(r.notes, "the submission server offers no BURL: the CATENATE path is measured up to the authorized URL and one submission session (EHLO, AUTH), without the transaction")
 		return nil
@@ -541,17 +548,9 @@ func dialSMTP(addr string) (*smtpc, error) {
 		t.Close()
 		return nil, err
 	}
-	if err := t.PrintfLine("EHLO handset.example.net"); err != nil {
-		return nil, err
-	}
-	_, msg, err := t.ReadResponse(250)
-	if err != nil {
+	if err := s.ehlo(); err != nil {
 		t.Close()
 		return nil, err
-	}
-	for _, l := range strings.Split(msg, "\n")[1:] {
-		k, v, _ := strings.Cut(l, " ")
-		s.ext[strings.ToUpper(k)] = v
 	}
 	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + sender + "\x00" + password))
 	if err := t.PrintfLine("AUTH PLAIN %s", auth); err != nil {
@@ -562,6 +561,22 @@ func dialSMTP(addr string) (*smtpc, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *smtpc) ehlo() error {
+	if err := s.t.PrintfLine("EHLO handset.example.net"); err != nil {
+		return err
+	}
+	_, msg, err := s.t.ReadResponse(250)
+	if err != nil {
+		return err
+	}
+	s.ext = map[string]string{}
+	for _, l := range strings.Split(msg, "\n")[1:] {
+		k, v, _ := strings.Cut(l, " ")
+		s.ext[strings.ToUpper(k)] = v
+	}
+	return nil
 }
 
 func (s *smtpc) envelope(rcpts []string) error {
