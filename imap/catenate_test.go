@@ -560,3 +560,26 @@ func TestCatenateFourGiB(t *testing.T) {
 	rc.expect("g1 NO [TOOBIG] the message would reach 4 GiB")
 	rc.ok("NOOP")
 }
+
+// TestCatenateLiteralMinus: TEXT literals follow the LITERAL- rule as APPEND
+// literals do: small non-synchronizing ones are taken, one above 4096
+// octets ends the session unread; UTF8 parts after ENABLE UTF8=ACCEPT.
+func TestCatenateLiteralMinus(t *testing.T) {
+	e := newTestEnv(t, func(s *Server) { s.LiteralMinus = true })
+	uid, _, _ := voiceMessage(t, e, "alice", 1)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("ENABLE UTF8=ACCEPT")
+	hdr := "Subject: caf\u00e9\r\n\r\n"
+	rc.ok(`APPEND INBOX CATENATE (UTF8 (~{%d+}`+"\r\n%s"+`) URL "/INBOX/;UID=%d/;SECTION=1/;PARTIAL=0.76")`, len(hdr), hdr, uid)
+	if got := storedSection(t, e, "alice", "INBOX", uid+1, "HEADER", false); string(got) != hdr {
+		t.Fatalf("UTF8 part: %q", got)
+	}
+	rc.send(fmt.Sprintf(`h1 APPEND INBOX CATENATE (URL "/INBOX/;UID=%d/;SECTION=1" TEXT {5000+}`, uid))
+	if l := rc.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("oversized non-synchronizing TEXT literal with LITERAL-: %q", l)
+	}
+	if n := messages(t, e, "alice"); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
+	}
+}
