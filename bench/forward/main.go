@@ -70,6 +70,16 @@ type result struct {
 	notes []string
 	// undelivered: the path stopped before submission (no BURL).
 	undelivered bool
+	// steps: the time each step took, in order.
+	steps []string
+	last  time.Time
+}
+
+// step records the time since the previous step (or the start).
+func (r *result) step(name string) {
+	now := time.Now()
+	r.steps = append(r.steps, fmt.Sprintf("%s %.2f s", name, now.Sub(r.last).Seconds()))
+	r.last = now
 }
 
 func main() {
@@ -115,6 +125,7 @@ func main() {
 			fmt.Printf("  %-28s %10d octets  %8.2f s\n", label, cat.bytes, cat.wall.Seconds())
 			br, tr := float64(ref.bytes)/float64(cat.bytes), ref.wall.Seconds()/cat.wall.Seconds()
 			fmt.Printf("  ratio: %.0fx fewer octets (goal >= 50x), %.0fx faster (goal >= 20x)\n", br, tr)
+			fmt.Printf("  steps, reference: %s\n  steps, CATENATE: %s\n", strings.Join(ref.steps, ", "), strings.Join(cat.steps, ", "))
 			for _, n := range append(ref.notes, cat.notes...) {
 				fmt.Println("  note:", n)
 			}
@@ -146,8 +157,8 @@ func (e *env) measure(bps float64, rtt time.Duration, run func(imapAddr, smtpAdd
 	if err != nil {
 		return nil, err
 	}
-	r := &result{}
 	start := time.Now()
+	r := &result{last: start}
 	if err := run(ip.addr(), sp.addr(), r); err != nil {
 		return nil, err
 	}
@@ -289,6 +300,7 @@ func (e *env) reupload(imapAddr, smtpAddr string, r *result) error {
 	if err != nil {
 		return err
 	}
+	r.step("login+select+fetch")
 	if len(lits) != 1 {
 		return fmt.Errorf("FETCH BODY[]: %d literals", len(lits))
 	}
@@ -301,15 +313,20 @@ func (e *env) reupload(imapAddr, smtpAddr string, r *result) error {
 	if _, _, err := m.wait("d"); err != nil {
 		return err
 	}
+	r.step("append")
 	s, err := dialSMTP(smtpAddr)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	r.step("smtp ehlo+auth")
 	if err := s.envelope(e.rcpts); err != nil {
 		return err
 	}
-	return s.data(fwd)
+	r.step("envelope")
+	err = s.data(fwd)
+	r.step("data")
+	return err
 }
 
 // catenateBURL: the forward is assembled on the server, authorized for the
@@ -328,6 +345,7 @@ func (e *env) catenateBURL(imapAddr, smtpAddr string, r *result) error {
 			return err
 		}
 	}
+	r.step("login+select+bodystructure")
 	head := e.forwardHead()
 	src := fmt.Sprintf("/INBOX;UIDVALIDITY=%d/;UID=%d/;SECTION=", e.uidv, e.uid)
 	m.send(fmt.Sprintf("d APPEND Sent (\\Seen) CATENATE (TEXT {%d+}\r\n%s URL \"%s1.MIME\" URL \"%s1\" TEXT {%d+}\r\n%s)\r\n",
@@ -340,6 +358,7 @@ func (e *env) catenateBURL(imapAddr, smtpAddr string, r *result) error {
 	if mt == nil {
 		return fmt.Errorf("CATENATE: %q", tagged)
 	}
+	r.step("catenate")
 	rump := fmt.Sprintf("imap://%s@%s/Sent;UIDVALIDITY=%s/;UID=%s;URLAUTH=submit+%s", sender, urlHost, mt[1], mt[2], sender)
 	m.send(fmt.Sprintf("e GENURLAUTH \"%s\" INTERNAL\r\n", rump))
 	tagged, lines, err := m.waitAny("e")
@@ -369,11 +388,13 @@ func (e *env) catenateBURL(imapAddr, smtpAddr string, r *result) error {
 		}
 		r.notes = append(r.notes, "GENURLAUTH answered "+strconv.Quote(tagged)+": URL authorized in process")
 	}
+	r.step("genurlauth")
 	s, err := dialSMTP(smtpAddr)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	r.step("smtp ehlo+auth")
 	if _, ok := s.ext["BURL"]; !ok {
 		// RFC 4468 s3: BURL may show only once authenticated.
 		if err := s.ehlo(); err != nil {
@@ -389,7 +410,10 @@ func (e *env) catenateBURL(imapAddr, smtpAddr string, r *result) error {
 	if err := s.envelope(e.rcpts); err != nil {
 		return err
 	}
-	return s.burl(url)
+	r.step("envelope")
+	err = s.burl(url)
+	r.step("burl")
+	return err
 }
 
 // audioPart cuts part 1 of a downloaded message: its MIME header (with
