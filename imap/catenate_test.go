@@ -583,3 +583,74 @@ func TestCatenateLiteralMinus(t *testing.T) {
 		t.Fatalf("%d messages, want 2", n)
 	}
 }
+
+// vanishingOpener opens URLs with the server's resolver, and once the
+// first octets of a source are read, expunges it and collects its blob:
+// the rest of the source is gone from the store while it is copied.
+type vanishingOpener struct {
+	inner URLOpener
+	gone  func()
+}
+
+func (v vanishingOpener) OpenURL(ctx context.Context, raw, user string) (io.ReadCloser, int64, error) {
+	rc, n, err := v.inner.OpenURL(ctx, raw, user)
+	if err != nil {
+		return nil, 0, err
+	}
+	return readCloser{&hookReader{r: rc, hook: v.gone}, rc.Close}, n, nil
+}
+
+type hookReader struct {
+	r    io.Reader
+	hook func()
+	done bool
+}
+
+func (h *hookReader) Read(b []byte) (int, error) {
+	n, err := h.r.Read(b)
+	if !h.done && n > 0 {
+		h.done = true
+		h.hook()
+	}
+	return n, err
+}
+
+// TestCatenateSourceCollected: a source expunged and garbage-collected
+// while CATENATE copies it is NO [BADURL <url>], nothing is stored, and
+// the session goes on.
+func TestCatenateSourceCollected(t *testing.T) {
+	var e *testEnv
+	var mbID uint64
+	var uid uint32
+	e = newTestEnv(t, func(s *Server) {
+		r := channel.NewResolver(s.Store, "")
+		s.URLResolver = r
+		s.CatenateURLs = vanishingOpener{inner: ChannelURLs(r), gone: func() {
+			if _, err := e.store.Remove("alice", mbID, []uint32{uid}); err != nil {
+				t.Error(err)
+			}
+			st, err := e.store.CollectGarbage(context.Background())
+			if err != nil || st.BlobsRemoved == 0 {
+				t.Errorf("collect: %+v %v", st, err)
+			}
+		}}
+	})
+	uid, _, _ = voiceMessage(t, e, "alice", 120) // several blob chunks, spooled to a file in pieces
+	mb, err := e.store.Mailbox("alice", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbID = mb.ID
+	rc := e.raw()
+	rc.login("alice")
+	url := fmt.Sprintf("/INBOX/;UID=%d/;SECTION=1", uid)
+	rc.send(fmt.Sprintf(`v1 APPEND INBOX CATENATE (TEXT {4+}`+"\r\nhead"+` URL "%s" TEXT {4}`, url))
+	l := rc.line()
+	if !strings.HasPrefix(l, "v1 NO [BADURL "+url+"] CATENATE: reading the URL's source: ") {
+		t.Fatalf("got %q", l)
+	}
+	rc.ok("NOOP")
+	if n := messages(t, e, "alice"); n != 0 {
+		t.Fatalf("%d messages after the source vanished", n)
+	}
+}
