@@ -26,9 +26,11 @@ package imap
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -51,6 +53,44 @@ func init() {
 	register("GENURLAUTH", statesAuthSel, cmdGenURLAuth)
 	register("RESETKEY", statesAuthSel, cmdResetKey)
 	register("URLFETCH", statesAuthSel, cmdURLFetch)
+	registerCap("AUTH=ANONYMOUS", func(c *conn) bool { return c.state == stateNotAuth && c.srv.AllowAnonymous })
+}
+
+// anonymousCommands are what a SASL ANONYMOUS session may do: fetch
+// anonymous URLs (RFC 5092 s6.1.2, RFC 5616 s3.4), nothing of any account.
+var anonymousCommands = map[string]bool{"CAPABILITY": true, "NOOP": true, "LOGOUT": true, "ID": true, "URLFETCH": true}
+
+// xanonymous completes AUTHENTICATE ANONYMOUS (RFC 4505): the trace the
+// client sends (an e-mail address or a token, at most 255 characters) is
+// only logged.
+func (c *conn) xanonymous(initial *string) {
+	var resp string
+	if initial != nil {
+		resp = *initial
+		if resp == "=" {
+			resp = ""
+		}
+	} else {
+		c.writeLine("+ ")
+		c.xflush()
+		line, err := c.dec.ReadLine()
+		if err != nil {
+			panic(ioError{err})
+		}
+		resp = line
+	}
+	if resp == "*" {
+		xsyntaxf("authentication cancelled")
+	}
+	trace, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil || len(trace) > 255*4 || !utf8.Valid(trace) {
+		xsyntaxf("bad ANONYMOUS trace")
+	}
+	metricAuth.WithLabelValues("anonymous", "ok").Inc()
+	c.log.Info("imap anonymous login", "trace", string(trace))
+	c.anonymous = true
+	c.state = stateAuth
+	c.okText = "[CAPABILITY " + c.capabilities() + "] anonymous access: URLFETCH only"
 }
 
 func (c *conn) xresolver() *channel.Resolver {
@@ -62,6 +102,9 @@ func (c *conn) xresolver() *channel.Resolver {
 
 // requester is who this session is to the URLAUTH access identifiers.
 func (c *conn) requester() channel.Requester {
+	if c.anonymous {
+		return channel.Requester{}
+	}
 	return c.srv.URLResolver.Requester(c.user)
 }
 
@@ -384,4 +427,16 @@ func (c *conn) writeURLPartStructure(res *channel.Resolved, part *message.Part, 
 		d.Lines = lines
 	}
 	c.writeBodyStructure(&d, true)
+}
+
+// urlKeysReset tells a session that has the mailbox selected that its
+// URLAUTH key was reset (RESETKEY here or in another session): "* OK
+// [URLMECH INTERNAL]" at the next point where updates go out (RFC 4467
+// s7.2). The session that ran RESETKEY gets it too, which is harmless.
+func (c *conn) urlKeysReset(ev *vmstore.Event) {
+	s := c.sel
+	if c.srv.URLResolver == nil || s == nil || ev.Seq <= s.baseSeq || (ev.MailboxID != 0 && ev.MailboxID != s.mb.ID) {
+		return
+	}
+	c.pendNotify = append(c.pendNotify, "* OK [URLMECH INTERNAL] mailbox access key reset")
 }

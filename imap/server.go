@@ -155,6 +155,8 @@ type Server struct {
 	AppendSpoolLimit int64
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
+	// Channel, if set, offers CHANNEL (cmd_channel.go): playback URLs.
+	Channel *ChannelService
 	// LiteralMinus advertises LITERAL- instead of LITERAL+:
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
@@ -168,6 +170,10 @@ type Server struct {
 	// resolves absolute-path references in the session user's mailboxes
 	// only.
 	CatenateURLs URLOpener
+	// AllowAnonymous offers SASL ANONYMOUS (RFC 4505) for URLFETCH of
+	// "anonymous" URLs, as RFC 5616 media servers without an identity of
+	// their own log in; such a session can do nothing else.
+	AllowAnonymous bool
 
 	ctx      context.Context
 	cancel   context.CancelFunc

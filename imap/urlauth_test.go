@@ -55,9 +55,12 @@ func urlVoiceMessage(audio []byte) string {
 	return b.String()
 }
 
-func newURLEnv(t testing.TB) *urlEnv {
+func newURLEnv(t testing.TB, configure ...func(*Server)) *urlEnv {
 	u := &urlEnv{now: time.Now(), audio: urlAudio()}
 	u.testEnv = newTestEnv(t, func(s *Server) {
+		for _, f := range configure {
+			f(s)
+		}
 		r := channel.NewResolver(s.Store, urlHost)
 		r.Roles = map[string][]string{"submit": {"submitter"}}
 		r.Now = func() time.Time { u.mu.Lock(); defer u.mu.Unlock(); return u.now }
@@ -219,7 +222,11 @@ func TestURLAuthOverSocket(t *testing.T) {
 
 	// Refusals, each NIL with a tagged OK.
 	flip := []byte(forBob)
-	flip[len(flip)-3] ^= 1
+	if flip[len(flip)-3] == '0' {
+		flip[len(flip)-3] = '1'
+	} else {
+		flip[len(flip)-3] = '0'
+	}
 	if got := b.urlfetch(strconv.Quote(string(flip)), string(flip)); got != "NIL" {
 		t.Fatalf("wrong token: %q", got)
 	}
@@ -273,9 +280,24 @@ func TestURLAuthOverSocket(t *testing.T) {
 		t.Errorf("SELECT: %q", lines)
 	}
 
-	// RESETKEY invalidates every earlier token of the mailbox.
+	// RESETKEY invalidates every earlier token of the mailbox; another
+	// session with the mailbox selected is told.
+	a2 := e.raw()
+	a2.login("alice")
+	a2.ok("SELECT INBOX")
 	if _, tagged := a.cmd("RESETKEY INBOX INTERNAL"); !strings.Contains(tagged, "OK [URLMECH INTERNAL]") {
 		t.Fatalf("RESETKEY INBOX: %s", tagged)
+	}
+	told := false
+	for i := 0; i < 500 && !told; i++ { // the hub delivers asynchronously
+		lines := a2.ok("NOOP")
+		told = strings.Contains(strings.Join(lines, "\n"), "* OK [URLMECH INTERNAL]")
+		if !told {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !told {
+		t.Fatal("the other session was not told of the RESETKEY")
 	}
 	for _, u := range []string{forBob, anon} {
 		if got := b.urlfetch(strconv.Quote(u), u); got != "NIL" {
@@ -421,5 +443,47 @@ a.logout(); b.logout()
 	want := fmt.Sprintf("SHA %s %d", hex.EncodeToString(sum[:]), len(e.audio))
 	if err != nil || !strings.Contains(string(out), want) {
 		t.Fatalf("imaplib: %v\n%s\nwant %s", err, out, want)
+	}
+}
+
+// TestURLFetchSASLAnonymous: with AllowAnonymous a session logged in with
+// SASL ANONYMOUS (RFC 4505; RFC 5616 media servers without an identity)
+// fetches anonymous URLs and nothing else: authuser and user+ URLs are
+// NIL, every other command NO.
+func TestURLFetchSASLAnonymous(t *testing.T) {
+	e := newURLEnv(t, func(s *Server) { s.AllowAnonymous = true })
+	a := e.raw()
+	a.login("alice")
+	anon := a.genurlauth(e.rump("/;SECTION=2;EXPIRE=" + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + ";URLAUTH=anonymous"))
+	auth := a.genurlauth(e.rump("/;SECTION=2;URLAUTH=authuser"))
+	m := e.raw()
+	if lines, _ := m.cmd("CAPABILITY"); !strings.Contains(lines[0], " AUTH=ANONYMOUS") {
+		t.Fatalf("pre-auth capabilities: %q", lines)
+	}
+	_, tagged := m.cmd("AUTHENTICATE ANONYMOUS %s", base64.StdEncoding.EncodeToString([]byte("media@example.net")))
+	if !strings.Contains(tagged, " OK [CAPABILITY ") || !strings.Contains(tagged, " URLAUTH=BINARY ") || strings.Contains(tagged, "AUTH=ANONYMOUS") {
+		t.Fatalf("AUTHENTICATE ANONYMOUS: %s", tagged)
+	}
+	got := m.urlfetch(fmt.Sprintf("(%q BINARY)", anon), anon)
+	if !bytes.Equal(literalData(t, got), e.audio) {
+		t.Fatal("anonymous URL: BINARY differs from the audio")
+	}
+	if got := m.urlfetch(strconv.Quote(auth), auth); got != "NIL" {
+		t.Fatalf("authuser URL by an anonymous session: %.60q", got)
+	}
+	for _, c := range []string{"SELECT INBOX", "LIST \"\" *", fmt.Sprintf("GENURLAUTH %q INTERNAL", e.rump(";URLAUTH=authuser")), "RESETKEY", "STATUS INBOX (MESSAGES)"} {
+		if _, tagged := m.cmd("%s", c); !strings.Contains(tagged, " NO [NOPERM]") {
+			t.Errorf("%s by an anonymous session: %s", c, tagged)
+		}
+	}
+	m.ok("NOOP")
+	// Without AllowAnonymous the mechanism is neither offered nor taken.
+	e2 := newURLEnv(t)
+	n := e2.raw()
+	if lines, _ := n.cmd("CAPABILITY"); strings.Contains(lines[0], "ANONYMOUS") {
+		t.Fatalf("AUTH=ANONYMOUS offered: %q", lines)
+	}
+	if _, tagged := n.cmd("AUTHENTICATE ANONYMOUS %s", base64.StdEncoding.EncodeToString([]byte("x"))); !strings.Contains(tagged, " NO ") {
+		t.Fatalf("ANONYMOUS without AllowAnonymous: %s", tagged)
 	}
 }

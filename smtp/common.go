@@ -170,3 +170,14 @@ func CountRefusal(listener string, code int) {
 
 // CountBytes counts message bytes received.
 func CountBytes(listener string, n int64) { metricBytes.WithLabelValues(listener).Add(float64(n)) }
+
+func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) & fs.ModePerm }
+
+// removeSocket removes a unix socket file (and nothing else).
+func removeSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSocket == 0 {
+		return err
+	}
+	return os.Remove(path)
+}

@@ -50,12 +50,6 @@ func (r reply) String() string {
 
 func (r reply) Error() string { return r.String() }
 
-// rcpt is an accepted recipient.
-type rcpt struct {
-	addr string
-	user string // the local account; "" for a remote recipient
-}
-
 // subConn is one submission session.
 type subConn struct {
 	s    *Submission

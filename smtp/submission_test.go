@@ -79,7 +79,7 @@ func newEnv(t *testing.T, mod func(s *Submission)) *testEnv {
 	return &testEnv{st: st, srv: s, addr: ln.Addr().String()}
 }
 
-func python(t *testing.T) string {
+func pythonBin(t *testing.T) string {
 	t.Helper()
 	const p = "/usr/bin/python3"
 	if _, err := os.Stat(p); err != nil {
@@ -94,7 +94,7 @@ func python(t *testing.T) string {
 // runPy runs a Python script with the server's port in PORT.
 func runPy(t *testing.T, env map[string]string, script string) string {
 	t.Helper()
-	cmd := exec.Command(python(t), "-c", script)
+	cmd := exec.Command(pythonBin(t), "-c", script)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -121,7 +121,7 @@ s.login(os.environ.get("USER_NAME", "alice"), os.environ.get("USER_PASS", "` + t
 // the address and the maildir.
 func startSink(t *testing.T) (string, string) {
 	t.Helper()
-	py := python(t)
+	py := pythonBin(t)
 	if err := exec.Command(py, "-c", "import aiosmtpd").Run(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("python3-aiosmtpd missing")

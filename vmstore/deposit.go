@@ -110,6 +110,7 @@ func (s *Store) DepositMany(reqs []DepositReq) ([]DepositRes, error) {
 		if err != nil || overQuota || p.dedup {
 			p.sink.discard()
 		}
+		p.sink.recycle()
 	}
 	if err != nil {
 		metricDepositRefused.WithLabelValues("error").Inc()
@@ -194,6 +195,7 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 	s.inflightMu.Unlock()
 	fail := func(err error) (*prepared, error) {
 		p.sink.discard()
+		p.sink.recycle()
 		p.release()
 		return nil, err
 	}

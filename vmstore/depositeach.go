@@ -53,6 +53,7 @@ func (s *Store) DepositEach(req DepositReq, users []string) ([]DepositRes, []err
 		return nil, nil, err
 	}
 	defer p.release()
+	defer p.sink.recycle() // last: after the commit, or after it was dropped
 
 	// One transaction per distinct account, built under the account locks
 	// taken in name order.

@@ -46,10 +46,12 @@ type Config struct {
 		URLAliases              []string            `toml:"url_aliases"`
 		URLRoles                map[string][]string `toml:"url_roles"`
 		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
+		AllowAnonymous          bool                `toml:"allow_anonymous"`
 	} `toml:"imap"`
-	LMTP       Listener         `toml:"lmtp"`
+	LMTP       LMTPConfig       `toml:"lmtp"`
 	Submission SubmissionConfig `toml:"submission"`
-	RTSP       Listener         `toml:"rtsp"`
+	RTSP       RTSPConfig       `toml:"rtsp"`
+	Streaming  StreamingConfig  `toml:"streaming"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`
@@ -83,6 +85,7 @@ type Config struct {
 	Demo struct {
 		Enabled bool `toml:"enabled"`
 	} `toml:"demo"`
+	WHEP WHEPConfig `toml:"whep"`
 }
 
 // Listener is a service's addresses; empty disables it.

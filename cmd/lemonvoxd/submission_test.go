@@ -14,16 +14,6 @@ import (
 	"github.com/lemonvox/lemonvox/admin"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestSubmissionHoldSurvivesKill: a message held by FUTURERELEASE in the
 // built daemon survives kill -9 and is delivered after the restart, no
 // sooner than its release time.

@@ -77,6 +77,9 @@ type Options struct {
 	// MaxMMS bounds the size of an MMS PDU, which is decoded in memory
 	// (default 8 MiB).
 	MaxMMS int64
+	// MMSDomain is the domain given to MMS addresses without one (phone
+	// numbers, "+15551234567/TYPE=PLMN"); default "mms.invalid".
+	MMSDomain string
 }
 
 // sniffBytes is how much of the content is inspected.

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"cmp"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/netlimit"
+	"github.com/lemonvox/lemonvox/sipep"
+)
+
+// newSIPEndpoint builds the appliance's one SIP endpoint from [sip]; nil
+// when sip.listen is empty. Services register their methods on it, then
+// startSIPEndpoint opens its listeners.
+func newSIPEndpoint(cfg *Config, tlsConfig *tls.Config, authLim *authlimit.Limiter, listeners *netlimit.Registry, log *slog.Logger) (*sipep.Endpoint, error) {
+	if cfg.SIP.Listen == "" {
+		return nil, nil
+	}
+	ep := &sipep.Endpoint{Listen: cfg.SIP.Listen, ListenTLS: cfg.SIP.ListenTLS, TLSConfig: tlsConfig,
+		Domain: cfg.SIP.Domain, Logger: log.With("service", "sip"), AuthLimiter: authLim, Listeners: listeners,
+		MaxConns: cfg.SIP.MaxConnections, MaxConnsPerSource: cfg.SIP.MaxPerSource,
+		FirstMessageTimeout: cfg.SIP.FirstMessage.Duration, ConnIdleTimeout: cfg.SIP.IdleTimeout.Duration,
+		MaxRequestRate: cmp.Or(cfg.SIP.MaxRequestRate, -1), // 0 in the file: no limit
+		NonceLifetime:  cfg.SIP.NonceLifetime.Duration}
+	for _, n := range cfg.SIP.TrustedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return nil, fmt.Errorf("sip.trusted_networks: %w", err)
+		}
+		ep.TrustedNetworks = append(ep.TrustedNetworks, p)
+	}
+	return ep, nil
+}
+
+// startSIPEndpoint opens the endpoint's listeners once every service has
+// registered; its closer goes before the services' (closed after them).
+func startSIPEndpoint(ep *sipep.Endpoint) error {
+	if ep == nil {
+		return nil
+	}
+	if err := ep.Start(); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	return nil
+}
+
+// sipCloser closes the endpoint (a no-op when it never started).
+func sipCloser(ep *sipep.Endpoint) closer {
+	return closer{"sip endpoint", func() error {
+		if ep != nil {
+			ep.Close()
+		}
+		return nil
+	}}
+}
