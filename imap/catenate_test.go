@@ -396,27 +396,27 @@ func TestCatenateQuota(t *testing.T) {
 	rc.ok("NOOP")
 }
 
-// testResolver stands for channel.Resolver: it opens URLAUTH URLs whose
-// token is "valid" (any owner), and fails reading after half the octets
-// for token "vanish" (the source expunged and collected while it is
-// copied).
-type testResolver struct {
-	st   *vmstore.Store
-	reqs []channel.Requester
+// testOpener stands for channel.Resolver: it opens URLAUTH URLs whose
+// token starts with hex "valid" (any owner), and fails reading after half
+// the octets for token "vanish" (the source expunged and collected while
+// it is copied).
+type testOpener struct {
+	st    *vmstore.Store
+	users []string
 }
 
-func (r *testResolver) OpenURL(ctx context.Context, raw string, req channel.Requester) (io.ReadCloser, int64, error) {
-	r.reqs = append(r.reqs, req)
+func (r *testOpener) OpenURL(ctx context.Context, raw, user string) (io.ReadCloser, int64, error) {
+	r.users = append(r.users, user)
 	u, err := channel.Parse(raw)
 	if err != nil {
 		return nil, 0, err
 	}
 	valid, vanish := strings.HasPrefix(u.Token, "76616c6964"), strings.HasPrefix(u.Token, "76616e697368")
 	if u.Access.Kind == channel.AccessNone || !valid && !vanish {
-		return nil, 0, errors.New("bad token")
+		return nil, 0, channel.ErrBadToken
 	}
-	if !u.Access.Permits(req) {
-		return nil, 0, errors.New("not permitted")
+	if !u.Access.Permits(channel.Requester{User: user, Authenticated: true}) {
+		return nil, 0, channel.ErrNotPermitted
 	}
 	src, err := openOwnPart(r.st, u.User, u)
 	if err != nil {
@@ -426,10 +426,7 @@ func (r *testResolver) OpenURL(ctx context.Context, raw string, req channel.Requ
 	if vanish {
 		rd = io.MultiReader(io.LimitReader(src.r, src.size/2), errReader{errors.New("blob gone")})
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{rd, io.NopCloser(nil)}, src.size, nil
+	return readCloser{rd, func() error { src.Close(); return nil }}, src.size, nil
 }
 
 type errReader struct{ err error }
@@ -441,8 +438,8 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 // valid token, refused with a token for someone else, and a source that
 // vanishes while it is copied is a BADURL with nothing stored.
 func TestCatenateURLAuth(t *testing.T) {
-	res := &testResolver{}
-	e := newTestEnv(t, func(s *Server) { s.CatenateResolver = res })
+	res := &testOpener{}
+	e := newTestEnv(t, func(s *Server) { s.CatenateURLs = res })
 	res.st = e.store
 	uid, v, audio := voiceMessage(t, e, "bob", 3)
 	rc := e.raw()
@@ -455,8 +452,8 @@ func TestCatenateURLAuth(t *testing.T) {
 	if got := storedSection(t, e, "alice", "INBOX", 1, "2", true); sha256.Sum256(got) != sha256.Sum256(audio) {
 		t.Fatal("audio forwarded by URLAUTH differs")
 	}
-	if len(res.reqs) != 2 || res.reqs[0].User != "alice" || !res.reqs[0].Authenticated || res.reqs[0].Submit {
-		t.Fatalf("requesters %+v", res.reqs)
+	if len(res.users) != 2 || res.users[0] != "alice" {
+		t.Fatalf("opened for %q", res.users)
 	}
 	before := messages(t, e, "alice")
 	for _, u := range []string{
@@ -488,5 +485,172 @@ func TestCatenatePythonImaplib(t *testing.T) {
 		strconv.Itoa(int(v)), strconv.Itoa(int(uid)), fmt.Sprintf("%x", sha256.Sum256(audio))).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+}
+
+// TestCatenateChannelResolver uses the server's channel.Resolver: bob
+// authorizes his voice message for alice (user+alice); alice forwards it
+// with CATENATE, mixing it with a relative and an absolute URL of her own.
+// A URL for someone else, one whose key was reset, bob's message without
+// URLAUTH and another server's URL are BADURL.
+func TestCatenateChannelResolver(t *testing.T) {
+	var r *channel.Resolver
+	e := newTestEnv(t, func(s *Server) {
+		r = channel.NewResolver(s.Store, "vm.example.net:1993")
+		s.URLResolver = r
+	})
+	uid, v, audio := voiceMessage(t, e, "bob", 3)
+	own, ownV, _ := voiceMessage(t, e, "alice", 1)
+	forAlice := channel.Access{Kind: channel.AccessUser, User: "alice"}
+	mime, err := r.AuthorizeMessage("bob", "INBOX", v, uid, "1.MIME", forAlice, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := r.AuthorizeMessage("bob", "INBOX", v, uid, "1", forAlice, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := e.raw()
+	rc.login("alice")
+	// Alice's own voice message by absolute and by relative URL (the
+	// mailbox name in another case), as the epilogue.
+	ownAbs := fmt.Sprintf("imap://alice@vm.example.net:1993/INBOX;UIDVALIDITY=%d/;UID=%d/;SECTION=1/;PARTIAL=0.20", ownV, own)
+	rc.ok(`APPEND INBOX CATENATE (TEXT {%d+}`+"\r\n%s"+` URL "%s" URL "%s" TEXT {%d+}`+"\r\n%s"+
+		` URL "%s" URL "/inbox/;UID=%d/;SECTION=1/;PARTIAL=20.20")`, len(fwdHead), fwdHead, mime, body, len(fwdTail), fwdTail, ownAbs, own)
+	n := own + 1
+	if got := storedSection(t, e, "alice", "INBOX", n, "2", true); sha256.Sum256(got) != sha256.Sum256(audio) {
+		t.Fatal("audio forwarded through channel.Resolver differs")
+	}
+	all := storedSection(t, e, "alice", "INBOX", n, "", false)
+	if want := storedSection(t, e, "alice", "INBOX", own, "1", false)[:40]; !bytes.HasSuffix(all, want) {
+		t.Fatalf("own URLs: message ends %q, want %q", all[len(all)-40:], want)
+	}
+	forCarol, err := r.AuthorizeMessage("bob", "INBOX", v, uid, "1", channel.Access{Kind: channel.AccessUser, User: "carol"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := fmt.Sprintf("imap://bob@vm.example.net:1993/INBOX;UIDVALIDITY=%d/;UID=%d", v, uid)
+	other := fmt.Sprintf("imap://alice@elsewhere.example.net/INBOX;UIDVALIDITY=%d/;UID=%d", ownV, own)
+	for _, u := range []string{forCarol, plain, other} {
+		rc.send(fmt.Sprintf(`f1 APPEND INBOX CATENATE (URL "%s" TEXT {4}`, u))
+		if l := rc.line(); !strings.HasPrefix(l, "f1 NO [BADURL "+u+"] ") {
+			t.Fatalf("%s: got %q", u, l)
+		}
+	}
+	if err := r.Reset("bob", "INBOX", "INTERNAL"); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(fmt.Sprintf(`f2 APPEND INBOX CATENATE (URL "%s" TEXT {4}`, body))
+	if l := rc.line(); !strings.HasPrefix(l, "f2 NO [BADURL "+body+"] ") {
+		t.Fatalf("after RESETKEY: got %q", l)
+	}
+	rc.ok("NOOP")
+	if n := messages(t, e, "alice"); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
+	}
+}
+
+// TestCatenateFourGiB: whatever APPENDLIMIT allows, a CATENATE message
+// reaching 4 GiB is TOOBIG (RFC 4469 s5), refused before the literal.
+func TestCatenateFourGiB(t *testing.T) {
+	e := newTestEnv(t, func(s *Server) { s.AppendLimit = 1 << 40; s.AppendSpoolLimit = 1 << 41 })
+	rc := e.raw()
+	rc.login("alice")
+	rc.send("g1 APPEND INBOX CATENATE (TEXT {3+}\r\nabc TEXT {4294967293}")
+	rc.expect("g1 NO [TOOBIG] the message would reach 4 GiB")
+	rc.ok("NOOP")
+}
+
+// TestCatenateLiteralMinus: TEXT literals follow the LITERAL- rule as APPEND
+// literals do: small non-synchronizing ones are taken, one above 4096
+// octets ends the session unread; UTF8 parts after ENABLE UTF8=ACCEPT.
+func TestCatenateLiteralMinus(t *testing.T) {
+	e := newTestEnv(t, func(s *Server) { s.LiteralMinus = true })
+	uid, _, _ := voiceMessage(t, e, "alice", 1)
+	rc := e.raw()
+	rc.login("alice")
+	rc.ok("ENABLE UTF8=ACCEPT")
+	hdr := "Subject: caf\u00e9\r\n\r\n"
+	rc.ok(`APPEND INBOX CATENATE (UTF8 (~{%d+}`+"\r\n%s"+`) URL "/INBOX/;UID=%d/;SECTION=1/;PARTIAL=0.76")`, len(hdr), hdr, uid)
+	if got := storedSection(t, e, "alice", "INBOX", uid+1, "HEADER", false); string(got) != hdr {
+		t.Fatalf("UTF8 part: %q", got)
+	}
+	rc.send(fmt.Sprintf(`h1 APPEND INBOX CATENATE (URL "/INBOX/;UID=%d/;SECTION=1" TEXT {5000+}`, uid))
+	if l := rc.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("oversized non-synchronizing TEXT literal with LITERAL-: %q", l)
+	}
+	if n := messages(t, e, "alice"); n != 2 {
+		t.Fatalf("%d messages, want 2", n)
+	}
+}
+
+// vanishingOpener opens URLs with the server's resolver, and once the
+// first octets of a source are read, expunges it and collects its blob:
+// the rest of the source is gone from the store while it is copied.
+type vanishingOpener struct {
+	inner URLOpener
+	gone  func()
+}
+
+func (v vanishingOpener) OpenURL(ctx context.Context, raw, user string) (io.ReadCloser, int64, error) {
+	rc, n, err := v.inner.OpenURL(ctx, raw, user)
+	if err != nil {
+		return nil, 0, err
+	}
+	return readCloser{&hookReader{r: rc, hook: v.gone}, rc.Close}, n, nil
+}
+
+type hookReader struct {
+	r    io.Reader
+	hook func()
+	done bool
+}
+
+func (h *hookReader) Read(b []byte) (int, error) {
+	n, err := h.r.Read(b)
+	if !h.done && n > 0 {
+		h.done = true
+		h.hook()
+	}
+	return n, err
+}
+
+// TestCatenateSourceCollected: a source expunged and garbage-collected
+// while CATENATE copies it is NO [BADURL <url>], nothing is stored, and
+// the session goes on.
+func TestCatenateSourceCollected(t *testing.T) {
+	var e *testEnv
+	var mbID uint64
+	var uid uint32
+	e = newTestEnv(t, func(s *Server) {
+		r := channel.NewResolver(s.Store, "")
+		s.URLResolver = r
+		s.CatenateURLs = vanishingOpener{inner: ChannelURLs(r), gone: func() {
+			if _, err := e.store.Remove("alice", mbID, []uint32{uid}); err != nil {
+				t.Error(err)
+			}
+			st, err := e.store.CollectGarbage(context.Background())
+			if err != nil || st.BlobsRemoved == 0 {
+				t.Errorf("collect: %+v %v", st, err)
+			}
+		}}
+	})
+	uid, _, _ = voiceMessage(t, e, "alice", 120) // several blob chunks, spooled to a file in pieces
+	mb, err := e.store.Mailbox("alice", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbID = mb.ID
+	rc := e.raw()
+	rc.login("alice")
+	url := fmt.Sprintf("/INBOX/;UID=%d/;SECTION=1", uid)
+	rc.send(fmt.Sprintf(`v1 APPEND INBOX CATENATE (TEXT {4+}`+"\r\nhead"+` URL "%s" TEXT {4}`, url))
+	l := rc.line()
+	if !strings.HasPrefix(l, "v1 NO [BADURL "+url+"] CATENATE: reading the URL's source: ") {
+		t.Fatalf("got %q", l)
+	}
+	rc.ok("NOOP")
+	if n := messages(t, e, "alice"); n != 0 {
+		t.Fatalf("%d messages after the source vanished", n)
 	}
 }

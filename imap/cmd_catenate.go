@@ -46,28 +46,85 @@ import (
 //
 // URLs: an absolute-path reference ("/INBOX;UIDVALIDITY=7/;UID=20/;
 // SECTION=2") names a mailbox of the session user (the base is
-// imap://<user>@<server>/, RFC 4469 s3 with RFC 5092 s7), resolved here
-// with the user's own rights; a relative-path reference is refused (RFC
-// 5092 s7.2). An absolute URL, URLAUTH-authorized (possibly another
-// user's message) or naming this server and the session user, is
-// resolved by the server's CatenateResolver as URLFETCH would resolve it
-// for this session; without one, absolute URLs are BADURL. ;PARTIAL=
-// selects a range of the octets; a range past the end selects nothing, as
-// FETCH BODY[]<partial> does. Reading a source never sets \Seen.
+// imap://<user>@<server>/, RFC 4469 s3 with RFC 5092 s7.1), resolved with
+// the user's own rights; a relative-path reference is refused (RFC 5092
+// s7.2). Absolute URLs, URLAUTH-authorized (possibly another user's
+// message) or naming this server and the session user, resolve as
+// URLFETCH would resolve them for this session. The server's URLOpener
+// (ChannelURLs of the daemon's channel.Resolver) does both; without one,
+// absolute-path references are resolved here and absolute URLs are BADURL.
+// ;PARTIAL= selects a range of the octets; a range past the end selects
+// nothing, as FETCH BODY[]<partial> does. Reading a source never sets
+// \Seen.
 
 func init() {
 	registerCap("CATENATE", always) // RFC 4469
 }
 
-// URLResolver opens the absolute IMAP URLs a CATENATE names:
-// URLAUTH-authorized URLs (RFC 4467), validated as URLFETCH validates them
-// for the requester, and plain URLs of this server naming the requester's
-// own mailboxes. It returns the octets BODY.PEEK[section] would return
-// (;PARTIAL= applied) and their number; any error makes the URL a BADURL.
-// channel.Resolver implements it through an adapter where the daemon is
-// wired.
-type URLResolver interface {
-	OpenURL(ctx context.Context, url string, req channel.Requester) (io.ReadCloser, int64, error)
+// URLOpener opens the IMAP URL of a CATENATE part for the session user:
+// an absolute-path reference in the user's own mailboxes (against
+// imap://<user>@<url_host>/), an absolute URL of this server naming them,
+// or a URLAUTH-authorized URL (RFC 4467), validated as URLFETCH validates
+// it for the user's session. It returns the octets BODY.PEEK[section]
+// returns, ;PARTIAL= applied, and their number. Errors of channel's URL
+// sentinels (ErrBadURL, ErrNotPart, ErrNotOurs, ErrBadToken, ErrExpired,
+// ErrNotPermitted, ErrGone, ErrMechanism) make the URL a BADURL; others are
+// store failures. ChannelURLs adapts a channel.Resolver.
+type URLOpener interface {
+	OpenURL(ctx context.Context, ref string, user string) (io.ReadCloser, int64, error)
+}
+
+// ChannelURLs is the URLOpener of a channel.Resolver: relative references
+// resolve against r.BaseURL(user), and the requester is the session's
+// (r.Requester, with Own set for URLs without URLAUTH).
+func ChannelURLs(r *channel.Resolver) URLOpener { return channelURLs{r} }
+
+type channelURLs struct{ r *channel.Resolver }
+
+func (c channelURLs) OpenURL(ctx context.Context, ref, user string) (io.ReadCloser, int64, error) {
+	u, err := channel.ParseRef(c.r.BaseURL(user), ref)
+	if err != nil {
+		return nil, 0, err
+	}
+	if u.Access.Kind == channel.AccessNone {
+		u.Mailbox = inboxCase(u.Mailbox)
+	}
+	req := c.r.Requester(user)
+	req.Own = true
+	res, err := c.r.Resolve(ctx, u, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	rd, n, err := res.Content(res.Part)
+	if err != nil {
+		res.Close()
+		return nil, 0, &sourceError{err}
+	}
+	return readCloser{rd, res.Close}, n, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
+// urlFault reports whether err says the URL cannot be used (BADURL),
+// rather than that the store failed.
+func urlFault(err error) bool {
+	var be *badURLError
+	var se *sourceError
+	if errors.As(err, &be) || errors.As(err, &se) {
+		return true
+	}
+	for _, e := range []error{channel.ErrBadURL, channel.ErrNotPart, channel.ErrNotOurs, channel.ErrBadToken,
+		channel.ErrExpired, channel.ErrNotPermitted, channel.ErrGone, channel.ErrMechanism} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxCatParts bounds the parts of one CATENATE.
@@ -158,8 +215,20 @@ func (c *conn) xcatenate(p *parser, room appendRoom, sp *spool) io.Reader {
 	return io.MultiReader(m.parts...)
 }
 
+// maxCatenated is the size a CATENATE message may not reach whatever
+// APPENDLIMIT says: RFC 4469 s5 answers TOOBIG past 4 GiB.
+const maxCatenated = 1 << 32
+
+// roomExceeded is conn.roomExceeded with the RFC 4469 bound.
+func (m *catMessage) roomExceeded(add int64) (code, msg string) {
+	if m.size+add >= maxCatenated {
+		return "TOOBIG", "the message would reach 4 GiB"
+	}
+	return m.c.roomExceeded(m.size, add, m.room, m.sp)
+}
+
 func (m *catMessage) text(p *parser, l wire.Literal) {
-	if code, msg := m.c.roomExceeded(m.size, l.Size, m.room, m.sp); code != "" {
+	if code, msg := m.roomExceeded(l.Size); code != "" {
 		metricCatParts.WithLabelValues("text", "refused").Inc()
 		xrefuseLiteral(l, true, code, msg)
 	}
@@ -186,7 +255,7 @@ func (m *catMessage) url(p *parser, raw string) {
 		c.xcatURLFailed(p, raw, err)
 	}
 	defer src.Close()
-	if code, msg := c.roomExceeded(m.size, src.size, m.room, m.sp); code != "" {
+	if code, msg := m.roomExceeded(src.size); code != "" {
 		metricCatParts.WithLabelValues("url", "refused").Inc()
 		xrefusePending(p, code, msg)
 	}
@@ -253,18 +322,14 @@ func (s *sourceReader) Read(b []byte) (int, error) {
 // [UNAVAILABLE] (the store failed; logged). The URL is not logged: an
 // URLAUTH URL is a bearer credential.
 func (c *conn) xcatURLFailed(p *parser, raw string, err error) {
-	var be *badURLError
-	var se *sourceError
-	switch {
-	case errors.As(err, &be), errors.As(err, &se):
+	if urlFault(err) {
 		metricCatParts.WithLabelValues("url", "badurl").Inc()
 		c.log.Debug("catenate url refused", "err", err)
 		xrefusePending(p, "BADURL "+badURLText(raw), "CATENATE: "+err.Error())
-	default:
-		metricCatParts.WithLabelValues("url", "refused").Inc()
-		c.log.Error("catenate url", "err", err)
-		xrefusePending(p, "UNAVAILABLE", "CATENATE: the message store failed, try again")
 	}
+	metricCatParts.WithLabelValues("url", "refused").Inc()
+	c.log.Error("catenate url", "err", err)
+	xrefusePending(p, "UNAVAILABLE", "CATENATE: the message store failed, try again")
 }
 
 // badURLText is the URL as the client sent it, for the BADURL response
@@ -296,41 +361,37 @@ func (s *catSource) Close() {
 	}
 }
 
-// catBase is the base URL of the session's relative references:
-// imap://<user>@<server>/<selected mailbox> (RFC 4469 s3, RFC 5092 s7.1).
-func (c *conn) catBase() *channel.URL {
-	host := c.srv.Hostname
-	if host == "" || strings.ContainsAny(host, " /@;?") {
-		host = "localhost"
+// catURLs is the URLOpener of the session's CATENATE parts, nil when the
+// server has none.
+func (c *conn) catURLs() URLOpener {
+	if c.srv.CatenateURLs != nil {
+		return c.srv.CatenateURLs
 	}
-	u := &channel.URL{User: c.user, Host: host}
-	if c.sel != nil {
-		u.Mailbox = c.sel.mb.Name
+	if c.srv.URLResolver != nil {
+		return ChannelURLs(c.srv.URLResolver)
 	}
-	return u
+	return nil
 }
 
-// openCatURL resolves one URL of a CATENATE for this session.
+// openCatURL resolves one URL of a CATENATE for this session. Without a
+// URLOpener, absolute-path references resolve in the session user's
+// mailboxes and absolute URLs are BADURL.
 func (c *conn) openCatURL(raw string) (*catSource, error) {
-	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//") {
-		u, err := channel.ParseRef(c.catBase(), raw)
+	if op := c.catURLs(); op != nil {
+		rc, size, err := op.OpenURL(c.srv.ctx, raw, c.user)
 		if err != nil {
-			return nil, badURL("%v", err)
+			return nil, err
 		}
-		return openOwnPart(c.srv.Store, c.user, u)
+		return &catSource{r: rc, size: size, close: func() { rc.Close() }}, nil
 	}
-	if _, err := channel.Parse(raw); err != nil {
-		return nil, badURL("%v", err)
+	u, err := channel.ParseRef(&channel.URL{User: c.user, Host: "localhost"}, raw)
+	if err != nil {
+		return nil, err
 	}
-	res := c.srv.CatenateResolver
-	if res == nil {
+	if !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") {
 		return nil, badURL("absolute URLs are not resolved by this server")
 	}
-	rc, size, err := res.OpenURL(c.srv.ctx, raw, channel.Requester{User: c.user, Authenticated: true})
-	if err != nil {
-		return nil, badURL("%v", err)
-	}
-	return &catSource{r: rc, size: size, close: func() { rc.Close() }}, nil
+	return openOwnPart(c.srv.Store, c.user, u)
 }
 
 // openOwnPart opens what URL u names in user's own mailboxes: the octets

@@ -161,14 +161,15 @@ type Server struct {
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
 	LiteralMinus bool
-	// CatenateResolver resolves the absolute URLs (URLAUTH-authorized or
-	// naming this server) of CATENATE parts (cmd_catenate.go); nil means
-	// only the session's relative URLs are resolved.
-	CatenateResolver URLResolver
 	// URLResolver authorizes and resolves IMAP URLs: GENURLAUTH,
 	// RESETKEY, URLFETCH (cmd_urlauth.go) and CATENATE URLs. Nil leaves
 	// URLAUTH, URLAUTH=BINARY and URL-PARTIAL out.
 	URLResolver *channel.Resolver
+	// CatenateURLs, if set, opens the URLs of CATENATE parts instead of
+	// ChannelURLs(URLResolver) (cmd_catenate.go); with neither, CATENATE
+	// resolves absolute-path references in the session user's mailboxes
+	// only.
+	CatenateURLs URLOpener
 	// AllowAnonymous offers SASL ANONYMOUS (RFC 4505) for URLFETCH of
 	// "anonymous" URLs, as RFC 5616 media servers without an identity of
 	// their own log in; such a session can do nothing else.
