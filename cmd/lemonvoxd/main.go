@@ -166,6 +166,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	mc, err := startMediaServer(cfg, st, sipEP, log)
+	closers = append(closers, mc...)
+	if err != nil {
+		return err
+	}
 	if err := startSIPEndpoint(sipEP); err != nil {
 		return err
 	}

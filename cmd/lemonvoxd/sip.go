@@ -8,8 +8,11 @@ import (
 	"net/netip"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/sipep"
+	"github.com/lemonvox/lemonvox/streaming"
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // newSIPEndpoint builds the appliance's one SIP endpoint from [sip]; nil
@@ -55,4 +58,22 @@ func sipCloser(ep *sipep.Endpoint) closer {
 		}
 		return nil
 	}}
+}
+
+// startMediaServer registers the SIP media server on the endpoint, with a
+// playback engine and a URL resolver of its own (URLs naming any host are
+// checked by their token); it returns the closers in start order.
+func startMediaServer(cfg *Config, st *vmstore.Store, ep *sipep.Endpoint, log *slog.Logger) ([]closer, error) {
+	if ep == nil || !cfg.SIP.MediaServer {
+		return nil, nil
+	}
+	eng := streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log.With("service", "streaming")})
+	closers := []closer{{"sip media engine", eng.Close}}
+	ms := &streaming.SIPServer{Endpoint: ep, Store: st, Resolver: channel.NewResolver(st, ""), Engine: eng,
+		RequireSRTP: cfg.SIP.RequireSRTP, PlainSDES: cfg.SIP.SDESOverPlain, MaxCalls: cfg.SIP.MaxCalls,
+		MaxCallsPerSource: cfg.SIP.MaxCallsSource, MediaAddr: cfg.SIP.MediaAddress, Logger: log.With("service", "sip")}
+	if err := ms.Initialize(); err != nil {
+		return closers, fmt.Errorf("sip media server: %w", err)
+	}
+	return append(closers, closer{"sip media server", func() error { ms.Close(); return nil }}), nil
 }
