@@ -101,6 +101,8 @@ type SIPServer struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
+	testHook func(stage string) // tests: called at "setup"
+
 	mu       sync.Mutex
 	calls    map[string]*call // by Call-ID + our tag
 	bySource map[netip.Addr]int
@@ -328,6 +330,9 @@ var (
 // setup resolves the URL, opens the media and answers (or makes) the
 // offer; it returns the call and the 200's SDP.
 func (s *SIPServer) setup(req *sip.Request, tx sip.ServerTransaction, a *annc, src netip.Addr, trusted bool) (*call, []byte, *callError) {
+	if s.testHook != nil {
+		s.testHook("setup")
+	}
 	var off *sdpDesc
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {

@@ -1,0 +1,238 @@
+package streaming
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// plainAudio decodes received plain PCMU packets in sequence order (gaps
+// as silence).
+func plainAudio(t *testing.T, pkts [][]byte) []int16 {
+	t.Helper()
+	var rtpPkts [][]byte
+	for _, p := range pkts {
+		var h rtp.Packet
+		if h.Unmarshal(p) == nil && h.PayloadType == 0 {
+			rtpPkts = append(rtpPkts, p)
+		}
+	}
+	if len(rtpPkts) == 0 {
+		return nil
+	}
+	var first uint16
+	var pcm []int16
+	for i, p := range rtpPkts {
+		var h rtp.Packet
+		_ = h.Unmarshal(p)
+		if i == 0 {
+			first = h.SequenceNumber
+		}
+		at := int(h.SequenceNumber-first) * 160
+		for len(pcm) < at+160 {
+			pcm = append(pcm, 0)
+		}
+		for j, b := range h.Payload {
+			pcm[at+j] = ulaw(b)
+		}
+	}
+	return pcm
+}
+
+// The 200 to an INVITE and to a re-INVITE is retransmitted until the ACK
+// comes (RFC 3261 s13.3.1.4); a re-INVITE to sendonly holds (answered
+// inactive, nothing sent) and one back to sendrecv resumes where it was
+// (sequence numbers and audio continue); the caller's BYE ends the call.
+func TestSIPRetransmitHoldResumeAndCallerBye(t *testing.T) {
+	ms := startMediaServer(t, 4*time.Second, nil)
+	rx := newReceiver(t)
+	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
+	u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+	ok1 := u.until("SIP/2.0 200")
+	d.toTag = toTag(ok1)
+	if !strings.Contains(ok1.body, "a=sendonly") || !strings.Contains(ok1.body, "RTP/AVP 0") {
+		t.Fatalf("answer:\n%s", ok1.body)
+	}
+	ok2 := u.until("SIP/2.0 200")
+	if toTag(ok2) != d.toTag || ok2.body != ok1.body {
+		t.Fatal("the retransmitted 200 differs")
+	}
+	if len(rx.packets()) != 0 {
+		t.Fatal("media before the ACK")
+	}
+	u.send(u.request(d, "ACK", 1, "", false))
+	waitFor(t, "media", func() bool { return len(rx.packets()) > 10 })
+
+	reinvite := func(cseq int, dir, wantDir string) {
+		t.Helper()
+		u.send(u.request(d, "INVITE", cseq, plainOffer(rx.port(), dir), false))
+		r1 := u.until("SIP/2.0 200")
+		if !strings.Contains(r1.body, "a="+wantDir+"\r\n") {
+			t.Fatalf("re-INVITE %s answered:\n%s", dir, r1.body)
+		}
+		r2 := u.until("SIP/2.0 200") // not acknowledged yet: retransmitted
+		if r2.get("CSeq") != strconv.Itoa(cseq)+" INVITE" {
+			t.Fatalf("retransmission of %q", r2.get("CSeq"))
+		}
+		u.send(u.request(d, "ACK", cseq, "", false))
+	}
+	reinvite(2, "sendonly", "inactive")
+	rx.settle()
+	held := len(rx.packets())
+	rx.settle()
+	if n := len(rx.packets()); n != held {
+		t.Fatalf("%d packets sent while held", n-held)
+	}
+	reinvite(3, "sendrecv", "sendonly")
+	waitFor(t, "media after resume", func() bool { return len(rx.packets()) > held+10 })
+	u.send(u.request(d, "BYE", 4, "", false))
+	if r := u.until("SIP/2.0 200"); r.get("CSeq") != "4 BYE" {
+		t.Fatalf("BYE answered %q", r.start)
+	}
+	waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
+	rx.settle()
+	pcm := plainAudio(t, rx.packets())
+	want := decodePCM(t, ms.wav)
+	if len(pcm) >= len(want) {
+		t.Fatalf("the whole message played (%d of %d samples) despite the BYE", len(pcm), len(want))
+	}
+	if c := correlation(pcm, want[:len(pcm)]); c < 0.95 {
+		t.Fatalf("audio across hold and resume: correlation %.3f", c)
+	}
+}
+
+// A caller that sends no offer gets ours in the 200 and answers in the
+// ACK (RFC 3261 s13.2.1); the message plays and the media server sends
+// BYE at its end.
+func TestSIPDelayedOffer(t *testing.T) {
+	ms := startMediaServer(t, time.Second, nil)
+	rx := newReceiver(t)
+	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
+	u.send(u.request(d, "INVITE", 1, "", false))
+	ok := u.until("SIP/2.0 200")
+	d.toTag = toTag(ok)
+	off, err := parseSDP([]byte(ok.body))
+	if err != nil || off.audio == nil || len(off.audio.codecs) < 3 || off.audio.direction != "sendonly" {
+		t.Fatalf("our offer: %v\n%s", err, ok.body)
+	}
+	u.send(u.request(d, "ACK", 1, plainOffer(rx.port(), "recvonly"), false))
+	bye := u.until("BYE ")
+	u.answerTo(bye, 200)
+	waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
+	rx.settle()
+	pcm := plainAudio(t, rx.packets())
+	want := decodePCM(t, ms.wav)
+	if c := correlation(pcm, want); c < 0.95 || len(pcm) < len(want)-160 {
+		t.Fatalf("delayed offer: %d of %d samples, correlation %.3f", len(pcm), len(want), c)
+	}
+}
+
+// CANCEL while the call is being set up: 200 to the CANCEL, 487 to the
+// INVITE, no call kept, no media sent.
+func TestSIPCancel(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	ms := startMediaServer(t, time.Second, func(s *SIPServer) {
+		s.testHook = func(string) { entered <- struct{}{}; <-release }
+	})
+	rx := newReceiver(t)
+	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
+	u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+	<-entered
+	u.send(u.request(d, "CANCEL", 1, "", true))
+	got := map[string]bool{}
+	for len(got) < 2 {
+		m := u.read()
+		switch {
+		case m.status() == 200 && strings.HasSuffix(m.get("CSeq"), "CANCEL"):
+			got["cancel"] = true
+		case m.status() == 487 && strings.HasSuffix(m.get("CSeq"), "INVITE"):
+			got["487"] = true
+			d.toTag = toTag(m)
+		case m.status() == 100:
+		default:
+			t.Fatalf("unexpected %q %q", m.start, m.get("CSeq"))
+		}
+	}
+	u.send(u.request(d, "ACK", 1, "", true))
+	close(release)
+	waitFor(t, "no call", func() bool {
+		ms.srv.mu.Lock()
+		defer ms.srv.mu.Unlock()
+		return ms.srv.pending == 0 && len(ms.srv.calls) == 0
+	})
+	rx.settle()
+	if n := len(rx.packets()); n != 0 {
+		t.Fatalf("%d packets for a canceled call", n)
+	}
+}
+
+// Calls are bounded per untrusted source address (503 with Retry-After);
+// another address still calls.
+func TestSIPCallLimitPerSource(t *testing.T) {
+	ms := startMediaServer(t, time.Second, func(s *SIPServer) { s.MaxCallsPerSource = 1 })
+	rx := newReceiver(t)
+	call := func(u *uac) (*dialog, *sipMessage) {
+		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0) + ";repeat=forever")
+		u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+		for {
+			m := u.read()
+			if m.status() >= 200 {
+				d.toTag = toTag(m)
+				u.send(u.request(d, "ACK", 1, "", m.status() != 200))
+				return d, m
+			}
+		}
+	}
+	a := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	d1, r1 := call(a)
+	if r1.status() != 200 {
+		t.Fatalf("first call: %q", r1.start)
+	}
+	if _, r := call(a); r.status() != 503 || r.get("Retry-After") == "" {
+		t.Fatalf("second call from the address: %q Retry-After %q", r.start, r.get("Retry-After"))
+	}
+	b := newUAC(t, "127.0.0.2", ms.ep.Addr())
+	d3, r3 := call(b)
+	if r3.status() != 200 {
+		t.Fatalf("call from another address: %q", r3.start)
+	}
+	for _, x := range []struct {
+		u *uac
+		d *dialog
+	}{{a, d1}, {b, d3}} {
+		x.u.send(x.u.request(x.d, "BYE", 2, "", false))
+		if r := x.u.until("SIP/2.0 200"); r.get("CSeq") != "2 BYE" {
+			t.Fatalf("BYE: %q", r.start)
+		}
+	}
+	waitFor(t, "calls ended", func() bool { return ms.srv.Calls() == 0 })
+}
+
+// [sip] require_srtp refuses a plain RTP offer with 488; SDES keys over
+// unprotected signalling from an untrusted source are refused too.
+func TestSIPRequireSRTP(t *testing.T) {
+	ms := startMediaServer(t, time.Second, func(s *SIPServer) { s.RequireSRTP, s.PlainSDES = true, false })
+	rx := newReceiver(t)
+	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	k, _ := NewSDESKey(1, SuiteAES80)
+	srtpOffer := strings.Replace(plainOffer(rx.port(), "sendrecv"), "RTP/AVP 0\r\n", "RTP/SAVP 0\r\na=crypto:"+k.Attribute()+"\r\n", 1)
+	for _, offer := range []string{plainOffer(rx.port(), "sendrecv"), srtpOffer, ""} {
+		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
+		u.send(u.request(d, "INVITE", 1, offer, false))
+		var m *sipMessage
+		for m = u.read(); m.status() < 200; m = u.read() {
+		}
+		if m.status() != 488 {
+			t.Fatalf("offer %q: %q, want 488", offer, m.start)
+		}
+		d.toTag = toTag(m)
+		u.send(u.request(d, "ACK", 1, "", true))
+	}
+}
