@@ -1,12 +1,20 @@
 package streaming
 
 import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/lemonvox/lemonvox/channel"
+	"github.com/lemonvox/lemonvox/sipep"
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // plainAudio decodes received plain PCMU packets in sequence order (gaps
@@ -235,4 +243,76 @@ func TestSIPRequireSRTP(t *testing.T) {
 		d.toTag = toTag(m)
 		u.send(u.request(d, "ACK", 1, "", true))
 	}
+}
+
+// The access identifier of the URL decides who the media server is: for
+// "stream" (RFC 5616) the registered application entity, for "user+X" the
+// caller authenticated by SIP digest as X (401 first, then 200); another
+// identity's credentials get 403.
+func TestSIPStreamAccessAndDigest(t *testing.T) {
+	ms := startMediaServer(t, time.Second, nil)
+	if _, err := ms.st.SetOptions("alice", vmstore.AccountOptions{Notify: map[string]string{"sip_ha1": sipep.HA1("alice", "vm.test", "secret")}}); err != nil {
+		t.Fatal(err)
+	}
+	rx := newReceiver(t)
+	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	final := func(d *dialog, extra string) *sipMessage {
+		t.Helper()
+		req := u.request(d, "INVITE", d.cseq, plainOffer(rx.port(), "sendrecv"), false)
+		if extra != "" {
+			req = strings.Replace(req, "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\n"+extra, 1)
+		}
+		u.send(req)
+		for {
+			m := u.read()
+			if m.status() >= 200 {
+				d.toTag = toTag(m)
+				u.send(u.request(d, "ACK", d.cseq, "", m.status() != 200))
+				return m
+			}
+		}
+	}
+	hangup := func(d *dialog) {
+		t.Helper()
+		d.cseq++
+		u.send(u.request(d, "BYE", d.cseq, "", false))
+		u.until("SIP/2.0 200")
+	}
+	stream := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURLFor(t, 0, channel.Access{Kind: channel.AccessApplication, Application: "stream"}))
+	stream.cseq = 1
+	if r := final(stream, ""); r.status() != 200 {
+		t.Fatalf("stream access: %q", r.start)
+	}
+	hangup(stream)
+
+	ruri := "sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURLFor(t, 0, channel.Access{Kind: channel.AccessUser, User: "alice"})
+	d := u.newDialog(ruri)
+	d.cseq = 1
+	r := final(d, "")
+	nonce := regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(r.get("WWW-Authenticate"))
+	if r.status() != 401 || nonce == nil {
+		t.Fatalf("user+alice without credentials: %q %q", r.start, r.get("WWW-Authenticate"))
+	}
+	d.toTag, d.cseq = "", 2
+	if r := final(d, "Authorization: "+digest("alice", "vm.test", "secret", "INVITE", ruri, nonce[1], 1)+"\r\n"); r.status() != 200 {
+		t.Fatalf("user+alice with credentials: %q", r.start)
+	}
+	hangup(d)
+	d2 := u.newDialog(ruri)
+	d2.cseq = 1
+	r = final(d2, "")
+	nonce = regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(r.get("WWW-Authenticate"))
+	d2.toTag, d2.cseq = "", 2
+	if r := final(d2, "Authorization: "+digest("alice", "vm.test", "wrong", "INVITE", ruri, nonce[1], 1)+"\r\n"); r.status() != 403 {
+		t.Fatalf("wrong credentials: %q", r.start)
+	}
+	waitFor(t, "calls ended", func() bool { return ms.srv.Calls() == 0 })
+}
+
+func digest(user, realm, pass, method, uri, nonce string, nc int) string {
+	h := func(s string) string { x := md5.Sum([]byte(s)); return hex.EncodeToString(x[:]) }
+	ha1, ha2 := h(user+":"+realm+":"+pass), h(method+":"+uri)
+	resp := h(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, nonce, nc, "c0ffee", "auth", ha2))
+	return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5, cnonce="c0ffee", qop=auth, nc=%08x`,
+		user, realm, nonce, uri, resp, nc)
 }
