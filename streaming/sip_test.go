@@ -202,7 +202,7 @@ func (r *rtpReceiver) settle() {
 			return
 		}
 		last = n
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 

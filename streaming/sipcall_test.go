@@ -89,6 +89,17 @@ func TestSIPRetransmitHoldResumeAndCallerBye(t *testing.T) {
 		u.send(u.request(d, "ACK", cseq, "", false))
 	}
 	reinvite(2, "sendonly", "inactive")
+	waitFor(t, "the call held", func() bool {
+		ms.srv.mu.Lock()
+		defer ms.srv.mu.Unlock()
+		for _, c := range ms.srv.calls {
+			c.mu.Lock()
+			paused := c.held && c.sess != nil && !c.sess.Playing()
+			c.mu.Unlock()
+			return paused
+		}
+		return false
+	})
 	rx.settle()
 	held := len(rx.packets())
 	rx.settle()
