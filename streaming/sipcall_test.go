@@ -4,6 +4,8 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -326,4 +328,49 @@ func digest(user, realm, pass, method, uri, nonce string, nc int) string {
 	resp := h(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, nonce, nc, "c0ffee", "auth", ha2))
 	return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5, cnonce="c0ffee", qop=auth, nc=%08x`,
 		user, realm, nonce, uri, resp, nc)
+}
+
+// From a trusted source (the PBX or its proxy) the route set is kept: our
+// BYE goes through the Record-Route proxy to the caller's Contact.
+func TestSIPByeFollowsRecordRoute(t *testing.T) {
+	ms := startMediaServer(t, time.Second, func(s *SIPServer) {
+		s.Endpoint.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	rx := newReceiver(t)
+	proxy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
+	req := u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false)
+	req = strings.Replace(req, "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nRecord-Route: <sip:"+proxy.LocalAddr().String()+";lr>\r\n", 1)
+	req = strings.Replace(req, "Contact: <sip:caller@"+u.local+">", "Contact: <sip:caller@192.0.2.55:5062>", 1)
+	u.send(req)
+	ok := u.until("SIP/2.0 200")
+	d.toTag = toTag(ok)
+	u.send(u.request(d, "ACK", 1, "", false))
+	_ = proxy.SetReadDeadline(time.Now().Add(60 * time.Second))
+	buf := make([]byte, 65536)
+	n, from, err := proxy.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatalf("no BYE through the proxy: %v", err)
+	}
+	bye := string(buf[:n])
+	if !strings.HasPrefix(bye, "BYE sip:caller@192.0.2.55:5062 SIP/2.0") || !strings.Contains(bye, "Route: <sip:"+proxy.LocalAddr().String()+";lr>") {
+		t.Fatalf("BYE:\n%s", bye)
+	}
+	var b strings.Builder
+	b.WriteString("SIP/2.0 200 OK\r\n")
+	for _, l := range strings.Split(bye, "\r\n") {
+		for _, h := range []string{"Via:", "From:", "To:", "Call-ID:", "CSeq:"} {
+			if strings.HasPrefix(l, h) {
+				b.WriteString(l + "\r\n")
+			}
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+	_, _ = proxy.WriteToUDP([]byte(b.String()), from)
+	waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
 }
