@@ -374,3 +374,46 @@ func TestSIPByeFollowsRecordRoute(t *testing.T) {
 	_, _ = proxy.WriteToUDP([]byte(b.String()), from)
 	waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
 }
+
+// repeat=2;delay=300 plays the message twice (each play a stream of its
+// own: a new SSRC, whole), then BYE; repeat=forever;duration=1500 is ended
+// by the duration with our BYE.
+func TestSIPRepeatAndDuration(t *testing.T) {
+	ms := startMediaServer(t, time.Second, nil)
+	for _, tc := range []struct {
+		params   string
+		minPlays int
+	}{{";repeat=2;delay=300", 2}, {";repeat=forever;duration=1500", 1}} {
+		rx := newReceiver(t)
+		u := newUAC(t, "127.0.0.1", ms.ep.Addr())
+		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0) + tc.params)
+		u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+		ok := u.until("SIP/2.0 200")
+		d.toTag = toTag(ok)
+		u.send(u.request(d, "ACK", 1, "", false))
+		bye := u.until("BYE ")
+		u.answerTo(bye, 200)
+		waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
+		rx.settle()
+		per := map[uint32]int{}
+		for _, p := range rx.packets() {
+			var h rtp.Packet
+			if h.Unmarshal(p) == nil && h.PayloadType == 0 {
+				per[h.SSRC]++
+			}
+		}
+		if len(per) < tc.minPlays {
+			t.Fatalf("%s: %d plays, want at least %d", tc.params, len(per), tc.minPlays)
+		}
+		if tc.minPlays == 2 {
+			if len(per) != 2 {
+				t.Fatalf("%s: %d plays", tc.params, len(per))
+			}
+			for ssrc, n := range per {
+				if n != 50 {
+					t.Fatalf("%s: play %x sent %d packets, want 50", tc.params, ssrc, n)
+				}
+			}
+		}
+	}
+}
