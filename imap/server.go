@@ -152,6 +152,8 @@ type Server struct {
 	AppendSpoolLimit int64
 	// Hostname is used in the greeting; empty means "Lemonvox".
 	Hostname string
+	// Channel, if set, offers CHANNEL (cmd_channel.go): playback URLs.
+	Channel *ChannelService
 	// LiteralMinus advertises LITERAL- instead of LITERAL+:
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.

@@ -153,7 +153,7 @@ func (e *Engine) Start(req PlayRequest) (*Session, error) {
 	s.sh.mu.Lock()
 	s.started = PlayInfo{Seq: s.seq, RTPTime: s.tsBase + uint32(s.frame)*req.Codec.frameClock(), From: time.Duration(s.frame) * FrameTime}
 	if !req.Paused {
-		_, err = s.playLocked(req.Start)
+		_, err = s.playLocked(req.Start, nil)
 	}
 	s.sh.mu.Unlock()
 	if err != nil {

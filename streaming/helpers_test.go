@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,14 @@ import (
 	"github.com/lemonvox/lemonvox/vmstore"
 	"github.com/lemonvox/lemonvox/vmstore/message"
 )
+
+// quiet is the logger of tests (set LEMONVOX_TEST_LOG=1 to see logs).
+var quiet = func() *slog.Logger {
+	if os.Getenv("LEMONVOX_TEST_LOG") != "" {
+		return slog.Default()
+	}
+	return slog.New(slog.DiscardHandler)
+}()
 
 func openStore(t testing.TB) *vmstore.Store {
 	t.Helper()

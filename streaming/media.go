@@ -3,6 +3,7 @@ package streaming
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,7 @@ type source struct {
 	params    map[string]string
 	codec     transcode.Codec // stored codec
 	rate      int
+	channels  int
 	duration  time.Duration
 
 	mu    sync.Mutex
@@ -132,7 +134,7 @@ func newSource(key, mt string, params map[string]string, data []byte) (*source, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotAudio, err)
 	}
-	s.codec, s.rate = st.Info.Codec, st.Rate()
+	s.codec, s.rate, s.channels = st.Info.Codec, st.Rate(), st.Info.Channels
 	if st.Info.Channels < 1 || s.rate <= 0 {
 		return nil, ErrNotAudio
 	}
@@ -274,6 +276,10 @@ type conversion struct {
 	samples int // per frame
 	err     error
 	owner   *source
+	// direct: the stored coded data, when frames are its octets (table
+	// nil) or a map of them (G.711 µ-law <-> A-law).
+	direct []byte
+	table  *[256]byte
 }
 
 const chunkFrames = 50 // one second of 20-ms frames
@@ -295,19 +301,30 @@ func (m *Media) conv(c Codec) (*conversion, error) {
 	if cv := s.convs[c.key()]; cv != nil {
 		return cv, nil
 	}
+	cv0 := &conversion{codec: c, frame: c.frameBytes(), total: m.Frames(), samples: c.sampleRate() / framesPerSecond, owner: s}
+	if direct, table, ok := s.byteMapped(c); ok {
+		// Stored bytes are the wire bytes (or map to them octet by
+		// octet): frames are slices of the stored data.
+		cv0.direct, cv0.table = direct, table
+		empty := make([][]byte, 0, cv0.total/chunkFrames+1)
+		cv0.chunks.Store(&empty)
+		s.convs[c.key()] = cv0
+		metricConversions.WithLabelValues(c.key()).Inc()
+		return cv0, nil
+	}
 	st, err := s.decoder()
 	if err != nil {
 		return nil, err
 	}
 	src := transcode.Convert(st, c.sampleRate(), 1)
-	cv := &conversion{codec: c, frame: c.frameBytes(), src: src, total: m.Frames(),
-		samples: c.sampleRate() / framesPerSecond, owner: s}
+	cv := cv0
+	cv.src = src
 	w2, err := transcode.NewWriter(&cv.out, transcode.Raw, c.coder(), c.sampleRate(), 1)
 	if err != nil {
 		return nil, err
 	}
 	cv.w = w2
-	empty := [][]byte{}
+	empty := make([][]byte, 0, cv.total/chunkFrames+1)
 	cv.chunks.Store(&empty)
 	s.convs[c.key()] = cv
 	metricConversions.WithLabelValues(c.key()).Inc()
@@ -350,6 +367,10 @@ func (cv *conversion) fill(n int) {
 			cv.done.Store(true)
 			return
 		}
+		if cv.direct != nil {
+			cv.fillDirect(ch, frames)
+			continue
+		}
 		want := frames * cv.samples
 		if cap(cv.pcm) < want {
 			cv.pcm = make([]int16, want)
@@ -375,7 +396,7 @@ func (cv *conversion) fill(n int) {
 				b[i], b[i+1] = b[i+1], b[i]
 			}
 		}
-		next := append(slices.Clip(ch), b)
+		next := append(ch, b) // in place: readers see only their snapshot's length
 		cv.chunks.Store(&next)
 		cv.owner.size.Add(int64(len(b)))
 		if len(next)*chunkFrames >= cv.total {
@@ -461,4 +482,148 @@ func (c *PartCache) trimLocked() {
 		total -= oldest.size.Load()
 		delete(c.entries, oldest.key)
 	}
+}
+
+// Prepare converts the whole media to c now (benchmarks, warm-up of a
+// message about to be played by many).
+func Prepare(m *Media, c Codec) error {
+	cv, err := m.conv(c)
+	if err != nil {
+		return err
+	}
+	cv.fill(cv.total / chunkFrames)
+	return nil
+}
+
+// fillDirect publishes the next chunk of a byte-mapped conversion.
+func (cv *conversion) fillDirect(ch [][]byte, frames int) {
+	n := frames * cv.frame
+	off := len(ch) * chunkFrames * cv.frame
+	src := cv.direct[min(off, len(cv.direct)):min(off+n, len(cv.direct))]
+	var b []byte
+	if cv.table == nil && len(src) == n {
+		b = src[:n:n]
+	} else {
+		b = make([]byte, n)
+		if cv.table == nil {
+			copy(b, src)
+		} else {
+			for i, v := range src {
+				b[i] = cv.table[v]
+			}
+		}
+		for i := len(src); i < n; i++ {
+			b[i] = silenceByte(cv.codec)
+		}
+	}
+	next := append(ch, b)
+	cv.chunks.Store(&next)
+	if len(next)*chunkFrames >= cv.total {
+		cv.done.Store(true)
+	}
+}
+
+func silenceByte(c Codec) byte {
+	switch c.coder() {
+	case transcode.PCMU:
+		return 0xff
+	case transcode.PCMA:
+		return 0xd5
+	}
+	return 0xfa // G.722: a near-zero code word
+}
+
+// byteMapped returns the stored coded data when the wire codec's octets
+// are the stored ones (same G.711 or G.722, mono, same rate) or map to
+// them one to one (the other G.711 law), with the map.
+func (s *source) byteMapped(c Codec) ([]byte, *[256]byte, bool) {
+	to := c.coder()
+	if s.channels != 1 || s.rate != c.sampleRate() || (to != transcode.PCMU && to != transcode.PCMA && to != transcode.G722) {
+		return nil, nil, false
+	}
+	off, ok := dataOffset(s.data, s.mediaType)
+	if !ok {
+		return nil, nil, false
+	}
+	data := s.data[off:]
+	switch {
+	case s.codec == to:
+		return data, nil, true
+	case s.codec == transcode.PCMU && to == transcode.PCMA:
+		return data, lawMap(transcode.PCMU, transcode.PCMA), true
+	case s.codec == transcode.PCMA && to == transcode.PCMU:
+		return data, lawMap(transcode.PCMA, transcode.PCMU), true
+	}
+	return nil, nil, false
+}
+
+var (
+	lawMu   sync.Mutex
+	lawMaps = map[[2]transcode.Codec]*[256]byte{}
+)
+
+// lawMap is the octet map from one G.711 law to the other, through
+// transcode's decoder and encoder.
+func lawMap(from, to transcode.Codec) *[256]byte {
+	lawMu.Lock()
+	defer lawMu.Unlock()
+	if t := lawMaps[[2]transcode.Codec{from, to}]; t != nil {
+		return t
+	}
+	var in [256]byte
+	for i := range in {
+		in[i] = byte(i)
+	}
+	st, _ := transcode.DecodeRaw(bytes.NewReader(in[:]), from, 8000, 1)
+	pcm := make([]int16, 256)
+	n := 0
+	for n < 256 {
+		k, err := st.ReadPCM(pcm[n:])
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	var out bytes.Buffer
+	w, _ := transcode.NewWriter(&out, transcode.Raw, to, 8000, 1)
+	w.WritePCM(pcm[:n])
+	t := new([256]byte)
+	copy(t[:], out.Bytes())
+	lawMaps[[2]transcode.Codec{from, to}] = t
+	return t
+}
+
+// dataOffset is where the coded data of a mono WAV or AU file (or of
+// headerless audio) starts; ok is false for anything else.
+func dataOffset(b []byte, mediaType string) (int, bool) {
+	le, be := binary.LittleEndian, binary.BigEndian
+	switch {
+	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WAVE":
+		off := 12
+		for off+8 <= len(b) && off < 1<<20 {
+			id, size := string(b[off:off+4]), int(le.Uint32(b[off+4:]))
+			if id == "fmt " && (off+8+16 > len(b) || le.Uint16(b[off+8+2:]) != 1) {
+				return 0, false // not mono
+			}
+			if id == "data" {
+				return off + 8, true
+			}
+			if size < 0 || size > len(b) {
+				return 0, false
+			}
+			off += 8 + size + size&1
+		}
+		return 0, false
+	case len(b) >= 24 && string(b[:4]) == ".snd":
+		off := int(be.Uint32(b[4:]))
+		if be.Uint32(b[20:]) != 1 || off < 24 || off > len(b) {
+			return 0, false
+		}
+		return off, true
+	}
+	switch mediaType {
+	case "audio/basic", "audio/pcmu", "audio/pcma", "audio/g722":
+		return 0, true
+	}
+	return 0, false
 }

@@ -112,12 +112,20 @@ func (s *Session) Stats() (packets, octets, late uint64) {
 // where it stands, i.e. resume after Pause). The first packet goes out
 // at once. ErrRange when from is at or beyond the end.
 func (s *Session) Play(from time.Duration) (PlayInfo, error) {
-	s.sh.mu.Lock()
-	defer s.sh.mu.Unlock()
-	return s.playLocked(from)
+	return s.PlayWith(from, nil)
 }
 
-func (s *Session) playLocked(from time.Duration) (PlayInfo, error) {
+// PlayWith is Play calling before, once the start is known and before the
+// first packet can go out (an RTSP server queues its PLAY response there,
+// so that the response precedes the interleaved packets). before must not
+// block or call the session's methods.
+func (s *Session) PlayWith(from time.Duration, before func(PlayInfo)) (PlayInfo, error) {
+	s.sh.mu.Lock()
+	defer s.sh.mu.Unlock()
+	return s.playLocked(from, before)
+}
+
+func (s *Session) playLocked(from time.Duration, before func(PlayInfo)) (PlayInfo, error) {
 	if s.state == stateClosed {
 		return PlayInfo{}, ErrClosed
 	}
@@ -132,10 +140,13 @@ func (s *Session) playLocked(from time.Duration) (PlayInfo, error) {
 		return PlayInfo{}, ErrRange
 	}
 	s.frame, s.f0 = f, f
-	s.t0 = s.e.now()
+	s.t0 = alignUp(s.e.now())
 	s.state = statePlaying
 	s.ended.Store(false)
 	s.started = PlayInfo{Seq: s.seq, RTPTime: s.tsBase + uint32(f)*s.req.Codec.frameClock(), From: time.Duration(f) * FrameTime}
+	if before != nil {
+		before(s.started)
+	}
 	s.sh.schedule(s, s.t0)
 	return s.started, nil
 }
@@ -200,7 +211,7 @@ func (s *Session) step(sh *shard, now int64) bool {
 		s.late.Add(1)
 		metricLate.Inc()
 		if lag > int64(resyncAfter) {
-			s.t0, s.f0 = now, s.frame
+			s.t0, s.f0 = alignUp(now), s.frame
 		}
 	}
 	c := s.req.Codec
@@ -299,3 +310,10 @@ func (s *Session) sendBye() {
 		s.sendRTCP(true)
 	}
 }
+
+// grid: sessions start on a 2-ms grid, so that the packets of many
+// sessions fall due together and go out in one wake-up and one sendmmsg
+// (each stream's own spacing stays exactly 20 ms).
+const grid = int64(2 * time.Millisecond)
+
+func alignUp(t int64) int64 { return (t + grid - 1) / grid * grid }

@@ -31,7 +31,7 @@ type batchSink interface {
 
 // UDPTransport is a UDP socket shared by many sessions' sinks (one server
 // port). Sends from the scheduler are batched (sendmmsg where the
-// platform has it) with a short write deadline, so a full socket buffer
+// platform has it) and never wait (MSG_DONTWAIT), so a full socket buffer
 // drops packets instead of stalling every session.
 type UDPTransport struct {
 	Conn *net.UDPConn
@@ -70,12 +70,21 @@ func (s *UDPSink) Close() error { return nil }
 func (t *UDPTransport) writeOne(pkt []byte, to *net.UDPAddr) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_ = t.Conn.SetWriteDeadline(time.Now().Add(5 * time.Millisecond))
-	_, err := t.Conn.WriteToUDP(pkt, to)
+	t.deadline()
+	_, err := t.pc.WriteBatch([]ipv4.Message{{Buffers: [][]byte{pkt}, Addr: to}}, dontWait)
 	if err != nil {
 		metricDropped.WithLabelValues("udp").Inc()
 	}
 	return err
+}
+
+// deadline bounds a blocking send where MSG_DONTWAIT is not available (a
+// deadline checked before the send would drop packets of a goroutine that
+// was merely preempted, so it is generous).
+func (t *UDPTransport) deadline() {
+	if dontWait == 0 {
+		_ = t.Conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	}
 }
 
 // sendBatch gathers one shard's UDP packets of one wake-up.
@@ -112,9 +121,9 @@ func (b *sendBatch) flush() {
 		}
 		t := b.tr[i]
 		t.mu.Lock()
-		_ = t.Conn.SetWriteDeadline(time.Now().Add(5 * time.Millisecond))
+		t.deadline()
 		for k := i; k < j; {
-			m, err := t.pc.WriteBatch(b.msgs[k:j], 0)
+			m, err := t.pc.WriteBatch(b.msgs[k:j], dontWait)
 			if err != nil {
 				// Skip the packet that failed (buffer full, unreachable).
 				metricDropped.WithLabelValues("udp").Inc()

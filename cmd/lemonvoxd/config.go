@@ -42,9 +42,10 @@ type Config struct {
 		PreAuthTimeout    duration `toml:"preauth_timeout"`
 		HandshakeTimeout  duration `toml:"tls_handshake_timeout"`
 	} `toml:"imap"`
-	LMTP       Listener `toml:"lmtp"`
-	Submission Listener `toml:"submission"`
-	RTSP       Listener `toml:"rtsp"`
+	LMTP       Listener        `toml:"lmtp"`
+	Submission Listener        `toml:"submission"`
+	RTSP       RTSPConfig      `toml:"rtsp"`
+	Streaming  StreamingConfig `toml:"streaming"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`

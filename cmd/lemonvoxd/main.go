@@ -202,8 +202,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"run info", func() error { admin.RemoveRunInfo(dir); return nil }})
 	}
+	pc, pb, err := startPlayback(cfg, st, tlsConfig, listeners, log)
+	if closers = append(closers, pc...); err != nil {
+		return err
+	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		srv := &imap.Server{Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
+		srv := &imap.Server{Channel: pb.channelService(), Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
 			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
 			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,
@@ -217,7 +221,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	for _, l := range []struct {
 		name string
 		l    Listener
-	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}, {"rtsp", cfg.RTSP}} {
+	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}} {
 		if l.l.Listen != "" || l.l.ListenTLS != "" {
 			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
 		}

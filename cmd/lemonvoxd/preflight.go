@@ -45,6 +45,10 @@ func checkListeners(cfg *Config) error {
 	add("imap.listen_tls", cfg.IMAP.ListenTLS, "tcp")
 	add("sip.listen", cfg.SIP.Listen, "tcp", "udp")
 	add("sip.listen_tls", cfg.SIP.ListenTLS, "tcp")
+	add("rtsp.listen_tls", cfg.RTSP.ListenTLS, "tcp")
+	if cfg.RTSP.AllowPlain {
+		add("rtsp.listen", cfg.RTSP.Listen, "tcp")
+	}
 	for _, a := range addrs {
 		var err error
 		if a.network == "udp" {
