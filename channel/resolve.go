@@ -180,8 +180,10 @@ func (r *Resolver) knownApp(app string) bool {
 }
 
 // Requester returns the requester an IMAP session authenticated as user
-// is (a non-anonymous one), with the roles Roles gives it. Own is false:
-// set it for CATENATE.
+// is (a non-anonymous one), with the roles Roles gives it. A session of a
+// submission or application entity may redeem submit+X and app+X URLs
+// for any X (OnBehalfOfAny): over IMAP it does not say for whom it acts.
+// Own is false: set it for CATENATE.
 func (r *Resolver) Requester(user string) Requester {
 	req := Requester{User: user, Authenticated: true, Submit: r.inRole(RoleSubmit, user)}
 	for name, users := range r.Roles {
@@ -190,6 +192,7 @@ func (r *Resolver) Requester(user string) Requester {
 		}
 	}
 	slices.Sort(req.Applications)
+	req.OnBehalfOfAny = req.Submit || len(req.Applications) > 0
 	return req
 }
 
@@ -251,7 +254,7 @@ func (r *Resolver) Authorize(user string, u *URL, mech string) (string, error) {
 	if u.User == "" {
 		return "", urlErr(ErrBadURL, 0, "URL names no user (imap://<user>@host/ is required)")
 	}
-	if u.User != user {
+	if vmstore.FoldUserName(u.User) != user {
 		return "", fmt.Errorf("%w: URLs can be authorized for your own mailboxes only", ErrNotPermitted)
 	}
 	if u.Access.Kind == AccessApplication && !r.knownApp(u.Access.Application) {
@@ -466,7 +469,8 @@ func (r *Resolver) Resolve(ctx context.Context, u *URL, req Requester) (*Resolve
 	if !u.Access.Permits(req) {
 		return nil, ErrNotPermitted
 	}
-	t, found, err := r.st.URLAuthLookup(u.User, u.Mailbox)
+	owner := vmstore.FoldUserName(u.User) // account names are lower case
+	t, found, err := r.st.URLAuthLookup(owner, u.Mailbox)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +484,7 @@ func (r *Resolver) Resolve(ctx context.Context, u *URL, req Requester) (*Resolve
 	if err != nil {
 		return nil, storeErr(err, "mailbox gone")
 	}
-	if mb.User != u.User {
+	if mb.User != owner {
 		return nil, ErrBadToken
 	}
 	return r.open(u, mb, t.AccountID)
@@ -490,7 +494,7 @@ func (r *Resolver) resolveOwn(u *URL, req Requester) (*Resolved, error) {
 	if !req.Own || !req.Authenticated || req.User == "" {
 		return nil, fmt.Errorf("%w: URL without URLAUTH", ErrNotPermitted)
 	}
-	owner := u.User
+	owner := vmstore.FoldUserName(u.User)
 	if owner == "" {
 		owner = req.User
 	}

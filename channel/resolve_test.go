@@ -172,7 +172,11 @@ func TestResolveRefusals(t *testing.T) {
 		t.Errorf("upper-case token: %v", err)
 	}
 	flip := []byte(url)
-	flip[len(flip)-5] ^= 1
+	if flip[len(flip)-5] == '0' {
+		flip[len(flip)-5] = '1'
+	} else {
+		flip[len(flip)-5] = '0'
+	}
 	if _, err := f.r.ResolveURL(ctx, string(flip), bob); !errors.Is(err, ErrBadToken) {
 		t.Errorf("flipped token digit: %v", err)
 	}
@@ -345,9 +349,13 @@ func TestAuthorizeRefusals(t *testing.T) {
 	if _, err := r2.AuthorizeURL("alice", strings.Replace(f.rump(";URLAUTH=authuser"), testHost, "VM.example.net:143", 1), "internal"); err != nil {
 		t.Errorf("default port: %v", err)
 	}
-	mixed := strings.Replace(f.rump(";uRlAuTh=authuser"), testHost, "alias.example.net", 1)
+	mixed := strings.Replace(strings.Replace(f.rump(";uRlAuTh=authuser"), testHost, "alias.example.net", 1), "alice@", "Alice@", 1)
 	if got, err := f.r.AuthorizeURL("alice", mixed, "internal"); err != nil || !strings.HasPrefix(got, mixed+":internal:") {
 		t.Errorf("alias, mixed case: %q %v", got, err)
+	} else if res, err := f.r.ResolveURL(context.Background(), got, bob); err != nil {
+		t.Errorf("alias, mixed case, resolved: %v", err)
+	} else {
+		res.Close()
 	}
 }
 
@@ -465,6 +473,49 @@ func FuzzResolve(f *testing.F) {
 			if !strings.EqualFold(s[len(s)-TokenLen:], tok) || req.User != "bob" {
 				t.Fatalf("%q resolved for %+v", s, req)
 			}
+		}
+	})
+}
+
+// BenchmarkResolve: Resolve of a valid URL, of a wrong token and of a
+// missing mailbox (bench/urlauth compares them with opening the part
+// directly).
+func BenchmarkResolve(b *testing.B) {
+	f := newResolverFixture(b)
+	good, err := f.r.AuthorizeURL("alice", f.rump("/;SECTION=2;URLAUTH=user+bob"), "INTERNAL")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("direct-open", func(b *testing.B) { // the reference: no URL checks
+		sec, _ := message.Parse("2")
+		for b.Loop() {
+			p, err := message.Open(f.st, "alice", "INBOX", f.msg.Message.UID, sec, message.Raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Close()
+		}
+	})
+	b.Run("valid", func(b *testing.B) {
+		for b.Loop() {
+			res, err := f.r.ResolveURL(ctx, good, bob)
+			if err != nil {
+				b.Fatal(err)
+			}
+			res.Close()
+		}
+	})
+	b.Run("wrong-token", func(b *testing.B) {
+		bad := good[:len(good)-2] + "00"
+		for b.Loop() {
+			f.r.ResolveURL(ctx, bad, bob)
+		}
+	})
+	b.Run("missing-mailbox", func(b *testing.B) {
+		bad := strings.Replace(good, "/INBOX;", "/NoSuchBox;", 1)
+		for b.Loop() {
+			f.r.ResolveURL(ctx, bad, bob)
 		}
 	})
 }

@@ -21,8 +21,9 @@
 //     METADATA entry under MetadataPrefix.
 //
 // The URLAUTH URL of a message (vnd.lemonvox.url) comes from the optional
-// PayloadBuilder.URLFor / EmailSink.URLFor functions, nil until URLAUTH
-// exists. Store API wishes are in STORE-NEEDS.md.
+// PayloadBuilder.URLFor / EmailSink.URLFor functions; MessageURLs.URLFor
+// (urlauth.go) makes one through channel.Resolver, with the configured
+// access identifier and lifetime. Store API wishes are in STORE-NEEDS.md.
 //
 // # Implementation notes
 //

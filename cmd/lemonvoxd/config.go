@@ -41,6 +41,12 @@ type Config struct {
 		MaxPerSource      int      `toml:"max_connections_per_source"`
 		PreAuthTimeout    duration `toml:"preauth_timeout"`
 		HandshakeTimeout  duration `toml:"tls_handshake_timeout"`
+		// URLAUTH (urlauth.go).
+		URLHost                 string              `toml:"url_host"`
+		URLAliases              []string            `toml:"url_aliases"`
+		URLRoles                map[string][]string `toml:"url_roles"`
+		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
+		AllowAnonymous          bool                `toml:"allow_anonymous"`
 	} `toml:"imap"`
 	LMTP       Listener        `toml:"lmtp"`
 	Submission Listener        `toml:"submission"`

@@ -166,14 +166,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	mc, err := startMediaServer(cfg, st, sipEP, log)
-	closers = append(closers, mc...)
-	if err != nil {
-		return err
-	}
-	if err := startSIPEndpoint(sipEP); err != nil {
-		return err
-	}
 	token, err := adminToken(dir, cfg.Admin.Token)
 	if err != nil {
 		return err
@@ -206,8 +198,20 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if closers = append(closers, pc...); err != nil {
 		return err
 	}
+	urlRes, err := newURLResolver(cfg, st)
+	if err != nil {
+		return err
+	}
+	mc, err := startMediaServer(cfg, st, sipEP, pb, urlRes, log)
+	closers = append(closers, mc...)
+	if err != nil {
+		return err
+	}
+	if err := startSIPEndpoint(sipEP); err != nil {
+		return err
+	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		srv := &imap.Server{Channel: pb.channelService(), Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
+		srv := &imap.Server{Channel: pb.channelService(), Store: st, URLResolver: urlRes, AllowAnonymous: cfg.IMAP.AllowAnonymous, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
 			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
 			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,

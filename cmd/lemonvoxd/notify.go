@@ -44,6 +44,10 @@ type NotifyConfig struct {
 		Attach          bool   `toml:"attach"`
 		DeleteAfterSend bool   `toml:"delete_after_send"`
 	} `toml:"email"`
+	// URLAccess and URLLifetime make the webhooks' vnd.lemonvox.url
+	// (urlauth.go); empty access leaves it out.
+	URLAccess   string   `toml:"url_access"`
+	URLLifetime duration `toml:"url_lifetime"`
 }
 
 // WebhookConfig is one webhook subscription.
@@ -66,6 +70,9 @@ type WebhookConfig struct {
 func startNotify(cfg *Config, dir string, st *vmstore.Store, ep *sipep.Endpoint, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
 	var sinks []notify.Sink
 	payload := notify.PayloadBuilder{ServerName: cfg.Hostname, OmitSenderSubject: cfg.Notify.OmitSenderSubject}
+	if payload.URLFor, err = notifyURLFor(cfg, st, log); err != nil {
+		return closers, nil, err
+	}
 	if ep != nil {
 		m := &notify.MWIServer{Store: st, Endpoint: ep, Logger: log.With("service", "sip"),
 			MaxSubscriptions: cfg.SIP.MaxSubs, MaxSubsPerAccount: cfg.SIP.MaxSubsAccount, MaxSubsPerSource: cfg.SIP.MaxSubsSource,

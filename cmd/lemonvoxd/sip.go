@@ -60,20 +60,18 @@ func sipCloser(ep *sipep.Endpoint) closer {
 	}}
 }
 
-// startMediaServer registers the SIP media server on the endpoint, with a
-// playback engine and a URL resolver of its own (URLs naming any host are
-// checked by their token); it returns the closers in start order.
-func startMediaServer(cfg *Config, st *vmstore.Store, ep *sipep.Endpoint, log *slog.Logger) ([]closer, error) {
+// startMediaServer registers the SIP media server on the endpoint, with
+// the daemon's playback engine and part cache and the IMAP URL resolver
+// (play= URLs are checked as URLFETCH checks them); it returns its closer.
+func startMediaServer(cfg *Config, st *vmstore.Store, ep *sipep.Endpoint, pb *playback, res *channel.Resolver, log *slog.Logger) ([]closer, error) {
 	if ep == nil || !cfg.SIP.MediaServer {
 		return nil, nil
 	}
-	eng := streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log.With("service", "streaming")})
-	closers := []closer{{"sip media engine", eng.Close}}
-	ms := &streaming.SIPServer{Endpoint: ep, Store: st, Resolver: channel.NewResolver(st, ""), Engine: eng,
+	ms := &streaming.SIPServer{Endpoint: ep, Store: st, Resolver: res, Engine: pb.engine, Cache: pb.cache,
 		RequireSRTP: cfg.SIP.RequireSRTP, PlainSDES: cfg.SIP.SDESOverPlain, MaxCalls: cfg.SIP.MaxCalls,
 		MaxCallsPerSource: cfg.SIP.MaxCallsSource, MediaAddr: cfg.SIP.MediaAddress, Logger: log.With("service", "sip")}
 	if err := ms.Initialize(); err != nil {
-		return closers, fmt.Errorf("sip media server: %w", err)
+		return nil, fmt.Errorf("sip media server: %w", err)
 	}
-	return append(closers, closer{"sip media server", func() error { ms.Close(); return nil }}), nil
+	return []closer{{"sip media server", func() error { ms.Close(); return nil }}}, nil
 }

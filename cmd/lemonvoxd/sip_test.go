@@ -40,7 +40,16 @@ func TestOneSIPEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := startMediaServer(cfg, st, ep, log)
+	pc, pb, err := startPlayback(cfg, st, nil, nil, log)
+	closers = append(closers, pc...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urlRes, err := newURLResolver(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := startMediaServer(cfg, st, ep, pb, urlRes, log)
 	closers = append(closers, mc...)
 	if err != nil {
 		t.Fatal(err)
