@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -58,6 +59,12 @@ type Server struct {
 	// AuthLimiter slows down wrong tokens (shared with the other protocols);
 	// nil means one of this server with the default rules.
 	AuthLimiter *authlimit.Limiter
+	// WHEP, if set, serves WebRTC playback (/whep, /whep/...) and the web
+	// player (/player/) without the admin token: grants authorize.
+	WHEP http.Handler
+	// Grants, if set, issues playback grants:
+	// POST /api/v1/accounts/{user}/grants.
+	Grants *channel.Grants
 
 	ln   net.Listener
 	srv  *http.Server
@@ -146,7 +153,10 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes/{mailbox...}", s.listMessages)
 	api.HandleFunc("POST /api/v1/accounts/{user}/messages", s.deposit)
 	api.HandleFunc("GET /api/v1/backup", s.backup)
+	api.HandleFunc("GET /api/v1/queue", s.listQueue)
+	api.HandleFunc("DELETE /api/v1/queue/{id}", s.cancelQueued)
 	s.notifyRoutes(api)
+	s.whepRoutes(mux, api)
 	// Go runtime profiles for operators (behind the token).
 	api.Handle("GET /api/v1/debug/pprof/", http.StripPrefix("/api/v1", http.HandlerFunc(pprof.Index)))
 	api.HandleFunc("GET /api/v1/debug/pprof/profile", pprof.Profile)
@@ -216,7 +226,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: 200}
 		next.ServeHTTP(sw, r)
 		httpRequests.WithLabelValues(strconv.Itoa(sw.status/100) + "xx").Inc()
-		s.Logger.Debug("http", "method", r.Method, "path", r.URL.Path, "status", sw.status, "dur", time.Since(start), "remote", r.RemoteAddr)
+		s.Logger.Debug("http", "method", r.Method, "path", redactPath(r.URL.Path), "status", sw.status, "dur", time.Since(start), "remote", r.RemoteAddr)
 	})
 }
 

@@ -12,7 +12,8 @@
 // NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), UNSELECT (RFC 3691), MOVE
 // (RFC 6851), CHILDREN (RFC 3348), LIST-EXTENDED (RFC 5258), LIST-STATUS
 // (RFC 5819), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), BINARY
-// (RFC 3516), MULTIAPPEND (RFC 3502), APPENDLIMIT (RFC 7889), STATUS=SIZE
+// (RFC 3516), MULTIAPPEND (RFC 3502), CATENATE (RFC 4469,
+// cmd_catenate.go), APPENDLIMIT (RFC 7889), STATUS=SIZE
 // (RFC 8438), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), CONDSTORE and
 // QRESYNC (RFC 7162), COMPRESS=DEFLATE (RFC 4978), QUOTA (RFC 9208),
 // METADATA (RFC 5464), NOTIFY (RFC 5465), SORT (RFC 5256), ESORT,
@@ -160,6 +161,10 @@ type Server struct {
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
 	LiteralMinus bool
+	// CatenateResolver resolves the absolute URLs (URLAUTH-authorized or
+	// naming this server) of CATENATE parts (cmd_catenate.go); nil means
+	// only the session's relative URLs are resolved.
+	CatenateResolver URLResolver
 	// URLResolver authorizes and resolves IMAP URLs: GENURLAUTH,
 	// RESETKEY, URLFETCH (cmd_urlauth.go) and CATENATE URLs. Nil leaves
 	// URLAUTH, URLAUTH=BINARY and URL-PARTIAL out.

@@ -1,7 +1,5 @@
 package transcode
 
-import "sort"
-
 // ITU-T G.722 sub-band ADPCM at 64 kbit/s (mode 1): 16 kHz PCM is split by
 // a 24-tap QMF into two 8 kHz bands, the low band coded with 6 bits and the
 // high band with 2 bits a sample; one byte per pair of input samples. Block
@@ -24,6 +22,12 @@ var (
 		-7192, -6576, -6000, -5456, -4944, -4464, -4008, -3576, -3168, -2776, -2400, -2032, -1688, -1360, -1040, -728,
 		24808, 21904, 19008, 16704, 14984, 13512, 12280, 11192, 10232, 9360, 8576, 7856, 7192, 6576, 6000, 5456,
 		4944, 4464, 4008, 3576, 3168, 2776, 2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136}
+	// g722Q6 with levels 30 and 31 out of reach (for QUANTL's search).
+	g722Q6pad = func() (t [32]int) {
+		copy(t[:], g722Q6[:30])
+		t[30], t[31] = 1<<30, 1<<30
+		return t
+	}()
 	// High band (Tables 7, 9, 15).
 	g722IHN = [3]int{0, 1, 0}
 	g722IHP = [3]int{0, 3, 2}
@@ -183,8 +187,27 @@ func (s *g722State) encodeBands(xlow, xhigh int) byte {
 	if el < 0 {
 		wd = -(el + 1)
 	}
-	// QUANTL: the first level above wd (levels grow with i: binary search).
-	i := sort.Search(29, func(k int) bool { return wd < (g722Q6[k+1]*lo.det)>>12 }) + 1
+	// QUANTL: the first level above wd. The levels grow with the index,
+	// so i-1 is the number of levels 1..29 at or below wd: a binary search
+	// of five steps, each a conditional add rather than a branch.
+	det := lo.det
+	k := 0
+	if wd >= (g722Q6pad[16]*det)>>12 {
+		k = 16
+	}
+	if wd >= (g722Q6pad[k+8]*det)>>12 {
+		k += 8
+	}
+	if wd >= (g722Q6pad[k+4]*det)>>12 {
+		k += 4
+	}
+	if wd >= (g722Q6pad[k+2]*det)>>12 {
+		k += 2
+	}
+	if wd >= (g722Q6pad[k+1]*det)>>12 {
+		k++
+	}
+	i := k + 1
 	ilow := g722ILP[i]
 	if el < 0 {
 		ilow = g722ILN[i]

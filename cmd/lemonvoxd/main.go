@@ -180,6 +180,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if cfg.Admin.TLS {
 		adm.TLS = tlsConfig
 	}
+	if err := startWHEP(cfg, st, adm, &closers, log); err != nil {
+		return err
+	}
 	if cfg.Admin.Listen != "" {
 		if err := adm.Initialize(); err != nil {
 			return err
@@ -194,12 +197,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"run info", func() error { admin.RemoveRunInfo(dir); return nil }})
 	}
-	pc, pb, err := startPlayback(cfg, st, tlsConfig, listeners, log)
-	if closers = append(closers, pc...); err != nil {
-		return err
-	}
 	urlRes, err := newURLResolver(cfg, st)
 	if err != nil {
+		return err
+	}
+	pc, pb, err := startPlayback(cfg, st, tlsConfig, listeners, log)
+	if closers = append(closers, pc...); err != nil {
 		return err
 	}
 	mc, err := startMediaServer(cfg, st, sipEP, pb, urlRes, log)
@@ -222,13 +225,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
 	}
-	for _, l := range []struct {
-		name string
-		l    Listener
-	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}} {
-		if l.l.Listen != "" || l.l.ListenTLS != "" {
-			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
+	lc, err := startLMTP(cfg, dir, st, listeners, log)
+	closers = append(closers, lc...)
+	if err != nil {
+		return err
+	}
+	if cfg.Submission.Listen != "" || cfg.Submission.ListenTLS != "" {
+		sc, err := startSubmission(cfg, dir, st, tlsConfig, authLim, urlRes, log)
+		if err != nil {
+			return err
 		}
+		closers = append(closers, sc)
 	}
 	log.Info("lemonvoxd running", "data", dir, "admin", adm.URL())
 	<-ctx.Done()

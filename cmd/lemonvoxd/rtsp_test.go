@@ -19,16 +19,6 @@ import (
 	"github.com/lemonvox/lemonvox/transcode"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func pcmOf(t *testing.T, wav []byte) []int16 {
 	t.Helper()
 	st, err := transcode.Decode(bytes.NewReader(wav))
