@@ -195,9 +195,9 @@ func TestSIPCancel(t *testing.T) {
 }
 
 // Calls are bounded per untrusted source address (503 with Retry-After);
-// another address still calls.
+// another address still calls; beyond max_calls in all, 503 too.
 func TestSIPCallLimitPerSource(t *testing.T) {
-	ms := startMediaServer(t, time.Second, func(s *SIPServer) { s.MaxCallsPerSource = 1 })
+	ms := startMediaServer(t, time.Second, func(s *SIPServer) { s.MaxCallsPerSource, s.MaxCalls = 1, 2 })
 	rx := newReceiver(t)
 	call := func(u *uac) (*dialog, *sipMessage) {
 		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0) + ";repeat=forever")
@@ -223,6 +223,9 @@ func TestSIPCallLimitPerSource(t *testing.T) {
 	d3, r3 := call(b)
 	if r3.status() != 200 {
 		t.Fatalf("call from another address: %q", r3.start)
+	}
+	if _, r := call(newUAC(t, "127.0.0.3", ms.ep.Addr())); r.status() != 503 || !strings.Contains(r.start, "too many calls") {
+		t.Fatalf("third call in all (max_calls 2): %q", r.start)
 	}
 	for _, x := range []struct {
 		u *uac
