@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -34,6 +35,9 @@ import (
 
 // ErrConfig reports an unusable configuration.
 var ErrConfig = errors.New("sipep: configuration")
+
+// ErrNotStarted: a request sent before Start (or after Close).
+var ErrNotStarted = errors.New("sipep: endpoint not started")
 
 // Handler serves one request (sipgo's handler type).
 type Handler = sipgo.RequestHandler
@@ -100,6 +104,8 @@ type Endpoint struct {
 	port      int
 	tlsPort   int
 	keepIdle  time.Duration
+
+	ready atomic.Bool // Start completed: the client may send
 
 	mu       sync.Mutex
 	started  bool
@@ -299,6 +305,7 @@ func (e *Endpoint) Start() error {
 			return e.srv.ServeTLS(&sipListener{Listener: e.tlsLn, check: chk, onBad: e.badSIP, rate: rate})
 		})
 	}
+	e.ready.Store(true)
 	e.log.Info("SIP endpoint listening", "udp+tcp", e.Addr(), "tls", e.TLSAddr(), "methods", e.allow)
 	return nil
 }
@@ -339,6 +346,7 @@ func (e *Endpoint) Close() {
 	if e.cancel == nil {
 		return
 	}
+	e.ready.Store(false)
 	e.cancel()
 	e.srv.Close()
 	e.ua.Close()
@@ -395,6 +403,9 @@ func (e *Endpoint) ContactURI(transport string) sip.Uri {
 // requests leave from the listening socket so that NATs and PBXs see the
 // address they talk to.
 func (e *Endpoint) Do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if !e.ready.Load() {
+		return nil, ErrNotStarted
+	}
 	e.setLaddr(req)
 	return e.cli.Do(ctx, req)
 }
@@ -402,12 +413,18 @@ func (e *Endpoint) Do(ctx context.Context, req *sip.Request) (*sip.Response, err
 // Transaction starts a client transaction (for callers that follow its
 // responses themselves).
 func (e *Endpoint) Transaction(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	if !e.ready.Load() {
+		return nil, ErrNotStarted
+	}
 	e.setLaddr(req)
 	return e.cli.TransactionRequest(ctx, req)
 }
 
 // WriteRequest sends a request outside any transaction (ACK to a 2xx).
 func (e *Endpoint) WriteRequest(req *sip.Request) error {
+	if !e.ready.Load() {
+		return ErrNotStarted
+	}
 	e.setLaddr(req)
 	return e.cli.WriteRequest(req)
 }

@@ -101,6 +101,8 @@ type SIPServer struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
+	testHook func(stage string) // tests: called at "setup"
+
 	mu       sync.Mutex
 	calls    map[string]*call // by Call-ID + our tag
 	bySource map[netip.Addr]int
@@ -328,6 +330,9 @@ var (
 // setup resolves the URL, opens the media and answers (or makes) the
 // offer; it returns the call and the 200's SDP.
 func (s *SIPServer) setup(req *sip.Request, tx sip.ServerTransaction, a *annc, src netip.Addr, trusted bool) (*call, []byte, *callError) {
+	if s.testHook != nil {
+		s.testHook("setup")
+	}
 	var off *sdpDesc
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
@@ -848,7 +853,11 @@ func (c *call) openSockets(off *sdpDesc) error {
 		}
 		c.rtp.Close()
 	}
-	c.sink = &callSink{rtp: c.rtp, rtcp: c.rtcp}
+	c.sink = &callSink{rtp: NewUDPTransport(c.rtp)}
+	c.sink.rtcp = c.sink.rtp
+	if c.rtcp != c.rtp {
+		c.sink.rtcp = NewUDPTransport(c.rtcp)
+	}
 	// Whatever the peer sends (RTCP reports, RTP it should not send) is
 	// read and dropped, so that the socket buffers do not fill.
 	for _, pc := range slices.Compact([]*net.UDPConn{c.rtp, c.rtcp}) {
@@ -1054,12 +1063,19 @@ func (c *call) sendBye(cseq uint32) {
 	}
 }
 
-// callSink sends a call's RTP and RTCP from its sockets; the peer's
-// address may change (re-INVITE). It never blocks the scheduler for long:
-// UDP writes either go or fail (counted as drops by the engine).
+// callSink sends a call's RTP and RTCP from its sockets through the
+// engine's non-blocking batched UDP path (a full socket buffer drops a
+// packet, never stalls the scheduler); the peer's address may change
+// (re-INVITE).
 type callSink struct {
-	rtp, rtcp  *net.UDPConn
+	rtp, rtcp  *UDPTransport
 	to, toRTCP atomic.Pointer[net.UDPAddr]
+}
+
+func (k *callSink) queue(b *sendBatch, pkt []byte) {
+	if to := k.to.Load(); to != nil {
+		b.add(k.rtp, to, pkt)
+	}
 }
 
 func (k *callSink) Send(pkt []byte) error {
@@ -1067,8 +1083,7 @@ func (k *callSink) Send(pkt []byte) error {
 	if to == nil {
 		return nil
 	}
-	_, err := k.rtp.WriteToUDP(pkt, to)
-	return err
+	return k.rtp.writeOne(pkt, to)
 }
 
 func (k *callSink) SendRTCP(pkt []byte) error {
@@ -1076,8 +1091,7 @@ func (k *callSink) SendRTCP(pkt []byte) error {
 	if to == nil {
 		return nil
 	}
-	_, err := k.rtcp.WriteToUDP(pkt, to)
-	return err
+	return k.rtcp.writeOne(pkt, to)
 }
 
 func (k *callSink) Close() error { return nil }

@@ -86,10 +86,15 @@ func startMediaServer(t *testing.T, d time.Duration, tweak func(*SIPServer)) *me
 // 0: the stored one), escaped for the Request-URI.
 func (ms *mediaServer) playURL(t *testing.T, uid uint32) string {
 	t.Helper()
+	return ms.playURLFor(t, uid, channel.Access{Kind: channel.AccessAnonymous})
+}
+
+func (ms *mediaServer) playURLFor(t *testing.T, uid uint32, access channel.Access) string {
+	t.Helper()
 	if uid == 0 {
 		uid = ms.msg.UID
 	}
-	u, err := ms.res.AuthorizeMessage("alice", "INBOX", ms.uidv, uid, "2", channel.Access{Kind: channel.AccessAnonymous}, time.Now().Add(time.Hour))
+	u, err := ms.res.AuthorizeMessage("alice", "INBOX", ms.uidv, uid, "2", access, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +202,7 @@ func (r *rtpReceiver) settle() {
 			return
 		}
 		last = n
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 

@@ -68,6 +68,12 @@ type Config struct {
 		MinExpires      duration `toml:"min_expires"`
 		MaxExpires      duration `toml:"max_expires"`
 		NonceLifetime   duration `toml:"nonce_lifetime"`
+		MediaServer     bool     `toml:"media_server"`
+		RequireSRTP     bool     `toml:"require_srtp"`
+		SDESOverPlain   bool     `toml:"sdes_over_plain"`
+		MaxCalls        int      `toml:"max_calls"`
+		MaxCallsSource  int      `toml:"max_calls_per_source"`
+		MediaAddress    string   `toml:"media_address"`
 	} `toml:"sip"`
 	Notify NotifyConfig `toml:"notify"`
 	Auth   AuthConfig   `toml:"auth"`

@@ -166,9 +166,6 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := startSIPEndpoint(sipEP); err != nil {
-		return err
-	}
 	token, err := adminToken(dir, cfg.Admin.Token)
 	if err != nil {
 		return err
@@ -206,6 +203,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	}
 	urlRes, err := newURLResolver(cfg, st)
 	if err != nil {
+		return err
+	}
+	mc, err := startMediaServer(cfg, st, sipEP, pb, urlRes, log)
+	closers = append(closers, mc...)
+	if err != nil {
+		return err
+	}
+	if err := startSIPEndpoint(sipEP); err != nil {
 		return err
 	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {

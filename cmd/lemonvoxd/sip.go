@@ -8,8 +8,11 @@ import (
 	"net/netip"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/sipep"
+	"github.com/lemonvox/lemonvox/streaming"
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // newSIPEndpoint builds the appliance's one SIP endpoint from [sip]; nil
@@ -55,4 +58,20 @@ func sipCloser(ep *sipep.Endpoint) closer {
 		}
 		return nil
 	}}
+}
+
+// startMediaServer registers the SIP media server on the endpoint, with
+// the daemon's playback engine and part cache and the IMAP URL resolver
+// (play= URLs are checked as URLFETCH checks them); it returns its closer.
+func startMediaServer(cfg *Config, st *vmstore.Store, ep *sipep.Endpoint, pb *playback, res *channel.Resolver, log *slog.Logger) ([]closer, error) {
+	if ep == nil || !cfg.SIP.MediaServer {
+		return nil, nil
+	}
+	ms := &streaming.SIPServer{Endpoint: ep, Store: st, Resolver: res, Engine: pb.engine, Cache: pb.cache,
+		RequireSRTP: cfg.SIP.RequireSRTP, PlainSDES: cfg.SIP.SDESOverPlain, MaxCalls: cfg.SIP.MaxCalls,
+		MaxCallsPerSource: cfg.SIP.MaxCallsSource, MediaAddr: cfg.SIP.MediaAddress, Logger: log.With("service", "sip")}
+	if err := ms.Initialize(); err != nil {
+		return nil, fmt.Errorf("sip media server: %w", err)
+	}
+	return []closer{{"sip media server", func() error { ms.Close(); return nil }}}, nil
 }
