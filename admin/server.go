@@ -153,6 +153,8 @@ func (s *Server) Handler() http.Handler {
 	api.HandleFunc("GET /api/v1/accounts/{user}/mailboxes/{mailbox...}", s.listMessages)
 	api.HandleFunc("POST /api/v1/accounts/{user}/messages", s.deposit)
 	api.HandleFunc("GET /api/v1/backup", s.backup)
+	api.HandleFunc("GET /api/v1/queue", s.listQueue)
+	api.HandleFunc("DELETE /api/v1/queue/{id}", s.cancelQueued)
 	s.notifyRoutes(api)
 	s.whepRoutes(mux, api)
 	// Go runtime profiles for operators (behind the token).

@@ -142,6 +142,17 @@ type Requester struct {
 	// Applications lists the other RFC 5593 applications the session's
 	// identity is registered for (e.g. "stream"), case-insensitive.
 	Applications []string
+	// OnBehalfOfAny: the requester is a submission or application entity
+	// that has not said for whom it acts (an IMAP session of such an
+	// identity): the userid of submit+<userid> and <app>+<userid> is not
+	// checked, as RFC 4467 s7.1 and RFC 5593 s3.3 leave that to the
+	// entity (the submission server compares it with its client, RFC
+	// 4468 s3.4). In-process entities set User instead.
+	OnBehalfOfAny bool
+	// Own: URLs without ;URLAUTH= resolve with User's own rights (its
+	// own mailboxes), as CATENATE uses them (RFC 4469 s3). URLAUTH URLs
+	// are checked as for anyone else.
+	Own bool
 }
 
 // Permits reports whether requester r may use a URL authorized for a:
@@ -149,8 +160,10 @@ type Requester struct {
 //	anonymous      anyone, unauthenticated included
 //	authuser       any authenticated non-anonymous session
 //	user+X         an authenticated session whose User is X
-//	submit+X       an authenticated submission entity acting for X
-//	app, app+X     an authenticated session registered for app (acting for X)
+//	submit+X       an authenticated submission entity acting for X (or
+//	               for anyone: OnBehalfOfAny)
+//	app, app+X     an authenticated session registered for app (acting for
+//	               X, or for anyone)
 //
 // AccessNone permits nobody. User names are compared exactly: callers pass
 // the account's canonical name.
@@ -163,14 +176,14 @@ func (a Access) Permits(r Requester) bool {
 	case AccessUser:
 		return r.Authenticated && a.User != "" && r.User == a.User
 	case AccessSubmit:
-		return r.Authenticated && r.Submit && a.User != "" && r.User == a.User
+		return r.Authenticated && r.Submit && a.User != "" && (r.OnBehalfOfAny || r.User == a.User)
 	case AccessApplication:
 		if !r.Authenticated || !slices.ContainsFunc(r.Applications, func(s string) bool {
 			return strings.EqualFold(s, a.Application)
 		}) {
 			return false
 		}
-		return a.User == "" || r.User == a.User
+		return a.User == "" || r.OnBehalfOfAny || r.User == a.User
 	}
 	return false
 }

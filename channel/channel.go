@@ -12,19 +12,24 @@
 //     achar/bchar classes of RFC 5092 s11 (EscapeUser, EscapeMailbox).
 //     Mailbox names are UTF-8 in URLs (RFC 5092 s8); MailboxToMUTF7 and
 //     MailboxFromMUTF7 convert for IMAP4rev1 sessions.
+//
 //   - Access identifiers: Access, ParseAccess, Access.Permits with a
 //     Requester (anonymous, authuser, user+X, submit+X, RFC 5593 app[+X]).
+//
 //   - The INTERNAL URLAUTH mechanism: GenerateKey, Sign, Verify,
 //     URL.Authorize, URL.VerifyToken.
 //
+//   - Resolver (resolve.go): GENURLAUTH (Authorize), RESETKEY (Reset)
+//     and Resolve(url, requester), which checks the token, expiry, access
+//     identifier, UIDVALIDITY and that the message and section still
+//     exist, then opens the part through vmstore/message. Access keys are
+//     the store's (vmstore/urlauth.go), per account id and mailbox id, so
+//     a re-created account name never validates old URLs. The public
+//     host:port URLs name is [imap] url_host.
+//
 // # Not built yet
 //
-//   - Resolve(url, requester): check token, expiry, access, UIDVALIDITY and
-//     that the message still exists, then open the part through the store's
-//     part API. Waits for that API (vmstore) and for per-account,
-//     per-mailbox URLAUTH keys in the store tied to the account's stable id.
 //   - CHANNEL grants (rtsp:// URLs for a body part) for streaming.
-//   - The [imap] url_host configuration that names the public host:port.
 //
 // # Implementation notes
 //
@@ -46,5 +51,5 @@
 //     network-path references resolve (ParseRef), as CATENATE needs;
 //     relative-path references are refused as RFC 5092 s7.2 requires, and
 //     dot-segments are refused rather than resolved.
-//   - channel imports nothing of ours yet; it may import only vmstore.
+//   - channel imports only vmstore and vmstore/message.
 package channel

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/deposit"
 )
 
 // maxStringLiteral bounds literals that are read into memory (passwords,
@@ -12,8 +13,9 @@ import (
 // bounded by APPENDLIMIT instead.
 const maxStringLiteral = 1 << 20
 
-// RFC 9051 s6.3.12 APPEND, with RFC 3502 MULTIAPPEND, RFC 3516 literal8
-// (binary APPEND, accepted into every mailbox as RFC 5550 requires),
+// RFC 9051 s6.3.12 APPEND, with RFC 3502 MULTIAPPEND, RFC 4469 CATENATE
+// (cmd_catenate.go), RFC 3516 literal8 (binary APPEND, accepted into every
+// mailbox as RFC 5550 requires),
 // RFC 4315 APPENDUID and RFC 7889 APPENDLIMIT.
 //
 // Whether more messages follow is only known after a literal, and
@@ -58,6 +60,19 @@ func cmdAppend(c *conn, tag string, p *parser) {
 		if p.Peek() == '"' {
 			date = p.xdateTime()
 			p.xsp()
+		}
+		if p.ConsumeFold("CATENATE ") {
+			// RFC 4469: the message is assembled from parts
+			// (cmd_catenate.go).
+			if len(reqs) >= maxMultiAppend {
+				xusererrorf("LIMIT", "too many messages in one APPEND")
+			}
+			reqs = append(reqs, vmstore.DepositReq{User: c.user, Mailbox: mb.Name, Body: c.xcatenate(p, room, sp),
+				Flags: flags, InternalDate: date, Event: vmstore.EventMessageAppend, Service: "imap"})
+			if p.AtEnd() {
+				break
+			}
+			continue
 		}
 		// RFC 6855 s4: UTF8 (literal8) carries a message with UTF-8
 		// header fields, once UTF8=ACCEPT is enabled.
@@ -117,7 +132,9 @@ func cmdAppend(c *conn, tag string, p *parser) {
 	var uids []uint32
 	var uidValidity uint32
 	if len(reqs) == 1 {
-		res, err := st.Deposit(reqs[0])
+		r := reqs[0]
+		res, err := deposit.Deposit(st, r.User, r.Body, deposit.Options{Mailbox: r.Mailbox, Flags: r.Flags,
+			Date: r.InternalDate, Event: r.Event, Service: r.Service, AsMessage: true})
 		xstoreErr(err, "APPEND")
 		uids, uidValidity = []uint32{res.Message.UID}, res.Mailbox.UIDValidity
 	} else {

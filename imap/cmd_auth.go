@@ -58,6 +58,10 @@ func cmdAuthenticate(c *conn, tag string, p *parser) {
 		initial = &s
 	}
 	p.xend()
+	if mech == "ANONYMOUS" && c.srv.AllowAnonymous {
+		c.xanonymous(initial) // cmd_urlauth.go
+		return
+	}
 	if mech != "PLAIN" {
 		xusererrorf("CANNOT", "unsupported mechanism")
 	}

@@ -141,6 +141,9 @@ func cmdSelect(c *conn, tag string, p *parser) {
 		c.writeLine(`* OK [PERMANENTFLAGS (%s \*)] flags permitted`, flags)
 	}
 	c.writeLine("* OK [HIGHESTMODSEQ %d] highest modseq", mb.HighestModSeq)
+	if c.srv.URLResolver != nil {
+		c.writeLine("* OK [URLMECH INTERNAL] URLAUTH mechanisms") // RFC 4467 s6
+	}
 	if c.rev2 {
 		c.enc.Raw("* LIST () \"/\" ").Astring(c.mboxOut(mb.Name)).CRLF()
 	}

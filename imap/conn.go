@@ -85,6 +85,9 @@ type conn struct {
 	rev2    bool // ENABLE IMAP4rev2
 	cstore  bool // CONDSTORE enabled (by any enabling command)
 	qresync bool // ENABLE QRESYNC
+	// anonymous: logged in with SASL ANONYMOUS (user is ""); only the
+	// commands of anonymousCommands are served (cmd_urlauth.go).
+	anonymous bool
 
 	// acctID is the identity of the account logged in (vmstore.Account.ID);
 	// acctGone is set once that account is deleted: every command then
@@ -481,6 +484,9 @@ func (c *conn) command() (cont bool) {
 	}
 	if cmd.states&c.state == 0 {
 		xsyntaxf("%s not allowed in %s state", name, c.state)
+	}
+	if c.anonymous && !anonymousCommands[name] {
+		xusererrorf("NOPERM", "%s is not available to anonymous sessions", name)
 	}
 	if strings.HasPrefix(name, "UID ") {
 		c.announceNewForUID()

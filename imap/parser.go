@@ -111,6 +111,12 @@ func (p *parser) xmailbox() string {
 			name = n
 		}
 	}
+	return inboxCase(name)
+}
+
+// inboxCase spells INBOX, which is case-insensitive (RFC 9051 s5.1), and
+// the names under it in upper case.
+func inboxCase(name string) string {
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}

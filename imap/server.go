@@ -12,12 +12,14 @@
 // NAMESPACE (RFC 2342), UIDPLUS (RFC 4315), UNSELECT (RFC 3691), MOVE
 // (RFC 6851), CHILDREN (RFC 3348), LIST-EXTENDED (RFC 5258), LIST-STATUS
 // (RFC 5819), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), BINARY
-// (RFC 3516), MULTIAPPEND (RFC 3502), APPENDLIMIT (RFC 7889), STATUS=SIZE
+// (RFC 3516), MULTIAPPEND (RFC 3502), CATENATE (RFC 4469,
+// cmd_catenate.go), APPENDLIMIT (RFC 7889), STATUS=SIZE
 // (RFC 8438), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), CONDSTORE and
 // QRESYNC (RFC 7162), COMPRESS=DEFLATE (RFC 4978), QUOTA (RFC 9208),
 // METADATA (RFC 5464), NOTIFY (RFC 5465), SORT (RFC 5256), ESORT,
 // CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267), I18NLEVEL=1 (RFC 5255), and
-// CONVERT (RFC 5259, cmd_convert.go).
+// CONVERT (RFC 5259, cmd_convert.go), URLAUTH (RFC 4467), URLAUTH=BINARY
+// (RFC 5524) and URL-PARTIAL (RFC 5550) with a URLResolver (cmd_urlauth.go).
 //
 // # Structure
 //
@@ -86,6 +88,7 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -158,6 +161,19 @@ type Server struct {
 	// non-synchronizing literals above 4096 octets are refused (RFC 7888
 	// s5). The Lemonade profile (RFC 5550) asks for LITERAL+.
 	LiteralMinus bool
+	// URLResolver authorizes and resolves IMAP URLs: GENURLAUTH,
+	// RESETKEY, URLFETCH (cmd_urlauth.go) and CATENATE URLs. Nil leaves
+	// URLAUTH, URLAUTH=BINARY and URL-PARTIAL out.
+	URLResolver *channel.Resolver
+	// CatenateURLs, if set, opens the URLs of CATENATE parts instead of
+	// ChannelURLs(URLResolver) (cmd_catenate.go); with neither, CATENATE
+	// resolves absolute-path references in the session user's mailboxes
+	// only.
+	CatenateURLs URLOpener
+	// AllowAnonymous offers SASL ANONYMOUS (RFC 4505) for URLFETCH of
+	// "anonymous" URLs, as RFC 5616 media servers without an identity of
+	// their own log in; such a session can do nothing else.
+	AllowAnonymous bool
 
 	ctx      context.Context
 	cancel   context.CancelFunc

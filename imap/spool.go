@@ -49,10 +49,18 @@ type spool struct {
 
 func (c *conn) newSpool() *spool { return &spool{dir: c.srv.spoolDir()} }
 
-// add reads a literal of size octets and returns a reader of it.
+// add reads a literal of size octets, one message, and returns a reader
+// of it.
 func (sp *spool) add(r io.Reader, size int64) (io.Reader, error) {
-	sp.total += size
 	sp.n++
+	return sp.addPart(r, size)
+}
+
+// addPart reads size octets of a message assembled from several parts
+// (CATENATE, cmd_catenate.go) and returns a reader of them; the message
+// is counted once it is complete (sp.n).
+func (sp *spool) addPart(r io.Reader, size int64) (io.Reader, error) {
+	sp.total += size
 	if sp.mem+size <= spoolMemBudget {
 		b := make([]byte, size)
 		if _, err := io.ReadFull(r, b); err != nil {
@@ -113,28 +121,44 @@ func (c *conn) xappendRoom() appendRoom {
 // cannot be stored: larger than APPENDLIMIT, past the account's quota with
 // the literals this command accepted before it, or past the spool limit.
 func (c *conn) xcheckAppendRoom(l wire.Literal, room appendRoom, sp *spool) {
-	var code, msg string
+	if code, msg := c.roomExceeded(0, l.Size, room, sp); code != "" {
+		xrefuseLiteral(l, true, code, msg)
+	}
+}
+
+// roomExceeded reports (a response code and text) whether add more octets
+// for a message that has msgSize octets so far (0 for a literal that is a
+// whole message) cannot be stored: the message past APPENDLIMIT (RFC 7889
+// TOOBIG; RFC 4469 TOOBIG for a CATENATE), the account past its quota with
+// what this command spooled before (RFC 9208 OVERQUOTA; the message counts
+// as one more), or the command past the spool limit. "" when it fits.
+func (c *conn) roomExceeded(msgSize, add int64, room appendRoom, sp *spool) (code, msg string) {
 	q, u := room.quota, room.used
 	switch {
-	case l.Size > c.srv.appendLimit():
-		code, msg = "TOOBIG", fmt.Sprintf("message of %d octets exceeds APPENDLIMIT %d", l.Size, c.srv.appendLimit())
-	case q.Bytes > 0 && u.Bytes+sp.total+l.Size > q.Bytes:
-		code, msg = "OVERQUOTA", fmt.Sprintf("message of %d octets exceeds the storage quota", l.Size)
+	case msgSize+add > c.srv.appendLimit():
+		if msgSize == 0 {
+			return "TOOBIG", fmt.Sprintf("message of %d octets exceeds APPENDLIMIT %d", add, c.srv.appendLimit())
+		}
+		return "TOOBIG", fmt.Sprintf("the message would exceed APPENDLIMIT %d", c.srv.appendLimit())
+	case q.Bytes > 0 && u.Bytes+sp.total+add > q.Bytes:
+		return "OVERQUOTA", fmt.Sprintf("message of %d octets exceeds the storage quota", msgSize+add)
 	case q.Messages > 0 && u.Messages+int64(sp.n)+1 > q.Messages:
-		code, msg = "OVERQUOTA", "message count quota reached"
-	case sp.total+l.Size > c.srv.appendSpoolLimit():
-		code, msg = "LIMIT", fmt.Sprintf("the messages of one APPEND exceed %d octets", c.srv.appendSpoolLimit())
-	default:
-		return
+		return "OVERQUOTA", "message count quota reached"
+	case sp.total+add > c.srv.appendSpoolLimit():
+		return "LIMIT", fmt.Sprintf("the messages of one APPEND exceed %d octets", c.srv.appendSpoolLimit())
 	}
-	if !l.Sync && l.Size > maxDiscardLiteral {
-		// The client sends the octets without waiting (LITERAL+): rather
-		// than read them all, end the session.
+	return "", ""
+}
+
+// xrefuseLiteral ends a command with NO [code] while the literal l (if
+// pending) is on its way or awaited: a synchronizing literal is never sent
+// (no continuation); a small non-synchronizing one is read and discarded
+// with the rest of the command at the command boundary; a large
+// non-synchronizing one ends the session rather than being read.
+func xrefuseLiteral(l wire.Literal, pending bool, code, msg string) {
+	if pending && !l.Sync && l.Size > maxDiscardLiteral {
 		panic(byeError{"[" + code + "] " + msg + "; closing instead of reading the literal"})
 	}
-	// A synchronizing literal is never sent (no continuation); a small
-	// non-synchronizing one is read and discarded with the rest of the
-	// command at the command boundary.
 	xusererrorf(code, "%s", msg)
 }
 

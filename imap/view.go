@@ -237,6 +237,10 @@ func (c *conn) pollEvents() {
 			c.metadataChanged(ev)
 			continue
 		}
+		if ev.Type == vmstore.EventMailboxAccessChange {
+			c.urlKeysReset(ev) // cmd_urlauth.go
+			continue
+		}
 		if s == nil || ev.MailboxID != s.mb.ID {
 			c.notifyEvent(ev)
 			continue

@@ -9,8 +9,9 @@
 //
 //   - WebhookSink: RFC 5423 events as JSON, Standard Webhooks HMAC-SHA256
 //     signatures, HTTPS with certificate checks (payload.go, sign.go).
-//   - MWIServer: RFC 3842 notifier on sipgo, SUBSCRIBE/NOTIFY dialogs and
-//     unsolicited NOTIFY to per-account targets (mwiserver.go, mwi.go).
+//   - MWIServer: RFC 3842 notifier on the appliance's SIP endpoint (sipep),
+//     SUBSCRIBE/NOTIFY dialogs and unsolicited NOTIFY to per-account
+//     targets (mwiserver.go, mwi.go).
 //   - VVMSink: OMTP VVM SYNC texts posted to an SMS gateway (vvm.go).
 //   - NATSSink: the webhook JSON on NATS JetStream subjects per account.
 //   - EmailSink: voicemail-to-email through a smarthost.
@@ -20,8 +21,9 @@
 //     METADATA entry under MetadataPrefix.
 //
 // The URLAUTH URL of a message (vnd.lemonvox.url) comes from the optional
-// PayloadBuilder.URLFor / EmailSink.URLFor functions, nil until URLAUTH
-// exists. Store API wishes are in STORE-NEEDS.md.
+// PayloadBuilder.URLFor / EmailSink.URLFor functions; MessageURLs.URLFor
+// (urlauth.go) makes one through channel.Resolver, with the configured
+// access identifier and lifetime. Store API wishes are in STORE-NEEDS.md.
 //
 // # Implementation notes
 //
@@ -70,15 +72,12 @@
 // only be watched through a trusted PBX. A subscriber authenticated as one
 // account may only watch that account's mailbox (403 otherwise). Nonces,
 // nonce counts, the qop and uri rules and the authentication limiter are
-// in sipauth.go; an untrusted subscriber's NOTIFYs go to its source
-// address, never to the Contact it names.
+// the endpoint's (sipep.Endpoint.Authenticate); an untrusted subscriber's
+// NOTIFYs go to its source address, never to the Contact it names.
 //
 // # Validation and limits
 //
-// sipvalidate.go checks every datagram and every framed message of a
-// stream before sipgo parses it (version, method, CSeq, Request-URI) and
-// answers malformed requests itself. siplimits.go holds the connection
-// limits of the TCP and TLS listeners (netlimit), the subscription limits
-// and the per-account fan-out bound. These files are the SIP endpoint's,
-// not MWI's, and move with it.
+// The SIP endpoint (sipep) validates every message, rate-limits sources
+// and bounds connections. mwilimits.go holds what is MWI's: the
+// subscription limits and the per-account fan-out bound.
 package notify

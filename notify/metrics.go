@@ -46,10 +46,6 @@ var (
 		Name: "lemonvox_notify_mwi_subscriptions_refused_total",
 		Help: "New MWI subscriptions refused by the limits, by status (403 per account, 503 per source or in all).",
 	}, []string{"status"})
-	metricSIPReplays = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "lemonvox_notify_sip_digest_replays_total",
-		Help: "SIP requests whose digest nonce count did not increase (replayed credentials).",
-	})
 	metricSIPNotifies = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "lemonvox_notify_mwi_notifies_total",
 		Help: "NOTIFY requests sent, by kind (dialog, unsolicited) and result (ok, error).",

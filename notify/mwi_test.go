@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/lemonvox/lemonvox/sipep"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -138,10 +139,11 @@ func scenario(t *testing.T, name string) string {
 
 func startMWI(t *testing.T, s *vmstore.Store, trusted bool, tweak func(*MWIServer)) (*MWIServer, *Dispatcher) {
 	t.Helper()
-	m := &MWIServer{Store: s, Listen: "127.0.0.1:0", Logger: testLogger(t), MinExpires: time.Second,
-		Coalesce: 100 * time.Millisecond, NotifyTimeout: 3 * time.Second, Realm: "vm.test"}
+	ep := &sipep.Endpoint{Listen: "127.0.0.1:0", Logger: testLogger(t), Realm: "vm.test"}
+	m := &MWIServer{Store: s, Endpoint: ep, Logger: testLogger(t), MinExpires: time.Second,
+		Coalesce: 100 * time.Millisecond, NotifyTimeout: 3 * time.Second}
 	if trusted {
-		m.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		ep.TrustedNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	}
 	if tweak != nil {
 		tweak(m)
@@ -149,7 +151,11 @@ func startMWI(t *testing.T, s *vmstore.Store, trusted bool, tweak func(*MWIServe
 	if err := m.Initialize(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(m.Close)
+	if err := ep.Start(); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); ep.Close() })
 	d := startDispatcher(t, s, t.TempDir(), m)
 	return m, d
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,8 +27,8 @@ func TestMWISubscribeOverTLS(t *testing.T) {
 	s := openStore(t, "")
 	mustAccount(t, s, "tls", vmstore.AccountOptions{})
 	m, _ := startMWI(t, s, true, func(m *MWIServer) {
-		m.ListenTLS = "127.0.0.1:0"
-		m.TLSConfig = &tls.Config{Certificates: hs.TLS.Certificates}
+		m.Endpoint.ListenTLS = "127.0.0.1:0"
+		m.Endpoint.TLSConfig = &tls.Config{Certificates: hs.TLS.Certificates}
 		m.NotifyTimeout = 300 * time.Millisecond
 	})
 	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(&tls.Config{RootCAs: pool}))
@@ -40,7 +41,7 @@ func TestMWISubscribeOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var uri sip.Uri
-	if err := sip.ParseUri("sip:tls@"+m.tlsLn.Addr().String()+";transport=tls", &uri); err != nil {
+	if err := sip.ParseUri("sip:tls@"+m.Endpoint.TLSAddr()+";transport=tls", &uri); err != nil {
 		t.Fatal(err)
 	}
 	req := sip.NewRequest(sip.SUBSCRIBE, uri)
@@ -57,7 +58,7 @@ func TestMWISubscribeOverTLS(t *testing.T) {
 	if m.Subscriptions("tls") != 1 {
 		t.Fatal("no subscription")
 	}
-	if ct := res.Contact(); ct == nil || ct.Address.Port != m.tlsLn.Addr().(*net.TCPAddr).Port {
+	if ct := res.Contact(); ct == nil || strconv.Itoa(ct.Address.Port) != m.Endpoint.TLSAddr()[strings.LastIndexByte(m.Endpoint.TLSAddr(), ':')+1:] {
 		t.Fatalf("Contact %v", ct)
 	}
 }

@@ -2,25 +2,21 @@ package notify
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/lemonvox/lemonvox/authlimit"
-	"github.com/lemonvox/lemonvox/netlimit"
+	"github.com/lemonvox/lemonvox/sipep"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -32,19 +28,13 @@ import (
 type MWIServer struct {
 	// Store is the message store. Required.
 	Store *vmstore.Store
-	// Listen is the UDP and TCP address (same port for both). Required.
-	Listen string
-	// ListenTLS, if set, adds a TLS listener using TLSConfig.
-	ListenTLS string
-	TLSConfig *tls.Config
+	// Endpoint is the appliance's SIP endpoint (transport, digest,
+	// limits); the server registers SUBSCRIBE on it in Initialize, before
+	// the endpoint starts. Required.
+	Endpoint *sipep.Endpoint
 	// Domain is the host of Message-Account and From URIs
-	// (sip:<user>@<Domain>). Default: the host of Listen.
+	// (sip:<user>@<Domain>). Default: the endpoint's Domain.
 	Domain string
-	// Realm is the digest realm; default Domain.
-	Realm string
-	// TrustedNetworks may subscribe to any account without authentication
-	// (the PBX that has authenticated its phones).
-	TrustedNetworks []netip.Prefix
 	// MinExpires (423 below it), MaxExpires (longer requests are shortened)
 	// and DefaultExpires (no Expires header) of subscriptions; 0 means 60 s,
 	// 3600 s and 3600 s (RFC 3842 default).
@@ -58,36 +48,10 @@ type MWIServer struct {
 	TargetRefresh time.Duration
 	// NotifyTimeout bounds one NOTIFY transaction; 0 means 8 s.
 	NotifyTimeout time.Duration
-	// AuthLimiter slows down wrong digest responses (shared with the other
-	// protocols); nil means one of this server with the default rules.
-	AuthLimiter *authlimit.Limiter
-	// NonceLifetime is how long a digest nonce may be used (stale=true
-	// after); 0 means 5 minutes. MaxNonces bounds the nonces tracked for
-	// replay protection; 0 means 65,536.
-	NonceLifetime time.Duration
-	MaxNonces     int
-	// MaxConns and MaxConnsPerSource bound the TCP and TLS listeners'
-	// connections (TrustedNetworks are not limited per source); 0 means
-	// 12,000 and 200, negative no limit. Beyond, the first request gets
-	// 503 with Retry-After.
-	MaxConns, MaxConnsPerSource int
-	// FirstMessageTimeout is the time a TCP or TLS connection has, from
-	// accept, to complete its TLS handshake and send a valid message; 0
-	// means 30 s. ConnIdleTimeout closes a connection silent that long
-	// afterwards; 0 means MaxExpires + 2 min.
-	FirstMessageTimeout, ConnIdleTimeout time.Duration
-	// Listeners, if set, reports the listeners' health and shares the
-	// daemon's descriptor budget (netlimit).
-	Listeners *netlimit.Registry
 	// MaxSubscriptions (in all, 503 beyond), MaxSubsPerSource (per
 	// untrusted source address, 503) and MaxSubsPerAccount (403); 0 means
 	// 50,000, 100 and 20, negative no limit.
 	MaxSubscriptions, MaxSubsPerSource, MaxSubsPerAccount int
-	// MaxRequestRate is the requests per second (burst twice as many) an
-	// untrusted source address may send; beyond it requests are answered
-	// 503 with Retry-After before the SIP library keeps a transaction for
-	// them (siprate.go). 0 means DefaultMaxRequestRate, negative no limit.
-	MaxRequestRate float64
 	// FanOut bounds the NOTIFYs of one account in flight at once, so that
 	// one account's subscribers cannot hold up the others'; 0 means 8.
 	FanOut int
@@ -96,20 +60,11 @@ type MWIServer struct {
 	// Logger; nil means slog.Default.
 	Logger *slog.Logger
 
-	log        *slog.Logger
-	ua         *sipgo.UserAgent
-	srv        *sipgo.Server
-	cli        *sipgo.Client
-	udpConn    net.PacketConn
-	tcpLn      net.Listener
-	tlsLn      net.Listener
-	ctx        context.Context
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	nonces     *nonceTable
-	ownLimiter *authlimit.Limiter
-	udpHealth  *netlimit.Health
-	port       int
+	log    *slog.Logger
+	ep     *sipep.Endpoint
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex
 	accounts map[string]*mwiAccount
@@ -151,11 +106,13 @@ type mwiSub struct {
 	gone     bool
 }
 
-// Initialize opens the listeners and starts serving.
+// Initialize registers the server's methods on the endpoint and starts
+// its timers; NOTIFYs go out once the endpoint has started.
 func (m *MWIServer) Initialize() error {
-	if m.Store == nil || m.Listen == "" {
-		return fmt.Errorf("%w: MWIServer needs Store and Listen", ErrConfig)
+	if m.Store == nil || m.Endpoint == nil {
+		return fmt.Errorf("%w: MWIServer needs Store and Endpoint", ErrConfig)
 	}
+	m.ep = m.Endpoint
 	m.log = m.Logger
 	if m.log == nil {
 		m.log = slog.Default()
@@ -182,122 +139,16 @@ func (m *MWIServer) Initialize() error {
 	if m.SinkName == "" {
 		m.SinkName = "mwi"
 	}
-	if m.NonceLifetime <= 0 {
-		m.NonceLifetime = DefaultNonceLifetime
-	}
-	if m.MaxNonces <= 0 {
-		m.MaxNonces = DefaultMaxNonces
-	}
-	nonceKey := make([]byte, 32)
-	_, _ = rand.Read(nonceKey)
-	m.nonces = newNonceTable(nonceKey, m.NonceLifetime, m.MaxNonces)
-	if m.AuthLimiter == nil {
-		m.ownLimiter = authlimit.New(authlimit.Config{Trusted: m.TrustedNetworks})
-	}
 	m.accounts = map[string]*mwiAccount{}
 	m.subs = map[string]*mwiSub{}
 	m.bySource = map[netip.Addr]int{}
 	m.limitDefaults()
-
-	host, portS, err := net.SplitHostPort(m.Listen)
-	if err != nil {
-		return fmt.Errorf("%w: Listen %q: %v", ErrConfig, m.Listen, err)
-	}
-	// UDP and TCP on one port; with port 0 the kernel picks a TCP port that
-	// may be taken for UDP, so try a few.
-	for try := 0; ; try++ {
-		m.tcpLn, err = net.Listen("tcp", m.Listen)
-		if err != nil {
-			return fmt.Errorf("notify: mwi listen tcp: %w", err)
-		}
-		m.port = m.tcpLn.Addr().(*net.TCPAddr).Port
-		m.udpConn, err = net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(m.port)))
-		if err == nil {
-			break
-		}
-		m.tcpLn.Close()
-		m.tcpLn = nil
-		if portS != "0" || try >= 20 {
-			return fmt.Errorf("notify: mwi listen udp: %w", err)
-		}
-	}
-	if m.ListenTLS != "" {
-		if m.TLSConfig == nil {
-			m.closeListeners()
-			return fmt.Errorf("%w: ListenTLS without TLSConfig", ErrConfig)
-		}
-		raw, err := net.Listen("tcp", m.ListenTLS)
-		if err != nil {
-			m.closeListeners()
-			return fmt.Errorf("notify: mwi listen tls: %w", err)
-		}
-		m.tlsLn = tls.NewListener(m.limitListener(raw, "sip-tls", m.TLSConfig), m.TLSConfig)
-	}
-	if m.Domain == "" {
-		m.Domain = host
-		if m.Domain == "" || m.Domain == "0.0.0.0" || m.Domain == "::" {
-			m.Domain = "localhost"
-		}
-	}
-	if m.Realm == "" {
-		m.Realm = m.Domain
-	}
-	sipLog := m.log.With("layer", "sip")
-	m.ua, err = sipgo.NewUA(sipgo.WithUserAgent("lemonvox"), sipgo.WithUserAgentHostname(m.Domain),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(sipLog),
-			// A 200 to a NOTIFY retransmission arrives after the
-			// transaction completed: expected, not worth a log line.
-			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
-				sipLog.Debug("response outside a transaction", "msg", r.Short())
-			})),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)))
-	if err != nil {
-		m.closeListeners()
-		return err
-	}
-	m.srv, err = sipgo.NewServer(m.ua, sipgo.WithServerLogger(m.log))
-	if err != nil {
-		m.closeListeners()
-		return err
-	}
-	m.cli, err = sipgo.NewClient(m.ua, sipgo.WithClientLogger(m.log), sipgo.WithClientHostname(m.Domain))
-	if err != nil {
-		m.closeListeners()
-		return err
-	}
-	m.srv.OnSubscribe(m.handleSubscribe)
-	m.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		res.AppendHeader(sip.NewHeader("Allow-Events", "message-summary"))
-		_ = tx.Respond(res)
-	})
-	m.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
-		res.AppendHeader(sip.NewHeader("Allow", "SUBSCRIBE, OPTIONS"))
-		_ = tx.Respond(res)
-	})
+	m.ep.Handle(sip.SUBSCRIBE, m.handleSubscribe)
+	m.ep.AllowEvents("message-summary")
+	// A subscriber's connection lives as long as its subscription may go
+	// without a refresh.
+	m.ep.KeepIdle(m.MaxExpires + 2*time.Minute)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	serve := func(f func() error) {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			if err := f(); err != nil && m.ctx.Err() == nil {
-				m.log.Error("sip listener stopped", "err", err)
-			}
-		}()
-	}
-	// Every message is validated before sipgo parses it (sipvalidate.go).
-	m.udpHealth = m.Listeners.Watch("sip-udp", m.udpConn.LocalAddr().String())
-	rate := newSourceRate(m.MaxRequestRate, m.trustedAddr)
-	serve(func() error {
-		return m.srv.ServeUDP(&sipPacketConn{PacketConn: m.udpConn, onBad: m.badSIP, rate: rate, health: m.udpHealth, closed: m.ctx.Done()})
-	})
-	m.tcpLn = m.limitListener(m.tcpLn, "sip-tcp", nil)
-	serve(func() error { return m.srv.ServeTCP(&sipListener{Listener: m.tcpLn, onBad: m.badSIP, rate: rate}) })
-	if m.tlsLn != nil {
-		serve(func() error { return m.srv.ServeTLS(&sipListener{Listener: m.tlsLn, onBad: m.badSIP, rate: rate}) })
-	}
 	m.wg.Add(1)
 	go m.expiryLoop()
 	if m.TargetRefresh > 0 {
@@ -305,8 +156,15 @@ func (m *MWIServer) Initialize() error {
 		go m.refreshLoop()
 	}
 	m.unhook = m.Store.Hub().OnAccountDeleted(m.accountDeleted)
-	m.log.Info("MWI notifier listening", "udp+tcp", m.Addr(), "tls", m.ListenTLS)
 	return nil
+}
+
+// domain is the host of the server's URIs.
+func (m *MWIServer) domain() string {
+	if m.Domain != "" {
+		return m.Domain
+	}
+	return m.ep.Domain
 }
 
 // accountDeleted ends the subscriptions of a deleted account at once
@@ -354,33 +212,12 @@ func (m *MWIServer) accountDeleted(user string, id uint64) {
 	}
 }
 
-func (m *MWIServer) badSIP(from net.Addr, why string) {
-	m.log.Debug("malformed SIP message refused", "from", from, "why", why)
-}
-
-func (m *MWIServer) closeListeners() {
-	if m.udpHealth != nil {
-		m.udpHealth.Close()
-	}
-	if m.udpConn != nil {
-		m.udpConn.Close()
-	}
-	if m.tcpLn != nil {
-		m.tcpLn.Close()
-	}
-	if m.tlsLn != nil {
-		m.tlsLn.Close()
-	}
-}
-
-// Addr is the bound UDP/TCP address (useful with port 0).
-func (m *MWIServer) Addr() string {
-	host, _, _ := net.SplitHostPort(m.Listen)
-	return net.JoinHostPort(host, strconv.Itoa(m.port))
-}
+// Addr is the endpoint's bound UDP/TCP address.
+func (m *MWIServer) Addr() string { return m.ep.Addr() }
 
 // Close ends every subscription with a final NOTIFY
-// (terminated;reason=deactivated, RFC 6665 s4.2.2: retry later) and stops.
+// (terminated;reason=deactivated, RFC 6665 s4.2.2: retry later) and stops;
+// close the endpoint afterwards.
 func (m *MWIServer) Close() {
 	if m.cancel == nil {
 		return
@@ -410,9 +247,6 @@ func (m *MWIServer) Close() {
 	}
 	wg.Wait()
 	m.cancel()
-	m.srv.Close()
-	m.ua.Close()
-	m.closeListeners()
 	m.wg.Wait()
 }
 
@@ -529,7 +363,7 @@ func (m *MWIServer) summary(user string) ([]byte, error) {
 }
 
 func (m *MWIServer) accountURI(user string) string {
-	u := sip.Uri{Scheme: "sip", User: user, Host: m.Domain}
+	u := sip.Uri{Scheme: "sip", User: user, Host: m.domain()}
 	return u.String()
 }
 
@@ -636,32 +470,11 @@ func (m *MWIServer) commonNotifyHeaders(req *sip.Request, transport, eventID, st
 	req.SetBody(body)
 }
 
-func (m *MWIServer) contactURI(transport string) sip.Uri {
-	host, _, _ := net.SplitHostPort(m.Addr())
-	u := sip.Uri{Scheme: "sip", Host: host, Port: m.port}
-	switch {
-	case strings.EqualFold(transport, "TCP"):
-		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tcp")
-	case strings.EqualFold(transport, "TLS") && m.tlsLn != nil:
-		if a, ok := m.tlsLn.Addr().(*net.TCPAddr); ok {
-			u.Port = a.Port
-		}
-		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tls")
-	}
-	return u
-}
+func (m *MWIServer) contactURI(transport string) sip.Uri { return m.ep.ContactURI(transport) }
 
-// do runs a client transaction; UDP requests leave from our listening
-// socket so that NATs and PBXs see the address they talk to.
-func (m *MWIServer) do(ctx context.Context, req *sip.Request, transport string) (*sip.Response, error) {
-	if strings.EqualFold(transport, "UDP") || transport == "" {
-		if a, ok := m.udpConn.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsUnspecified() {
-			req.Laddr = sip.Addr{IP: a.IP, Port: a.Port}
-		}
-	}
-	return m.cli.Do(ctx, req)
+// do runs a client transaction through the endpoint.
+func (m *MWIServer) do(ctx context.Context, req *sip.Request, _ string) (*sip.Response, error) {
+	return m.ep.Do(ctx, req)
 }
 
 // SendUnsolicited sends an out-of-dialog NOTIFY to a target (notes s5.3,
@@ -678,11 +491,11 @@ func (m *MWIServer) SendUnsolicited(ctx context.Context, user string, t vmstore.
 	}
 	req := sip.NewRequest(sip.NOTIFY, uri)
 	req.SetTransport(transport)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: m.Domain}, Params: sip.NewParams()}
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: m.domain()}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: uri, Params: sip.NewParams()})
-	cid := sip.CallIDHeader(randomToken(12) + "@" + m.Domain)
+	cid := sip.CallIDHeader(randomToken(12) + "@" + m.domain())
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
 	m.commonNotifyHeaders(req, transport, "", state, body)
@@ -810,13 +623,7 @@ func (m *MWIServer) refreshLoop() {
 // ---- SUBSCRIBE (RFC 6665 s4.2.1, RFC 3842 s4, notes s5.1) ----
 
 func (m *MWIServer) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		m.log.Debug("responding", "err", err)
-	}
+	m.ep.Respond(req, tx, code, reason, hdrs...)
 	metricSIPRequests.WithLabelValues(string(req.Method), strconv.Itoa(code/100)+"xx").Inc()
 }
 
@@ -892,7 +699,7 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 		}
 		return
 	}
-	if !m.authorize(req, tx, acct) {
+	if !m.ep.Authenticate(req, tx, acct.Name, acct.Options.Notify["sip_ha1"]) {
 		return
 	}
 	contact := req.Contact()
@@ -917,7 +724,7 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 	// RFC 3261 s12.1.1: the route set is the Record-Route list, in order
 	// (from trusted proxies only: see notifyTarget).
 	for _, h := range req.GetHeaders("Record-Route") {
-		if !m.trusted(req.Source()) {
+		if !m.ep.Trusted(req.Source()) {
 			break
 		}
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
@@ -936,12 +743,12 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 	if expires > 0 {
 		s.source = authlimit.AddrOf(req.Source())
 		m.mu.Lock()
-		if code, reason := m.admitSub(s.user, s.source, m.trusted(req.Source())); code != 0 {
+		if code, reason := m.admitSub(s.user, s.source, m.ep.Trusted(req.Source())); code != 0 {
 			m.mu.Unlock()
 			metricSIPSubsRefused.WithLabelValues(strconv.Itoa(code)).Inc()
 			var hdrs []sip.Header
 			if code == 503 {
-				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
+				hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(sipep.RetryAfterSeconds)))
 			}
 			m.respond(req, tx, code, reason, hdrs...)
 			return
@@ -975,7 +782,7 @@ func (m *MWIServer) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) 
 // SUBSCRIBE came from (RFC 3581 received/rport), whatever Contact it wrote,
 // so that the server cannot be made to send NOTIFYs to third parties.
 func (m *MWIServer) notifyTarget(req *sip.Request, contact sip.Uri) sip.Uri {
-	if m.trusted(req.Source()) {
+	if m.ep.Trusted(req.Source()) {
 		return contact
 	}
 	ap, err := netip.ParseAddrPort(req.Source())
@@ -1004,7 +811,7 @@ func (m *MWIServer) refresh(req *sip.Request, tx sip.ServerTransaction, tag stri
 		m.respond(req, tx, 481, "Subscription Does Not Exist")
 		return
 	}
-	if !m.authorize(req, tx, acct) {
+	if !m.ep.Authenticate(req, tx, acct.Name, acct.Options.Notify["sip_ha1"]) {
 		return
 	}
 	s.mu.Lock()
@@ -1028,10 +835,10 @@ func (m *MWIServer) refresh(req *sip.Request, tx sip.ServerTransaction, tag stri
 	}()
 }
 
-func md5hex(s string) string {
-	h := md5.Sum([]byte(s))
-	return hex.EncodeToString(h[:])
-}
+// SIPHA1 computes the digest credential to store as
+// Account.Options.Notify["sip_ha1"]: hex MD5(user:realm:secret) (RFC 2617
+// s3.2.2.2). The secret itself is not stored.
+func SIPHA1(user, realm, secret string) string { return sipep.HA1(user, realm, secret) }
 
 func randomToken(n int) string {
 	b := make([]byte, n)

@@ -18,8 +18,8 @@ type PayloadBuilder struct {
 	// ServerName is the host in IMAP URLs and serverFQDN. Required.
 	ServerName string
 	// URLFor, if set, returns an URLAUTH-authorized URL to the event's
-	// message (RFC 4467), sent as vnd.lemonvox.url; "" leaves it out. It is
-	// nil until the URLAUTH work provides one.
+	// message (RFC 4467), sent as vnd.lemonvox.url; "" leaves it out
+	// (MessageURLs.URLFor, urlauth.go).
 	URLFor func(ev *vmstore.Event) string
 	// OmitSenderSubject leaves caller and subject out (privacy).
 	OmitSenderSubject bool

@@ -2,6 +2,8 @@ package notify
 
 import (
 	"bufio"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -257,4 +259,9 @@ func (c *rawSIP) challengeNonce(r subReq, serverAddr string) string {
 		c.t.Fatalf("no nonce in %q", res.get("WWW-Authenticate"))
 	}
 	return m[1]
+}
+
+func md5hex(s string) string {
+	h := md5.Sum([]byte(s))
+	return hex.EncodeToString(h[:])
 }

@@ -3,7 +3,6 @@ package streaming
 import (
 	"bytes"
 	"encoding/base64"
-	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -84,7 +83,7 @@ func openPart(t testing.TB, s *vmstore.Store, user string, uid uint32) *Media {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	md, err := OpenMedia(p, MediaOptions{Key: fmt.Sprintf("%d/2", m.Stored().Blob)})
+	md, err := OpenMedia(p, MediaOptions{Key: m.CacheKey("2")})
 	if err != nil {
 		t.Fatal(err)
 	}

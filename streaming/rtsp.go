@@ -305,6 +305,12 @@ func (s *RTSPServer) serveConn(raw net.Conn, secure bool) {
 	c.log = s.log.With("remote", raw.RemoteAddr().String())
 	c.w = NewConnWriter(conn)
 	defer func() {
+		// A bug in a handler ends its connection, not the daemon.
+		if r := recover(); r != nil {
+			c.log.Error("rtsp connection failed", "panic", r)
+		}
+	}()
+	defer func() {
 		for _, rs := range c.mine {
 			s.endSession(rs, "stop")
 		}
@@ -545,7 +551,7 @@ func (s *RTSPServer) openMedia(g *channel.Grant) (*Media, error) {
 		return nil, err
 	}
 	defer p.Close()
-	return OpenMedia(p, MediaOptions{Key: fmt.Sprintf("%d/%s", m.Stored().Blob, g.Section), Cache: s.cfg.Cache})
+	return OpenMedia(p, MediaOptions{Key: m.CacheKey(g.Section), Cache: s.cfg.Cache})
 }
 
 // chooseTransport picks the first spec we can serve.

@@ -184,7 +184,7 @@ func checkAudio(t *testing.T, what string, got, want []int16) {
 // of the DESCRIBE's a=crypto line; the audio matches the stored audio.
 // Played to the end, the message is \Seen and the session is gone.
 func TestFFmpegRTSPS(t *testing.T) {
-	env := newRTSPEnv(t, RTSPConfig{}, 3*time.Second)
+	env := newRTSPEnv(t, RTSPConfig{}, 2*time.Second)
 	url := "rtsps://" + env.tlsAddr + "/" + env.grant(t, channel.Grant{})
 	got, logs := record(t, url)
 	checkAudio(t, "rtsps+srtp", got, decodePCM(t, env.wav))
@@ -200,7 +200,7 @@ func TestFFmpegRTSPS(t *testing.T) {
 
 // TestFFmpegRTSPUDP: ffmpeg records over plain RTSP with RTP over UDP.
 func TestFFmpegRTSPUDP(t *testing.T) {
-	env := newRTSPEnv(t, RTSPConfig{}, 3*time.Second)
+	env := newRTSPEnv(t, RTSPConfig{}, 2*time.Second)
 	url := "rtsp://" + env.plainAddr + "/" + env.grant(t, channel.Grant{})
 	got, _ := record(t, url, "-rtsp_transport", "udp")
 	checkAudio(t, "rtsp+udp", got, decodePCM(t, env.wav))
@@ -361,6 +361,10 @@ func TestRTSPRefusals(t *testing.T) {
 		t.Fatalf("DESCRIBE %d\n%s", code, body)
 	}
 	cb := h["content-base"]
+	// RTP/AVP over RTSPS only when the configuration allows it.
+	if _, _, body := c.do("DESCRIBE", base+tok+"?profile=avp", "Accept: application/sdp"); !strings.Contains(body, "RTP/SAVP") {
+		t.Fatalf("plain RTP over RTSPS without allow_plain:\n%s", body)
+	}
 	// Multicast and record refused.
 	if code, _, _ := c.do("SETUP", cb+"track1", "Transport: RTP/AVP;multicast"); code != 461 {
 		t.Fatalf("multicast: %d", code)

@@ -75,7 +75,7 @@ func (gs *WHEPGrantSource) open(g *channel.Grant) (*Media, error) {
 		return nil, err
 	}
 	defer p.Close()
-	return OpenMedia(p, MediaOptions{Key: fmt.Sprintf("%d/%s", m.Stored().Blob, g.Section), Cache: gs.Cache})
+	return OpenMedia(p, MediaOptions{Key: m.CacheKey(g.Section), Cache: gs.Cache})
 }
 
 // engineMedia is a granted part played by the engine.

@@ -67,7 +67,7 @@ func parseWHEPOffer(body []byte) (*whepOffer, error) {
 	if err := sd.Unmarshal(body); err != nil {
 		return nil, fmt.Errorf("%w: %v", errOfferSyntax, err)
 	}
-	sessDir := directionOf(sd.Attributes)
+	sessDir := directionOf(sd.Attributes, "sendrecv")
 	for _, md := range sd.MediaDescriptions {
 		if md == nil || !strings.EqualFold(md.MediaName.Media, "audio") {
 			continue
@@ -78,13 +78,7 @@ func parseWHEPOffer(body []byte) (*whepOffer, error) {
 		if !offerProtoOK(md.MediaName.Protos) {
 			return nil, fmt.Errorf("%w: audio transport %q is not UDP/TLS/RTP/SAVPF", errOfferSyntax, strings.Join(md.MediaName.Protos, "/"))
 		}
-		dir := directionOf(md.Attributes)
-		if dir == "" {
-			dir = sessDir
-		}
-		if dir == "" {
-			dir = "sendrecv"
-		}
+		dir := directionOf(md.Attributes, sessDir)
 		if dir != "recvonly" && dir != "sendrecv" {
 			return nil, errOfferDir
 		}
@@ -147,14 +141,4 @@ func parseWHEPOffer(body []byte) (*whepOffer, error) {
 func offerProtoOK(p []string) bool {
 	s := strings.ToUpper(strings.Join(p, "/"))
 	return s == "UDP/TLS/RTP/SAVPF" || s == "UDP/TLS/RTP/SAVP"
-}
-
-func directionOf(attrs []sdp.Attribute) string {
-	for _, a := range attrs {
-		switch a.Key {
-		case "sendrecv", "sendonly", "recvonly", "inactive":
-			return a.Key
-		}
-	}
-	return ""
 }

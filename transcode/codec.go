@@ -13,8 +13,10 @@
 package transcode
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -134,14 +136,16 @@ type frameCodec interface {
 type ulawCodec struct{}
 
 func (ulawCodec) decode(dst []int16, src []byte) []int16 {
-	for _, b := range src {
-		dst = append(dst, ulawToLinear[b])
+	dst, out := growPCM(dst, len(src))
+	for i, b := range src {
+		out[i] = ulawToLinear[b]
 	}
 	return dst
 }
 func (ulawCodec) encode(dst []byte, pcm []int16) []byte {
-	for _, s := range pcm {
-		dst = append(dst, linearToUlaw(s))
+	dst, out := growBytes(dst, len(pcm))
+	for i, s := range pcm {
+		out[i] = linearToUlaw(s)
 	}
 	return dst
 }
@@ -150,14 +154,16 @@ func (ulawCodec) unit() (int, int) { return 1, 1 }
 type alawCodec struct{}
 
 func (alawCodec) decode(dst []int16, src []byte) []int16 {
-	for _, b := range src {
-		dst = append(dst, alawToLinear[b])
+	dst, out := growPCM(dst, len(src))
+	for i, b := range src {
+		out[i] = alawToLinear[b]
 	}
 	return dst
 }
 func (alawCodec) encode(dst []byte, pcm []int16) []byte {
-	for _, s := range pcm {
-		dst = append(dst, linearToAlaw(s))
+	dst, out := growBytes(dst, len(pcm))
+	for i, s := range pcm {
+		out[i] = linearToAlaw(s)
 	}
 	return dst
 }
@@ -167,24 +173,44 @@ func (alawCodec) unit() (int, int) { return 1, 1 }
 type l16Codec struct{ bigEndian bool }
 
 func (c l16Codec) decode(dst []int16, src []byte) []int16 {
-	for i := 0; i+1 < len(src); i += 2 {
-		if c.bigEndian {
-			dst = append(dst, int16(uint16(src[i])<<8|uint16(src[i+1])))
-		} else {
-			dst = append(dst, int16(uint16(src[i+1])<<8|uint16(src[i])))
+	dst, out := growPCM(dst, len(src)/2)
+	if c.bigEndian {
+		for i := range out {
+			out[i] = int16(binary.BigEndian.Uint16(src[2*i:]))
+		}
+	} else {
+		for i := range out {
+			out[i] = int16(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	}
 	return dst
 }
 func (c l16Codec) encode(dst []byte, pcm []int16) []byte {
-	for _, s := range pcm {
-		if c.bigEndian {
-			dst = append(dst, byte(uint16(s)>>8), byte(s))
-		} else {
-			dst = append(dst, byte(s), byte(uint16(s)>>8))
+	dst, out := growBytes(dst, 2*len(pcm))
+	if c.bigEndian {
+		for i, s := range pcm {
+			binary.BigEndian.PutUint16(out[2*i:], uint16(s))
+		}
+	} else {
+		for i, s := range pcm {
+			binary.LittleEndian.PutUint16(out[2*i:], uint16(s))
 		}
 	}
 	return dst
+}
+
+// growPCM extends dst by n samples and returns it and the new part.
+func growPCM(dst []int16, n int) ([]int16, []int16) {
+	k := len(dst)
+	dst = slices.Grow(dst, n)[:k+n]
+	return dst, dst[k:]
+}
+
+// growBytes extends dst by n bytes and returns it and the new part.
+func growBytes(dst []byte, n int) ([]byte, []byte) {
+	k := len(dst)
+	dst = slices.Grow(dst, n)[:k+n]
+	return dst, dst[k:]
 }
 func (l16Codec) unit() (int, int) { return 2, 1 }
 

@@ -1,5 +1,7 @@
 package transcode
 
+import "math/bits"
+
 // ITU-T G.711 µ-law and A-law. Decoding uses 256-entry tables built from
 // the segment formulas of G.711 s2 and s3; encoding computes the segment
 // directly (a 64 Ki-entry table would not pay for itself).
@@ -47,28 +49,21 @@ func decodeAlaw(a byte) int16 {
 	return int16(-t)
 }
 
-// linearToUlaw encodes one sample (G.711 s3).
+// linearToUlaw encodes one sample (G.711 s3). The segment is the
+// position of the highest set bit of the biased magnitude (bit 7 and
+// below: segment 0), found without a loop.
 func linearToUlaw(s int16) byte {
 	const bias = 0x84
 	x := int(s)
-	sign := 0
-	if x < 0 {
-		x = -x
-		sign = 0x80
-	}
-	if x > 32635 {
-		x = 32635
-	}
-	x += bias
-	exp := 7
-	for mask := 0x4000; x&mask == 0 && exp > 0; mask >>= 1 {
-		exp--
-	}
+	sign := (x >> 63) & 0x80
+	x = min((x^(x>>63))-(x>>63), 32635) + bias // |s|, clipped, biased
+	exp := max(bits.Len(uint(x))-8, 0)
 	mant := (x >> (exp + 3)) & 0x0f
 	return ^byte(sign | exp<<4 | mant)
 }
 
-// linearToAlaw encodes one sample (G.711 s2).
+// linearToAlaw encodes one sample (G.711 s2). The segment is the
+// position of the highest set bit of the 13-bit magnitude above bit 4.
 func linearToAlaw(s int16) byte {
 	x := int(s) >> 3 // 13-bit
 	mask := byte(0xd5)
@@ -76,18 +71,10 @@ func linearToAlaw(s int16) byte {
 		mask = 0x55
 		x = -x - 1
 	}
-	seg := 0
-	for end := 0x1f; seg < 8 && x > end; end = end<<1 | 1 {
-		seg++
-	}
+	seg := max(bits.Len(uint(x))-5, 0)
 	if seg >= 8 {
 		return 0x7f ^ mask
 	}
-	v := byte(seg << 4)
-	if seg < 2 {
-		v |= byte(x>>1) & 0x0f
-	} else {
-		v |= byte(x>>seg) & 0x0f
-	}
+	v := byte(seg<<4) | byte(x>>max(seg, 1))&0x0f
 	return v ^ mask
 }

@@ -1,6 +1,9 @@
 package transcode
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // ITU-T G.726 ADPCM at 32 kbit/s (4-bit codes, 8 kHz), the codec of VPIM's
 // audio/32kadpcm (RFC 3802). Block names in comments are those of the
@@ -17,17 +20,20 @@ var (
 )
 
 type g726State struct {
-	yl  int    // locked scale factor (s4.2.3 YL)
-	yu  int    // unlocked scale factor (YU)
-	dms int    // short-term average of F(I)
-	dml int    // long-term average of F(I)
-	ap  int    // speed control (AP)
-	a   [2]int // pole predictor coefficients
-	b   [6]int // zero predictor coefficients
-	pk  [2]int // signs of DQ+SEZ
-	dq  [6]int // past quantized differences, floating format
-	sr  [2]int // past reconstructed signals, floating format
-	td  int    // tone detected
+	yl  int // locked scale factor (s4.2.3 YL)
+	yu  int // unlocked scale factor (YU)
+	dms int // short-term average of F(I)
+	dml int // long-term average of F(I)
+	ap  int // speed control (AP)
+	// The predictor's eight coefficients and the eight past signals they
+	// multiply, side by side for the vector kernel: pc holds the zero
+	// predictor's B1..B6 then the pole predictor's A2, A1; pf holds, in
+	// floating format, the past quantized differences DQ1..DQ6 then the
+	// past reconstructed signals SR2, SR1.
+	pc [8]int32
+	pf [8]int32
+	pk [2]int // signs of DQ+SEZ
+	td int    // tone detected
 	// bigEndianPack: first code in the high nibble (AAL2 / X.420 order)
 	// instead of the low nibble (RFC 3551 G726-32 order).
 	bigEndianPack bool
@@ -35,10 +41,9 @@ type g726State struct {
 
 func newG726() *g726State {
 	s := &g726State{yl: 34816, yu: 544}
-	for i := range s.dq {
-		s.dq[i] = 32
+	for i := range s.pf {
+		s.pf[i] = 32
 	}
-	s.sr = [2]int{32, 32}
 	return s
 }
 
@@ -75,22 +80,34 @@ func fmult(an, srn int) int {
 	}
 	wanmant := (anmant*(srn&0x3f) + 0x30) >> 4
 	r := int((uint64(wanmant)<<(l+uint(srn>>6)&0xf))>>19) & 0x7fff
-	if (an ^ srn) < 0 {
-		return -r
-	}
-	return r
+	sg := (an ^ srn) >> 63 // -1 when the signs differ
+	return (r ^ sg) - sg
 }
 
-func (s *g726State) predictorZero() int {
-	z := fmult(s.b[0]>>2, s.dq[0])
-	for i := 1; i < 6; i++ {
-		z += fmult(s.b[i]>>2, s.dq[i])
+// b2i is 1 for true, 0 for false (compiled without a branch).
+func b2i(b bool) int {
+	if b {
+		return 1
 	}
-	return z
+	return 0
 }
 
-func (s *g726State) predictorPole() int {
-	return fmult(s.a[1]>>2, s.sr[1]) + fmult(s.a[0]>>2, s.sr[0])
+// predict returns the zero predictor's sum (SEZI) and the whole
+// prediction (SEI = SEZI + the pole predictor's sum).
+func (s *g726State) predict() (sezi, sei int) {
+	if useAVX2 {
+		z, p := fmult8AVX2(&s.pc, &s.pf)
+		return int(z), int(z) + int(p)
+	}
+	return fmult8(&s.pc, &s.pf)
+}
+
+// fmult8 is predict's generic form.
+func fmult8(pc, pf *[8]int32) (sezi, sei int) {
+	for i := 0; i < 6; i++ {
+		sezi += fmult(int(pc[i]>>2), int(pf[i]))
+	}
+	return sezi, sezi + fmult(int(pc[6]>>2), int(pf[6])) + fmult(int(pc[7]>>2), int(pf[7]))
 }
 
 // stepSize mixes the locked and unlocked scale factors (MIX).
@@ -101,12 +118,8 @@ func (s *g726State) stepSize() int {
 	y := s.yl >> 6
 	dif := s.yu - y
 	al := s.ap >> 2
-	if dif > 0 {
-		y += (dif * al) >> 6
-	} else if dif < 0 {
-		y += (dif*al + 0x3f) >> 6
-	}
-	return y
+	// A negative product rounds up: +0x3f before the shift.
+	return y + (dif*al+(0x3f&(dif>>63)))>>6
 }
 
 // quantize maps the difference signal to a 4-bit code (QUAN).
@@ -132,19 +145,11 @@ func quantize(d, y int) int {
 // reconstruct is the inverse quantizer (RECONST + ANTILOG).
 func reconstruct(sign bool, dqln, y int) int {
 	dql := dqln + (y >> 2)
-	if dql < 0 {
-		if sign {
-			return -0x8000
-		}
-		return 0
-	}
 	dex := (dql >> 7) & 15
 	dqt := 128 + (dql & 127)
-	dq := (dqt << 7) >> (14 - dex)
-	if sign {
-		return dq - 0x8000
-	}
-	return dq
+	dq := (dqt << 7) >> uint(14-dex)
+	dq &^= dql >> 63 // a negative log magnitude is zero
+	return dq - 0x8000*b2i(sign)
 }
 
 func toFloat(mag int) int {
@@ -153,11 +158,11 @@ func toFloat(mag int) int {
 }
 
 // update adapts the predictor and scale factors (ADAPT, TRANS, TONE, ...).
+// The sign-dependent steps are written as arithmetic on sign masks rather
+// than branches: on speech their outcome is a coin toss for the branch
+// predictor.
 func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
-	pk0 := 0
-	if dqsez < 0 {
-		pk0 = 1
-	}
+	pk0 := int(uint(dqsez) >> 63) // 1 when DQ+SEZ < 0
 	mag := dq & 0x7fff
 	// TRANS: transition detector.
 	ylint := s.yl >> 15
@@ -168,118 +173,67 @@ func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
 		thr2 = 31 << 10
 	}
 	dqthr := (thr2 + (thr2 >> 1)) >> 1
-	tr := 0
-	if s.td != 0 && mag > dqthr {
-		tr = 1
-	}
+	tr := s.td != 0 && mag > dqthr
 	// Scale factor adaptation.
 	s.yu = y + ((wi - y) >> 5)
 	s.yu = min(max(s.yu, 544), 5120)
 	s.yl += s.yu + ((-s.yl) >> 6)
 
 	a2p := 0
-	if tr == 1 {
-		s.a = [2]int{}
-		s.b = [6]int{}
+	if tr {
+		s.pc = [8]int32{}
 	} else {
+		nz := b2i(dqsez != 0)
 		pks1 := pk0 ^ s.pk[0]
-		// UPA2
-		a2p = s.a[1] - (s.a[1] >> 7)
-		if dqsez != 0 {
-			fa1 := -s.a[0]
-			if pks1 != 0 {
-				fa1 = s.a[0]
-			}
-			switch {
-			case fa1 < -8191:
-				a2p -= 0x100
-			case fa1 > 8191:
-				a2p += 0xff
-			default:
-				a2p += fa1 >> 5
-			}
-			if pk0^s.pk[1] != 0 {
-				switch {
-				case a2p <= -12160:
-					a2p = -12288
-				case a2p >= 12416:
-					a2p = 12288
-				default:
-					a2p -= 0x80
-				}
-			} else {
-				switch {
-				case a2p <= -12416:
-					a2p = -12288
-				case a2p >= 12160:
-					a2p = 12288
-				default:
-					a2p += 0x80
-				}
-			}
+		// UPA2: F(a1) is a1 with the sign of the product of the signs,
+		// limited to +-8191 (so >>5 gives -0x100 and +0xff at the limits).
+		a1, a2 := int(s.pc[7]), int(s.pc[6])
+		a2p = a2 - (a2 >> 7)
+		fa1 := a1
+		if pks1 == 0 {
+			fa1 = -fa1
 		}
-		s.a[1] = a2p
+		a2p += nz * (min(max(fa1, -8192), 8191) >> 5)
+		a2p += nz * (0x80 - 0x100*(pk0^s.pk[1]))
+		a2p = min(max(a2p, -12288), 12288)
+		s.pc[6] = int32(a2p)
 		// UPA1
-		s.a[0] -= s.a[0] >> 8
-		if dqsez != 0 {
-			if pks1 == 0 {
-				s.a[0] += 192
-			} else {
-				s.a[0] -= 192
-			}
-		}
+		a1 -= a1 >> 8
+		a1 += nz * (192 - 384*pks1)
 		// LIMD
 		a1ul := 15360 - a2p
-		s.a[0] = min(max(s.a[0], -a1ul), a1ul)
-		// UPB
+		s.pc[7] = int32(min(max(a1, -a1ul), a1ul))
+		// UPB: +-128 by whether DQ and the past DQ have the same sign.
+		magm := -b2i(mag != 0)
 		for i := 0; i < 6; i++ {
-			s.b[i] -= s.b[i] >> 8
-			if mag != 0 {
-				if (dq ^ s.dq[i]) >= 0 {
-					s.b[i] += 128
-				} else {
-					s.b[i] -= 128
-				}
-			}
+			sg := (dq ^ int(s.pf[i])) >> 63
+			bi := int(s.pc[i])
+			bi -= bi >> 8
+			bi += ((128 ^ sg) - sg) & magm
+			s.pc[i] = int32(bi)
 		}
 	}
-	for i := 5; i > 0; i-- {
-		s.dq[i] = s.dq[i-1]
-	}
-	// FLOAT A
+	copy(s.pf[1:6], s.pf[:5])
+	// FLOAT A (zero is 0x20, and 0xFC20 as an int16 when negative)
+	f := toFloat(mag)
 	if mag == 0 {
-		if dq >= 0 {
-			s.dq[0] = 0x20
-		} else {
-			s.dq[0] = 0xfc20 - 0x10000 // int16(0xFC20): negative zero in floating format
-		}
-	} else if dq >= 0 {
-		s.dq[0] = toFloat(mag)
-	} else {
-		s.dq[0] = toFloat(mag) - 0x400
+		f = 0x20
 	}
-	s.sr[1] = s.sr[0]
+	s.pf[0] = int32(f + (-0x400 & (dq >> 63)))
+	s.pf[6] = s.pf[7]
 	// FLOAT B
-	switch {
-	case sr == 0:
-		s.sr[0] = 0x20
-	case sr > 0:
-		s.sr[0] = toFloat(sr)
-	case sr > -32768:
-		s.sr[0] = toFloat(-sr) - 0x400
-	default:
-		s.sr[0] = 0xfc20 - 0x10000 // int16(0xFC20): negative zero in floating format
+	srm := sr
+	if sr < 0 {
+		srm = -sr
 	}
+	f = toFloat(srm)
+	if sr == 0 || sr <= -32768 {
+		f = 0x20
+	}
+	s.pf[7] = int32(f + (-0x400 & (sr >> 63)))
 	s.pk[1], s.pk[0] = s.pk[0], pk0
 	// TONE
-	switch {
-	case tr == 1:
-		s.td = 0
-	case a2p < -11776:
-		s.td = 1
-	default:
-		s.td = 0
-	}
+	s.td = b2i(!tr && a2p < -11776)
 	// Adaptation speed control.
 	s.dms += (fi - s.dms) >> 5
 	s.dml += ((fi << 2) - s.dml) >> 7
@@ -287,21 +241,18 @@ func (s *g726State) update(y, wi, fi, dq, sr, dqsez int) {
 	if d < 0 {
 		d = -d
 	}
-	switch {
-	case tr == 1:
+	fast := b2i(y < 1536) | s.td | b2i(d >= (s.dml>>3))
+	s.ap += (0x200*fast - s.ap) >> 4
+	if tr {
 		s.ap = 256
-	case y < 1536, s.td == 1, d >= (s.dml >> 3):
-		s.ap += (0x200 - s.ap) >> 4
-	default:
-		s.ap += (-s.ap) >> 4
 	}
 }
 
 func (s *g726State) encodeSample(pcm int16) int {
 	sl := int(pcm) >> 2
-	sezi := s.predictorZero()
+	sezi, sei := s.predict()
 	sez := sezi >> 1
-	se := (sezi + s.predictorPole()) >> 1
+	se := sei >> 1
 	d := sl - se
 	y := s.stepSize()
 	i := quantize(d, y)
@@ -318,29 +269,29 @@ func (s *g726State) encodeSample(pcm int16) int {
 
 func (s *g726State) decodeSample(i int) int16 {
 	i &= 0x0f
-	sezi := s.predictorZero()
+	sezi, sei := s.predict()
 	sez := sezi >> 1
-	se := (sezi + s.predictorPole()) >> 1
+	se := sei >> 1
 	y := s.stepSize()
 	dq := reconstruct(i&8 != 0, g726Dqln[i], y)
-	var sr int
-	if dq < 0 {
-		sr = se - (dq & 0x3fff)
-	} else {
-		sr = se + dq
-	}
+	neg := dq >> 63
+	sr := se + ((dq & 0x3fff) ^ neg - neg) // sign and magnitude to two's complement
 	s.update(y, g726Wi[i]<<5, g726Fi[i], dq, sr, sr-se+sez)
 	v := sr << 2
 	return int16(min(max(v, -32768), 32767))
 }
 
 func (s *g726State) decode(dst []int16, src []byte) []int16 {
-	for _, b := range src {
-		first, second := int(b&0x0f), int(b>>4)
-		if s.bigEndianPack {
-			first, second = second, first
-		}
-		dst = append(dst, s.decodeSample(first), s.decodeSample(second))
+	n := len(dst)
+	dst = slices.Grow(dst, 2*len(src))[:n+2*len(src)]
+	out := dst[n:]
+	lo, hi := uint(0), uint(4)
+	if s.bigEndianPack {
+		lo, hi = 4, 0
+	}
+	for k, b := range src {
+		out[2*k] = s.decodeSample(int(b>>lo) & 15)
+		out[2*k+1] = s.decodeSample(int(b>>hi) & 15)
 	}
 	return dst
 }

@@ -9,6 +9,8 @@ package transcode
 // Recommendation's 16-bit fixed point (saturating add/sub, rounded
 // multiplication) so output matches other conforming decoders.
 
+import "slices"
+
 const (
 	gsmMinWord = -32768
 	gsmMaxWord = 32767
@@ -78,29 +80,29 @@ type gsmFrame struct {
 }
 
 // bitReader reads parameters MSB first (33-byte frames) or LSB first
-// (WAV49).
+// (WAV49). Parameters are at most 7 bits, so each read takes two bytes at
+// once; b holds the frame and a zero byte after it.
 type bitReader struct {
-	b   []byte
+	b   [66]byte
 	pos uint // bit position
 	lsb bool
 }
 
+func newBitReader(frame []byte, lsb bool) *bitReader {
+	r := &bitReader{lsb: lsb}
+	copy(r.b[:len(r.b)-1], frame)
+	return r
+}
+
 func (r *bitReader) read(n uint) int {
-	v := 0
+	i := r.pos / 8 % 65
+	off := r.pos % 8
+	r.pos += n
+	mask := uint(1)<<n - 1
 	if r.lsb {
-		for i := uint(0); i < n; i++ {
-			bit := int(r.b[r.pos/8]>>(r.pos%8)) & 1
-			v |= bit << i
-			r.pos++
-		}
-		return v
+		return int((uint(r.b[i])|uint(r.b[i+1])<<8)>>off) & int(mask)
 	}
-	for i := uint(0); i < n; i++ {
-		bit := int(r.b[r.pos/8]>>(7-r.pos%8)) & 1
-		v = v<<1 | bit
-		r.pos++
-	}
-	return v
+	return int((uint(r.b[i])<<8|uint(r.b[i+1]))>>(16-off-n)) & int(mask)
 }
 
 func (f *gsmFrame) unpack(r *bitReader) {
@@ -141,7 +143,7 @@ func (d *gsmDecoder) unit() (int, int) {
 func (d *gsmDecoder) decode(dst []int16, src []byte) []int16 {
 	if d.wav49 {
 		for len(src) >= 65 {
-			r := &bitReader{b: src[:65], lsb: true}
+			r := newBitReader(src[:65], true)
 			var f1, f2 gsmFrame
 			f1.unpack(r)
 			f2.unpack(r)
@@ -152,7 +154,7 @@ func (d *gsmDecoder) decode(dst []int16, src []byte) []int16 {
 		return dst
 	}
 	for len(src) >= 33 {
-		r := &bitReader{b: src[:33]}
+		r := newBitReader(src[:33], false)
 		r.read(4) // 0xD signature
 		var f gsmFrame
 		f.unpack(r)
@@ -188,10 +190,16 @@ func (d *gsmDecoder) frame(dst []int16, f *gsmFrame) []int16 {
 	var sr [160]int
 	gsmShortTerm(&d.larpp, &d.j, &f.larc, func(larp *[8]int, a, b int) { d.synth(larp, wt[a:b], sr[a:b]) })
 	// Post-processing: de-emphasis, upscaling, truncation (s4.3.6-4.3.7).
-	for k := 0; k < 160; k++ {
-		d.msr = gsmAdd(sr[k], gsmMultR(d.msr, 28180))
-		dst = append(dst, int16(gsmAdd(d.msr, d.msr)&^7))
+	// (gsmMultR without its saturation case: 28180 is not -32768.)
+	n := len(dst)
+	dst = slices.Grow(dst, 160)[:n+160]
+	out := dst[n:]
+	msr := d.msr
+	for k, v := range &sr {
+		msr = gsmAdd(v, (msr*28180+16384)>>15)
+		out[k] = int16(gsmAdd(msr, msr) &^ 7)
 	}
+	d.msr = msr
 	return dst
 }
 
@@ -257,17 +265,35 @@ func gsmLARToRP(larp *[8]int) {
 	}
 }
 
-// synth is the short-term synthesis lattice filter (s4.3.5).
+// synth is the short-term synthesis lattice filter (s4.3.5). The eight
+// stages are unrolled with the state in registers. The reflection
+// coefficients are never -32768 (gsmLARToRP yields at most 32767 in
+// magnitude), so the rounded products need no saturation case:
+// gsmMultR(r, x) is (r*x + 16384) >> 15.
 func (d *gsmDecoder) synth(rrp *[8]int, wt, sr []int) {
-	v := &d.v
-	for k, sri := range wt {
-		for i := 7; i >= 0; i-- {
-			sri = gsmSub(sri, gsmMultR(rrp[i], v[i]))
-			v[i+1] = gsmAdd(v[i], gsmMultR(rrp[i], sri))
-		}
-		v[0] = sri
-		sr[k] = sri
+	r0, r1, r2, r3, r4, r5, r6, r7 := rrp[0], rrp[1], rrp[2], rrp[3], rrp[4], rrp[5], rrp[6], rrp[7]
+	v0, v1, v2, v3, v4, v5, v6, v7 := d.v[0], d.v[1], d.v[2], d.v[3], d.v[4], d.v[5], d.v[6], d.v[7]
+	sr = sr[:len(wt)]
+	for k, x := range wt {
+		x = gsmSub(x, (r7*v7+16384)>>15) // v[8] is never read: not kept
+		x = gsmSub(x, (r6*v6+16384)>>15)
+		v7 = gsmAdd(v6, (r6*x+16384)>>15)
+		x = gsmSub(x, (r5*v5+16384)>>15)
+		v6 = gsmAdd(v5, (r5*x+16384)>>15)
+		x = gsmSub(x, (r4*v4+16384)>>15)
+		v5 = gsmAdd(v4, (r4*x+16384)>>15)
+		x = gsmSub(x, (r3*v3+16384)>>15)
+		v4 = gsmAdd(v3, (r3*x+16384)>>15)
+		x = gsmSub(x, (r2*v2+16384)>>15)
+		v3 = gsmAdd(v2, (r2*x+16384)>>15)
+		x = gsmSub(x, (r1*v1+16384)>>15)
+		v2 = gsmAdd(v1, (r1*x+16384)>>15)
+		x = gsmSub(x, (r0*v0+16384)>>15)
+		v1 = gsmAdd(v0, (r0*x+16384)>>15)
+		v0 = x
+		sr[k] = x
 	}
+	d.v = [9]int{v0, v1, v2, v3, v4, v5, v6, v7, d.v[8]}
 }
 
 // gsmRPEDecode is RPE decoding: APCM inverse quantisation and grid

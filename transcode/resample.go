@@ -33,8 +33,20 @@ type resampler struct {
 	eof     bool
 	inTotal int64
 	tmp     []int16
+	blk     []float32 // block path: l phases of up to blockMax outputs
 	err     error
 }
+
+// resampleBlocks enables the block path (tests compare it with the
+// output-by-output path).
+var resampleBlocks = true
+
+// blockMax is the most input positions the block path does at once; the
+// block path needs at least blockMin (the AVX2 kernel's width).
+const (
+	blockMax = 512
+	blockMin = 32
+)
 
 // Convert returns src at rate and channels (resampled and mixed as
 // needed). Stereo is down-mixed by averaging; mono is duplicated.
@@ -91,7 +103,13 @@ func newResampler(src Source, rate int) *resampler {
 		}
 		r.coef[p] = c
 	}
+	// The input before the first sample is silence: keep half-1 zeros
+	// ahead of it so that every window lies inside the buffer.
 	r.buf = make([][]float32, r.ch)
+	for c := range r.buf {
+		r.buf[c] = make([]float32, r.taps/2-1, 4096)
+	}
+	r.base = -int64(r.taps/2 - 1)
 	return r
 }
 
@@ -134,6 +152,10 @@ func (r *resampler) fill() {
 	}
 	r.inTotal += int64(frames)
 	if err != nil {
+		// And so is the input after the last: taps zeros after it.
+		for c := range r.buf {
+			r.buf[c] = append(r.buf[c], make([]float32, r.taps)...)
+		}
 		r.eof = true
 		if !errors.Is(err, io.EOF) {
 			r.err = err
@@ -152,6 +174,12 @@ func (r *resampler) ReadPCM(p []int16) (int, error) {
 		}
 		if r.eof && i >= r.inTotal {
 			break
+		}
+		if r.m == 1 && ph == 0 && frames-out >= r.l*blockMin && resampleBlocks {
+			if n := r.block(p[out*r.ch:], (frames-out)/r.l); n > 0 {
+				out += n * r.l
+				continue
+			}
 		}
 		first := i - half + 1
 		co := r.coef[ph]
@@ -212,6 +240,102 @@ func (r *resampler) ReadPCM(p []int16) (int, error) {
 	return out * r.ch, nil
 }
 
+// block computes the outputs of up to n whole input positions from r.ni
+// on (all l phases of each; r.m is 1 and r.nph 0) into p, evaluating each
+// phase's filter for many consecutive positions at once, and returns the
+// positions done (0: too few inputs buffered for a block).
+func (r *resampler) block(p []int16, n int) int {
+	half := int64(r.taps / 2)
+	// Refill while the buffer holds less than a full block.
+	for !r.eof && r.base+int64(len(r.buf[0]))-half-r.ni < blockMax {
+		r.fill()
+	}
+	avail := r.base + int64(len(r.buf[0])) - half - r.ni // windows inside the buffer
+	avail = min(avail, r.inTotal-r.ni, int64(n), blockMax)
+	if avail < blockMin {
+		return 0
+	}
+	nb := int(avail)
+	if useAVX2 {
+		nb = nb / blockMin * blockMin
+	}
+	if len(r.blk) < r.l*blockMax {
+		r.blk = make([]float32, r.l*blockMax)
+	}
+	start := r.ni - half + 1 - r.base
+	for c := 0; c < r.ch; c++ {
+		x := r.buf[c][start : start+int64(nb+r.taps-1)]
+		for ph := 0; ph < r.l; ph++ {
+			fir(r.coef[ph], x, r.blk[ph*blockMax:ph*blockMax+nb])
+		}
+		interleave(p, r.blk, nb, r.l, r.ch, c)
+	}
+	r.ni += int64(nb)
+	r.n += int64(nb * r.l)
+	if drop := r.ni - half + 1 - r.base; drop > 4096 {
+		for c := range r.buf {
+			r.buf[c] = r.buf[c][:copy(r.buf[c], r.buf[c][drop:])]
+		}
+		r.base += drop
+	}
+	return nb
+}
+
+// fir sets out[t] = sum_j h[j]*x[t+j] for t < len(out); x holds
+// len(out)+len(h)-1 values. With AVX2, len(out) must be a multiple of 32.
+func fir(h, x, out []float32) {
+	if len(out) == 0 {
+		return
+	}
+	if useAVX2 {
+		_ = x[len(out)+len(h)-2]
+		firAVX2(&h[0], &x[0], len(out), len(h), &out[0])
+		return
+	}
+	firGeneric(h, x, out)
+}
+
+func firGeneric(h, x, out []float32) {
+	for t := range out {
+		w := x[t : t+len(h)]
+		w = w[:len(h)]
+		var a0, a1, a2, a3 float32
+		k := 0
+		for ; k+4 <= len(h); k += 4 {
+			a0 += w[k] * h[k]
+			a1 += w[k+1] * h[k+1]
+			a2 += w[k+2] * h[k+2]
+			a3 += w[k+3] * h[k+3]
+		}
+		for ; k < len(h); k++ {
+			a0 += w[k] * h[k]
+		}
+		out[t] = (a0 + a1) + (a2 + a3)
+	}
+}
+
+// interleave rounds the phases' outputs (l rows of blockMax in blk, nb
+// each) into channel c of p in output order.
+func interleave(p []int16, blk []float32, nb, l, ch, c int) {
+	if l == 2 && ch == 1 {
+		p = p[:2*nb]
+		b0, b1 := blk[:nb], blk[blockMax:blockMax+nb]
+		for i := range b0 {
+			p[2*i] = roundSat16(b0[i])
+			p[2*i+1] = roundSat16(b1[i])
+		}
+		return
+	}
+	for ph := 0; ph < l; ph++ {
+		row := blk[ph*blockMax : ph*blockMax+nb]
+		o := ph*ch + c
+		for _, v := range row {
+			p[o] = roundSat16(v)
+			o += l * ch
+		}
+	}
+}
+
 // mixer converts between channel counts.
 type mixer struct {
 	src Source
@@ -247,18 +371,10 @@ func (m *mixer) ReadPCM(p []int16) (int, error) {
 	return f * m.ch, err
 }
 
-// roundSat16 rounds to the nearest integer and saturates to 16 bits.
+// roundSat16 rounds to the nearest integer (halves away from zero) and
+// saturates to 16 bits, without branches: adding 0.5 with v's sign and
+// truncating rounds, and clamping after the addition saturates alike.
 func roundSat16(v float32) int16 {
-	if v >= 0 {
-		v += 0.5
-	} else {
-		v -= 0.5
-	}
-	switch {
-	case v >= 32767:
-		return 32767
-	case v <= -32768:
-		return -32768
-	}
-	return int16(v)
+	v += math.Float32frombits(math.Float32bits(v)&(1<<31) | 0x3f000000) // ±0.5
+	return int16(int32(min(max(v, -32768), 32767)))
 }

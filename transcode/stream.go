@@ -28,8 +28,9 @@ type Stream struct {
 	r     io.Reader
 	codec frameCodec // mono ADPCM and all G.711/L16 (channels interleaved)
 	in    []byte
-	have  int // bytes of in not yet decoded (a partial code unit)
-	out   []int16
+	have  int     // bytes of in not yet decoded (a partial code unit)
+	out   []int16 // decoded samples not yet read
+	base  []int16 // out's array from its start: decoding appends there
 	err   error
 }
 
@@ -97,12 +98,15 @@ func (s *Stream) ReadPCM(p []int16) (int, error) {
 	ch := s.Info.Channels
 	p = p[:len(p)/ch*ch]
 	for len(s.out) < len(p) && s.err == nil {
+		// Move the few samples left to the front, decode after them.
+		s.out = append(s.base[:0], s.out...)
 		ub, _ := s.codec.unit()
 		unit := ub * ch
 		n, err := io.ReadAtLeast(s.r, s.in[s.have:len(s.in)/unit*unit], max(unit-s.have, 1))
 		n += s.have
 		whole := n / unit * unit
 		s.out = s.codec.decode(s.out, s.in[:whole])
+		s.base = s.out[:0]
 		// Keep a partial unit for the next read (a trailing one at the end
 		// of the stream is dropped).
 		s.have = copy(s.in, s.in[whole:n])
@@ -115,7 +119,7 @@ func (s *Stream) ReadPCM(p []int16) (int, error) {
 	}
 	n := copy(p, s.out)
 	n = n / ch * ch
-	s.out = s.out[:copy(s.out, s.out[n:])]
+	s.out = s.out[n:]
 	if n == 0 && s.err != nil {
 		return 0, s.err
 	}

@@ -304,7 +304,7 @@ func (s *Store) deleteAccount(name string) error {
 				return err
 			}
 		}
-		for _, p := range [][]byte{subPrefix(name), metaPrefix(name, 0)[:len(kMeta)+len(name)+1], urlauthKey(name, 0)[:len(kURLAuth)+len(name)+1]} {
+		for _, p := range [][]byte{subPrefix(name), metaPrefix(name, 0)[:len(kMeta)+len(name)+1], urlauthPrefix(a.ID)} {
 			if err := w.delPrefix(p); err != nil {
 				return err
 			}

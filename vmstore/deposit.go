@@ -110,6 +110,7 @@ func (s *Store) DepositMany(reqs []DepositReq) ([]DepositRes, error) {
 		if err != nil || overQuota || p.dedup {
 			p.sink.discard()
 		}
+		p.sink.recycle()
 	}
 	if err != nil {
 		metricDepositRefused.WithLabelValues("error").Inc()
@@ -141,6 +142,9 @@ type prepared struct {
 	m       Message
 	dedup   bool
 	started time.Time
+	// boundTo: the blob that an earlier transaction of the same commit
+	// bound the content to (DepositEach); 0 when none.
+	boundTo uint64
 }
 
 func (p *prepared) release() {
@@ -191,6 +195,7 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 	s.inflightMu.Unlock()
 	fail := func(err error) (*prepared, error) {
 		p.sink.discard()
+		p.sink.recycle()
 		p.release()
 		return nil, err
 	}
@@ -268,15 +273,22 @@ func (w *wtx) applyDeposit(p *prepared) (DepositRes, bool, error) {
 	}
 	// Bind to the content: an existing blob of the same bytes, or ours.
 	var existing []byte
-	if it, err := w.txn.Get(hashKey(sum)); err == nil {
-		existing, _ = it.ValueCopy(nil)
-	} else if !errors.Is(err, badger.ErrKeyNotFound) {
-		return DepositRes{}, false, err
+	if p.boundTo == 0 {
+		if it, err := w.txn.Get(hashKey(sum)); err == nil {
+			existing, _ = it.ValueCopy(nil)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return DepositRes{}, false, err
+		}
 	}
-	if len(existing) == 8 {
+	switch {
+	case p.boundTo != 0:
+		// An earlier transaction of the same commit bound it
+		// (DepositEach): its chunks and records are written there.
+		m.Blob = p.boundTo
+	case len(existing) == 8:
 		p.dedup = true
 		m.Blob = blobOfKey(existing)
-	} else {
+	default:
 		m.Blob = p.sink.blob
 		if err := p.sink.writePending(w); err != nil {
 			return DepositRes{}, false, err

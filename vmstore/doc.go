@@ -29,7 +29,9 @@
 //	J/<seq:8>                       journal: one Event (JSON), gap-free global sequence
 //	K/<sink>                        journal cursor of a consumer (8 bytes)
 //	D/<user>\x00<mbid:8><entry>     metadata entry (RFC 5464; mbid 0 = server/account)
-//	Z/<user>\x00<mbid:8>            URLAUTH mailbox access key
+//	Z/<account id:8><mbid:8>        URLAUTH mailbox access key (32 random octets, urlauth.go)
+//	F/<id>                          submission queue entry (JSON, queue.go): a held or retried
+//	                                message, kept in its sender's Outbox
 //
 // # Reads and commits
 //
@@ -58,6 +60,12 @@
 //     a large deposit, collection, cursors) take their own turn.
 //   - After a group is written, readTs moves to it, the index applies it
 //     (all members under one lock) and the hub publishes its events.
+//   - DepositEach (one message for several accounts, LMTP) builds one
+//     transaction per account under their locks (taken in name order) and
+//     queues them glued: a glued run is never split between groups, so
+//     every copy becomes durable and visible in the same Badger commit.
+//     The body is stored once; the first account's transaction writes it
+//     and the others refer to it.
 //
 // The alternatives weighed: a shared, periodically refreshed snapshot for
 // the immutable keys (B/, P/, H/) with a fresh transaction when a key is

@@ -83,8 +83,8 @@ func metaPrefix(user string, mb uint64) []byte {
 	return be64(k, mb)
 }
 
-func urlauthKey(user string, mb uint64) []byte {
-	k := append([]byte(kURLAuth), user...)
-	k = append(k, 0)
-	return be64(k, mb)
-}
+// urlauthKey is the key of an account's URLAUTH access key for a mailbox:
+// keyed by the account's identity, never its name (urlauth.go).
+func urlauthKey(acct, mb uint64) []byte { return be64(be64([]byte(kURLAuth), acct), mb) }
+
+func urlauthPrefix(acct uint64) []byte { return be64([]byte(kURLAuth), acct) }

@@ -214,7 +214,11 @@ func (w *wtx) dropMailbox(mb *Mailbox) error {
 			delete(w.modseqIdx, k)
 		}
 	}
-	for _, p := range [][]byte{messagePrefix(mb.ID), modseqPrefix(mb.ID), expungedPrefix(mb.ID), metaPrefix(mb.User, mb.ID), urlauthKey(mb.User, mb.ID)} {
+	acct, err := w.accountIDOf(mb.User)
+	if err != nil {
+		return err
+	}
+	for _, p := range [][]byte{messagePrefix(mb.ID), modseqPrefix(mb.ID), expungedPrefix(mb.ID), metaPrefix(mb.User, mb.ID), urlauthKey(acct, mb.ID)} {
 		if err := w.delPrefix(p); err != nil {
 			return err
 		}

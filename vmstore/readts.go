@@ -155,6 +155,9 @@ type member struct {
 	blind func(ts uint64) error // a write outside any account, run alone
 	done  chan struct{}         // closed when finished
 	err   error
+	// glued: the next member must be written in the same group (the
+	// transactions of one multi-account deposit, commitAll).
+	glued bool
 }
 
 // kv is one write of a transaction, replayed into its group.
@@ -242,7 +245,15 @@ func (s *Store) writeGroup(q []*member) int {
 	}
 	err := build(len(q))
 	if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
-		// Member n does not fit with the ones before: write those.
+		// Member n does not fit with the ones before: write those, but
+		// never part of a glued run (back off to its start, or write
+		// the run alone when it comes first).
+		for n > 0 && q[n-1].glued {
+			n--
+		}
+		if n == 0 {
+			n = gluedRun(q)
+		}
 		txn.Discard()
 		err = build(n)
 	}
@@ -253,7 +264,19 @@ func (s *Store) writeGroup(q []*member) int {
 	if n == 0 {
 		n = 1 // a member that fails alone
 	}
+	if err != nil && q[n-1].glued {
+		n += gluedRun(q[n-1:]) - 1 // a glued run fails as a whole
+	}
 	s.finishGroup(q[:n], ts, err)
+	return n
+}
+
+// gluedRun is the length of the glued run that starts q.
+func gluedRun(q []*member) int {
+	n := 1
+	for n <= len(q)-1 && q[n-1].glued {
+		n++
+	}
 	return n
 }
 

@@ -99,6 +99,10 @@ type Store struct {
 	// orphansDone is closed when the startup collection has finished.
 	orphansDone chan struct{}
 
+	// instance is unique among the stores opened by this process
+	// (Instance).
+	instance uint64
+
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
 	uidValidityMu   sync.Mutex
@@ -118,6 +122,14 @@ type acctLock struct {
 }
 
 // Open opens (creating if needed) the store.
+// instances numbers the stores opened by this process.
+var instances atomic.Uint64
+
+// Instance is a number that no other store opened by this process has:
+// caches of derived data shared across stores (decoded media, say) key
+// their entries with it, since blob ids repeat from store to store.
+func (s *Store) Instance() uint64 { return s.instance }
+
 func Open(opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -160,7 +172,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{
+	s := &Store{instance: instances.Add(1),
 		opts:        opts,
 		db:          db,
 		log:         opts.Logger,
@@ -433,11 +445,22 @@ func (s *Store) update(user string, fn func(w *wtx) error) ([]Event, error) {
 // commit sequences the transaction's events and hands it to Badger. The
 // returned function waits until the commit is durable and published.
 func (s *Store) commit(w *wtx) (func() error, error) {
-	if err := w.flushModseqIndex(); err != nil {
-		return nil, err
-	}
-	if err := w.fillAccountIDs(); err != nil {
-		return nil, err
+	return s.commitAll([]*wtx{w})
+}
+
+// commitAll sequences several transactions (of distinct accounts, their
+// locks held) one after the other and queues them glued together: the
+// committer writes them in one Badger transaction, so they become durable
+// and visible together or not at all. The returned function waits until
+// all of them are durable and published.
+func (s *Store) commitAll(ws []*wtx) (func() error, error) {
+	for _, w := range ws {
+		if err := w.flushModseqIndex(); err != nil {
+			return nil, err
+		}
+		if err := w.fillAccountIDs(); err != nil {
+			return nil, err
+		}
 	}
 	s.seqMu.Lock()
 	if s.failed.Load() {
@@ -449,33 +472,44 @@ func (s *Store) commit(w *wtx) (func() error, error) {
 		return nil, ErrClosed
 	}
 	seq := s.nextSeq
-	for i := range w.events {
-		w.events[i].Seq = seq + uint64(i)
-		b, err := json.Marshal(&w.events[i])
-		if err == nil {
-			err = w.set(journalKey(w.events[i].Seq), b)
-		}
-		if err != nil {
-			s.seqMu.Unlock()
-			return nil, fmt.Errorf("vmstore: journal: %w", err)
+	for _, w := range ws {
+		for i := range w.events {
+			w.events[i].Seq = seq
+			seq++
+			b, err := json.Marshal(&w.events[i])
+			if err == nil {
+				err = w.set(journalKey(w.events[i].Seq), b)
+			}
+			if err != nil {
+				s.seqMu.Unlock()
+				return nil, fmt.Errorf("vmstore: journal: %w", err)
+			}
 		}
 	}
-	s.nextSeq += uint64(len(w.events))
-	m := &member{w: w}
-	s.enqueue(m)
-	if w.user != "" {
-		s.pendingOf[w.user] = append(s.pendingOf[w.user], m)
+	s.nextSeq = seq
+	ms := make([]*member, len(ws))
+	for i, w := range ws {
+		m := &member{w: w, glued: i < len(ws)-1}
+		ms[i] = m
+		s.enqueue(m)
+		if w.user != "" {
+			s.pendingOf[w.user] = append(s.pendingOf[w.user], m)
+		}
 	}
 	s.seqMu.Unlock()
 	return func() error {
-		<-m.done
-		if err := m.err; err != nil {
-			if errors.Is(err, badger.ErrDBClosed) {
-				return ErrClosed
+		var first error
+		for _, m := range ms {
+			<-m.done
+			if err := m.err; err != nil && first == nil {
+				if errors.Is(err, badger.ErrDBClosed) {
+					first = ErrClosed
+				} else {
+					first = fmt.Errorf("%w: %w", ErrStoreFailed, err)
+				}
 			}
-			return fmt.Errorf("%w: %w", ErrStoreFailed, err)
 		}
-		return nil
+		return first
 	}, nil
 }
 

@@ -30,6 +30,7 @@ import (
 	"crypto/tls"
 
 	"github.com/lemonvox/lemonvox/notify"
+	"github.com/lemonvox/lemonvox/sipep"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -246,9 +247,12 @@ func (p *phones) serve() {
 func benchMWI(dir string, log *slog.Logger, msg []byte, rate, secs float64, n int) result {
 	s := openStore(filepath.Join(dir, "db"), log, n, nil)
 	defer s.Close()
-	m := &notify.MWIServer{Store: s, Listen: "127.0.0.1:0", Logger: log,
+	ep := &sipep.Endpoint{Listen: "127.0.0.1:0", Logger: log,
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	m := &notify.MWIServer{Store: s, Endpoint: ep, Logger: log}
 	check(m.Initialize())
+	check(ep.Start())
+	defer ep.Close()
 	d := &notify.Dispatcher{Store: s, Sinks: []notify.Sink{m}, DeadLetterDir: filepath.Join(dir, "dl"), Logger: log}
 	check(d.Initialize())
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

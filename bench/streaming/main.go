@@ -57,6 +57,7 @@ func main() {
 	loopFor := flag.Duration("loop", 3*time.Second, "duration of the reference loop")
 	keepGoing := flag.Int("after-fail", 1, "steps still run after the first one not sustained")
 	codecs := flag.Bool("codecs", true, "also measure the codec paths (CPU per stream-second)")
+	starts := flag.Int("starts", 100, "unloaded CHANNEL-to-first-packet runs over RTSPS with interleaved TCP (0: none)")
 	path := flag.String("path", "rtsps", "how sessions start: engine (grant opened, engine started with a UDP sink) or rtsps (CHANNEL URL over RTSPS: TLS, DESCRIBE, SETUP UDP, PLAY)")
 	flag.Parse()
 	if *role == "receiver" {
@@ -78,6 +79,9 @@ func main() {
 	fmt.Printf("bench/streaming: %d CPUs (GOMAXPROCS %d), load average %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
 	if *codecs {
 		codecPaths()
+	}
+	if *starts > 0 {
+		startLatency(*starts)
 	}
 	b := newBench(*messages, *voice, *sockets)
 	defer b.close()
@@ -501,3 +505,5 @@ func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench/streaming:", err)
 	os.Exit(1)
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

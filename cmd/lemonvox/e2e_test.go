@@ -58,6 +58,7 @@ listen = ""
 listen = ""
 [rtsp]
 listen = ""
+listen_tls = ""
 [sip]
 listen = ""
 [admin]

@@ -92,7 +92,7 @@ func testStaleRunFile(t *testing.T, daemonBin, cli string) {
 	expect(t, code, out, 0, "Messages-Waiting: yes")
 	// A second daemon on the same data directory is refused, by the lock.
 	cfg := filepath.Join(t.TempDir(), "c.toml")
-	os.WriteFile(cfg, []byte("[imap]\nlisten = \"\"\nlisten_tls = \"\"\n[sip]\nlisten = \"\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"), 0o600)
+	os.WriteFile(cfg, []byte("[imap]\nlisten = \"\"\nlisten_tls = \"\"\n[lmtp]\nlisten = \"\"\n[submission]\nlisten = \"\"\n[rtsp]\nlisten = \"\"\nlisten_tls = \"\"\n[sip]\nlisten = \"\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"), 0o600)
 	out2, err := exec.Command(daemonBin, "-config", cfg, "-data", data).CombinedOutput()
 	if err == nil || !strings.Contains(string(out2), fmt.Sprintf("a daemon (pid %d) already runs", d2.cmd.Process.Pid)) {
 		t.Fatalf("second daemon: %v\n%s", err, out2)
@@ -139,7 +139,7 @@ func testTakenPort(t *testing.T, daemonBin string) {
 	defer l.Close()
 	addr := l.Addr().String()
 	cfg := filepath.Join(t.TempDir(), "c.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("[imap]\nlisten = %q\nlisten_tls = \"\"\n[sip]\nlisten = \"\"\n[admin]\nlisten = \"127.0.0.1:0\"\n", addr)), 0o600)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[imap]\nlisten = %q\nlisten_tls = \"\"\n[lmtp]\nlisten = \"\"\n[submission]\nlisten = \"\"\n[rtsp]\nlisten = \"\"\nlisten_tls = \"\"\n[sip]\nlisten = \"\"\n[admin]\nlisten = \"127.0.0.1:0\"\n", addr)), 0o600)
 	data := filepath.Join(t.TempDir(), "data")
 	out, err := exec.Command(daemonBin, "-config", cfg, "-data", data).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {

@@ -27,6 +27,8 @@ Verbs:
   deposit USER FILE [--from ADDR] [--subject S] [--urgent] [--context voice|fax|video|multimedia|text] [--mailbox M] [--message]
   ls USER [MAILBOX]
   mwi USER
+  queue list [USER]         submissions held for later (FUTURERELEASE) or waiting for the smarthost
+  queue cancel ID
   backup FILE
   restore FILE              (daemon stopped, empty data directory)
   convert IN OUT [--codec pcmu|pcma|g722|g726|gsm|l16] [--rate HZ] [--container wav|au|raw]
@@ -189,6 +191,8 @@ func (c *cli) dispatch(verb string, args []string) error {
 		return c.ls(args)
 	case "mwi":
 		return c.mwi(args)
+	case "queue":
+		return c.queue(args)
 	case "backup":
 		return c.backup(args)
 	case "restore":

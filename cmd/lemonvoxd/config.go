@@ -41,11 +41,17 @@ type Config struct {
 		MaxPerSource      int      `toml:"max_connections_per_source"`
 		PreAuthTimeout    duration `toml:"preauth_timeout"`
 		HandshakeTimeout  duration `toml:"tls_handshake_timeout"`
+		// URLAUTH (urlauth.go).
+		URLHost                 string              `toml:"url_host"`
+		URLAliases              []string            `toml:"url_aliases"`
+		URLRoles                map[string][]string `toml:"url_roles"`
+		URLAnonymousMaxLifetime duration            `toml:"url_anonymous_max_lifetime"`
+		AllowAnonymous          bool                `toml:"allow_anonymous"`
 	} `toml:"imap"`
-	LMTP       Listener        `toml:"lmtp"`
-	Submission Listener        `toml:"submission"`
-	RTSP       RTSPConfig      `toml:"rtsp"`
-	Streaming  StreamingConfig `toml:"streaming"`
+	LMTP       LMTPConfig       `toml:"lmtp"`
+	Submission SubmissionConfig `toml:"submission"`
+	RTSP       RTSPConfig       `toml:"rtsp"`
+	Streaming  StreamingConfig  `toml:"streaming"`
 	SIP        struct {
 		Listen          string   `toml:"listen"`
 		ListenTLS       string   `toml:"listen_tls"`
@@ -62,6 +68,12 @@ type Config struct {
 		MinExpires      duration `toml:"min_expires"`
 		MaxExpires      duration `toml:"max_expires"`
 		NonceLifetime   duration `toml:"nonce_lifetime"`
+		MediaServer     bool     `toml:"media_server"`
+		RequireSRTP     bool     `toml:"require_srtp"`
+		SDESOverPlain   bool     `toml:"sdes_over_plain"`
+		MaxCalls        int      `toml:"max_calls"`
+		MaxCallsSource  int      `toml:"max_calls_per_source"`
+		MediaAddress    string   `toml:"media_address"`
 	} `toml:"sip"`
 	Notify NotifyConfig `toml:"notify"`
 	Auth   AuthConfig   `toml:"auth"`

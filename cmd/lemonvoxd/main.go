@@ -156,7 +156,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
-	nc, disp, err := startNotify(cfg, dir, st, tlsConfig, authLim, listeners, log)
+	sipEP, err := newSIPEndpoint(cfg, tlsConfig, authLim, listeners, log)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, sipCloser(sipEP))
+	nc, disp, err := startNotify(cfg, dir, st, sipEP, log)
 	closers = append(closers, nc...)
 	if err != nil {
 		return err
@@ -196,8 +201,20 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"run info", func() error { admin.RemoveRunInfo(dir); return nil }})
 	}
+	urlRes, err := newURLResolver(cfg, st)
+	if err != nil {
+		return err
+	}
+	mc, err := startMediaServer(cfg, st, sipEP, pb, urlRes, log)
+	closers = append(closers, mc...)
+	if err != nil {
+		return err
+	}
+	if err := startSIPEndpoint(sipEP); err != nil {
+		return err
+	}
 	if cfg.IMAP.Listen != "" || cfg.IMAP.ListenTLS != "" {
-		srv := &imap.Server{Channel: pb.channelService(), Store: st, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
+		srv := &imap.Server{Channel: pb.channelService(), Store: st, URLResolver: urlRes, AllowAnonymous: cfg.IMAP.AllowAnonymous, Addr: cfg.IMAP.Listen, TLSAddr: cfg.IMAP.ListenTLS, TLSConfig: tlsConfig,
 			Logger: log.With("service", "imap"), Hostname: cfg.Hostname, AllowInsecureAuth: cfg.IMAP.AllowInsecureAuth,
 			AppendLimit: cfg.IMAP.AppendLimit, IdleTimeout: cfg.IMAP.IdleTimeout.Duration, LiteralMinus: cfg.IMAP.LiteralMinus,
 			AuthLimiter: authLim, Listeners: listeners, MaxConns: cfg.IMAP.MaxConnections, MaxConnsPerSource: cfg.IMAP.MaxPerSource,
@@ -208,13 +225,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 		}
 		closers = append(closers, closer{"imap", func() error { srv.Close(); return nil }})
 	}
-	for _, l := range []struct {
-		name string
-		l    Listener
-	}{{"lmtp", cfg.LMTP}, {"submission", cfg.Submission}} {
-		if l.l.Listen != "" || l.l.ListenTLS != "" {
-			log.Info("service not available in this build; not started", "service", l.name, "listen", l.l.Listen)
+	lc, err := startLMTP(cfg, dir, st, listeners, log)
+	closers = append(closers, lc...)
+	if err != nil {
+		return err
+	}
+	if cfg.Submission.Listen != "" || cfg.Submission.ListenTLS != "" {
+		sc, err := startSubmission(cfg, dir, st, tlsConfig, authLim, urlRes, listeners, log)
+		if err != nil {
+			return err
 		}
+		closers = append(closers, sc)
 	}
 	log.Info("lemonvoxd running", "data", dir, "admin", adm.URL())
 	<-ctx.Done()

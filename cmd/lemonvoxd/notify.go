@@ -1,18 +1,15 @@
 package main
 
 import (
-	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 
-	"github.com/lemonvox/lemonvox/authlimit"
-	"github.com/lemonvox/lemonvox/netlimit"
 	"github.com/lemonvox/lemonvox/notify"
+	"github.com/lemonvox/lemonvox/sipep"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
@@ -47,6 +44,10 @@ type NotifyConfig struct {
 		Attach          bool   `toml:"attach"`
 		DeleteAfterSend bool   `toml:"delete_after_send"`
 	} `toml:"email"`
+	// URLAccess and URLLifetime make the webhooks' vnd.lemonvox.url
+	// (urlauth.go); empty access leaves it out.
+	URLAccess   string   `toml:"url_access"`
+	URLLifetime duration `toml:"url_lifetime"`
 }
 
 // WebhookConfig is one webhook subscription.
@@ -62,31 +63,24 @@ type WebhookConfig struct {
 	CAFile          string   `toml:"ca_file"`
 }
 
-// startNotify starts the SIP MWI notifier and the journal dispatcher with
-// every configured sink; it returns the closers in start order and the
-// dispatcher (nil without sinks).
-func startNotify(cfg *Config, dir string, st *vmstore.Store, tlsConfig *tls.Config, authLim *authlimit.Limiter, listeners *netlimit.Registry, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
+// startNotify registers the SIP MWI notifier on the SIP endpoint (nil: no
+// SIP) and starts the journal dispatcher with every configured sink; it
+// returns the closers in start order and the dispatcher (nil without
+// sinks).
+func startNotify(cfg *Config, dir string, st *vmstore.Store, ep *sipep.Endpoint, log *slog.Logger) (closers []closer, _ *notify.Dispatcher, err error) {
 	var sinks []notify.Sink
 	payload := notify.PayloadBuilder{ServerName: cfg.Hostname, OmitSenderSubject: cfg.Notify.OmitSenderSubject}
-	if cfg.SIP.Listen != "" {
-		m := &notify.MWIServer{Store: st, Listen: cfg.SIP.Listen, ListenTLS: cfg.SIP.ListenTLS, TLSConfig: tlsConfig,
-			Domain: cfg.SIP.Domain, Logger: log.With("service", "sip"), AuthLimiter: authLim, Listeners: listeners,
-			MaxConns: cfg.SIP.MaxConnections, MaxConnsPerSource: cfg.SIP.MaxPerSource,
-			FirstMessageTimeout: cfg.SIP.FirstMessage.Duration, ConnIdleTimeout: cfg.SIP.IdleTimeout.Duration,
+	if payload.URLFor, err = notifyURLFor(cfg, st, log); err != nil {
+		return closers, nil, err
+	}
+	if ep != nil {
+		m := &notify.MWIServer{Store: st, Endpoint: ep, Logger: log.With("service", "sip"),
 			MaxSubscriptions: cfg.SIP.MaxSubs, MaxSubsPerAccount: cfg.SIP.MaxSubsAccount, MaxSubsPerSource: cfg.SIP.MaxSubsSource,
-			MaxRequestRate: cmp.Or(cfg.SIP.MaxRequestRate, -1), // 0 in the file: no limit
-			MinExpires:     cfg.SIP.MinExpires.Duration, MaxExpires: cfg.SIP.MaxExpires.Duration, NonceLifetime: cfg.SIP.NonceLifetime.Duration}
-		for _, n := range cfg.SIP.TrustedNetworks {
-			p, err := netip.ParsePrefix(n)
-			if err != nil {
-				return closers, nil, fmt.Errorf("sip.trusted_networks: %w", err)
-			}
-			m.TrustedNetworks = append(m.TrustedNetworks, p)
-		}
+			MinExpires: cfg.SIP.MinExpires.Duration, MaxExpires: cfg.SIP.MaxExpires.Duration}
 		if err := m.Initialize(); err != nil {
 			return closers, nil, fmt.Errorf("sip: %w", err)
 		}
-		closers = append(closers, closer{"sip", func() error { m.Close(); return nil }})
+		closers = append(closers, closer{"sip mwi", func() error { m.Close(); return nil }})
 		sinks = append(sinks, m)
 	}
 	pres := &notify.Presence{Store: st, Logger: log}

@@ -43,12 +43,15 @@ func checkListeners(cfg *Config) error {
 	add("admin.listen", cfg.Admin.Listen, "tcp")
 	add("imap.listen", cfg.IMAP.Listen, "tcp")
 	add("imap.listen_tls", cfg.IMAP.ListenTLS, "tcp")
+	add("lmtp.listen", cfg.LMTP.Listen, "tcp")
 	add("sip.listen", cfg.SIP.Listen, "tcp", "udp")
 	add("sip.listen_tls", cfg.SIP.ListenTLS, "tcp")
 	add("rtsp.listen_tls", cfg.RTSP.ListenTLS, "tcp")
 	if cfg.RTSP.AllowPlain {
 		add("rtsp.listen", cfg.RTSP.Listen, "tcp")
 	}
+	add("submission.listen", cfg.Submission.Listen, "tcp")
+	add("submission.listen_tls", cfg.Submission.ListenTLS, "tcp")
 	for _, a := range addrs {
 		var err error
 		if a.network == "udp" {

@@ -19,16 +19,6 @@ import (
 	"github.com/lemonvox/lemonvox/transcode"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func pcmOf(t *testing.T, wav []byte) []int16 {
 	t.Helper()
 	st, err := transcode.Decode(bytes.NewReader(wav))
@@ -79,6 +69,7 @@ func TestChannelToFFmpeg(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Admin.Listen, cfg.SIP.Listen, cfg.SIP.ListenTLS, cfg.IMAP.ListenTLS = "", "", "", ""
 	cfg.IMAP.Listen, cfg.RTSP.ListenTLS = freePort(t), freePort(t)
+	cfg.LMTP.Listen, cfg.Submission.Listen = "", "" // not under test; their default ports may be taken
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/lemonvox/lemonvox/admin"
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/streaming"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
@@ -24,7 +25,8 @@ type WHEPConfig struct {
 
 // startWHEP mounts WHEP, the web player and the grant API on the admin
 // server (before it starts) and appends the WHEP closer. It plays through
-// the daemon's playback engine, grants and part cache.
+// the daemon's playback engine and CHANNEL grants, made here when the
+// wiring has none yet.
 func startWHEP(cfg *Config, st *vmstore.Store, pb *playback, adm *admin.Server, closers *[]closer, log *slog.Logger) error {
 	c := cfg.WHEP
 	if !c.Enabled || cfg.Admin.Listen == "" {
@@ -44,13 +46,27 @@ func startWHEP(cfg *Config, st *vmstore.Store, pb *playback, adm *admin.Server, 
 		return err
 	}
 	wc.RemoteNetworks = nets
-	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: pb.grants, Engine: pb.engine, Cache: pb.cache})
+	var grants *channel.Grants
+	var eng *streaming.Engine
+	var cache *streaming.PartCache
+	if pb != nil {
+		// One pacing scheduler, grant key and part cache for every front end.
+		grants, eng, cache = pb.grants, pb.engine, pb.cache
+	} else {
+		var err error
+		if grants, err = channel.NewGrants(st); err != nil {
+			return fmt.Errorf("whep: grants: %w", err)
+		}
+		eng = streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log})
+		*closers = append(*closers, closer{"playback engine", eng.Close})
+	}
+	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: grants, Engine: eng, Cache: cache})
 	if err != nil {
 		return err
 	}
 	*closers = append(*closers, closer{"whep", srv.Close})
 	adm.WHEP = srv.Handler()
-	adm.Grants = pb.grants
+	adm.Grants = grants
 	log.Info("WHEP playback on the admin listener", "path", "/whep/<grant>", "player", "/player/", "ice", srv.ICEAddrs())
 	return nil
 }

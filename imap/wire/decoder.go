@@ -689,6 +689,17 @@ func (d *Decoder) SkipCommand() error {
 	}
 }
 
+// PendingLiteral reports the literal marker that ends the current segment,
+// if any: the literal a client sends (non-synchronizing) or waits to send
+// after what has been parsed so far. A handler refusing a command midway
+// decides from it whether the octets in flight are worth reading.
+func (d *Decoder) PendingLiteral() (Literal, bool) {
+	if d.inLit {
+		return Literal{}, false
+	}
+	return d.lastLiteral()
+}
+
 // lastLiteral finds a literal marker ending the current segment.
 func (d *Decoder) lastLiteral() (Literal, bool) {
 	i := bytes.LastIndexByte(d.seg, '{')

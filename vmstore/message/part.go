@@ -74,6 +74,14 @@ func Open(s *vmstore.Store, user, mailbox string, uid uint32, sec Section, mode 
 	return m.Open(sec, mode)
 }
 
+// CacheKey names a section of this message in caches of data derived
+// from it (decoded or converted media): the same for every opening of the
+// same stored bytes in this process, different for any other message,
+// store or section.
+func (m *Message) CacheKey(section string) string {
+	return fmt.Sprintf("%d/%d/%s", m.store.Instance(), m.msg.Blob, section)
+}
+
 // Stored returns the stored message record.
 func (m *Message) Stored() *vmstore.Message { return m.msg }
 

@@ -1,0 +1,442 @@
+package imap
+
+// URLAUTH (RFC 4467): GENURLAUTH, RESETKEY, URLFETCH; URLAUTH=BINARY
+// (RFC 5524): URLFETCH with per-URL BODYPARTSTRUCTURE, BINARY and BODY;
+// URL-PARTIAL (RFC 5550 s5.7.1): ;PARTIAL= in those URLs. The checks and
+// the access keys are channel.Resolver's (Server.URLResolver); without one
+// nothing here is announced and the commands are unknown.
+//
+// Implementation notes:
+//   - URLFETCH answers every URL that fails, for whatever reason, with NIL
+//     in its own "* URLFETCH url NIL" (one response per URL, streamed);
+//     only a syntax error is BAD, before any response, and only a store
+//     failure is NO.
+//   - GENURLAUTH: a malformed URL, one that is not a URLAUTH rump and an
+//     unsupported mechanism are BAD (arguments invalid); what cannot be
+//     authorized (another user's or server's mailbox, no such mailbox,
+//     message or section, an expiry in the past, an anonymous URL without
+//     a near enough expiry) is NO with a response code. Nothing is
+//     returned unless every URL of the command is authorized.
+//   - URLFETCH BODYPARTSTRUCTURE describes the data as returned: decoded
+//     (encoding BINARY unless it was an identity one) when BINARY was
+//     asked, and with the size (and, for text, the lines) of the
+//     ;PARTIAL= range when there is one.
+//   - ;PARTIAL= applies to the encoded octets for BODY and the simple form,
+//     to the decoded ones for BINARY (as FETCH BINARY<partial> does).
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/lemonvox/lemonvox/channel"
+	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/message"
+)
+
+var metricURLAuth = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "lemonvox_imap_urlauth_total",
+	Help: "URLAUTH operations by command (genurlauth, resetkey, urlfetch) and result (ok, refused, nil).",
+}, []string{"cmd", "result"})
+
+func init() {
+	urlauth := func(c *conn) bool { return c.state != stateNotAuth && c.srv.URLResolver != nil }
+	registerCap("URLAUTH", urlauth)        // RFC 4467
+	registerCap("URLAUTH=BINARY", urlauth) // RFC 5524
+	registerCap("URL-PARTIAL", urlauth)    // RFC 5550 s5.7.1
+	register("GENURLAUTH", statesAuthSel, cmdGenURLAuth)
+	register("RESETKEY", statesAuthSel, cmdResetKey)
+	register("URLFETCH", statesAuthSel, cmdURLFetch)
+	registerCap("AUTH=ANONYMOUS", func(c *conn) bool { return c.state == stateNotAuth && c.srv.AllowAnonymous })
+}
+
+// anonymousCommands are what a SASL ANONYMOUS session may do: fetch
+// anonymous URLs (RFC 5092 s6.1.2, RFC 5616 s3.4), nothing of any account.
+var anonymousCommands = map[string]bool{"CAPABILITY": true, "NOOP": true, "LOGOUT": true, "ID": true, "URLFETCH": true}
+
+// xanonymous completes AUTHENTICATE ANONYMOUS (RFC 4505): the trace the
+// client sends (an e-mail address or a token, at most 255 characters) is
+// only logged.
+func (c *conn) xanonymous(initial *string) {
+	var resp string
+	if initial != nil {
+		resp = *initial
+		if resp == "=" {
+			resp = ""
+		}
+	} else {
+		c.writeLine("+ ")
+		c.xflush()
+		line, err := c.dec.ReadLine()
+		if err != nil {
+			panic(ioError{err})
+		}
+		resp = line
+	}
+	if resp == "*" {
+		xsyntaxf("authentication cancelled")
+	}
+	trace, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil || len(trace) > 255*4 || !utf8.Valid(trace) {
+		xsyntaxf("bad ANONYMOUS trace")
+	}
+	metricAuth.WithLabelValues("anonymous", "ok").Inc()
+	c.log.Info("imap anonymous login", "trace", string(trace))
+	c.anonymous = true
+	c.state = stateAuth
+	c.okText = "[CAPABILITY " + c.capabilities() + "] anonymous access: URLFETCH only"
+}
+
+func (c *conn) xresolver() *channel.Resolver {
+	if c.srv.URLResolver == nil {
+		xsyntaxf("unknown command")
+	}
+	return c.srv.URLResolver
+}
+
+// requester is who this session is to the URLAUTH access identifiers.
+func (c *conn) requester() channel.Requester {
+	if c.anonymous {
+		return channel.Requester{}
+	}
+	return c.srv.URLResolver.Requester(c.user)
+}
+
+// spaces consumes one or more SP (RFC 5524's examples have two).
+func (p *parser) xspaces() {
+	p.xsp()
+	for p.Consume(' ') {
+	}
+}
+
+// GENURLAUTH 1*(SP url-rump SP mechanism) (RFC 4467 s7.1).
+func cmdGenURLAuth(c *conn, tag string, p *parser) {
+	r := c.xresolver()
+	type pair struct{ rump, mech string }
+	var pairs []pair
+	for {
+		p.xsp()
+		rump := p.xastring()
+		p.xsp()
+		mech := p.xatom()
+		pairs = append(pairs, pair{rump, mech})
+		if p.AtEnd() {
+			break
+		}
+	}
+	p.xend()
+	out := make([]string, 0, len(pairs))
+	for _, pr := range pairs {
+		u, err := r.AuthorizeURL(c.user, pr.rump, pr.mech)
+		if err != nil {
+			xurlauthErr(err)
+		}
+		out = append(out, u)
+	}
+	metricURLAuth.WithLabelValues("genurlauth", "ok").Add(float64(len(out)))
+	c.enc.Raw("* GENURLAUTH")
+	for _, u := range out {
+		c.enc.SP().String(u)
+	}
+	c.enc.CRLF()
+}
+
+// xurlauthErr raises the answer to a GENURLAUTH or RESETKEY failure.
+func xurlauthErr(err error) {
+	metricURLAuth.WithLabelValues("genurlauth", "refused").Inc()
+	switch {
+	case errors.Is(err, channel.ErrMechanism):
+		xsyntaxf("unsupported URLAUTH mechanism (INTERNAL only)")
+	case errors.Is(err, channel.ErrNotPart):
+		xsyntaxf("URLAUTH is only for a message or a part of one (;UID= missing)")
+	case errors.Is(err, channel.ErrBadAccess):
+		xsyntaxf("invalid or unknown access identifier")
+	case errors.Is(err, channel.ErrBadURL):
+		xsyntaxf("not a URLAUTH rump URL: %s", urlErrText(err))
+	case errors.Is(err, channel.ErrNotOurs):
+		xusererrorf("NOPERM", "URL names another server")
+	case errors.Is(err, channel.ErrNotPermitted):
+		xusererrorf("NOPERM", "%s", strings.TrimPrefix(err.Error(), channel.ErrNotPermitted.Error()+": "))
+	case errors.Is(err, channel.ErrExpired):
+		xusererrorf("EXPIRED", "the URL's ;EXPIRE= is in the past")
+	case errors.Is(err, channel.ErrGone):
+		xusererrorf("NONEXISTENT", "no such mailbox, message or part")
+	case errors.Is(err, vmstore.ErrNotFound):
+		xusererrorf("NONEXISTENT", "no such mailbox")
+	}
+	xcheckf(err, "URLAUTH")
+}
+
+// urlErrText is the reason of a URL error, without the sentinel's words.
+func urlErrText(err error) string {
+	var ue *channel.URLError
+	if errors.As(err, &ue) {
+		return ue.Reason
+	}
+	return err.Error()
+}
+
+// RESETKEY [SP mailbox *(SP mechanism)] (RFC 4467 s7.2).
+func cmdResetKey(c *conn, tag string, p *parser) {
+	r := c.xresolver()
+	mailbox := ""
+	if p.Consume(' ') {
+		mailbox = p.xmailbox()
+		for p.Consume(' ') {
+			if m := p.xatom(); !strings.EqualFold(m, channel.MechanismInternal) {
+				xsyntaxf("unsupported URLAUTH mechanism %q (INTERNAL only)", m)
+			}
+		}
+	}
+	p.xend()
+	if err := r.Reset(c.user, mailbox, ""); err != nil {
+		xurlauthErr(err)
+	}
+	metricURLAuth.WithLabelValues("resetkey", "ok").Inc()
+	if mailbox == "" {
+		c.okText = "RESETKEY completed, every mailbox access key removed"
+		return
+	}
+	c.okText = "[URLMECH INTERNAL] RESETKEY completed"
+}
+
+// urlFetchArg is one URL of URLFETCH with the items of its extended form.
+type urlFetchArg struct {
+	url                   string
+	extended              bool
+	bps, body, binaryData bool
+}
+
+// URLFETCH 1*(SP (url / "(" url *(SP param) ")")) (RFC 4467 s7.3,
+// RFC 5524 s3).
+func cmdURLFetch(c *conn, tag string, p *parser) {
+	r := c.xresolver()
+	var args []urlFetchArg
+	for {
+		p.xspaces()
+		var a urlFetchArg
+		if p.Consume('(') {
+			a.url = p.xastring()
+			for !p.Consume(')') {
+				p.xspaces()
+				if p.Peek() == ')' {
+					continue
+				}
+				switch name := strings.ToUpper(p.xatom()); name {
+				case "BODYPARTSTRUCTURE":
+					if a.bps {
+						xsyntaxf("BODYPARTSTRUCTURE twice")
+					}
+					a.bps = true
+				case "BODY":
+					if a.body {
+						xsyntaxf("BODY twice")
+					}
+					a.body = true
+				case "BINARY":
+					if a.binaryData {
+						xsyntaxf("BINARY twice")
+					}
+					a.binaryData = true
+				default:
+					xsyntaxf("unknown URLFETCH parameter %q", name)
+				}
+			}
+			if a.body && a.binaryData {
+				xsyntaxf("BODY and BINARY together")
+			}
+			a.extended = a.bps || a.body || a.binaryData
+		} else {
+			a.url = p.xastring()
+		}
+		args = append(args, a)
+		if p.AtEnd() {
+			break
+		}
+	}
+	p.xend()
+	req := c.requester()
+	for _, a := range args {
+		c.urlFetchOne(r, req, a)
+		c.xflush()
+	}
+}
+
+// refusal reports whether err is a URL's fault (NIL) rather than the
+// store's (NO).
+func refusal(err error) bool {
+	for _, e := range []error{channel.ErrBadURL, channel.ErrNotPart, channel.ErrNotOurs, channel.ErrBadToken,
+		channel.ErrExpired, channel.ErrNotPermitted, channel.ErrGone, channel.ErrMechanism,
+		vmstore.ErrNotFound, message.ErrNoSuchPart, message.ErrSyntax} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) urlFetchOne(r *channel.Resolver, req channel.Requester, a urlFetchArg) {
+	res, err := r.ResolveURL(context.Background(), a.url, req)
+	if err != nil {
+		if !refusal(err) {
+			xcheckf(err, "URLFETCH")
+		}
+		metricURLAuth.WithLabelValues("urlfetch", "nil").Inc()
+		c.log.Debug("urlfetch refused", "reason", err.Error()) // the URL is a credential: not logged
+		c.enc.Raw("* URLFETCH ").String(a.url).Raw(" NIL").CRLF()
+		return
+	}
+	defer res.Close()
+	metricURLAuth.WithLabelValues("urlfetch", "ok").Inc()
+	if !a.extended {
+		rd, n, err := res.Content(res.Part)
+		c.xurlPartErr(err)
+		c.enc.Raw("* URLFETCH ").String(a.url).SP()
+		c.writeURLData(rd, n, false)
+		c.enc.CRLF()
+		return
+	}
+	// Everything that can fail is worked out before the response starts:
+	// which form of the part is returned (BINARY falls back to (BINARY
+	// NIL) with the stored form described), its lines, its size.
+	part, decoded := res.Part, false
+	if a.binaryData {
+		dp, err := res.Open(message.Decoded)
+		if err == nil {
+			_, err = dp.Size() // decodes once: a part that does not decode is NIL
+		}
+		switch {
+		case err == nil:
+			part, decoded = dp, true
+		case errors.Is(err, message.ErrUnknownEncoding), errors.Is(err, message.ErrBadEncoding), errors.Is(err, message.ErrSyntax):
+		default:
+			xcheckf(err, "URLFETCH BINARY")
+		}
+	}
+	lines := int64(-1)
+	if a.bps && strings.EqualFold(part.Type, "text") {
+		lines = c.xurlLines(res, part)
+	}
+	rd, n, err := res.Content(part)
+	c.xurlPartErr(err)
+	c.enc.Raw("* URLFETCH ").String(a.url)
+	if a.bps {
+		c.enc.Raw(" (BODYPARTSTRUCTURE ")
+		c.writeURLPartStructure(res, part, n, decoded, lines)
+		c.enc.Raw(")")
+	}
+	switch {
+	case a.body:
+		c.enc.Raw(" (BODY ")
+		c.writeURLData(rd, n, false)
+		c.enc.Raw(")")
+	case a.binaryData && !decoded:
+		c.enc.Raw(" (BINARY NIL)")
+	case a.binaryData:
+		nul, err := part.HasNUL()
+		c.xurlPartErr(err)
+		c.enc.Raw(" (BINARY ")
+		c.writeURLData(rd, n, nul || part.Leaf && !strings.EqualFold(part.Type, "text"))
+		c.enc.Raw(")")
+	}
+	c.enc.CRLF()
+}
+
+// xurlPartErr raises a failure to read a resolved part: the store's.
+func (c *conn) xurlPartErr(err error) {
+	if err != nil {
+		xcheckf(err, "URLFETCH")
+	}
+}
+
+// writeURLData writes n octets from rd as a literal (literal8 when
+// binary); an empty range is "".
+func (c *conn) writeURLData(rd io.Reader, n int64, binary bool) {
+	if n == 0 {
+		c.enc.Raw(`""`)
+		return
+	}
+	c.enc.Literal(n, rd, binary)
+	if err := c.enc.Err(); err != nil {
+		panic(ioError{err})
+	}
+}
+
+// xurlLines counts the line ends of what a text part's URL returns.
+func (c *conn) xurlLines(res *channel.Resolved, part *message.Part) int64 {
+	if _, _, partial := res.Partial(); !partial && part.Mode == message.Raw && part.Leaf && res.Section.Spec == "" {
+		return part.Node.Lines
+	}
+	rd, _, err := res.Content(part)
+	c.xurlPartErr(err)
+	var lc lineCounter
+	if _, err := io.Copy(&lc, rd); err != nil {
+		xcheckf(err, "counting lines")
+	}
+	return lc.n
+}
+
+type lineCounter struct{ n int64 }
+
+func (l *lineCounter) Write(b []byte) (int, error) {
+	for _, x := range b {
+		if x == '\n' {
+			l.n++
+		}
+	}
+	return len(b), nil
+}
+
+// writeURLPartStructure writes the BODYPARTSTRUCTURE of what a URL
+// returns (RFC 5524 s3): for a single-part body its description with the
+// encoding and size of the data as returned; for a multipart or an
+// encapsulated message, its structure.
+func (c *conn) writeURLPartStructure(res *channel.Resolved, part *message.Part, size int64, decoded bool, lines int64) {
+	single := part.Leaf || res.Section.Spec != "" && res.Section.Spec != message.SpecText
+	if !single && res.Section.Spec == message.SpecText && len(part.Node.Parts) == 1 {
+		// TEXT of a message: the structure of its body.
+		c.writeBodyStructure(&part.Node.Parts[0], true)
+		return
+	}
+	if !single {
+		c.writeBodyStructure(part.Node, true)
+		return
+	}
+	var d vmstore.Part
+	if res.Section.Spec == "" && part.Node != nil {
+		d = *part.Node
+		d.Parts, d.Envelope = nil, nil
+	} else {
+		d = vmstore.Part{Type: part.Type, Subtype: part.Subtype, Params: part.Params, Encoding: part.Encoding}
+	}
+	if decoded {
+		switch strings.ToLower(d.Encoding) {
+		case "base64", "quoted-printable":
+			d.Encoding = "binary"
+		}
+		d.MD5 = ""
+	}
+	d.Body, d.End = 0, size
+	if lines >= 0 {
+		d.Lines = lines
+	}
+	c.writeBodyStructure(&d, true)
+}
+
+// urlKeysReset tells a session that has the mailbox selected that its
+// URLAUTH key was reset (RESETKEY here or in another session): "* OK
+// [URLMECH INTERNAL]" at the next point where updates go out (RFC 4467
+// s7.2). The session that ran RESETKEY gets it too, which is harmless.
+func (c *conn) urlKeysReset(ev *vmstore.Event) {
+	s := c.sel
+	if c.srv.URLResolver == nil || s == nil || ev.Seq <= s.baseSeq || (ev.MailboxID != 0 && ev.MailboxID != s.mb.ID) {
+		return
+	}
+	c.pendNotify = append(c.pendNotify, "* OK [URLMECH INTERNAL] mailbox access key reset")
+}
