@@ -745,18 +745,25 @@ func (c *rtspConn) play(req *Request, res *Response, cseq string) bool {
 
 // markSeenNow sets \Seen at PLAY for a grant with the SEEN option.
 func (s *RTSPServer) markSeenNow(rs *rtspSession) {
-	g := rs.grant
-	if id, err := s.cfg.Store.AccountID(g.User); err != nil || id != g.AccountID {
-		return
-	}
-	mb, err := s.cfg.Store.Mailbox(g.User, g.Mailbox)
-	if err != nil || mb.UIDValidity != g.UIDValidity {
-		return
-	}
-	if _, err := s.cfg.Store.StoreFlags(vmstore.StoreReq{User: g.User, MailboxID: mb.ID, UIDs: []uint32{g.UID},
-		Op: vmstore.FlagsAdd, Flags: []string{`\Seen`}}); err != nil {
+	if err := markGrantSeen(s.cfg.Store, rs.grant); err != nil {
 		rs.log.Warn("could not mark seen at PLAY", "err", err)
 	}
+}
+
+// markGrantSeen sets \Seen on the granted message if the account and
+// mailbox are still the grant's (CHANNEL SEEN option: heard once playback
+// starts).
+func markGrantSeen(st *vmstore.Store, g *channel.Grant) error {
+	if id, err := st.AccountID(g.User); err != nil || id != g.AccountID {
+		return nil
+	}
+	mb, err := st.Mailbox(g.User, g.Mailbox)
+	if err != nil || mb.UIDValidity != g.UIDValidity {
+		return nil
+	}
+	_, err = st.StoreFlags(vmstore.StoreReq{User: g.User, MailboxID: mb.ID, UIDs: []uint32{g.UID},
+		Op: vmstore.FlagsAdd, Flags: []string{`\Seen`}})
+	return err
 }
 
 func (c *rtspConn) pause(req *Request, res *Response) {

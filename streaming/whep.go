@@ -48,6 +48,8 @@ type WHEPMedia interface {
 	// can be played in, cheapest conversion first.
 	WireCodecs() []string
 	Duration() time.Duration
+	// Start is where playback starts (a kept position when resuming).
+	Start() time.Duration
 	// Play starts sending 20-ms RTP packets of codec with ssrc into sink,
 	// paced in real time; end is called once when playback ends by itself
 	// (reason "end") or fails. stop ends it early (end is not called).
@@ -388,6 +390,7 @@ func (s *WHEPServer) post(w http.ResponseWriter, r *http.Request, grant string) 
 	h.Set("Location", WHEPResourcePrefix+ss.id)
 	h.Set("ETag", `"`+ss.etag+`"`)
 	h.Set("Lemonvox-Media-Duration", strconv.FormatFloat(media.Duration().Seconds(), 'f', 3, 64))
+	h.Set("Lemonvox-Media-Start", strconv.FormatFloat(media.Start().Seconds(), 'f', 3, 64))
 	h.Set("Cache-Control", "no-store")
 	whepStatus(w, m, http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
@@ -545,7 +548,6 @@ func (ss *whepSession) ended(reason string) {
 	if ss.done || ss.linger != nil {
 		return
 	}
-	ss.stop = nil
 	ss.linger = time.AfterFunc(ss.srv.cfg.Linger, func() { ss.close(reason) })
 }
 
@@ -623,6 +625,11 @@ func whepProblem(w http.ResponseWriter, method string, status int, detail string
 }
 
 func whepStatus(w http.ResponseWriter, method string, status int) {
+	switch method {
+	case http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodOptions, http.MethodGet, http.MethodHead:
+	default:
+		method = "other" // any token is a method: keep the label set small
+	}
 	metricWHEPRequests.WithLabelValues(method, strconv.Itoa(status)).Inc()
 	w.WriteHeader(status)
 }

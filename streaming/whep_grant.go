@@ -57,7 +57,7 @@ func (gs *WHEPGrantSource) OpenWHEP(_ context.Context, token string) (WHEPMedia,
 			start = 0
 		}
 	}
-	return &engineMedia{e: gs.Engine, md: md, g: g, start: start}, nil
+	return &engineMedia{e: gs.Engine, st: gs.Store, md: md, g: g, start: start}, nil
 }
 
 func (gs *WHEPGrantSource) open(g *channel.Grant) (*Media, error) {
@@ -81,6 +81,7 @@ func (gs *WHEPGrantSource) open(g *channel.Grant) (*Media, error) {
 // engineMedia is a granted part played by the engine.
 type engineMedia struct {
 	e     *Engine
+	st    *vmstore.Store
 	md    *Media
 	g     *channel.Grant
 	start time.Duration
@@ -97,6 +98,8 @@ func (m *engineMedia) WireCodecs() []string {
 }
 
 func (m *engineMedia) Duration() time.Duration { return m.md.Duration() }
+
+func (m *engineMedia) Start() time.Duration { return m.start }
 
 func (m *engineMedia) Close() error { return nil }
 
@@ -119,6 +122,9 @@ func (m *engineMedia) Play(codec string, ssrc uint32, sink WHEPSink, end func(st
 		}})
 	if err != nil {
 		return nil, err
+	}
+	if m.g.Seen { // CHANNEL SEEN: heard once playback starts
+		_ = markGrantSeen(m.st, m.g)
 	}
 	return s.Stop, nil
 }

@@ -65,6 +65,7 @@ type toneMedia struct {
 
 func (m *toneMedia) WireCodecs() []string    { return m.codecs }
 func (m *toneMedia) Duration() time.Duration { return time.Duration(m.n) * 20 * time.Millisecond }
+func (m *toneMedia) Start() time.Duration    { return 0 }
 func (m *toneMedia) Close() error {
 	m.once.Do(func() {
 		m.src.mu.Lock()

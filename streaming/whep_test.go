@@ -68,22 +68,26 @@ func TestWHEPPlaysToPionClient(t *testing.T) {
 	s, src, hs := newTestWHEP(t, WHEPConfig{Linger: 200 * time.Millisecond})
 	pc := clientPC(t, "PCMA", "PCMU")
 	offer := makeOffer(t, pc)
-	got := make(chan int, 1)
+	type rx struct{ n, first, last int }
+	got := make(chan rx, 1)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if tr.Codec().MimeType != webrtc.MimeTypePCMU {
 			t.Errorf("track codec %s, want PCMU (the media's cheapest)", tr.Codec().MimeType)
 		}
-		n := 0
+		r := rx{first: -1}
 		for {
 			p, _, err := tr.ReadRTP()
 			if err != nil {
-				got <- n
+				got <- r
 				return
 			}
 			if len(p.Payload) != 160 {
 				t.Errorf("payload %d bytes", len(p.Payload))
 			}
-			n++
+			if r.first < 0 {
+				r.first = int(p.SequenceNumber)
+			}
+			r.n, r.last = r.n+1, int(p.SequenceNumber)
 		}
 	})
 	resp := whepPost(t, hs.URL+"/whep/tone-1000", "application/sdp", offer)
@@ -124,17 +128,19 @@ func TestWHEPPlaysToPionClient(t *testing.T) {
 	}
 	// The server closes the session after the last packet and Linger;
 	// the client's track then ends.
-	var n int
+	var r rx
 	select {
-	case n = <-got:
+	case r = <-got:
 	case <-time.After(60 * time.Second):
 		t.Fatal("no end of track within 60 s")
 	}
-	// Loopback loses nothing; the packets sent before the client's own
-	// DTLS handshake step completed may be discarded by it.
-	if n < 45 || n > 50 {
-		t.Fatalf("received %d packets, want 50 (1 s)", n)
+	// Loopback loses nothing: from the first packet the client could
+	// decrypt (those sent before its own side of the DTLS handshake
+	// completed may be discarded) every packet to the last (seq 49).
+	if r.last != 49 || r.n != r.last-r.first+1 || r.first > 25 {
+		t.Fatalf("received %d packets, seq %d to %d; want all of 0..49 from the first on", r.n, r.first, r.last)
 	}
+	n := r.n
 	whepWait(t, func() bool { return s.Sessions() == 0 })
 	whepWait(t, func() bool { o, c := src.counts(); return o == 1 && c == 1 })
 	wantProblem(t, "DELETE ended session", whepDo(t, http.MethodDelete, hs.URL+loc), http.StatusNotFound)

@@ -1,82 +1,499 @@
-// Command streaming measures the playback core on this machine:
+// Command streaming measures concurrent SRTP G.711 playback: sessions
+// started the way a handset plays a message (-path rtsps, the default:
+// UID CHANNEL on an IMAP connection, then the URL over RTSPS: TLS,
+// DESCRIBE with the SDES key, SETUP over UDP, PLAY; or -path engine: a
+// grant issued and opened and the engine started directly with a UDP
+// sink on one server socket),
+// paced by the one playback engine, and received on loopback by a child
+// process that records every packet's arrival and checks SRTP
+// authentication on a sample of streams with the keys from the SDP.
 //
-//   - reference: a tight loop doing only SRTP protect + one UDP send per
-//     packet on loopback (packets per CPU-second of the sending process);
-//   - engine: N concurrent SRTP PCMU sessions paced by streaming.Engine to
-//     a receiver in a child process that records every packet's arrival:
-//     loss, p99 inter-packet jitter (|gap - 20 ms|), sender CPU per 1,000
-//     sessions, and packets per CPU-second as a ratio of the reference;
-//   - codec paths: in-process CPU per stream-second to produce each wire
-//     codec from a stored 8 kHz µ-law WAV (once per part: shared by every
-//     listener through the part cache);
-//   - start: time from Engine.Start to the first packet at the receiver.
+// For each step (number of concurrent sessions) it reports the packets'
+// inter-arrival jitter (|gap - 20 ms|, p50/p99/p99.9/max), loss, the
+// server's CPU per 1,000 sessions, the time from the CHANNEL command (or
+// the grant's issue) to the stream's first packet (p50/p99), and the server's packets per
+// CPU-second against a reference measured in the same run: a tight loop
+// doing only SRTP protect + one UDP send per packet to the same receiver.
+// A step is sustained in real time with p99 jitter <= 2 ms and no loss.
+// It also prints the CPU per stream-second of each codec path.
 //
-// Usage: go run ./bench/streaming [-sessions 300,1000,2000] [-seconds 10]
+//	go run ./bench/streaming [-path rtsps|engine] [-steps 250,500,1000,2000,5000] [-window 10s]
 package main
 
 import (
 	"bufio"
-	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/streaming"
 	"github.com/lemonvox/lemonvox/transcode"
-	"golang.org/x/net/ipv4"
+	"github.com/lemonvox/lemonvox/vmstore"
+	"github.com/lemonvox/lemonvox/vmstore/message"
 )
 
 func main() {
-	recv := flag.Bool("receiver", false, "internal: run as the receiver")
-	list := flag.String("sessions", "300,1000,2000", "session counts to run")
-	secs := flag.Int("seconds", 10, "measured seconds per run")
-	starts := flag.Int("starts", 200, "CHANNEL-to-first-packet runs (0: none)")
-	prof := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to `file`")
+	role := flag.String("role", "", "internal: receiver")
+	sockets := flag.Int("receivers", 4, "receiver UDP sockets")
+	stepsFlag := flag.String("steps", "250,500,1000,2000,3000,5000,7500,10000", "concurrent sessions per step")
+	window := flag.Duration("window", 10*time.Second, "measurement window per step")
+	ramp := flag.Duration("ramp", 2*time.Second, "sessions of a step start spread over this time")
+	messages := flag.Int("messages", 8, "distinct voice messages played")
+	voice := flag.Duration("voice", 60*time.Second, "length of each message")
+	loopFor := flag.Duration("loop", 3*time.Second, "duration of the reference loop")
+	keepGoing := flag.Int("after-fail", 1, "steps still run after the first one not sustained")
+	codecs := flag.Bool("codecs", true, "also measure the codec paths (CPU per stream-second)")
+	starts := flag.Int("starts", 100, "unloaded CHANNEL-to-first-packet runs over RTSPS with interleaved TCP (0: none)")
+	path := flag.String("path", "rtsps", "how sessions start: engine (grant opened, engine started with a UDP sink) or rtsps (CHANNEL URL over RTSPS: TLS, DESCRIBE, SETUP UDP, PLAY)")
 	flag.Parse()
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err != nil {
-			panic(err)
-		}
-		defer f.Close()
-		profFile = f
-	}
-	if *recv {
-		receiver()
+	if *role == "receiver" {
+		runReceiver(*sockets)
 		return
 	}
-	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, load %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
-	codecPaths()
+	var steps []int
+	for _, s := range strings.Split(*stepsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fatal(fmt.Errorf("-steps: %q", s))
+		}
+		steps = append(steps, n)
+	}
+	if *voice < *ramp+*window+3*time.Second {
+		fatal(fmt.Errorf("-voice must outlast ramp + window + 3 s"))
+	}
+
+	fmt.Printf("bench/streaming: %d CPUs (GOMAXPROCS %d), load average %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	if *codecs {
+		codecPaths()
+	}
 	if *starts > 0 {
 		startLatency(*starts)
 	}
-	ref := reference()
-	for _, f := range strings.Split(*list, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			continue
-		}
-		engineRun(n, time.Duration(*secs)*time.Second, ref)
+	b := newBench(*messages, *voice, *sockets)
+	defer b.close()
+	switch *path {
+	case "engine":
+	case "rtsps":
+		b.startRTSPS()
+	default:
+		fatal(fmt.Errorf("-path %q: engine or rtsps", *path))
 	}
+	fmt.Printf("sessions start through: %s\n", *path)
+
+	ref1 := b.referenceLoop(*loopFor)
+	fmt.Printf("reference loop (SRTP protect AES_CM_128_HMAC_SHA1_80 + one UDP send per packet, one goroutine): %.2f us/packet, %.0f packets per CPU-second; load %s\n",
+		1e6/ref1, ref1, loadavg())
+	fmt.Printf("\n%7s %6s %9s %9s %9s %9s %7s %6s %10s %10s %9s %9s %7s %5s  %s\n",
+		"sessions", "rt", "jit p50", "jit p99", "jit p99.9", "jit max", "lost", "rcvbuf", "CPU/1000", "us/packet", "start p50", "start p99", "vs loop", "ok", "load average")
+	var results []stepResult
+	fails := 0
+	for _, n := range steps {
+		r := b.step(n, *ramp, *window)
+		r.ratio = r.ppsPerCPU / ref1
+		results = append(results, r)
+		ok := "yes"
+		if !r.sustained() {
+			ok = "NO"
+			fails++
+		}
+		fmt.Printf("%7d %5.1f%% %7.0fus %7.0fus %7.0fus %7.0fus %7d %6d %8.3f c %10.2f %7.2fms %7.2fms %6.2fx %5s  %s -> %s\n",
+			n, r.realtime*100, r.rep.JitterP50US, r.rep.JitterP99US, r.rep.JitterP999US, r.rep.JitterMaxUS, r.lost, r.rep.RcvbufErrors,
+			r.cpuPer1000, 1e6/r.ppsPerCPU, r.startP50, r.startP99, r.ratio, ok, r.loadBefore, r.loadAfter)
+		if r.note != "" {
+			fmt.Printf("        %s\n", r.note)
+		}
+		if fails > *keepGoing {
+			break
+		}
+	}
+	ref2 := b.referenceLoop(*loopFor)
+	fmt.Printf("\nreference loop again: %.2f us/packet (%.0f packets per CPU-second); load %s\n", 1e6/ref2, ref2, loadavg())
+	best := 0
+	for _, r := range results {
+		if r.sustained() {
+			best = max(best, r.n)
+		}
+	}
+	fmt.Printf("sustained (real time, p99 jitter <= 2 ms, no loss): %d sessions\n", best)
+	var bestCost float64
+	for _, r := range results {
+		if r.ppsPerCPU > 0 && r.n >= 1000 && (bestCost == 0 || 1/r.ppsPerCPU < bestCost) {
+			bestCost = 1 / r.ppsPerCPU
+		}
+	}
+	if bestCost > 0 {
+		fmt.Printf("server CPU alone allows %.0f real-time sessions per core (%.2f us/packet at 50 packets/s, steps of >= 1,000 sessions)\n",
+			1/(bestCost*50), bestCost*1e6)
+	}
+	fmt.Printf("columns: rt = packets received / packets due (sessions x window / 20 ms); jitter = |inter-arrival - 20 ms| per stream; CPU/1000 = server CPU-seconds per 1,000 stream-seconds delivered, i.e. cores per 1,000 real-time sessions (receiver excluded);\n" +
+		"us/packet = server CPU per packet sent; start = CHANNEL command sent (engine path: grant issued) -> first RTP packet received; vs loop = server packets per CPU-second / reference loop's\n")
 }
 
-var profFile *os.File
+type bench struct {
+	st        *vmstore.Store
+	dir       string
+	grants    *channel.Grants
+	eng       *streaming.Engine
+	cache     *streaming.PartCache
+	account   uint64
+	uidv      uint32
+	uids      []uint32
+	tr        *streaming.UDPTransport
+	rcv       []*net.UDPAddr
+	sink      *net.UDPAddr
+	child     *exec.Cmd
+	childIn   io.WriteCloser
+	childOut  *bufio.Reader
+	rng       *rand.Rand
+	usedSSRCs map[uint32]bool
+	rtsps     *rtspsPath
+}
+
+func newBench(messages int, voice time.Duration, sockets int) *bench {
+	dir, err := os.MkdirTemp("", "lemonvox-bench-streaming-")
+	if err != nil {
+		fatal(err)
+	}
+	st, err := vmstore.Open(vmstore.Options{Dir: dir, GCInterval: -1, Hash: vmstore.HashParams{Time: 1, MemKiB: 64, Threads: 1},
+		Logger: slog.New(slog.DiscardHandler), Prober: transcode.PartDuration})
+	if err != nil {
+		fatal(err)
+	}
+	b := &bench{st: st, dir: dir, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), usedSSRCs: map[uint32]bool{}}
+	if _, err := st.CreateAccount(vmstore.AccountSpec{Name: "bench", Password: "bench-pw", PIN: "1234"}); err != nil {
+		fatal(err)
+	}
+	for i := range messages {
+		wav, _, err := transcode.SampleVoice(voice + time.Duration(i)*time.Second)
+		if err != nil {
+			fatal(err)
+		}
+		res, err := st.Deposit(vmstore.DepositReq{User: "bench", Body: strings.NewReader(voiceMessage(wav)), Service: "bench"})
+		if err != nil {
+			fatal(err)
+		}
+		b.uids = append(b.uids, res.Message.UID)
+	}
+	b.account, _ = st.AccountID("bench")
+	mb, err := st.Mailbox("bench", "INBOX")
+	if err != nil {
+		fatal(err)
+	}
+	b.uidv = mb.UIDValidity
+	if b.grants, err = channel.NewGrants(st); err != nil {
+		fatal(err)
+	}
+	b.eng = streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	b.cache = streaming.NewPartCache(256 << 20)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		fatal(err)
+	}
+	b.tr = streaming.NewUDPTransport(c)
+
+	exe, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	b.child = exec.Command(exe, "-role", "receiver", "-receivers", strconv.Itoa(sockets))
+	b.child.Stderr = os.Stderr
+	if b.childIn, err = b.child.StdinPipe(); err != nil {
+		fatal(err)
+	}
+	out, err := b.child.StdoutPipe()
+	if err != nil {
+		fatal(err)
+	}
+	b.childOut = bufio.NewReaderSize(out, 1<<20)
+	if err := b.child.Start(); err != nil {
+		fatal(err)
+	}
+	var hello struct {
+		Ports []int `json:"ports"`
+		Sink  int   `json:"sink"`
+	}
+	if err := json.Unmarshal([]byte(b.readLine()), &hello); err != nil {
+		fatal(err)
+	}
+	for _, p := range hello.Ports {
+		b.rcv = append(b.rcv, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+	}
+	b.sink = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: hello.Sink}
+	return b
+}
+
+func (b *bench) close() {
+	if b.rtsps != nil {
+		b.rtsps.ic.c.Close()
+		b.rtsps.imap.Close()
+		_ = b.rtsps.srv.Close()
+	}
+	fmt.Fprintln(b.childIn, "quit")
+	_ = b.child.Wait()
+	b.eng.Close()
+	b.st.Close()
+	os.RemoveAll(b.dir)
+}
+
+func (b *bench) readLine() string {
+	l, err := b.childOut.ReadString('\n')
+	if err != nil {
+		fatal(fmt.Errorf("receiver: %w", err))
+	}
+	return strings.TrimSpace(l)
+}
+
+func (b *bench) cmd(c string) string {
+	fmt.Fprintln(b.childIn, c)
+	return b.readLine()
+}
+
+// referenceLoop is the limit: SRTP protect + one UDP send per packet, in
+// one goroutine, to the receiver process; packets per CPU-second.
+func (b *bench) referenceLoop(d time.Duration) float64 {
+	key, err := streaming.NewSDESKey(1, streaming.SuiteAES80)
+	if err != nil {
+		fatal(err)
+	}
+	prot, err := streaming.NewProtector(key)
+	if err != nil {
+		fatal(err)
+	}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetWriteBuffer(4 << 20)
+	pkt := make([]byte, 12+160)
+	pkt[0], pkt[1] = 0x80, 0
+	binary.BigEndian.PutUint32(pkt[8:], 0x1234)
+	for i := 12; i < len(pkt); i++ {
+		pkt[i] = byte(i * 7)
+	}
+	out := make([]byte, 0, 256)
+	runtime.GC()
+	cpu0, t0 := cpuSeconds(), time.Now()
+	n := 0
+	for time.Since(t0) < d {
+		for range 256 {
+			n++
+			binary.BigEndian.PutUint16(pkt[2:], uint16(n))
+			binary.BigEndian.PutUint32(pkt[4:], uint32(n*160))
+			out, err = prot.RTP(out[:0], pkt)
+			if err != nil {
+				fatal(err)
+			}
+			if _, err := c.WriteToUDP(out, b.sink); err != nil {
+				fatal(err)
+			}
+		}
+	}
+	return float64(n) / (cpuSeconds() - cpu0)
+}
+
+type stepResult struct {
+	n                     int
+	rep                   Report
+	lost                  int64
+	cpuPer1000, ppsPerCPU float64
+	startP50, startP99    float64
+	ratio                 float64
+	realtime              float64 // packets received / packets due in the window
+	loadBefore, loadAfter string
+	note                  string
+}
+
+func (r stepResult) sustained() bool {
+	return r.lost == 0 && r.rep.JitterP99US <= 2000 && r.rep.AuthBad == 0 && r.realtime >= 0.995
+}
+
+// start plays message i%len as a CHANNEL grant is played and returns the
+// session and the wall time the grant was issued.
+func (b *bench) start(i int) (*streaming.Session, *streaming.SDESKey, int64, error) {
+	uid := b.uids[i%len(b.uids)]
+	t0 := time.Now().UnixNano()
+	tok, _, err := b.grants.Issue(channel.Grant{AccountID: b.account, User: "bench", Mailbox: "INBOX", UIDValidity: b.uidv, UID: uid, Section: "2"})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	g, err := b.grants.Open(tok)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := b.grants.Use(g); err != nil {
+		return nil, nil, 0, err
+	}
+	m, err := message.Lookup(b.st, g.User, g.Mailbox, g.UID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer m.Release()
+	sec, err := message.ParseBinary(g.Section)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	p, err := m.Open(sec, message.DecodedLeaf)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	md, err := streaming.OpenMedia(p, streaming.MediaOptions{Key: fmt.Sprintf("%d/%s", m.Stored().Blob, g.Section), Cache: b.cache})
+	p.Close()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	key, err := streaming.NewSDESKey(1, streaming.SuiteAES80)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var ssrc uint32
+	for ssrc == 0 || b.usedSSRCs[ssrc] {
+		ssrc = b.rng.Uint32()
+	}
+	b.usedSSRCs[ssrc] = true
+	to := b.rcv[i%len(b.rcv)]
+	s, err := b.eng.Start(streaming.PlayRequest{Media: md, Codec: streaming.PCMU, SSRC: ssrc, Sink: &streaming.UDPSink{RTP: b.tr, RTCP: b.tr, To: to, ToRTCP: to},
+		SRTP: key, Transport: "udp", Account: g.AccountID, User: g.User, Mailbox: g.Mailbox, UIDValidity: g.UIDValidity, UID: g.UID,
+		Section: g.Section, NoSeen: true})
+	return s, key, t0, err
+}
+
+func (b *bench) step(n int, ramp, window time.Duration) stepResult {
+	r := stepResult{n: n, loadBefore: loadavg()}
+	if b.cmd("reset") != "ok" {
+		fatal(fmt.Errorf("receiver reset"))
+	}
+	clear(b.usedSSRCs)
+	runtime.GC()
+	sessions := make([]*streaming.Session, 0, n)
+	var conns []net.Conn
+	issued := map[uint32]int64{}
+	t0 := time.Now()
+	for i := range n {
+		if at := t0.Add(ramp * time.Duration(i) / time.Duration(n)); time.Until(at) > time.Millisecond {
+			time.Sleep(time.Until(at))
+		}
+		var ssrc uint32
+		var crypto string
+		if b.rtsps != nil {
+			s, k, ti, c, err := b.startRTSPSOne(i)
+			if err != nil {
+				fatal(fmt.Errorf("session %d: %w", i, err))
+			}
+			conns = append(conns, c)
+			ssrc, crypto, issued[s] = s, k, ti
+		} else {
+			s, key, ti, err := b.start(i)
+			if err != nil {
+				fatal(fmt.Errorf("session %d: %w", i, err))
+			}
+			sessions = append(sessions, s)
+			ssrc, crypto, issued[s.SSRC()] = s.SSRC(), key.Attribute(), ti
+		}
+		if i%max(n/8, 1) == 0 { // SRTP checked by the receiver on a sample of streams
+			if b.cmd(fmt.Sprintf("key %d %s", ssrc, crypto)) != "ok" {
+				fatal(fmt.Errorf("receiver key"))
+			}
+		}
+	}
+	if len(issued) != n {
+		r.note += fmt.Sprintf("%d sessions shared an SSRC; ", n-len(issued))
+	}
+	time.Sleep(time.Second)
+	if b.cmd("on") != "ok" {
+		fatal(fmt.Errorf("receiver on"))
+	}
+	cpu0, w0 := cpuSeconds(), time.Now()
+	time.Sleep(window)
+	cpu := cpuSeconds() - cpu0
+	wall := time.Since(w0).Seconds()
+	if err := json.Unmarshal([]byte(b.cmd("off")), &r.rep); err != nil {
+		fatal(err)
+	}
+	for _, s := range sessions {
+		s.Stop()
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	for deadline := time.Now().Add(30 * time.Second); b.eng.Sessions() > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.loadAfter = loadavg()
+	r.lost = r.rep.Lost
+	if missing := n - r.rep.Streams; missing > 0 {
+		r.lost += int64(missing) * int64(window/(20*time.Millisecond))
+		r.note += fmt.Sprintf("%d streams sent nothing in the window; ", missing)
+	}
+	// CPU per 1,000 stream-seconds delivered: cores per 1,000 sessions
+	// played in real time, also when a starved step fell behind.
+	if r.rep.Packets > 0 {
+		r.cpuPer1000 = cpu / (float64(r.rep.Packets) * 0.020 / 1000)
+	}
+	r.realtime = float64(r.rep.Packets) / (float64(n) * r.rep.WindowSecs / 0.020)
+	if r.rep.Packets > 0 {
+		r.ppsPerCPU = float64(r.rep.Packets) / cpu
+	}
+	var starts []float64
+	noFirst := 0
+	for ssrc, ti := range issued {
+		f, ok := r.rep.First[strconv.FormatUint(uint64(ssrc), 10)]
+		if !ok {
+			noFirst++
+			continue
+		}
+		starts = append(starts, float64(f-ti)/1e6)
+	}
+	slices.Sort(starts)
+	if len(starts) > 0 {
+		r.startP50 = starts[len(starts)/2]
+		r.startP99 = starts[min(len(starts)-1, len(starts)*99/100)]
+	}
+	if noFirst > 0 {
+		r.note += fmt.Sprintf("%d streams never received; ", noFirst)
+	}
+	if r.rep.AuthBad > 0 {
+		r.note += fmt.Sprintf("%d SRTP packets failed authentication; ", r.rep.AuthBad)
+	}
+	r.note += fmt.Sprintf("receiver: %d packets, %.2f cores, %d SRTP packets verified, %d RTCP, %d reordered",
+		r.rep.Packets, r.rep.CPUSeconds/wall, r.rep.AuthOK, r.rep.RTCP, r.rep.Reordered)
+	time.Sleep(time.Second) // the stops' RTCP BYEs drain
+	return r
+}
+
+// voiceMessage is a voice message whose part 2 is the WAV file.
+func voiceMessage(wav []byte) string {
+	var s strings.Builder
+	s.WriteString("From: <+15551234@example.net>\r\nTo: <bench@example.net>\r\nSubject: voice\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nYou have a message.\r\n" +
+		"--b1\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for i := 0; i < len(wav); i += 57 {
+		s.WriteString(base64.StdEncoding.EncodeToString(wav[i:min(i+57, len(wav))]))
+		s.WriteString("\r\n")
+	}
+	s.WriteString("--b1--\r\n")
+	return s.String()
+}
 
 func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
 	f := strings.Fields(string(b))
 	if len(f) < 3 {
 		return "?"
@@ -84,279 +501,9 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// codecPaths: CPU per stream-second of each wire codec from stored µ-law.
-func codecPaths() {
-	wav, d, err := transcode.SampleVoice(300 * time.Second)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("\ncodec paths (300 s stored 8 kHz PCMU WAV, conversion made once per part and codec):\n")
-	for _, c := range []streaming.Codec{streaming.PCMU, streaming.PCMA, streaming.L16, streaming.G722} {
-		// Repeat until the CPU clock (tick-granular) has seen enough.
-		reps := 0
-		t0, c0 := time.Now(), cpuNow()
-		for reps < 1000 && (reps < 2 || cpuNow()-c0 < 500*time.Millisecond) {
-			md, err := streaming.OpenMediaBytes("audio/wav", nil, wav, streaming.MediaOptions{})
-			if err != nil {
-				panic(err)
-			}
-			if err := streaming.Prepare(md, c); err != nil {
-				panic(err)
-			}
-			reps++
-		}
-		wall, cpu := time.Since(t0), cpuNow()-c0
-		fmt.Printf("  %-10s %8.3f µs CPU per stream-second (%d conversions of %v in %v)\n", c.String(),
-			float64(cpu.Nanoseconds())/1000/d.Seconds()/float64(reps), reps, d, wall.Round(time.Millisecond))
-	}
-}
-
-// startReceiver runs the child receiver and returns its address.
-func startReceiver() (*exec.Cmd, *bufio.Reader, *net.UDPAddr, func() stats) {
-	cmd := exec.Command(os.Args[0], "-receiver")
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		panic(err)
-	}
-	br := bufio.NewReader(out)
-	line, err := br.ReadString('\n')
-	if err != nil {
-		panic(err)
-	}
-	addr, err := net.ResolveUDPAddr("udp", strings.TrimSpace(line))
-	if err != nil {
-		panic(err)
-	}
-	finish := func() stats {
-		in.Write([]byte("report\n"))
-		in.Close()
-		var s stats
-		l, _ := br.ReadString('\n')
-		json.Unmarshal([]byte(l), &s)
-		cmd.Wait()
-		return s
-	}
-	return cmd, br, addr, finish
-}
-
-type stats struct {
-	Packets   int64   `json:"packets"`
-	Streams   int     `json:"streams"`
-	Lost      int64   `json:"lost"`
-	JitterP99 float64 `json:"jitter_p99_ms"`
-	JitterP50 float64 `json:"jitter_p50_ms"`
-	Drops     string  `json:"kernel_drops"`
-}
-
-// reference: protect + send, one packet at a time, packets per CPU-second.
-func reference() float64 {
-	_, _, addr, finish := startReceiver()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		panic(err)
-	}
-	key, _ := streaming.NewSDESKey(1, streaming.SuiteAES80)
-	p, _ := streaming.NewProtector(key)
-	pkt := make([]byte, 172)
-	pkt[0], pkt[1] = 0x80, 0
-	binary.BigEndian.PutUint32(pkt[8:], 0x1234)
-	out := make([]byte, 0, 256)
-	const n = 300000
-	c0 := cpuNow()
-	t0 := time.Now()
-	for i := range n {
-		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
-		binary.BigEndian.PutUint32(pkt[4:], uint32(i*160))
-		out, _ = p.RTP(out, pkt)
-		conn.WriteToUDP(out, addr)
-	}
-	cpu := cpuNow() - c0
-	wall := time.Since(t0)
-	finish()
-	conn.Close()
-	pps := n / cpu.Seconds()
-	fmt.Printf("\nreference loop (SRTP protect + one UDP send per packet): %.2f µs CPU per packet, %.0f packets per CPU-second (wall %v)\n",
-		float64(cpu.Nanoseconds())/n/1000, pps, wall.Round(time.Millisecond))
-	return pps
-}
-
-// nullSink counts (start measurement).
-func engineRun(n int, window time.Duration, refPPS float64) {
-	_, _, addr, finish := startReceiver()
-	wav, _, _ := transcode.SampleVoice(window + 10*time.Second)
-	md, err := streaming.OpenMediaBytes("audio/wav", nil, wav, streaming.MediaOptions{Key: "bench"})
-	if err != nil {
-		panic(err)
-	}
-	e := streaming.NewEngine(streaming.EngineConfig{Logger: quietLogger()})
-	defer e.Close()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		panic(err)
-	}
-	tr := streaming.NewUDPTransport(c)
-	sink := &streaming.UDPSink{RTP: tr, RTCP: tr, To: addr, ToRTCP: addr}
-	var starts []time.Duration
-	sessions := make([]*streaming.Session, 0, n)
-	for i := range n {
-		key, _ := streaming.NewSDESKey(1, streaming.SuiteAES80)
-		t0 := time.Now()
-		s, err := e.Start(streaming.PlayRequest{Media: md, Codec: streaming.PCMU, Sink: sink, SRTP: key, SSRC: uint32(i + 1), Transport: "bench"})
-		if err != nil {
-			panic(err)
-		}
-		starts = append(starts, time.Since(t0))
-		sessions = append(sessions, s)
-		if i%50 == 49 {
-			time.Sleep(20 * time.Millisecond) // spread the start phases
-		}
-	}
-	time.Sleep(2 * time.Second) // warm-up
-	var p0 uint64
-	for _, s := range sessions {
-		p, _, _ := s.Stats()
-		p0 += p
-	}
-	if profFile != nil {
-		pprof.StartCPUProfile(profFile)
-	}
-	c0, t0 := cpuNow(), time.Now()
-	time.Sleep(window)
-	cpu, wall := cpuNow()-c0, time.Since(t0)
-	if profFile != nil {
-		pprof.StopCPUProfile()
-		profFile = nil
-	}
-	var p1, late uint64
-	for _, s := range sessions {
-		p, _, l := s.Stats()
-		p1 += p
-		late += l
-	}
-	for _, s := range sessions {
-		s.Stop()
-	}
-	st := finish()
-	sent := float64(p1 - p0)
-	pps := sent / cpu.Seconds()
-	slices.Sort(starts)
-	fmt.Printf("\n%d SRTP PCMU sessions, %v window (load %s):\n", n, wall.Round(time.Millisecond), loadavg())
-	fmt.Printf("  sent %.0f packets (%.0f/s, expected %d/s), late at sender %d\n", sent, sent/wall.Seconds(), n*50, late)
-	fmt.Printf("  receiver: %d streams, %d packets, lost %d, jitter p50 %.2f ms p99 %.2f ms, kernel drops %s\n",
-		st.Streams, st.Packets, st.Lost, st.JitterP50, st.JitterP99, st.Drops)
-	fmt.Printf("  sender CPU %.1f%% of one core = %.1f%% per 1,000 sessions; %.2f µs CPU per packet\n",
-		100*cpu.Seconds()/wall.Seconds(), 100*cpu.Seconds()/wall.Seconds()*1000/float64(n), cpu.Seconds()*1e6/sent)
-	fmt.Printf("  packets per CPU-second: %.0f = %.2fx the reference loop\n", pps, pps/refPPS)
-	fmt.Printf("  Engine.Start: p50 %v p99 %v\n", starts[len(starts)/2], starts[len(starts)*99/100])
-}
-
-// receiver: one UDP socket, streams told apart by SSRC, every arrival
-// recorded until "report" on stdin.
-func receiver() {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		panic(err)
-	}
-	c.SetReadBuffer(64 << 20)
-	fmt.Println(c.LocalAddr().String())
-	type stream struct {
-		last    time.Time
-		lastSeq uint16
-		n       int64
-		lost    int64
-	}
-	var mu sync.Mutex
-	streams := map[uint32]*stream{}
-	var hist [2000]int64 // |gap - 20 ms| in 0.05 ms buckets
-	var total int64
-	measuring := false
-	go func() {
-		pc := ipv4.NewPacketConn(c)
-		msgs := make([]ipv4.Message, 64)
-		for i := range msgs {
-			msgs[i].Buffers = [][]byte{make([]byte, 1500)}
-		}
-		for {
-			k, err := pc.ReadBatch(msgs, 0)
-			if err != nil {
-				return
-			}
-			now := time.Now()
-			mu.Lock()
-			for _, m := range msgs[:k] {
-				b := m.Buffers[0][:m.N]
-				if len(b) < 12 || b[1]&0x7f >= 72 && b[1]&0x7f <= 76 {
-					continue // RTCP
-				}
-				ssrc := binary.BigEndian.Uint32(b[8:])
-				seq := binary.BigEndian.Uint16(b[2:])
-				s := streams[ssrc]
-				if s == nil {
-					s = &stream{}
-					streams[ssrc] = s
-				} else if measuring {
-					if d := seq - s.lastSeq; d > 1 && d < 1000 {
-						s.lost += int64(d - 1)
-					}
-					if seq == s.lastSeq+1 {
-						g := now.Sub(s.last) - 20*time.Millisecond
-						if g < 0 {
-							g = -g
-						}
-						hist[min(int(g/(50*time.Microsecond)), len(hist)-1)]++
-					}
-				}
-				s.last, s.lastSeq = now, seq
-				s.n++
-				total++
-			}
-			mu.Unlock()
-		}
-	}()
-	time.Sleep(time.Second)
-	mu.Lock()
-	measuring = true
-	mu.Unlock()
-	bufio.NewReader(os.Stdin).ReadString('\n')
-	mu.Lock()
-	defer mu.Unlock()
-	var st stats
-	st.Packets, st.Streams = total, len(streams)
-	var all int64
-	for _, s := range streams {
-		st.Lost += s.lost
-	}
-	for _, h := range hist {
-		all += h
-	}
-	var acc int64
-	for i, h := range hist {
-		acc += h
-		if st.JitterP50 == 0 && acc*2 >= all {
-			st.JitterP50 = float64(i) * 0.05
-		}
-		if acc*100 >= all*99 {
-			st.JitterP99 = float64(i) * 0.05
-			break
-		}
-	}
-	b, _ := os.ReadFile("/proc/net/udp")
-	port := fmt.Sprintf(":%04X ", c.LocalAddr().(*net.UDPAddr).Port)
-	for l := range bytes.SplitSeq(b, []byte("\n")) {
-		if bytes.Contains(l, []byte(port)) {
-			f := strings.Fields(string(l))
-			st.Drops = f[len(f)-1]
-		}
-	}
-	json.NewEncoder(os.Stdout).Encode(st)
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench/streaming:", err)
+	os.Exit(1)
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

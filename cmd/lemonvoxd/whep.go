@@ -48,9 +48,10 @@ func startWHEP(cfg *Config, st *vmstore.Store, pb *playback, adm *admin.Server, 
 	wc.RemoteNetworks = nets
 	var grants *channel.Grants
 	var eng *streaming.Engine
+	var cache *streaming.PartCache
 	if pb != nil {
-		// One pacing scheduler and one grant key for every front end.
-		grants, eng = pb.grants, pb.engine
+		// One pacing scheduler, grant key and part cache for every front end.
+		grants, eng, cache = pb.grants, pb.engine, pb.cache
 	} else {
 		var err error
 		if grants, err = channel.NewGrants(st); err != nil {
@@ -59,7 +60,7 @@ func startWHEP(cfg *Config, st *vmstore.Store, pb *playback, adm *admin.Server, 
 		eng = streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: log})
 		*closers = append(*closers, closer{"playback engine", eng.Close})
 	}
-	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: grants, Engine: eng})
+	srv, err := streaming.NewWHEPServer(wc, &streaming.WHEPGrantSource{Store: st, Grants: grants, Engine: eng, Cache: cache})
 	if err != nil {
 		return err
 	}

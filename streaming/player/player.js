@@ -11,6 +11,7 @@
     bytesReceived: 0,
     codec: '',
     durationSeconds: 0, // announced by the server
+    startSeconds: 0, // where playback starts (resumed position)
     playedSeconds: 0, // packets received x 20 ms
     firstPacketAt: 0,
     lastPacketAt: 0,
@@ -47,7 +48,7 @@
     state.result = {
       phase: state.phase, error: state.error, codec: state.codec,
       packetsReceived: state.packetsReceived, bytesReceived: state.bytesReceived,
-      playedSeconds: state.playedSeconds, durationSeconds: state.durationSeconds,
+      playedSeconds: state.playedSeconds, durationSeconds: state.durationSeconds, startSeconds: state.startSeconds,
       wallSeconds: state.lastPacketAt > state.firstPacketAt ? (state.lastPacketAt - state.firstPacketAt) / 1000 : 0,
     };
     status(phase === 'ended'
@@ -92,13 +93,14 @@
         if (c) state.codec = c.mimeType.replace('audio/', '');
       }
     });
-    $('time').textContent = state.playedSeconds.toFixed(1) + ' / ' + state.durationSeconds.toFixed(1) + ' s';
-    $('progress').value = state.durationSeconds ? Math.min(1, state.playedSeconds / state.durationSeconds) : 0;
+    const at = state.startSeconds + state.playedSeconds;
+    $('time').textContent = at.toFixed(1) + ' / ' + state.durationSeconds.toFixed(1) + ' s';
+    $('progress').value = state.durationSeconds ? Math.min(1, at / state.durationSeconds) : 0;
     if (state.phase === 'playing') status('Playing (' + state.codec + ')…');
     // The server closes the session after the last packet; a quiet second
     // after the announced duration also means the end.
     const quiet = state.lastPacketAt && Date.now() - state.lastPacketAt > 1500;
-    if (state.phase === 'playing' && quiet && state.playedSeconds >= state.durationSeconds - 0.2) {
+    if (state.phase === 'playing' && quiet && at >= state.durationSeconds - 0.2) {
       await stop('ended');
     }
   }
@@ -106,7 +108,7 @@
   async function play(grant) {
     if (pc) await stop('ended');
     Object.assign(state, { phase: 'connecting', error: '', packetsReceived: 0, bytesReceived: 0, codec: '',
-      durationSeconds: 0, playedSeconds: 0, firstPacketAt: 0, lastPacketAt: 0, result: null });
+      durationSeconds: 0, startSeconds: 0, playedSeconds: 0, firstPacketAt: 0, lastPacketAt: 0, result: null });
     if (!grant) {
       finish('error', 'no grant given');
       return;
@@ -159,6 +161,7 @@
     }
     resource = new URL(resp.headers.get('Location'), endpoint).href;
     state.durationSeconds = parseFloat(resp.headers.get('Lemonvox-Media-Duration') || '0');
+    state.startSeconds = parseFloat(resp.headers.get('Lemonvox-Media-Start') || '0');
     await pc.setRemoteDescription({ type: 'answer', sdp: await resp.text() });
     poll = setInterval(sample, 200);
   }
@@ -167,6 +170,7 @@
     const user = $('user').value.trim();
     const body = { mailbox: $('mailbox').value.trim() || 'INBOX', uid: parseInt($('uid').value, 10) };
     if ($('section').value.trim()) body.section = $('section').value.trim();
+    if ($('resume').checked) body.resume = true;
     let resp;
     try {
       resp = await fetch('/api/v1/accounts/' + encodeURIComponent(user) + '/grants', {

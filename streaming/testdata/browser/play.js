@@ -19,6 +19,12 @@ async function main() {
       '--disable-features=WebRtcHideLocalIpsWithMdns',
       '--autoplay-policy=no-user-gesture-required',
       '--disable-gpu',
+      // Nothing beyond the test's own server: this host's network is closed.
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
     ],
   });
   try {
