@@ -274,12 +274,14 @@ func (s *SIPServer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			hdrs: []sip.Header{sip.NewHeader("Retry-After", strconv.Itoa(sipep.RetryAfterSeconds))}})
 		return
 	}
+	// Until the call is in s.calls it holds a pending slot and its source's
+	// count; once there, the call holds both and its end releases them.
 	admitted := true
 	defer func() {
-		s.mu.Lock()
-		s.pending--
-		s.mu.Unlock()
 		if admitted {
+			s.mu.Lock()
+			s.pending--
+			s.mu.Unlock()
 			s.release(src)
 		}
 	}()
@@ -296,8 +298,9 @@ func (s *SIPServer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.prepare2xx(res)
 	s.mu.Lock()
 	s.calls[c.key] = c
+	s.pending-- // in the same critical section: never counted twice
 	s.mu.Unlock()
-	admitted = false // the call holds the slot now; end releases it
+	admitted = false
 	metricSIPActive.Inc()
 	metricSIPSetup.Observe(time.Since(start).Seconds())
 	c.log.Info("call answered", "codec", c.offerOrCodec(), "srtp", c.secure(), "repeat", a.repeat, "setup", time.Since(start))

@@ -339,10 +339,15 @@ func (s *WHEPServer) post(w http.ResponseWriter, r *http.Request, grant string) 
 	}
 	s.pending++
 	s.mu.Unlock()
+	// The reservation passes to the session when newSession registers it
+	// (in the same critical section, so it is never counted twice).
+	placed := false
 	defer func() {
-		s.mu.Lock()
-		s.pending--
-		s.mu.Unlock()
+		if !placed {
+			s.mu.Lock()
+			s.pending--
+			s.mu.Unlock()
+		}
 	}()
 
 	media, err := s.src.OpenWHEP(r.Context(), grant)
@@ -374,6 +379,7 @@ func (s *WHEPServer) post(w http.ResponseWriter, r *http.Request, grant string) 
 		return
 	}
 	ss, answer, err := s.newSession(r.Context(), media, codec, offer.PT[codec], string(body))
+	placed = err == nil
 	if err != nil {
 		media.Close()
 		var bad *whepBadOffer
@@ -464,6 +470,7 @@ func (s *WHEPServer) newSession(ctx context.Context, media WHEPMedia, codec stri
 		return fail(errors.New("shutting down"))
 	}
 	s.sessions[ss.id] = ss
+	s.pending-- // the handler's reservation is now this session
 	s.mu.Unlock()
 	metricWHEPActive.Inc()
 	metricWHEPSessions.WithLabelValues(codec).Inc()
