@@ -56,6 +56,9 @@ func FuzzTransportRange(f *testing.F) {
 		if d, ok, err := ParseRange(rg); err == nil && ok && (d < 0 || d > 1e7*time.Second) {
 			t.Fatalf("range %v", d)
 		}
+		if r, err := ParseRangeSpec(rg); err == nil && (r.Start < 0 || r.End < 0 || !r.HasStart && r.Start != 0) {
+			t.Fatalf("range spec %+v", r)
+		}
 	})
 }
 

@@ -36,6 +36,16 @@ import (
 // say RTP/AVP for an SRTP stream (we decide from our DESCRIBE), its
 // plaintext RTCP is only taken as a sign of life, RTP-Info echoes the SETUP
 // URL byte for byte with a non-zero rtptime, and SR+BYE end the stream.
+//
+// SETUP straight on the grant URL (no DESCRIBE first) plays plain RTP
+// where plain RTP is allowed (the plain listener; RTSPS with
+// AllowPlainRTP); where SRTP is required it is refused with 461 and a
+// reason phrase saying to DESCRIBE first, since the key only travels in
+// DESCRIBE's SDP (keys are never derived from the grant: one key, one
+// session). Out-of-state methods get 455 with Allow, unknown methods 501
+// with Public, a missing or malformed CSeq 400, an unknown session or one
+// of another grant 454, Require 551 with Unsupported, a Range other than
+// npt 501 with Accept-Ranges: npt.
 
 var (
 	metricRTSPRequests = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -105,7 +115,10 @@ type describeEntry struct {
 
 type rtspSession struct {
 	id       string
+	token    string // the grant of the session's URLs
 	conn     *rtspConn
+	ilv      bool // interleaved, on channels
+	channels [2]int
 	grant    *channel.Grant
 	media    *Media
 	setupURL string
@@ -314,8 +327,12 @@ func (s *RTSPServer) serveConn(raw net.Conn, secure bool) {
 		for _, rs := range c.mine {
 			s.endSession(rs, "stop")
 		}
-		conn.Close()
+		// The queue first (a last 400 or 505 reaches the client), then
+		// the connection; a client that does not read gets 2 s.
+		cut := time.AfterFunc(2*time.Second, func() { conn.Close() })
 		c.w.Close()
+		cut.Stop()
+		conn.Close()
 	}()
 	// Close the connection when the server closes.
 	stop := context.AfterFunc(doneCtx{s.done}, func() { raw.Close() })
@@ -325,10 +342,14 @@ func (s *RTSPServer) serveConn(raw net.Conn, secure bool) {
 	for {
 		req, frame, err := ReadMessage(br)
 		if frame != nil {
-			// Client RTCP (plain even with SRTP, FFmpeg) and anything else:
-			// a sign of life only.
+			// Client RTCP (plain even with SRTP, FFmpeg) on a session's
+			// channel: a sign of life of that session only. Frames on
+			// other channels (none set up, or RTP a player should not
+			// send) are read and dropped.
 			for _, rs := range c.mine {
-				rs.active.Store(time.Now().UnixNano())
+				if rs.ilv && (int(frame.Channel) == rs.channels[0] || int(frame.Channel) == rs.channels[1]) {
+					rs.active.Store(time.Now().UnixNano())
+				}
 			}
 			continue
 		}
@@ -416,15 +437,18 @@ func (c *rtspConn) handle(req *Request) {
 	res := &Response{Code: 200}
 	send := true
 	switch {
-	case cseq == "":
-		res.Code = 400
+	case cseq == "" || !validCSeq(cseq):
+		// RFC 2326 s12.17: every request carries a CSeq; one that is
+		// missing or not a number cannot be echoed.
+		res.Code, res.Reason, cseq = 400, "Bad Request (CSeq missing or malformed)", ""
 	case req.Get("Require") != "":
+		// RFC 2326 s12.32: we support no option tags.
 		res.Code = 551
-		res.Set("Unsupported", req.Get("Require"))
+		res.Set("Unsupported", tagList(req.Get("Require")))
 	default:
 		switch req.Method {
 		case "OPTIONS":
-			res.Set("Public", publicMethods)
+			c.options(req, res)
 		case "DESCRIBE":
 			c.describe(req, res)
 		case "SETUP":
@@ -438,14 +462,19 @@ func (c *rtspConn) handle(req *Request) {
 		case "GET_PARAMETER":
 			c.session(req, res, true)
 		case "SET_PARAMETER":
-			if len(req.Body) > 0 {
-				res.Code = 451
+			if rs := c.session(req, res, true); rs != nil || res.Code == 200 {
+				if len(req.Body) > 0 {
+					res.Code = 451
+				}
 			}
 		case "ANNOUNCE", "RECORD", "REDIRECT":
+			// Methods of RFC 2326 we know and do not serve.
 			res.Code = 405
 			res.Set("Allow", publicMethods)
 		default:
+			// RFC 2326 s11.1 / RFC 7826 s17.5.2: 501 with what we do.
 			res.Code = 501
+			res.Set("Public", publicMethods)
 		}
 	}
 	if send {
@@ -454,6 +483,40 @@ func (c *rtspConn) handle(req *Request) {
 	metricRTSPRequests.WithLabelValues(methodLabel(req.Method), strconv.Itoa(res.Code)).Inc()
 	if res.Code >= 400 {
 		c.log.Debug("rtsp request refused", "method", req.Method, "code", res.Code)
+	}
+}
+
+// validCSeq: 1*9DIGIT (RFC 7826 s18.20; RFC 2326 has 1*DIGIT).
+func validCSeq(v string) bool {
+	if len(v) == 0 || len(v) > 9 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// tagList normalizes a comma-separated option tag list.
+func tagList(v string) string {
+	var out []string
+	for t := range strings.SplitSeq(v, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// options answers OPTIONS; with a Session header it keeps the session
+// alive (FFmpeg's keep-alive when GET_PARAMETER is not public), 454 for an
+// unknown one.
+func (c *rtspConn) options(req *Request, res *Response) {
+	res.Set("Public", publicMethods)
+	if sessionID(req) != "" {
+		c.session(req, res, true)
 	}
 }
 
@@ -574,19 +637,37 @@ func chooseTransport(specs []TransportSpec) (TransportSpec, bool) {
 	return TransportSpec{}, false
 }
 
+// Methods valid without a session (RFC 2326 Appendix A, Init state) and
+// within one (Ready and Playing: one stream per session, so a second
+// SETUP is refused, RFC 7826 s13.3).
+const (
+	allowInit    = "OPTIONS, DESCRIBE, SETUP, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
+	allowSession = "OPTIONS, DESCRIBE, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
+)
+
+// SETUP without DESCRIBE (RFC 2326 s10.4 and RFC 7826 s13.3 allow it: the
+// client knows the description otherwise) is served where plain RTP is:
+// on the plain listener, and on RTSPS with AllowPlainRTP. An SRTP key
+// travels only in DESCRIBE's SDP, so on RTSPS without AllowPlainRTP such a
+// SETUP, and one asking for RTP/SAVP anywhere, gets 461 saying to
+// DESCRIBE first: nothing of the grant is used.
+const reasonDescribeFirst = "Unsupported Transport (SRTP keys are given by DESCRIBE: DESCRIBE first, SETUP its Content-Base)"
+
 func (c *rtspConn) setup(req *Request, res *Response) {
 	s := c.srv
 	if id := sessionID(req); id != "" {
-		// One stream per session: nothing to add or change.
-		if s.lookup(id) == nil {
+		// One stream per session: nothing to add; a transport change is
+		// not offered (RFC 7826 s13.3: 455).
+		if rs := s.lookup(id); rs == nil {
 			res.Code = 454
 		} else {
 			res.Code = 455
+			res.Set("Allow", allowSession)
 		}
 		return
 	}
 	t, ok := parseTarget(req.URL)
-	if !ok || t.describe == "" || (t.track != "track1" && t.track != "") {
+	if !ok || (t.track != "track1" && t.track != "") {
 		res.Code = 404
 		return
 	}
@@ -595,20 +676,101 @@ func (c *rtspConn) setup(req *Request, res *Response) {
 		res.Code = 461
 		return
 	}
-	spec, ok := chooseTransport(specs)
+	var d *describeEntry
+	if t.describe != "" {
+		spec, ok := chooseTransport(specs)
+		if !ok {
+			res.Code = 461
+			return
+		}
+		s.mu.Lock()
+		d = s.describes[t.describe]
+		if d != nil && d.token == t.token {
+			delete(s.describes, t.describe)
+		}
+		s.mu.Unlock()
+		if d == nil || d.token != t.token || time.Now().After(d.expires) {
+			res.Code = 454
+			return
+		}
+		c.startSession(req, res, t, d, spec)
+		return
+	}
+	// SETUP without DESCRIBE: plain RTP only.
+	if c.secure && !s.cfg.AllowPlainRTP {
+		res.Code, res.Reason = 461, reasonDescribeFirst
+		return
+	}
+	var plain []TransportSpec
+	for _, sp := range specs {
+		if !sp.Secure {
+			plain = append(plain, sp)
+		}
+	}
+	spec, ok := chooseTransport(plain)
 	if !ok {
 		res.Code = 461
+		if len(plain) < len(specs) {
+			res.Reason = reasonDescribeFirst
+		}
 		return
 	}
-	s.mu.Lock()
-	d := s.describes[t.describe]
-	if d != nil && d.token == t.token {
-		delete(s.describes, t.describe)
-	}
-	s.mu.Unlock()
-	if d == nil || d.token != t.token || time.Now().After(d.expires) {
-		res.Code = 454
+	g, err := s.cfg.Grants.Open(t.token)
+	if err != nil {
+		res.Code = grantStatus(err)
+		c.log.Info("rtsp grant refused", "grant", channel.HashToken(t.token), "err", err)
 		return
+	}
+	md, err := s.openMedia(g)
+	if err != nil {
+		res.Code = 415
+		if errors.Is(err, message.ErrNoSuchPart) || errors.Is(err, vmstore.ErrNotFound) {
+			res.Code = 404
+		}
+		c.log.Info("rtsp media refused", "grant", channel.HashToken(t.token), "err", err)
+		return
+	}
+	d = &describeEntry{token: t.token, grant: g, media: md, codec: md.Playable()[0]}
+	c.startSession(req, res, t, d, spec)
+}
+
+// freeChannels returns the interleaved pair to use: the one asked for
+// when no other session of the connection has it, else the lowest free
+// even pair (RFC 2326 s12.39: the server may choose other channels and
+// says so in its reply); ok false when none is left.
+func (c *rtspConn) freeChannels(want [2]int) ([2]int, bool) {
+	used := map[int]bool{}
+	for id, rs := range c.mine {
+		if c.srv.lookup(id) == nil {
+			delete(c.mine, id) // ended (timed out): its channels are free
+			continue
+		}
+		if rs.ilv {
+			used[rs.channels[0]], used[rs.channels[1]] = true, true
+		}
+	}
+	if !used[want[0]] && !used[want[1]] && want[0] != want[1] {
+		return want, true
+	}
+	for ch := 0; ch+1 <= 255; ch += 2 {
+		if !used[ch] && !used[ch+1] {
+			return [2]int{ch, ch + 1}, true
+		}
+	}
+	return [2]int{}, false
+}
+
+// startSession uses the grant once and opens the playback session of a
+// SETUP (d: the describe's or the grant's media and key).
+func (c *rtspConn) startSession(req *Request, res *Response, t target, d *describeEntry, spec TransportSpec) {
+	s := c.srv
+	if spec.TCP {
+		ch, ok := c.freeChannels(spec.Interleave)
+		if !ok {
+			res.Code = 461
+			return
+		}
+		spec.Interleave = ch
 	}
 	// The grant may have been revoked since DESCRIBE.
 	g, err := s.cfg.Grants.Open(t.token)
@@ -620,7 +782,7 @@ func (c *rtspConn) setup(req *Request, res *Response) {
 		c.log.Info("rtsp grant refused at SETUP", "grant", channel.HashToken(t.token), "err", err)
 		return
 	}
-	rs := &rtspSession{id: newSessionID()[:16], conn: c, grant: g, media: d.media, setupURL: req.URL}
+	rs := &rtspSession{id: newSessionID()[:16], conn: c, token: t.token, grant: g, media: d.media, setupURL: req.URL}
 	rs.active.Store(time.Now().UnixNano())
 	rs.log = c.log.With("rtsp_session", rs.id, "grant", channel.HashToken(t.token))
 	if g.Resume && s.cfg.Engine != nil {
@@ -634,6 +796,7 @@ func (c *rtspConn) setup(req *Request, res *Response) {
 	kind := "tcp"
 	if spec.TCP {
 		sink = &InterleavedSink{W: c.w, RTP: byte(spec.Interleave[0]), RTCP: byte(spec.Interleave[1])}
+		rs.ilv, rs.channels = true, spec.Interleave
 		reply += fmt.Sprintf(";interleaved=%d-%d", spec.Interleave[0], spec.Interleave[1])
 	} else {
 		kind = "udp"
@@ -663,7 +826,8 @@ func (c *rtspConn) setup(req *Request, res *Response) {
 	s.mu.Unlock()
 	c.mine[rs.id] = rs
 	metricRTSPSessions.Inc()
-	rs.log.Info("rtsp session set up", "transport", kind, "srtp", d.key != nil, "codec", d.codec.String(), "start", rs.start)
+	rs.log.Info("rtsp session set up", "transport", kind, "srtp", d.key != nil, "codec", d.codec.String(), "start", rs.start,
+		"described", t.describe != "")
 	res.Set("Session", fmt.Sprintf("%s;timeout=%d", rs.id, int(s.cfg.SessionTimeout/time.Second)))
 	res.Set("Transport", reply)
 }
@@ -680,19 +844,26 @@ func (s *RTSPServer) lookup(id string) *rtspSession {
 	return s.sessions[id]
 }
 
-// session finds the request's session: 455 without a Session header when
-// need is set (PLAY or PAUSE before SETUP), 454 for an unknown one.
+// session finds the request's session: without a Session header 455
+// (with the methods of the Init state in Allow) unless optional (PLAY or
+// PAUSE before SETUP); 454 for an unknown session or one of another
+// grant than the request URL's (RFC 2326 s12.37).
 func (c *rtspConn) session(req *Request, res *Response, optional bool) *rtspSession {
 	id := sessionID(req)
 	if id == "" {
 		if !optional {
 			res.Code = 455
+			res.Set("Allow", allowInit)
 		}
 		return nil
 	}
 	rs := c.srv.lookup(id)
 	if rs == nil {
 		res.Code = 454
+		return nil
+	}
+	if t, ok := parseTarget(req.URL); ok && t.token != rs.token {
+		res.Code, res.Reason = 454, "Session Not Found (not a session of this URL)"
 		return nil
 	}
 	rs.active.Store(time.Now().UnixNano())
@@ -705,13 +876,20 @@ func (c *rtspConn) play(req *Request, res *Response, cseq string) bool {
 	if rs == nil {
 		return true
 	}
-	from, hasRange, err := ParseRange(req.Get("Range"))
-	if err != nil {
-		res.Code = 457
+	rg, err := ParseRangeSpec(req.Get("Range"))
+	switch {
+	case errors.Is(err, ErrRangeUnit):
+		// RFC 2326 s12.29: a range format not understood is 501.
+		res.Code = 501
+		res.Set("Accept-Ranges", "npt")
+		return true
+	case err != nil:
+		res.Code = 400
 		return true
 	}
+	from, hasRange := rg.Start, rg.HasStart
 	dur := rs.media.Duration()
-	if hasRange && from >= dur {
+	if hasRange && from >= dur || rg.HasEnd && (rg.End <= from || rg.HasStart && rg.End < rg.Start) {
 		res.Code = 457
 		return true
 	}
@@ -776,14 +954,9 @@ func (c *rtspConn) pause(req *Request, res *Response) {
 }
 
 func (c *rtspConn) teardown(req *Request, res *Response) {
-	id := sessionID(req)
-	if id == "" {
-		return // Init: nothing to tear down
-	}
-	rs := c.srv.lookup(id)
+	rs := c.session(req, res, true)
 	if rs == nil {
-		res.Code = 454
-		return
+		return // Init: nothing to tear down (200); or 454
 	}
 	if rs.conn == c {
 		delete(c.mine, rs.id)

@@ -233,6 +233,7 @@ type rtspClient struct {
 	c    net.Conn
 	br   *bufio.Reader
 	cseq int
+	last string // status line of the last response read
 }
 
 func dialRTSP(t *testing.T, addr string, secure bool) *rtspClient {
@@ -264,6 +265,17 @@ func (r *rtspClient) do(method, url string, hdr ...string) (int, map[string]stri
 	if _, err := io.WriteString(r.c, req+"\r\n"); err != nil {
 		r.t.Fatal(err)
 	}
+	code, h, body := r.read()
+	if h["cseq"] != fmt.Sprint(r.cseq) {
+		r.t.Fatalf("%s: CSeq %q, want %d", method, h["cseq"], r.cseq)
+	}
+	return code, h, body
+}
+
+// read reads one response (skipping interleaved frames): status code,
+// headers by lower-case name, body; the status line is in r.last.
+func (r *rtspClient) read() (int, map[string]string, string) {
+	r.t.Helper()
 	for {
 		b, err := r.br.Peek(1)
 		if err != nil {
@@ -280,6 +292,7 @@ func (r *rtspClient) do(method, url string, hdr ...string) (int, map[string]stri
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.last = strings.TrimRight(line, "\r\n")
 	var code int
 	fmt.Sscanf(line, "RTSP/1.0 %d", &code)
 	h := map[string]string{}
@@ -294,9 +307,6 @@ func (r *rtspClient) do(method, url string, hdr ...string) (int, map[string]stri
 		}
 		k, v, _ := strings.Cut(l, ":")
 		h[strings.ToLower(k)] = strings.TrimSpace(v)
-	}
-	if h["cseq"] != fmt.Sprint(r.cseq) {
-		r.t.Fatalf("%s: CSeq %q, want %d", method, h["cseq"], r.cseq)
 	}
 	var body []byte
 	if n := h["content-length"]; n != "" {

@@ -167,7 +167,10 @@ func readRequest(br *bufio.Reader) (*Request, error) {
 
 // Response is an RTSP response being built.
 type Response struct {
-	Code   int
+	Code int
+	// Reason replaces the standard reason phrase (a refusal that says
+	// why).
+	Reason string
 	Header [][2]string
 	Body   []byte
 }
@@ -178,8 +181,8 @@ func (r *Response) Set(k, v string) { r.Header = append(r.Header, [2]string{k, v
 var reasons = map[int]string{
 	200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
 	405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 413: "Request Entity Too Large",
-	451: "Parameter Not Understood", 453: "Not Enough Bandwidth", 454: "Session Not Found",
-	455: "Method Not Valid in This State", 457: "Invalid Range", 459: "Aggregate Operation Not Allowed",
+	415: "Unsupported Media Type", 451: "Parameter Not Understood", 453: "Not Enough Bandwidth", 454: "Session Not Found",
+	455: "Method Not Valid in This State", 456: "Header Field Not Valid for Resource", 457: "Invalid Range", 459: "Aggregate Operation Not Allowed",
 	460: "Only Aggregate Operation Allowed", 461: "Unsupported Transport", 462: "Destination Unreachable",
 	500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
 	505: "RTSP Version Not Supported", 551: "Option not supported",
@@ -189,6 +192,9 @@ var reasons = map[int]string{
 func (r *Response) Bytes(cseq string) []byte {
 	var b strings.Builder
 	reason := reasons[r.Code]
+	if r.Reason != "" {
+		reason = r.Reason
+	}
 	if reason == "" {
 		reason = "Error"
 	}
@@ -301,28 +307,68 @@ func portPair(v string) (int, int, error) {
 	return x, y, nil
 }
 
+// ErrRangeUnit: a Range in a format other than npt (smpte, clock); RFC
+// 2326 s12.29 answers a format not understood with 501.
+var ErrRangeUnit = errors.New("rtsp: range format not supported")
+
+// RangeSpec is a parsed npt Range (RFC 2326 s3.6): "npt=<start>-[<end>]",
+// "npt=-<end>" or "npt=now-".
+type RangeSpec struct {
+	Start, End       time.Duration
+	HasStart, HasEnd bool // false for "now", an empty start or no end
+}
+
+// ParseRangeSpec parses a Range header value; "" is no range. A format
+// other than npt is ErrRangeUnit, a malformed npt range ErrRTSPSyntax.
+// A ";time=" parameter is ignored.
+func ParseRangeSpec(v string) (RangeSpec, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return RangeSpec{}, nil
+	}
+	spec, _, _ := strings.Cut(v, ";")
+	unit, val, found := strings.Cut(strings.TrimSpace(spec), "=")
+	if !found {
+		return RangeSpec{}, fmt.Errorf("%w: range %q", ErrRTSPSyntax, v)
+	}
+	switch u := strings.ToLower(strings.TrimSpace(unit)); {
+	case u == "npt":
+	case u == "clock" || u == "smpte" || strings.HasPrefix(u, "smpte-"):
+		return RangeSpec{}, fmt.Errorf("%w: %s", ErrRangeUnit, u)
+	default:
+		return RangeSpec{}, fmt.Errorf("%w: %q", ErrRangeUnit, unit)
+	}
+	s, e, found := strings.Cut(val, "-")
+	if !found {
+		return RangeSpec{}, fmt.Errorf("%w: range %q", ErrRTSPSyntax, v)
+	}
+	var r RangeSpec
+	s, e = strings.TrimSpace(s), strings.TrimSpace(e)
+	if s != "" && s != "now" {
+		d, err := parseNPT(s)
+		if err != nil {
+			return RangeSpec{}, err
+		}
+		r.Start, r.HasStart = d, true
+	}
+	if e != "" {
+		d, err := parseNPT(e)
+		if err != nil {
+			return RangeSpec{}, err
+		}
+		r.End, r.HasEnd = d, true
+	}
+	if s == "" && !r.HasEnd {
+		return RangeSpec{}, fmt.Errorf("%w: empty range %q", ErrRTSPSyntax, v)
+	}
+	return r, nil
+}
+
 // ParseRange parses "npt=<start>-[<end>]" (RFC 2326 s3.6); ok is false
 // for "now" or no start.
 func ParseRange(v string) (start time.Duration, ok bool, err error) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false, nil
-	}
-	spec, _, _ := strings.Cut(v, ";") // ;time= ignored
-	npt, found := strings.CutPrefix(strings.TrimSpace(spec), "npt=")
-	if !found {
-		return 0, false, fmt.Errorf("%w: only npt ranges", ErrRTSPSyntax)
-	}
-	s, _, found := strings.Cut(npt, "-")
-	if !found {
-		return 0, false, fmt.Errorf("%w: range", ErrRTSPSyntax)
-	}
-	s = strings.TrimSpace(s)
-	if s == "" || s == "now" {
-		return 0, false, nil
-	}
-	d, err := parseNPT(s)
-	return d, err == nil, err
+	r, err := ParseRangeSpec(v)
+	return r.Start, r.HasStart, err
 }
 
 func parseNPT(s string) (time.Duration, error) {
