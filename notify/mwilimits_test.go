@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"net"
 	"strings"
 	"testing"
@@ -21,44 +22,44 @@ func TestMWISubscriptionLimits(t *testing.T) {
 		m.MaxSubsPerSource = 3
 		m.MaxExpires = time.Hour
 	})
-	c := dialSIP(t, "udp", m.Addr())
+	c := siptest.Dial(t, "udp", m.Addr())
 	nonces := map[string]string{}
 	nc := 0
-	sub := func(user string, expires int) *sipMsg {
+	sub := func(user string, expires int) *siptest.Msg {
 		t.Helper()
 		if nonces[user] == "" {
-			nonces[user] = c.challengeNonce(subReq{user: user, expires: expires}, m.Addr())
+			nonces[user] = c.ChallengeNonce(siptest.Req{User: user, Expires: expires}, m.Addr())
 		}
 		nc++
-		auth := digestHeader(user, "vm.test", "pw", "SUBSCRIBE", "sip:"+user+"@"+m.Addr(), nonces[user], "auth", nc)
-		c.send(c.build(subReq{user: user, expires: expires, auth: auth}, m.Addr()))
-		return c.response(5 * time.Second)
+		auth := siptest.Digest(user, "vm.test", "pw", "SUBSCRIBE", "sip:"+user+"@"+m.Addr(), nonces[user], "auth", nc)
+		c.Send(c.Build(siptest.Req{User: user, Expires: expires, Auth: auth}, m.Addr()))
+		return c.Response(5 * time.Second)
 	}
 	res := sub("kim", 100000)
-	if res.status() != 200 || res.get("Expires") != "3600" {
-		t.Fatalf("first: %q Expires %q", res.start, res.get("Expires"))
+	if res.Status() != 200 || res.Get("Expires") != "3600" {
+		t.Fatalf("first: %q Expires %q", res.Start, res.Get("Expires"))
 	}
-	if st := sub("kim", 600).status(); st != 200 {
+	if st := sub("kim", 600).Status(); st != 200 {
 		t.Fatalf("second: %d", st)
 	}
-	if st := sub("kim", 600).status(); st != 403 {
+	if st := sub("kim", 600).Status(); st != 403 {
 		t.Fatalf("third for one account: %d, want 403", st)
 	}
-	if st := sub("lou", 600).status(); st != 200 {
+	if st := sub("lou", 600).Status(); st != 200 {
 		t.Fatalf("other account: %d", st)
 	}
 	res = sub("lou", 600)
-	if res.status() != 503 || res.get("Retry-After") == "" {
-		t.Fatalf("fourth from one source: %q Retry-After %q", res.start, res.get("Retry-After"))
+	if res.Status() != 503 || res.Get("Retry-After") == "" {
+		t.Fatalf("fourth from one source: %q Retry-After %q", res.Start, res.Get("Retry-After"))
 	}
 	if n := m.Subscriptions(""); n != 3 {
 		t.Fatalf("%d subscriptions", n)
 	}
 	// Another source still subscribes.
-	c2 := dialSIPFrom(t, "udp", "127.0.0.2", m.Addr())
-	n2 := c2.challengeNonce(subReq{user: "lou", expires: 60}, m.Addr())
-	c2.send(c2.build(subReq{user: "lou", expires: 60, auth: digestHeader("lou", "vm.test", "pw", "SUBSCRIBE", "sip:lou@"+m.Addr(), n2, "auth", 1)}, m.Addr()))
-	if st := c2.response(5 * time.Second).status(); st != 200 {
+	c2 := siptest.DialFrom(t, "udp", "127.0.0.2", m.Addr())
+	n2 := c2.ChallengeNonce(siptest.Req{User: "lou", Expires: 60}, m.Addr())
+	c2.Send(c2.Build(siptest.Req{User: "lou", Expires: 60, Auth: siptest.Digest("lou", "vm.test", "pw", "SUBSCRIBE", "sip:lou@"+m.Addr(), n2, "auth", 1)}, m.Addr()))
+	if st := c2.Response(5 * time.Second).Status(); st != 200 {
 		t.Fatalf("second source: %d", st)
 	}
 }
@@ -80,20 +81,20 @@ func TestMWIFanOutDoesNotDelayOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hole.Close()
-	c := dialSIP(t, "udp", m.Addr())
+	c := siptest.Dial(t, "udp", m.Addr())
 	for i := 0; i < 20; i++ {
-		c.send(c.build(subReq{user: "busy", expires: 600, contact: "<sip:busy@" + hole.LocalAddr().String() + ">"}, m.Addr()))
-		if st := c.response(5 * time.Second).status(); st != 200 {
+		c.Send(c.Build(siptest.Req{User: "busy", Expires: 600, Contact: "<sip:busy@" + hole.LocalAddr().String() + ">"}, m.Addr()))
+		if st := c.Response(5 * time.Second).Status(); st != 200 {
 			t.Fatalf("busy subscription %d: %d", i, st)
 		}
 	}
-	calm := dialSIP(t, "udp", m.Addr())
-	calm.send(calm.build(subReq{user: "calm", expires: 600}, m.Addr()))
+	calm := siptest.Dial(t, "udp", m.Addr())
+	calm.Send(calm.Build(siptest.Req{User: "calm", Expires: 600}, m.Addr()))
 	first := true
 	for first {
-		msg := calm.read(5 * time.Second)
-		if msg.status() == 0 {
-			calm.answer(msg, 200) // the initial NOTIFY
+		msg := calm.Read(5 * time.Second)
+		if msg.Status() == 0 {
+			calm.Answer(msg, 200) // the initial NOTIFY
 			first = false
 		}
 	}
@@ -101,10 +102,10 @@ func TestMWIFanOutDoesNotDelayOthers(t *testing.T) {
 	start := time.Now()
 	deposit(t, s, "calm")
 	for {
-		msg := calm.read(5 * time.Second)
-		if strings.HasPrefix(msg.start, "NOTIFY ") {
-			calm.answer(msg, 200)
-			if strings.Contains(msg.body, "Voice-Message: 1/0") {
+		msg := calm.Read(5 * time.Second)
+		if strings.HasPrefix(msg.Start, "NOTIFY ") {
+			calm.Answer(msg, 200)
+			if strings.Contains(msg.Body, "Voice-Message: 1/0") {
 				break
 			}
 		}

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"net"
 	"strings"
 	"testing"
@@ -21,23 +22,23 @@ func TestSIPNoNotifyReflection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer victim.Close()
-	c := dialSIP(t, "udp", m.Addr())
-	r := subReq{user: "jill", expires: 60, contact: "<sip:jill@" + victim.LocalAddr().String() + ">",
-		extra: "Record-Route: <sip:" + victim.LocalAddr().String() + ";lr>\r\n"}
-	nonce := c.challengeNonce(r, m.Addr())
-	r.auth = digestHeader("jill", "vm.test", "pw", "SUBSCRIBE", "sip:jill@"+m.Addr(), nonce, "auth", 1)
-	r.cseq = 2
-	c.send(c.build(r, m.Addr()))
-	var notify *sipMsg
+	c := siptest.Dial(t, "udp", m.Addr())
+	r := siptest.Req{User: "jill", Expires: 60, Contact: "<sip:jill@" + victim.LocalAddr().String() + ">",
+		Extra: "Record-Route: <sip:" + victim.LocalAddr().String() + ";lr>\r\n"}
+	nonce := c.ChallengeNonce(r, m.Addr())
+	r.Auth = siptest.Digest("jill", "vm.test", "pw", "SUBSCRIBE", "sip:jill@"+m.Addr(), nonce, "auth", 1)
+	r.CSeq = 2
+	c.Send(c.Build(r, m.Addr()))
+	var notify *siptest.Msg
 	for notify == nil {
-		msg := c.read(5 * time.Second)
+		msg := c.Read(5 * time.Second)
 		switch {
-		case msg.status() == 200:
-		case strings.HasPrefix(msg.start, "NOTIFY "):
+		case msg.Status() == 200:
+		case strings.HasPrefix(msg.Start, "NOTIFY "):
 			notify = msg
-			c.answer(msg, 200)
+			c.Answer(msg, 200)
 		default:
-			t.Fatalf("unexpected %q", msg.start)
+			t.Fatalf("unexpected %q", msg.Start)
 		}
 	}
 	// The NOTIFY came to the source; nothing went to the victim.

@@ -1,6 +1,7 @@
 package sipep
 
 import (
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,16 +15,16 @@ import (
 func TestSIPDigestReplayURIAndQop(t *testing.T) {
 	m, svc := startEP(t, false, func(e *Endpoint) { e.NonceLifetime = 2 * time.Second })
 	svc.setUser("hank", "pw")
-	c := dialSIP(t, "udp", m.Addr())
+	c := siptest.Dial(t, "udp", m.Addr())
 	ruri := "sip:hank@" + m.Addr()
 	sub := func(auth string) int {
 		t.Helper()
-		c.send(c.build(subReq{user: "hank", expires: 60, auth: auth}, m.Addr()))
-		return c.response(5 * time.Second).status()
+		c.Send(c.Build(siptest.Req{User: "hank", Expires: 60, Auth: auth}, m.Addr()))
+		return c.Response(5 * time.Second).Status()
 	}
 
-	nonce := c.challengeNonce(subReq{user: "hank", expires: 60}, m.Addr())
-	good := digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 1)
+	nonce := c.ChallengeNonce(siptest.Req{User: "hank", Expires: 60}, m.Addr())
+	good := siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 1)
 	if st := sub(good); st != 200 {
 		t.Fatalf("valid credentials: %d", st)
 	}
@@ -32,32 +33,32 @@ func TestSIPDigestReplayURIAndQop(t *testing.T) {
 		t.Fatalf("replayed Authorization: %d, want 401", st)
 	}
 	// The next nonce count with the same nonce is fine.
-	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 2)); st != 200 {
+	if st := sub(siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 2)); st != 200 {
 		t.Fatalf("nc=2: %d", st)
 	}
 	// A lower count is a replay too.
-	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 2)); st != 401 {
+	if st := sub(siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "auth", 2)); st != 401 {
 		t.Fatalf("nc=2 again: %d", st)
 	}
 	// uri other than the Request-URI.
-	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", "sip:other@example.net", nonce, "auth", 3)); st != 400 {
+	if st := sub(siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", "sip:other@example.net", nonce, "auth", 3)); st != 400 {
 		t.Fatalf("digest uri mismatch: %d, want 400", st)
 	}
 	// RFC 2069: no qop, no nc.
-	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "", 0)); st != 403 {
+	if st := sub(siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce, "", 0)); st != 403 {
 		t.Fatalf("RFC 2069 response: %d, want 403", st)
 	}
 	// A nonce we never issued.
-	if st := sub(digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "auth", 1)); st != 401 {
+	if st := sub(siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", ruri, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "auth", 1)); st != 401 {
 		t.Fatalf("forged nonce: %d, want 401", st)
 	}
 	// An expired nonce: 401 with stale=true.
-	nonce2 := c.challengeNonce(subReq{user: "hank", expires: 60}, m.Addr())
+	nonce2 := c.ChallengeNonce(siptest.Req{User: "hank", Expires: 60}, m.Addr())
 	time.Sleep(2100 * time.Millisecond) // past NonceLifetime
-	c.send(c.build(subReq{user: "hank", expires: 60, auth: digestHeader("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce2, "auth", 1)}, m.Addr()))
-	res := c.response(5 * time.Second)
-	if res.status() != 401 || !strings.Contains(res.get("WWW-Authenticate"), "stale=true") {
-		t.Fatalf("expired nonce: %q %q", res.start, res.get("WWW-Authenticate"))
+	c.Send(c.Build(siptest.Req{User: "hank", Expires: 60, Auth: siptest.Digest("hank", "vm.test", "pw", "SUBSCRIBE", ruri, nonce2, "auth", 1)}, m.Addr()))
+	res := c.Response(5 * time.Second)
+	if res.Status() != 401 || !strings.Contains(res.Get("WWW-Authenticate"), "stale=true") {
+		t.Fatalf("expired nonce: %q %q", res.Start, res.Get("WWW-Authenticate"))
 	}
 }
 
@@ -88,19 +89,19 @@ func TestSIPDigestGuessingThrottledNotLockedOut(t *testing.T) {
 	})
 	svc.setUser("omar", "pw")
 	ruri := "sip:omar@" + m.Addr()
-	att := dialSIPFrom(t, "udp", "127.0.0.2", m.Addr())
-	nonce := att.challengeNonce(subReq{user: "omar", expires: 60}, m.Addr())
+	att := siptest.DialFrom(t, "udp", "127.0.0.2", m.Addr())
+	nonce := att.ChallengeNonce(siptest.Req{User: "omar", Expires: 60}, m.Addr())
 	// Two wrong guesses one after the other put the source over its free
 	// failure: the second is answered late.
 	nc := 0
 	guess := func() {
 		nc++
-		att.send(att.build(subReq{user: "omar", expires: 60, auth: digestHeader("omar", "vm.test", "guess", "SUBSCRIBE", ruri, nonce, "auth", nc)}, m.Addr()))
+		att.Send(att.Build(siptest.Req{User: "omar", Expires: 60, Auth: siptest.Digest("omar", "vm.test", "guess", "SUBSCRIBE", ruri, nonce, "auth", nc)}, m.Addr()))
 	}
 	for i := 0; i < 2; i++ {
 		start := time.Now()
 		guess()
-		if st := att.response(10 * time.Second).status(); st != 403 {
+		if st := att.Response(10 * time.Second).Status(); st != 403 {
 			t.Fatalf("guess %d: %d", i, st)
 		}
 		if d := time.Since(start); i == 1 && d < time.Second {
@@ -113,9 +114,9 @@ func TestSIPDigestGuessingThrottledNotLockedOut(t *testing.T) {
 	}
 	codes := map[int]int{}
 	for i := 0; i < 4; i++ {
-		res := att.response(10 * time.Second)
-		codes[res.status()]++
-		if res.status() == 503 && res.get("Retry-After") == "" {
+		res := att.Response(10 * time.Second)
+		codes[res.Status()]++
+		if res.Status() == 503 && res.Get("Retry-After") == "" {
 			t.Fatal("503 without Retry-After")
 		}
 	}
@@ -123,11 +124,11 @@ func TestSIPDigestGuessingThrottledNotLockedOut(t *testing.T) {
 		t.Fatalf("parallel guesses answered %v, want some 403 and some 503", codes)
 	}
 	// The subscriber, from another address, is served at once.
-	phone := dialSIP(t, "udp", m.Addr())
-	n2 := phone.challengeNonce(subReq{user: "omar", expires: 60}, m.Addr())
+	phone := siptest.Dial(t, "udp", m.Addr())
+	n2 := phone.ChallengeNonce(siptest.Req{User: "omar", Expires: 60}, m.Addr())
 	start := time.Now()
-	phone.send(phone.build(subReq{user: "omar", expires: 60, auth: digestHeader("omar", "vm.test", "pw", "SUBSCRIBE", ruri, n2, "auth", 1)}, m.Addr()))
-	if st := phone.response(5 * time.Second).status(); st != 200 {
+	phone.Send(phone.Build(siptest.Req{User: "omar", Expires: 60, Auth: siptest.Digest("omar", "vm.test", "pw", "SUBSCRIBE", ruri, n2, "auth", 1)}, m.Addr()))
+	if st := phone.Response(5 * time.Second).Status(); st != 200 {
 		t.Fatalf("subscriber: %d", st)
 	}
 	if d := time.Since(start); d > 2*time.Second {

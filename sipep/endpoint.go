@@ -107,11 +107,13 @@ type Endpoint struct {
 
 	ready atomic.Bool // Start completed: the client may send
 
-	mu       sync.Mutex
-	started  bool
-	handlers map[sip.RequestMethod]Handler
-	events   []string
-	allow    string
+	mu        sync.Mutex
+	started   bool
+	handlers  map[sip.RequestMethod]Handler
+	events    []string
+	supported []string
+	accept    []string
+	allow     string
 }
 
 // Handle registers the handler of a method; call it before Start. A
@@ -136,6 +138,30 @@ func (e *Endpoint) AllowEvents(pkgs ...string) {
 	for _, p := range pkgs {
 		if !slices.Contains(e.events, p) {
 			e.events = append(e.events, p)
+		}
+	}
+}
+
+// Supported adds option tags (RFC 3261 s20.37: "timer" of RFC 4028...)
+// to the Supported header of OPTIONS answers.
+func (e *Endpoint) Supported(tags ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range tags {
+		if !slices.Contains(e.supported, t) {
+			e.supported = append(e.supported, t)
+		}
+	}
+}
+
+// Accept adds body types a service takes (application/sdp...) to the
+// Accept header of OPTIONS answers (RFC 3261 s11.2).
+func (e *Endpoint) Accept(types ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range types {
+		if !slices.Contains(e.accept, t) {
+			e.accept = append(e.accept, t)
 		}
 	}
 }
@@ -267,6 +293,14 @@ func (e *Endpoint) Start() error {
 		e.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 			res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 			e.capabilities(res)
+			e.mu.Lock()
+			acc, sup := strings.Join(e.accept, ", "), strings.Join(e.supported, ", ")
+			e.mu.Unlock()
+			if acc != "" {
+				res.AppendHeader(sip.NewHeader("Accept", acc))
+			}
+			// Supported is sent even when empty: we support no extension.
+			res.AppendHeader(sip.NewHeader("Supported", sup))
 			_ = tx.Respond(res)
 		})
 	}

@@ -1,6 +1,7 @@
 package sipep
 
 import (
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -85,15 +86,15 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 func TestEndpointOptionsAndUnserved(t *testing.T) {
 	e, _ := startEP(t, true, nil)
 	for _, network := range []string{"udp", "tcp"} {
-		c := dialSIP(t, network, e.Addr())
-		c.send(c.build(subReq{user: "x", method: "OPTIONS"}, e.Addr()))
-		res := c.response(5 * time.Second)
-		if res.status() != 200 || res.get("Allow") != "OPTIONS, SUBSCRIBE" || res.get("Allow-Events") != "message-summary" {
-			t.Fatalf("%s OPTIONS: %q Allow %q Allow-Events %q", network, res.start, res.get("Allow"), res.get("Allow-Events"))
+		c := siptest.Dial(t, network, e.Addr())
+		c.Send(c.Build(siptest.Req{User: "x", Method: "OPTIONS"}, e.Addr()))
+		res := c.Response(5 * time.Second)
+		if res.Status() != 200 || res.Get("Allow") != "OPTIONS, SUBSCRIBE" || res.Get("Allow-Events") != "message-summary" {
+			t.Fatalf("%s OPTIONS: %q Allow %q Allow-Events %q", network, res.Start, res.Get("Allow"), res.Get("Allow-Events"))
 		}
-		c.send(c.build(subReq{user: "x", method: "INVITE"}, e.Addr()))
-		if res := c.response(5 * time.Second); res.status() != 405 || res.get("Allow") != "OPTIONS, SUBSCRIBE" {
-			t.Fatalf("%s INVITE: %q Allow %q", network, res.start, res.get("Allow"))
+		c.Send(c.Build(siptest.Req{User: "x", Method: "INVITE"}, e.Addr()))
+		if res := c.Response(5 * time.Second); res.Status() != 405 || res.Get("Allow") != "OPTIONS, SUBSCRIBE" {
+			t.Fatalf("%s INVITE: %q Allow %q", network, res.Start, res.Get("Allow"))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package sipep
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"io"
 	"net"
 	"net/http"
@@ -30,16 +31,16 @@ func TestSIPConnectionLimitsAndDeadlines(t *testing.T) {
 		e.TLSConfig = &tls.Config{Certificates: hs.TLS.Certificates}
 	})
 	svc.setUser("max", "pw")
-	c1 := dialSIP(t, "tcp", m.Addr())
-	c1.send(c1.build(subReq{user: "max", expires: 60}, m.Addr()))
-	if st := c1.response(5 * time.Second).status(); st != 401 {
+	c1 := siptest.Dial(t, "tcp", m.Addr())
+	c1.Send(c1.Build(siptest.Req{User: "max", Expires: 60}, m.Addr()))
+	if st := c1.Response(5 * time.Second).Status(); st != 401 {
 		t.Fatalf("first connection: %d", st)
 	}
-	c2 := dialSIP(t, "tcp", m.Addr())
-	c2.send(c2.build(subReq{user: "max", expires: 60}, m.Addr()))
-	res := c2.response(5 * time.Second)
-	if res.status() != 503 || res.get("Retry-After") == "" {
-		t.Fatalf("second connection from one source: %q Retry-After %q", res.start, res.get("Retry-After"))
+	c2 := siptest.Dial(t, "tcp", m.Addr())
+	c2.Send(c2.Build(siptest.Req{User: "max", Expires: 60}, m.Addr()))
+	res := c2.Response(5 * time.Second)
+	if res.Status() != 503 || res.Get("Retry-After") == "" {
+		t.Fatalf("second connection from one source: %q Retry-After %q", res.Start, res.Get("Retry-After"))
 	}
 	// Silent TCP and stalled TLS connections are closed by the server.
 	for _, addr := range []string{m.Addr(), m.TLSAddr()} {
@@ -123,9 +124,9 @@ func emfileChild(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	c := dialSIP(t, "tcp", m.Addr())
-	c.send(c.build(subReq{user: "ned", expires: 60}, m.Addr()))
-	if st := c.response(5 * time.Second).status(); st != 200 {
+	c := siptest.Dial(t, "tcp", m.Addr())
+	c.Send(c.Build(siptest.Req{User: "ned", Expires: 60}, m.Addr()))
+	if st := c.Response(5 * time.Second).Status(); st != 200 {
 		t.Fatalf("SUBSCRIBE after EMFILE: %d", st)
 	}
 	fmt.Println("accepting after EMFILE:", strconv.Itoa(len(hogs)), "connections had been opened")

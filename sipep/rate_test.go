@@ -1,6 +1,7 @@
 package sipep
 
 import (
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"net"
 	"net/netip"
 	"strings"
@@ -18,16 +19,16 @@ func TestSIPRequestRatePerSource(t *testing.T) {
 	})
 	svc.setUser("rita", "pw")
 	const n = 60
-	burst := func(c *rawSIP) (throttled, other int) {
+	burst := func(c *siptest.Conn) (throttled, other int) {
 		t.Helper()
 		for range n {
-			c.send(c.build(subReq{user: "rita", expires: 60}, m.Addr()))
+			c.Send(c.Build(siptest.Req{User: "rita", Expires: 60}, m.Addr()))
 		}
 		for range n {
-			res := c.response(5 * time.Second)
-			if res.status() == 503 && strings.Contains(res.start, "request rate") {
-				if res.get("Retry-After") == "" {
-					t.Fatalf("throttled without Retry-After: %q", res.start)
+			res := c.Response(5 * time.Second)
+			if res.Status() == 503 && strings.Contains(res.Start, "request rate") {
+				if res.Get("Retry-After") == "" {
+					t.Fatalf("throttled without Retry-After: %q", res.Start)
 				}
 				throttled++
 			} else {
@@ -38,19 +39,19 @@ func TestSIPRequestRatePerSource(t *testing.T) {
 	}
 	for _, network := range []string{"udp", "tcp"} {
 		src := map[string]string{"udp": "127.0.0.2", "tcp": "127.0.0.3"}[network]
-		c := dialSIPFrom(t, network, src, m.Addr())
+		c := siptest.DialFrom(t, network, src, m.Addr())
 		th, other := burst(c)
 		// The burst allows 20 at once plus what refills while sending.
 		if th < n/2 || other < 20 {
 			t.Fatalf("%s untrusted burst of %d: %d throttled, %d answered by the server", network, n, th, other)
 		}
 		time.Sleep(300 * time.Millisecond) // refills about 3 tokens
-		c.send(c.build(subReq{user: "rita", expires: 60}, m.Addr()))
-		if res := c.response(5 * time.Second); res.status() == 503 {
-			t.Fatalf("%s: bucket did not refill: %q", network, res.start)
+		c.Send(c.Build(siptest.Req{User: "rita", Expires: 60}, m.Addr()))
+		if res := c.Response(5 * time.Second); res.Status() == 503 {
+			t.Fatalf("%s: bucket did not refill: %q", network, res.Start)
 		}
 	}
-	c := dialSIPFrom(t, "udp", "127.0.0.1", m.Addr())
+	c := siptest.DialFrom(t, "udp", "127.0.0.1", m.Addr())
 	if th, _ := burst(c); th != 0 {
 		t.Fatalf("trusted source throttled %d times", th)
 	}

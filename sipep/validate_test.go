@@ -2,6 +2,7 @@ package sipep
 
 import (
 	"errors"
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"net"
 	"strings"
 	"testing"
@@ -16,49 +17,49 @@ func TestSIPMalformedRequests(t *testing.T) {
 	m, _ := startEP(t, true, nil)
 	cases := []struct {
 		name string
-		req  subReq
+		req  siptest.Req
 		want int
 	}{
-		{"SIP/3.0", subReq{version: "SIP/3.0"}, 505},
-		{"bad version", subReq{version: "SIP/2"}, 400},
-		{"lower-case method", subReq{method: "subscribe"}, 501},
-		{"unknown method", subReq{method: "FROB"}, 501},
-		{"known method not served", subReq{method: "INVITE"}, 405},
-		{"CSeq method differs", subReq{cseqMethod: "OPTIONS"}, 400},
-		{"CSeq method case", subReq{cseqMethod: "subscribe"}, 400},
-		{"garbage Request-URI", subReq{ruri: "sip:@"}, 400},
-		{"Request-URI bad host", subReq{ruri: "sip:ivan@ho^st"}, 400},
-		{"Request-URI bad port", subReq{ruri: "sip:ivan@127.0.0.1:99999"}, 400},
-		{"Request-URI no scheme", subReq{ruri: "garbage"}, 400},
-		{"Request-URI other scheme", subReq{ruri: "http:ivan@example.net"}, 416},
+		{"SIP/3.0", siptest.Req{Version: "SIP/3.0"}, 505},
+		{"bad version", siptest.Req{Version: "SIP/2"}, 400},
+		{"lower-case method", siptest.Req{Method: "subscribe"}, 501},
+		{"unknown method", siptest.Req{Method: "FROB"}, 501},
+		{"known method not served", siptest.Req{Method: "INVITE"}, 405},
+		{"CSeq method differs", siptest.Req{CSeqMethod: "OPTIONS"}, 400},
+		{"CSeq method case", siptest.Req{CSeqMethod: "subscribe"}, 400},
+		{"garbage Request-URI", siptest.Req{RURI: "sip:@"}, 400},
+		{"Request-URI bad host", siptest.Req{RURI: "sip:ivan@ho^st"}, 400},
+		{"Request-URI bad port", siptest.Req{RURI: "sip:ivan@127.0.0.1:99999"}, 400},
+		{"Request-URI no scheme", siptest.Req{RURI: "garbage"}, 400},
+		{"Request-URI other scheme", siptest.Req{RURI: "http:ivan@example.net"}, 416},
 	}
 	for _, network := range []string{"udp", "tcp"} {
-		c := dialSIP(t, network, m.Addr())
+		c := siptest.Dial(t, network, m.Addr())
 		for _, tc := range cases {
-			tc.req.user = "ivan"
-			tc.req.expires = 60
-			c.send(c.build(tc.req, m.Addr()))
-			res := c.response(5 * time.Second)
-			if res.status() != tc.want || !strings.HasPrefix(res.start, "SIP/2.0 ") {
-				t.Errorf("%s %s: %q, want %d", network, tc.name, res.start, tc.want)
+			tc.req.User = "ivan"
+			tc.req.Expires = 60
+			c.Send(c.Build(tc.req, m.Addr()))
+			res := c.Response(5 * time.Second)
+			if res.Status() != tc.want || !strings.HasPrefix(res.Start, "SIP/2.0 ") {
+				t.Errorf("%s %s: %q, want %d", network, tc.name, res.Start, tc.want)
 			}
-			if tc.want == 501 && res.get("Allow") == "" {
+			if tc.want == 501 && res.Get("Allow") == "" {
 				t.Errorf("%s %s: 501 without Allow", network, tc.name)
 			}
 		}
 		// The same connection still serves a good request.
-		c.send(c.build(subReq{user: "ivan", expires: 60}, m.Addr()))
-		if res := c.response(5 * time.Second); res.status() != 200 {
-			t.Fatalf("%s: good SUBSCRIBE after the bad ones: %q", network, res.start)
+		c.Send(c.Build(siptest.Req{User: "ivan", Expires: 60}, m.Addr()))
+		if res := c.Response(5 * time.Second); res.Status() != 200 {
+			t.Fatalf("%s: good SUBSCRIBE after the bad ones: %q", network, res.Start)
 		}
 	}
 }
 
 func FuzzCheckSIP(f *testing.F) {
-	c := &rawSIP{local: "127.0.0.1:5062"}
-	for _, r := range []subReq{{user: "a"}, {user: "a", version: "SIP/3.0"}, {user: "a", method: "subscribe"}, {user: "b", ruri: "sip:@"},
-		{user: "c", cseqMethod: "NOTIFY"}, {user: "d", ruri: "sips:d@[::1]:5061;transport=tls?x=y"}} {
-		f.Add([]byte(c.build(r, "127.0.0.1:5060")))
+	c := &siptest.Conn{Local: "127.0.0.1:5062"}
+	for _, r := range []siptest.Req{{User: "a"}, {User: "a", Version: "SIP/3.0"}, {User: "a", Method: "subscribe"}, {User: "b", RURI: "sip:@"},
+		{User: "c", CSeqMethod: "NOTIFY"}, {User: "d", RURI: "sips:d@[::1]:5061;transport=tls?x=y"}} {
+		f.Add([]byte(c.Build(r, "127.0.0.1:5060")))
 	}
 	f.Add([]byte("\r\n\r\n"))
 	f.Add([]byte("SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"))

@@ -1,12 +1,9 @@
 package streaming
 
 import (
-	"crypto/md5"
-	"encoding/hex"
-	"fmt"
+	"github.com/lemonvox/lemonvox/sipep/siptest"
 	"net"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,34 +58,34 @@ func TestSIPRetransmitHoldResumeAndCallerBye(t *testing.T) {
 	rx := newReceiver(t)
 	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
 	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
-	u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+	u.Send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
 	ok1 := u.until("SIP/2.0 200")
 	d.toTag = toTag(ok1)
-	if !strings.Contains(ok1.body, "a=sendonly") || !strings.Contains(ok1.body, "RTP/AVP 0") {
-		t.Fatalf("answer:\n%s", ok1.body)
+	if !strings.Contains(ok1.Body, "a=sendonly") || !strings.Contains(ok1.Body, "RTP/AVP 0") {
+		t.Fatalf("answer:\n%s", ok1.Body)
 	}
 	ok2 := u.until("SIP/2.0 200")
-	if toTag(ok2) != d.toTag || ok2.body != ok1.body {
+	if toTag(ok2) != d.toTag || ok2.Body != ok1.Body {
 		t.Fatal("the retransmitted 200 differs")
 	}
 	if len(rx.packets()) != 0 {
 		t.Fatal("media before the ACK")
 	}
-	u.send(u.request(d, "ACK", 1, "", false))
+	u.Send(u.request(d, "ACK", 1, "", false))
 	waitFor(t, "media", func() bool { return len(rx.packets()) > 10 })
 
 	reinvite := func(cseq int, dir, wantDir string) {
 		t.Helper()
-		u.send(u.request(d, "INVITE", cseq, plainOffer(rx.port(), dir), false))
+		u.Send(u.request(d, "INVITE", cseq, plainOffer(rx.port(), dir), false))
 		r1 := u.until("SIP/2.0 200")
-		if !strings.Contains(r1.body, "a="+wantDir+"\r\n") {
-			t.Fatalf("re-INVITE %s answered:\n%s", dir, r1.body)
+		if !strings.Contains(r1.Body, "a="+wantDir+"\r\n") {
+			t.Fatalf("re-INVITE %s answered:\n%s", dir, r1.Body)
 		}
 		r2 := u.until("SIP/2.0 200") // not acknowledged yet: retransmitted
-		if r2.get("CSeq") != strconv.Itoa(cseq)+" INVITE" {
-			t.Fatalf("retransmission of %q", r2.get("CSeq"))
+		if r2.Get("CSeq") != strconv.Itoa(cseq)+" INVITE" {
+			t.Fatalf("retransmission of %q", r2.Get("CSeq"))
 		}
-		u.send(u.request(d, "ACK", cseq, "", false))
+		u.Send(u.request(d, "ACK", cseq, "", false))
 	}
 	reinvite(2, "sendonly", "inactive")
 	waitFor(t, "the call held", func() bool {
@@ -110,9 +107,9 @@ func TestSIPRetransmitHoldResumeAndCallerBye(t *testing.T) {
 	}
 	reinvite(3, "sendrecv", "sendonly")
 	waitFor(t, "media after resume", func() bool { return len(rx.packets()) > held+10 })
-	u.send(u.request(d, "BYE", 4, "", false))
-	if r := u.until("SIP/2.0 200"); r.get("CSeq") != "4 BYE" {
-		t.Fatalf("BYE answered %q", r.start)
+	u.Send(u.request(d, "BYE", 4, "", false))
+	if r := u.until("SIP/2.0 200"); r.Get("CSeq") != "4 BYE" {
+		t.Fatalf("BYE answered %q", r.Start)
 	}
 	waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
 	rx.settle()
@@ -134,14 +131,14 @@ func TestSIPDelayedOffer(t *testing.T) {
 	rx := newReceiver(t)
 	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
 	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
-	u.send(u.request(d, "INVITE", 1, "", false))
+	u.Send(u.request(d, "INVITE", 1, "", false))
 	ok := u.until("SIP/2.0 200")
 	d.toTag = toTag(ok)
-	off, err := parseSDP([]byte(ok.body))
+	off, err := parseSDP([]byte(ok.Body))
 	if err != nil || off.audio == nil || len(off.audio.codecs) < 3 || off.audio.direction != "sendonly" {
-		t.Fatalf("our offer: %v\n%s", err, ok.body)
+		t.Fatalf("our offer: %v\n%s", err, ok.Body)
 	}
-	u.send(u.request(d, "ACK", 1, plainOffer(rx.port(), "recvonly"), false))
+	u.Send(u.request(d, "ACK", 1, plainOffer(rx.port(), "recvonly"), false))
 	bye := u.until("BYE ")
 	u.answerTo(bye, 200)
 	waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
@@ -164,24 +161,24 @@ func TestSIPCancel(t *testing.T) {
 	rx := newReceiver(t)
 	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
 	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
-	u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+	u.Send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
 	<-entered
-	u.send(u.request(d, "CANCEL", 1, "", true))
+	u.Send(u.request(d, "CANCEL", 1, "", true))
 	got := map[string]bool{}
 	for len(got) < 2 {
 		m := u.read()
 		switch {
-		case m.status() == 200 && strings.HasSuffix(m.get("CSeq"), "CANCEL"):
+		case m.Status() == 200 && strings.HasSuffix(m.Get("CSeq"), "CANCEL"):
 			got["cancel"] = true
-		case m.status() == 487 && strings.HasSuffix(m.get("CSeq"), "INVITE"):
+		case m.Status() == 487 && strings.HasSuffix(m.Get("CSeq"), "INVITE"):
 			got["487"] = true
 			d.toTag = toTag(m)
-		case m.status() == 100:
+		case m.Status() == 100:
 		default:
-			t.Fatalf("unexpected %q %q", m.start, m.get("CSeq"))
+			t.Fatalf("unexpected %q %q", m.Start, m.Get("CSeq"))
 		}
 	}
-	u.send(u.request(d, "ACK", 1, "", true))
+	u.Send(u.request(d, "ACK", 1, "", true))
 	close(release)
 	waitFor(t, "no call", func() bool {
 		ms.srv.mu.Lock()
@@ -199,41 +196,41 @@ func TestSIPCancel(t *testing.T) {
 func TestSIPCallLimitPerSource(t *testing.T) {
 	ms := startMediaServer(t, time.Second, func(s *SIPServer) { s.MaxCallsPerSource, s.MaxCalls = 1, 2 })
 	rx := newReceiver(t)
-	call := func(u *uac) (*dialog, *sipMessage) {
+	call := func(u *uac) (*dialog, *siptest.Msg) {
 		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0) + ";repeat=forever")
-		u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+		u.Send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
 		for {
 			m := u.read()
-			if m.status() >= 200 {
+			if m.Status() >= 200 {
 				d.toTag = toTag(m)
-				u.send(u.request(d, "ACK", 1, "", m.status() != 200))
+				u.Send(u.request(d, "ACK", 1, "", m.Status() != 200))
 				return d, m
 			}
 		}
 	}
 	a := newUAC(t, "127.0.0.1", ms.ep.Addr())
 	d1, r1 := call(a)
-	if r1.status() != 200 {
-		t.Fatalf("first call: %q", r1.start)
+	if r1.Status() != 200 {
+		t.Fatalf("first call: %q", r1.Start)
 	}
-	if _, r := call(a); r.status() != 503 || r.get("Retry-After") == "" {
-		t.Fatalf("second call from the address: %q Retry-After %q", r.start, r.get("Retry-After"))
+	if _, r := call(a); r.Status() != 503 || r.Get("Retry-After") == "" {
+		t.Fatalf("second call from the address: %q Retry-After %q", r.Start, r.Get("Retry-After"))
 	}
 	b := newUAC(t, "127.0.0.2", ms.ep.Addr())
 	d3, r3 := call(b)
-	if r3.status() != 200 {
-		t.Fatalf("call from another address: %q", r3.start)
+	if r3.Status() != 200 {
+		t.Fatalf("call from another address: %q", r3.Start)
 	}
-	if _, r := call(newUAC(t, "127.0.0.3", ms.ep.Addr())); r.status() != 503 || !strings.Contains(r.start, "too many calls") {
-		t.Fatalf("third call in all (max_calls 2): %q", r.start)
+	if _, r := call(newUAC(t, "127.0.0.3", ms.ep.Addr())); r.Status() != 503 || !strings.Contains(r.Start, "too many calls") {
+		t.Fatalf("third call in all (max_calls 2): %q", r.Start)
 	}
 	for _, x := range []struct {
 		u *uac
 		d *dialog
 	}{{a, d1}, {b, d3}} {
-		x.u.send(x.u.request(x.d, "BYE", 2, "", false))
-		if r := x.u.until("SIP/2.0 200"); r.get("CSeq") != "2 BYE" {
-			t.Fatalf("BYE: %q", r.start)
+		x.u.Send(x.u.request(x.d, "BYE", 2, "", false))
+		if r := x.u.until("SIP/2.0 200"); r.Get("CSeq") != "2 BYE" {
+			t.Fatalf("BYE: %q", r.Start)
 		}
 	}
 	waitFor(t, "calls ended", func() bool { return ms.srv.Calls() == 0 })
@@ -249,15 +246,15 @@ func TestSIPRequireSRTP(t *testing.T) {
 	srtpOffer := strings.Replace(plainOffer(rx.port(), "sendrecv"), "RTP/AVP 0\r\n", "RTP/SAVP 0\r\na=crypto:"+k.Attribute()+"\r\n", 1)
 	for _, offer := range []string{plainOffer(rx.port(), "sendrecv"), srtpOffer, ""} {
 		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
-		u.send(u.request(d, "INVITE", 1, offer, false))
-		var m *sipMessage
-		for m = u.read(); m.status() < 200; m = u.read() {
+		u.Send(u.request(d, "INVITE", 1, offer, false))
+		var m *siptest.Msg
+		for m = u.read(); m.Status() < 200; m = u.read() {
 		}
-		if m.status() != 488 {
-			t.Fatalf("offer %q: %q, want 488", offer, m.start)
+		if m.Status() != 488 {
+			t.Fatalf("offer %q: %q, want 488", offer, m.Start)
 		}
 		d.toTag = toTag(m)
-		u.send(u.request(d, "ACK", 1, "", true))
+		u.Send(u.request(d, "ACK", 1, "", true))
 	}
 }
 
@@ -272,18 +269,18 @@ func TestSIPStreamAccessAndDigest(t *testing.T) {
 	}
 	rx := newReceiver(t)
 	u := newUAC(t, "127.0.0.1", ms.ep.Addr())
-	final := func(d *dialog, extra string) *sipMessage {
+	final := func(d *dialog, extra string) *siptest.Msg {
 		t.Helper()
 		req := u.request(d, "INVITE", d.cseq, plainOffer(rx.port(), "sendrecv"), false)
 		if extra != "" {
 			req = strings.Replace(req, "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\n"+extra, 1)
 		}
-		u.send(req)
+		u.Send(req)
 		for {
 			m := u.read()
-			if m.status() >= 200 {
+			if m.Status() >= 200 {
 				d.toTag = toTag(m)
-				u.send(u.request(d, "ACK", d.cseq, "", m.status() != 200))
+				u.Send(u.request(d, "ACK", d.cseq, "", m.Status() != 200))
 				return m
 			}
 		}
@@ -291,13 +288,13 @@ func TestSIPStreamAccessAndDigest(t *testing.T) {
 	hangup := func(d *dialog) {
 		t.Helper()
 		d.cseq++
-		u.send(u.request(d, "BYE", d.cseq, "", false))
+		u.Send(u.request(d, "BYE", d.cseq, "", false))
 		u.until("SIP/2.0 200")
 	}
 	stream := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURLFor(t, 0, channel.Access{Kind: channel.AccessApplication, Application: "stream"}))
 	stream.cseq = 1
-	if r := final(stream, ""); r.status() != 200 {
-		t.Fatalf("stream access: %q", r.start)
+	if r := final(stream, ""); r.Status() != 200 {
+		t.Fatalf("stream access: %q", r.Start)
 	}
 	hangup(stream)
 
@@ -305,32 +302,24 @@ func TestSIPStreamAccessAndDigest(t *testing.T) {
 	d := u.newDialog(ruri)
 	d.cseq = 1
 	r := final(d, "")
-	nonce := regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(r.get("WWW-Authenticate"))
-	if r.status() != 401 || nonce == nil {
-		t.Fatalf("user+alice without credentials: %q %q", r.start, r.get("WWW-Authenticate"))
+	nonce := siptest.Nonce(r.Get("WWW-Authenticate"))
+	if r.Status() != 401 || nonce == "" {
+		t.Fatalf("user+alice without credentials: %q %q", r.Start, r.Get("WWW-Authenticate"))
 	}
 	d.toTag, d.cseq = "", 2
-	if r := final(d, "Authorization: "+digest("alice", "vm.test", "secret", "INVITE", ruri, nonce[1], 1)+"\r\n"); r.status() != 200 {
-		t.Fatalf("user+alice with credentials: %q", r.start)
+	if r := final(d, "Authorization: "+siptest.Digest("alice", "vm.test", "secret", "INVITE", ruri, nonce, "auth", 1)+"\r\n"); r.Status() != 200 {
+		t.Fatalf("user+alice with credentials: %q", r.Start)
 	}
 	hangup(d)
 	d2 := u.newDialog(ruri)
 	d2.cseq = 1
 	r = final(d2, "")
-	nonce = regexp.MustCompile(`nonce="([^"]+)"`).FindStringSubmatch(r.get("WWW-Authenticate"))
+	nonce = siptest.Nonce(r.Get("WWW-Authenticate"))
 	d2.toTag, d2.cseq = "", 2
-	if r := final(d2, "Authorization: "+digest("alice", "vm.test", "wrong", "INVITE", ruri, nonce[1], 1)+"\r\n"); r.status() != 403 {
-		t.Fatalf("wrong credentials: %q", r.start)
+	if r := final(d2, "Authorization: "+siptest.Digest("alice", "vm.test", "wrong", "INVITE", ruri, nonce, "auth", 1)+"\r\n"); r.Status() != 403 {
+		t.Fatalf("wrong credentials: %q", r.Start)
 	}
 	waitFor(t, "calls ended", func() bool { return ms.srv.Calls() == 0 })
-}
-
-func digest(user, realm, pass, method, uri, nonce string, nc int) string {
-	h := func(s string) string { x := md5.Sum([]byte(s)); return hex.EncodeToString(x[:]) }
-	ha1, ha2 := h(user+":"+realm+":"+pass), h(method+":"+uri)
-	resp := h(fmt.Sprintf("%s:%s:%08x:%s:%s:%s", ha1, nonce, nc, "c0ffee", "auth", ha2))
-	return fmt.Sprintf(`Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5, cnonce="c0ffee", qop=auth, nc=%08x`,
-		user, realm, nonce, uri, resp, nc)
 }
 
 // From a trusted source (the PBX or its proxy) the route set is kept: our
@@ -349,11 +338,11 @@ func TestSIPByeFollowsRecordRoute(t *testing.T) {
 	d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0))
 	req := u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false)
 	req = strings.Replace(req, "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nRecord-Route: <sip:"+proxy.LocalAddr().String()+";lr>\r\n", 1)
-	req = strings.Replace(req, "Contact: <sip:caller@"+u.local+">", "Contact: <sip:caller@192.0.2.55:5062>", 1)
-	u.send(req)
+	req = strings.Replace(req, "Contact: <sip:caller@"+u.Local+">", "Contact: <sip:caller@192.0.2.55:5062>", 1)
+	u.Send(req)
 	ok := u.until("SIP/2.0 200")
 	d.toTag = toTag(ok)
-	u.send(u.request(d, "ACK", 1, "", false))
+	u.Send(u.request(d, "ACK", 1, "", false))
 	_ = proxy.SetReadDeadline(time.Now().Add(60 * time.Second))
 	buf := make([]byte, 65536)
 	n, from, err := proxy.ReadFromUDP(buf)
@@ -390,10 +379,10 @@ func TestSIPRepeatAndDuration(t *testing.T) {
 		rx := newReceiver(t)
 		u := newUAC(t, "127.0.0.1", ms.ep.Addr())
 		d := u.newDialog("sip:annc@" + ms.ep.Addr() + ";play=" + ms.playURL(t, 0) + tc.params)
-		u.send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
+		u.Send(u.request(d, "INVITE", 1, plainOffer(rx.port(), "sendrecv"), false))
 		ok := u.until("SIP/2.0 200")
 		d.toTag = toTag(ok)
-		u.send(u.request(d, "ACK", 1, "", false))
+		u.Send(u.request(d, "ACK", 1, "", false))
 		bye := u.until("BYE ")
 		u.answerTo(bye, 200)
 		waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
