@@ -91,6 +91,16 @@ type SIPServer struct {
 	// AckTimeout ends a call whose 2xx is not acknowledged; 0 means
 	// 64*T1 (32 s).
 	AckTimeout time.Duration
+	// SessionExpires is the RFC 4028 session interval given to a caller
+	// that supports timers and names none, and the longest accepted (a
+	// longer one is lowered, never below the request's Min-SE); 0 means
+	// DefaultSessionExpires, negative: a timer only when the caller asks.
+	// MinSE is the shortest accepted (422 below); at least 90 s.
+	SessionExpires, MinSE time.Duration
+	// MediaTimeout ends (BYE) a call whose caller sent RTP or RTCP and then
+	// nothing for that long, unless held; 0 means DefaultMediaTimeout,
+	// negative never.
+	MediaTimeout time.Duration
 	// Logger; nil means slog.Default.
 	Logger *slog.Logger
 
@@ -101,7 +111,9 @@ type SIPServer struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
-	testHook func(stage string) // tests: called at "setup"
+	testHook  func(stage string)  // tests: called at "setup"
+	endHook   func(reason string) // tests: called when a call ends
+	timerUnit time.Duration       // tests: the length of an RFC 4028 "second"
 
 	mu       sync.Mutex
 	calls    map[string]*call // by Call-ID + our tag
@@ -146,6 +158,12 @@ func (s *SIPServer) Initialize() error {
 	s.ep.Handle(sip.ACK, s.onAck)
 	s.ep.Handle(sip.BYE, s.onBye)
 	s.ep.Handle(sip.CANCEL, s.onCancel)
+	s.ep.Handle(sip.UPDATE, s.onUpdate)
+	s.ep.Supported("timer")
+	s.ep.Accept("application/sdp")
+	if s.SessionExpires == 0 {
+		s.SessionExpires = DefaultSessionExpires
+	}
 	return nil
 }
 
@@ -267,6 +285,11 @@ func (s *SIPServer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.refuse(req, tx, callError{code: 400, reason: "Bad Request (" + err.Error() + ")"})
 		return
 	}
+	timer, terr := s.negotiateTimer(req)
+	if terr != nil {
+		s.refuse(req, tx, *terr)
+		return
+	}
 	src := authlimit.AddrOf(req.Source())
 	trusted := s.ep.Trusted(req.Source())
 	if !s.admit(src, trusted) {
@@ -294,8 +317,14 @@ func (s *SIPServer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return // challenged (401)
 	}
+	c.timer = timer
+	c.peerUpdate = hasOption(headerValues(req, "Allow"), "UPDATE")
+	c.lastSDP = body
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	c.prepare2xx(res)
+	for _, h := range timer.headers() {
+		res.AppendHeader(h)
+	}
 	s.mu.Lock()
 	s.calls[c.key] = c
 	s.pending-- // in the same critical section: never counted twice
@@ -553,26 +582,19 @@ func (s *SIPServer) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.inReinvite = false
 		c.mu.Unlock()
 	}()
+	timer, terr := s.negotiateTimer(req)
+	if terr != nil {
+		s.ep.Respond(req, tx, terr.code, terr.reason, terr.hdrs...)
+		return
+	}
 	var body []byte
 	var held, pending bool
 	if b := req.Body(); len(b) > 0 {
-		off, err := parseSDP(b)
-		if err != nil {
-			s.ep.Respond(req, tx, 400, "Bad Request (malformed SDP)")
+		var cerr *callError
+		if body, held, cerr = c.answerOffer(b); cerr != nil {
+			s.ep.Respond(req, tx, cerr.code, cerr.reason, cerr.hdrs...)
 			return
 		}
-		if off.audio == nil {
-			s.ep.Respond(req, tx, 488, "Not Acceptable Here (no audio stream)", warning304()...)
-			return
-		}
-		n, err := c.renegotiate(off.audio)
-		if err != nil {
-			s.ep.Respond(req, tx, 488, "Not Acceptable Here ("+strings.TrimPrefix(err.Error(), "streaming: ")+")", warning304()...)
-			return
-		}
-		held = off.audio.held()
-		c.setPeer(off.audio)
-		body = writeAnswer(off, n, &c.origin, c.localAddr, c.rtpPort(), c.rtcpPort(), answerDirection(off.audio.direction))
 	} else {
 		// Offer in the 200 (our current codec and key), answer in the ACK.
 		pending = true
@@ -582,8 +604,14 @@ func (s *SIPServer) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		body = writeOffer([]Codec{c.neg.codec}, keys, &c.origin, c.localAddr, c.rtpPort(), c.rtcpPort(), "sendonly")
 	}
+	c.mu.Lock()
+	c.timer, c.lastSDP = timer, body
+	c.mu.Unlock()
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	c.prepare2xx(res)
+	for _, h := range timer.headers() {
+		res.AppendHeader(h)
+	}
 	ack, err := c.send2xx(tx, res, req.CSeq().SeqNo)
 	if err != nil {
 		if !errors.Is(err, errEnded) {
@@ -603,6 +631,93 @@ func (s *SIPServer) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.setPeer(ans.audio)
 	}
 	c.hold(held)
+	c.mu.Lock()
+	c.startTimerLocked() // a re-INVITE refreshes the session (RFC 4028 s10)
+	c.mu.Unlock()
+}
+
+// answerOffer answers an offer of the caller's in the dialog (re-INVITE or
+// UPDATE): the answer, and whether it holds the call.
+func (c *call) answerOffer(b []byte) ([]byte, bool, *callError) {
+	off, err := parseSDP(b)
+	if err != nil {
+		return nil, false, &callError{code: 400, reason: "Bad Request (malformed SDP)"}
+	}
+	if off.audio == nil {
+		return nil, false, &callError{code: 488, reason: "Not Acceptable Here (no audio stream)", hdrs: warning304()}
+	}
+	n, err := c.renegotiate(off.audio)
+	if err != nil {
+		return nil, false, &callError{code: 488, reason: "Not Acceptable Here (" + strings.TrimPrefix(err.Error(), "streaming: ") + ")", hdrs: warning304()}
+	}
+	c.setPeer(off.audio)
+	return writeAnswer(off, n, &c.origin, c.localAddr, c.rtpPort(), c.rtcpPort(), answerDirection(off.audio.direction)), off.audio.held(), nil
+}
+
+// onUpdate serves UPDATE in a confirmed dialog (RFC 3311): a session
+// refresh (RFC 4028), with or without an offer; the answer is in the 200.
+func (s *SIPServer) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.lookup(req)
+	if c == nil {
+		s.ep.Respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	c.mu.Lock()
+	if c.ended || c.inReinvite || !c.confirmed {
+		c.mu.Unlock()
+		s.ep.Respond(req, tx, 491, "Request Pending", sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	if req.CSeq().SeqNo <= c.remoteCSeq {
+		c.mu.Unlock()
+		s.ep.Respond(req, tx, 500, "Server Internal Error (CSeq out of order)", sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	c.remoteCSeq = req.CSeq().SeqNo
+	c.inReinvite = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inReinvite = false
+		c.mu.Unlock()
+	}()
+	timer, terr := s.negotiateTimer(req)
+	if terr != nil {
+		s.ep.Respond(req, tx, terr.code, terr.reason, terr.hdrs...)
+		return
+	}
+	var body []byte
+	held, offer := false, len(req.Body()) > 0
+	if offer {
+		var cerr *callError
+		if body, held, cerr = c.answerOffer(req.Body()); cerr != nil {
+			s.ep.Respond(req, tx, cerr.code, cerr.reason, cerr.hdrs...)
+			return
+		}
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", body)
+	res.AppendHeader(&sip.ContactHeader{Address: s.ep.ContactURI(c.transport)})
+	res.AppendHeader(sip.NewHeader("Allow", sipAllow))
+	if offer {
+		ct := sip.ContentTypeHeader("application/sdp")
+		res.AppendHeader(&ct)
+	}
+	for _, h := range timer.headers() {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		c.log.Debug("answering UPDATE", "err", err)
+	}
+	c.mu.Lock()
+	c.timer = timer
+	if offer {
+		c.lastSDP = body
+	}
+	c.startTimerLocked()
+	c.mu.Unlock()
+	if offer {
+		c.hold(held)
+	}
 }
 
 // ---- one call ----
@@ -646,7 +761,14 @@ type call struct {
 
 	done chan struct{}
 
+	lastRx atomic.Int64 // when the caller last sent RTP or RTCP (Unix ns; 0: never)
+
 	mu         sync.Mutex
+	timer      sessionTimer
+	seTimer    *time.Timer
+	mediaTimer *time.Timer
+	peerUpdate bool   // the caller's Allow lists UPDATE
+	lastSDP    []byte // our last session description
 	acks       chan *sip.Request
 	ackCSeq    uint32
 	remoteCSeq uint32
@@ -696,6 +818,9 @@ func (c *call) initDialog(req *sip.Request) {
 	}
 }
 
+// sipAllow is the Allow of the media server's dialogs.
+const sipAllow = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+
 // prepare2xx puts our tag, Contact and Allow on a 2xx with SDP.
 func (c *call) prepare2xx(res *sip.Response) {
 	if t := res.To(); t != nil {
@@ -703,7 +828,7 @@ func (c *call) prepare2xx(res *sip.Response) {
 		t.Params.Add("tag", c.localTag)
 	}
 	res.AppendHeader(&sip.ContactHeader{Address: c.s.ep.ContactURI(c.transport)})
-	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS"))
+	res.AppendHeader(sip.NewHeader("Allow", sipAllow))
 	ct := sip.ContentTypeHeader("application/sdp")
 	res.AppendHeader(&ct)
 }
@@ -864,16 +989,25 @@ func (c *call) openSockets(off *sdpDesc) error {
 	// Whatever the peer sends (RTCP reports, RTP it should not send) is
 	// read and dropped, so that the socket buffers do not fill.
 	for _, pc := range slices.Compact([]*net.UDPConn{c.rtp, c.rtcp}) {
-		go drain(pc)
+		go c.drain(pc)
 	}
 	return nil
 }
 
-func drain(pc *net.UDPConn) {
+// drain reads what the caller sends; a packet from the caller's media
+// address (any port: RTP or RTCP) is a sign of life for the media timeout.
+func (c *call) drain(pc *net.UDPConn) {
 	buf := make([]byte, 1500)
 	for {
-		if _, _, err := pc.ReadFromUDP(buf); err != nil && errors.Is(err, net.ErrClosed) {
-			return
+		_, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if to := c.sink.to.Load(); to != nil && to.AddrPort().Addr().Unmap() == from.Addr().Unmap() {
+			c.lastRx.Store(time.Now().UnixNano())
 		}
 	}
 }
@@ -917,6 +1051,8 @@ func (c *call) play() {
 	if c.a.duration > 0 {
 		c.limit = time.AfterFunc(c.a.duration, func() { c.hangup("duration", true) })
 	}
+	c.startTimerLocked()
+	c.watchMediaLocked()
 	c.startPlayLocked()
 }
 
@@ -1013,6 +1149,12 @@ func (c *call) hangup(reason string, bye bool) {
 	if c.limit != nil {
 		c.limit.Stop()
 	}
+	if c.seTimer != nil {
+		c.seTimer.Stop()
+	}
+	if c.mediaTimer != nil {
+		c.mediaTimer.Stop()
+	}
 	c.localCSeq++
 	cseq := c.localCSeq
 	c.mu.Unlock()
@@ -1032,29 +1174,14 @@ func (c *call) hangup(reason string, bye bool) {
 	s.mu.Unlock()
 	s.release(c.source)
 	c.log.Info("call ended", "reason", reason, "plays", c.plays)
+	if s.endHook != nil {
+		s.endHook(reason)
+	}
 }
 
 // sendBye sends our in-dialog BYE (RFC 3261 s15.1.1).
 func (c *call) sendBye(cseq uint32) {
-	req := sip.NewRequest(sip.BYE, c.target)
-	if c.transport != "" {
-		req.SetTransport(strings.ToUpper(c.transport))
-	}
-	from := &sip.FromHeader{Address: c.localURI, Params: sip.NewParams()}
-	from.Params.Add("tag", c.localTag)
-	to := &sip.ToHeader{Address: c.remoteURI, Params: sip.NewParams()}
-	to.Params.Add("tag", c.remoteTag)
-	req.AppendHeader(from)
-	req.AppendHeader(to)
-	cid := sip.CallIDHeader(c.callID)
-	req.AppendHeader(&cid)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.BYE})
-	for _, r := range c.routes {
-		req.AppendHeader(&sip.RouteHeader{Address: r})
-	}
-	maxf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxf)
-	req.AppendHeader(&sip.ContactHeader{Address: c.s.ep.ContactURI(c.transport)})
+	req := c.dialogRequest(sip.BYE, cseq)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	res, err := c.s.ep.Do(ctx, req)
