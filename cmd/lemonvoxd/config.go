@@ -74,6 +74,9 @@ type Config struct {
 		MaxCalls        int      `toml:"max_calls"`
 		MaxCallsSource  int      `toml:"max_calls_per_source"`
 		MediaAddress    string   `toml:"media_address"`
+		SessionExpires  duration `toml:"session_expires"`
+		MinSE           duration `toml:"min_se"`
+		MediaTimeout    duration `toml:"media_timeout"`
 	} `toml:"sip"`
 	Notify NotifyConfig `toml:"notify"`
 	Auth   AuthConfig   `toml:"auth"`

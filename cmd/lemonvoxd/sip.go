@@ -69,7 +69,8 @@ func startMediaServer(cfg *Config, st *vmstore.Store, ep *sipep.Endpoint, pb *pl
 	}
 	ms := &streaming.SIPServer{Endpoint: ep, Store: st, Resolver: res, Engine: pb.engine, Cache: pb.cache,
 		RequireSRTP: cfg.SIP.RequireSRTP, PlainSDES: cfg.SIP.SDESOverPlain, MaxCalls: cfg.SIP.MaxCalls,
-		MaxCallsPerSource: cfg.SIP.MaxCallsSource, MediaAddr: cfg.SIP.MediaAddress, Logger: log.With("service", "sip")}
+		MaxCallsPerSource: cfg.SIP.MaxCallsSource, MediaAddr: cfg.SIP.MediaAddress, Logger: log.With("service", "sip"),
+		SessionExpires: cfg.SIP.SessionExpires.Duration, MinSE: cfg.SIP.MinSE.Duration, MediaTimeout: cfg.SIP.MediaTimeout.Duration}
 	if err := ms.Initialize(); err != nil {
 		return nil, fmt.Errorf("sip media server: %w", err)
 	}
