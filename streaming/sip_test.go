@@ -57,6 +57,12 @@ type mediaServer struct {
 
 func startMediaServer(t *testing.T, d time.Duration, tweak func(*SIPServer)) *mediaServer {
 	t.Helper()
+	return startMediaServerOn(t, "127.0.0.1:0", d, tweak)
+}
+
+// startMediaServerOn is startMediaServer with the endpoint on listen.
+func startMediaServerOn(t *testing.T, listen string, d time.Duration, tweak func(*SIPServer)) *mediaServer {
+	t.Helper()
 	st := openStore(t)
 	msg, wav := depositVoice(t, st, "alice", d)
 	mb, err := st.Mailbox("alice", "INBOX")
@@ -65,7 +71,7 @@ func startMediaServer(t *testing.T, d time.Duration, tweak func(*SIPServer)) *me
 	}
 	eng := NewEngine(EngineConfig{Store: st, Logger: testLog()})
 	t.Cleanup(func() { eng.Close() })
-	ep := &sipep.Endpoint{Listen: "127.0.0.1:0", Logger: testLog(), Realm: "vm.test"}
+	ep := &sipep.Endpoint{Listen: listen, Logger: testLog(), Realm: "vm.test"}
 	ms := &mediaServer{st: st, res: channel.NewResolver(st, ""), ep: ep, msg: msg, wav: wav, uidv: mb.UIDValidity}
 	ms.srv = &SIPServer{Endpoint: ep, Store: st, Resolver: ms.res, Engine: eng, PlainSDES: true, Logger: testLog(),
 		Cache: NewPartCache(16 << 20)} // blob numbers repeat across the tests' stores
@@ -120,6 +126,12 @@ func escapeParam(s string) string {
 // directory (message trace) once sipp has ended.
 func runSipp(t *testing.T, ms *mediaServer, scenario string, args ...string) (string, error) {
 	t.Helper()
+	return runSippOn(t, ms, "127.0.0.1", scenario, args...)
+}
+
+// runSippOn runs sipp from the local address ip (127.0.0.1, ::1).
+func runSippOn(t *testing.T, ms *mediaServer, ip, scenario string, args ...string) (string, error) {
+	t.Helper()
 	bin := sippBin(t)
 	dir := t.TempDir()
 	sf := filepath.Join(dir, "scenario.xml")
@@ -128,7 +140,7 @@ func runSipp(t *testing.T, ms *mediaServer, scenario string, args ...string) (st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	all := append([]string{"-sf", sf, "-i", "127.0.0.1", "-p", "0", "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error",
+	all := append([]string{"-sf", sf, "-i", ip, "-p", "0", "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error",
 		"-trace_msg", "-trace_err", "-error_file", filepath.Join(dir, "err.log"), "-message_file", filepath.Join(dir, "msg.log")}, args...)
 	all = append(all, ms.ep.Addr())
 	cmd := exec.CommandContext(ctx, bin, all...)
@@ -165,7 +177,12 @@ type rtpReceiver struct {
 
 func newReceiver(t *testing.T) *rtpReceiver {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newReceiverOn(t, net.IPv4(127, 0, 0, 1))
+}
+
+func newReceiverOn(t *testing.T, ip net.IP) *rtpReceiver {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
