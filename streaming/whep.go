@@ -401,8 +401,10 @@ func (s *WHEPServer) post(w http.ResponseWriter, r *http.Request, grant string) 
 	whepStatus(w, m, http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 	metricWHEPSetup.Observe(time.Since(started).Seconds())
+	// WebRTC media is always SRTP keyed by DTLS (RFC 8827, RFC 5764): the
+	// answer's profile is UDP/TLS/RTP/SAVPF with our a=fingerprint.
 	s.log.Info("whep session created", "session", ss.id, "codec", codec, "remote", r.RemoteAddr,
-		"duration", media.Duration().Round(time.Millisecond))
+		"duration", media.Duration().Round(time.Millisecond), "srtp", true, "keying", "dtls")
 }
 
 // whepBadOffer is an offer the WebRTC stack refused (400).
@@ -531,6 +533,12 @@ func (ss *whepSession) play() {
 	ss.deadline.Reset(ss.srv.cfg.MaxDuration)
 	ss.mu.Unlock()
 	metricWHEPConnect.Observe(time.Since(ss.created).Seconds())
+	// Connected means ICE and the DTLS handshake are done: what is sent
+	// from now on is SRTP under the DTLS-exported keys.
+	dtlsUp := ss.pc.SCTP() != nil && ss.pc.SCTP().Transport() != nil &&
+		ss.pc.SCTP().Transport().State() == webrtc.DTLSTransportStateConnected
+	ss.srv.log.Info("whep session connected", "session", ss.id, "codec", ss.codec, "srtp", dtlsUp, "keying", "dtls",
+		"setup", time.Since(ss.created).Round(time.Millisecond))
 	stop, err := ss.media.Play(ss.codec, ss.ssrc, (*whepSink)(ss), ss.ended)
 	if err != nil {
 		ss.srv.log.Warn("whep: playback failed to start", "session", ss.id, "err", err)
@@ -585,7 +593,7 @@ func (ss *whepSession) close(reason string) {
 	_ = ss.media.Close()
 	metricWHEPActive.Dec()
 	metricWHEPEnded.WithLabelValues(reason).Inc()
-	s.log.Info("whep session ended", "session", ss.id, "reason", reason, "codec", ss.codec,
+	s.log.Info("whep session ended", "session", ss.id, "reason", reason, "codec", ss.codec, "srtp", true,
 		"packets", ss.sent.Load(), "dropped", ss.dropped.Load(), "age", time.Since(ss.created).Round(time.Millisecond))
 }
 
