@@ -3,7 +3,8 @@ package streaming
 // Session timers (RFC 4028) and the end of calls whose media stopped.
 //
 // Session timers: an INVITE's Session-Expires below our Min-SE gets 422
-// with Min-SE (s9); otherwise its interval is kept (lowered to
+// with Min-SE (s9) when the caller supports timers, and is raised to our
+// Min-SE when it does not (erratum 1687); otherwise its interval is kept (lowered to
 // SessionExpires, never below the request's Min-SE), and a caller that
 // names none but says Supported: timer gets SessionExpires. The refresher
 // is the one the request names; without one the caller (uac) when it
@@ -126,12 +127,18 @@ func (s *SIPServer) negotiateTimer(req *sip.Request) (sessionTimer, *callError) 
 		}
 		reqMin = max(reqMin, n)
 	}
-	if hasSE && se < ours {
-		return sessionTimer{}, &callError{code: 422, reason: "Session Interval Too Small",
-			hdrs: []sip.Header{sip.NewHeader("Min-SE", strconv.Itoa(ours))}}
-	}
-	lower := max(ours, reqMin)
 	sup := hasOption(headerValues(req, "Supported", "k"), "timer")
+	lower := max(ours, reqMin)
+	if hasSE && se < ours {
+		if sup {
+			return sessionTimer{}, &callError{code: 422, reason: "Session Interval Too Small",
+				hdrs: []sip.Header{sip.NewHeader("Min-SE", strconv.Itoa(ours))}}
+		}
+		// A caller that does not know timers (a proxy asked for one)
+		// would fail on a 422: raise the interval to our minimum
+		// instead, as a proxy does (s8.1; RFC 4028 erratum 1687).
+		se = lower
+	}
 	limit := int(s.SessionExpires / time.Second)
 	switch {
 	case !hasSE && (limit <= 0 || !sup):
@@ -139,7 +146,9 @@ func (s *SIPServer) negotiateTimer(req *sip.Request) (sessionTimer, *callError) 
 	case !hasSE:
 		se = max(limit, lower)
 	case limit > 0 && se > limit:
-		se = max(limit, lower)
+		// Lowered, never below the request's Min-SE nor above its own
+		// interval (s9: the UAS does not increase it).
+		se = min(se, max(limit, lower))
 	}
 	if ref != "uac" && ref != "uas" {
 		ref = "uas"

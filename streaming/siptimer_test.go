@@ -68,7 +68,8 @@ func onlyCall(t *testing.T, s *SIPServer) *call {
 }
 
 // TestSIPSessionTimerNegotiation: RFC 4028 s9 as the media server (UAS)
-// applies it: 422 with Min-SE below our minimum, the interval kept or
+// applies it: 422 with Min-SE below our minimum (raised instead for a
+// caller without timer support), the interval kept or
 // lowered to ours, the refresher named or chosen, Require: timer when the
 // caller refreshes, none without the caller's support; refreshes by
 // UPDATE (RFC 3311) and re-INVITE renegotiate.
@@ -94,7 +95,7 @@ func TestSIPSessionTimerNegotiation(t *testing.T) {
 
 	for _, tc := range []struct{ hdrs, line, minSE string }{
 		{"Session-Expires: 100\r\nSupported: timer\r\n", "SIP/2.0 422 Session Interval Too Small", "120"},
-		{"x: 90;refresher=uac\r\n", "SIP/2.0 422 Session Interval Too Small", "120"},
+		{"x: 90;refresher=uac\r\nk: timer\r\n", "SIP/2.0 422 Session Interval Too Small", "120"},
 		{"Session-Expires: soon\r\n", "SIP/2.0 400 Bad Request (Session-Expires)", ""},
 		{"Session-Expires: 200\r\nMin-SE: many\r\n", "SIP/2.0 400 Bad Request (Min-SE)", ""},
 	} {
@@ -111,6 +112,7 @@ func TestSIPSessionTimerNegotiation(t *testing.T) {
 		{"Session-Expires: 150;refresher=uas\r\nSupported: timer\r\n", "150;refresher=uas", ""},
 		{"Session-Expires: 150\r\n", "150;refresher=uas", ""},               // no timer support: we refresh
 		{"Session-Expires: 150;refresher=uac\r\n", "150;refresher=uas", ""}, // nor is it made the refresher
+		{"x: 90;refresher=uac\r\n", "120;refresher=uas", ""},                // too small, no support: raised (erratum 1687), not 422
 		{"", "", ""},
 	} {
 		d, r := call(tc.hdrs)
