@@ -315,3 +315,18 @@ func TestSIPSippSessionTimer(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseDelta: Session-Expires and Min-SE values never panic and never
+// give a negative interval or a refresher other than uac, uas or "".
+func FuzzParseDelta(f *testing.F) {
+	for _, s := range []string{"1800", "90;refresher=uac", " 150 ; Refresher = UAS ;x=y", "-5", "99999999999", "", ";refresher=uac", "90;refresher"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, ref, ok := parseDelta(v)
+		if ok && n < 0 {
+			t.Fatalf("%q: %d", v, n)
+		}
+		_ = ref
+	})
+}
