@@ -43,13 +43,27 @@ func (u *uac) invite(d *dialog, port int, extra string) *siptest.Msg {
 	d.cseq = 1
 	u.Send(u.request(d, "INVITE", 1, plainOffer(port, "sendrecv"), false))
 	for {
-		m := u.read()
-		if m.Status() >= 200 {
+		m := u.final(d, 1, "INVITE")
+		{
 			d.toTag = m.ToTag()
 			if m.Status() >= 300 {
 				u.Send(u.request(d, "ACK", 1, "", true))
 			}
 			d.extra = ""
+			return m
+		}
+	}
+}
+
+// final reads until the final response to the dialog's request cseq
+// method (retransmitted 200s of earlier requests, other calls' messages
+// and provisional responses are skipped).
+func (u *uac) final(d *dialog, cseq int, method string) *siptest.Msg {
+	u.T.Helper()
+	want := fmt.Sprintf("%d %s", cseq, method)
+	for {
+		m := u.read()
+		if m.Status() >= 200 && m.Get("Call-ID") == d.callID && m.Get("CSeq") == want {
 			return m
 		}
 	}
@@ -89,7 +103,9 @@ func TestSIPSessionTimerNegotiation(t *testing.T) {
 		t.Helper()
 		d.cseq++
 		u.Send(u.request(d, "BYE", d.cseq, "", false))
-		u.until("SIP/2.0 200")
+		if r := u.final(d, d.cseq, "BYE"); r.Status() != 200 {
+			t.Fatalf("BYE: %q", r.Start)
+		}
 		waitFor(t, "call ended", func() bool { return ms.srv.Calls() == 0 })
 	}
 
@@ -132,7 +148,7 @@ func TestSIPSessionTimerNegotiation(t *testing.T) {
 	waitFor(t, "ACK", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.confirmed })
 	d.extra = "Session-Expires: 300;refresher=uac\r\nSupported: timer\r\n"
 	u.Send(u.request(d, "UPDATE", 2, "", false))
-	r = u.until("SIP/2.0 ")
+	r = u.final(d, 2, "UPDATE")
 	if r.Start != "SIP/2.0 200 OK" || r.Get("Session-Expires") != "300;refresher=uac" || r.Get("Require") != "timer" || r.Body != "" {
 		t.Fatalf("UPDATE refresh: %q Session-Expires %q body %q", r.Start, r.Get("Session-Expires"), r.Body)
 	}
@@ -144,12 +160,12 @@ func TestSIPSessionTimerNegotiation(t *testing.T) {
 	}
 	d.extra = "Session-Expires: 60\r\nSupported: timer\r\n"
 	u.Send(u.request(d, "UPDATE", 3, "", false))
-	if r = u.until("SIP/2.0 "); r.Start != "SIP/2.0 422 Session Interval Too Small" || r.Get("Min-SE") != "120" {
+	if r = u.final(d, 3, "UPDATE"); r.Start != "SIP/2.0 422 Session Interval Too Small" || r.Get("Min-SE") != "120" {
 		t.Fatalf("small UPDATE: %q Min-SE %q", r.Start, r.Get("Min-SE"))
 	}
 	d.extra = "Session-Expires: 200\r\nSupported: timer\r\n"
 	u.Send(u.request(d, "INVITE", 4, plainOffer(rx.port(), "sendrecv"), false))
-	if r = u.until("SIP/2.0 200"); r.Get("Session-Expires") != "200;refresher=uac" || !strings.Contains(r.Body, "m=audio") {
+	if r = u.final(d, 4, "INVITE"); r.Get("Session-Expires") != "200;refresher=uac" || !strings.Contains(r.Body, "m=audio") {
 		t.Fatalf("re-INVITE refresh: Session-Expires %q\n%s", r.Get("Session-Expires"), r.Body)
 	}
 	d.extra = ""
@@ -159,7 +175,7 @@ func TestSIPSessionTimerNegotiation(t *testing.T) {
 	// UPDATE outside a dialog.
 	d.toTag = "nosuchtag"
 	u.Send(u.request(d, "UPDATE", 9, "", false))
-	if r = u.until("SIP/2.0 "); r.Start != "SIP/2.0 481 Call/Transaction Does Not Exist" {
+	if r = u.final(d, 9, "UPDATE"); r.Start != "SIP/2.0 481 Call/Transaction Does Not Exist" {
 		t.Fatalf("UPDATE outside a dialog: %q", r.Start)
 	}
 }
@@ -237,7 +253,7 @@ func TestSIPSessionRefreshByUs(t *testing.T) {
 	}
 	d.cseq = 2
 	u.Send(u.request(d, "BYE", 2, "", false))
-	u.until("SIP/2.0 200")
+	u.final(d, 2, "BYE")
 	waitReason(t, ends, "caller bye")
 }
 
@@ -279,7 +295,7 @@ func TestSIPMediaTimeout(t *testing.T) {
 		t.Fatalf("%d calls left, want the quiet caller's", n)
 	}
 	quiet.Send(quiet.request(dq, "BYE", 2, "", false))
-	quiet.until("SIP/2.0 200")
+	quiet.final(dq, 2, "BYE")
 	waitReason(t, ends, "caller bye")
 }
 
