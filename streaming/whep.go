@@ -2,8 +2,8 @@ package streaming
 
 // WHEP (draft-ietf-wish-whep, HTTP rules of RFC 9725): a browser POSTs an
 // SDP offer to /whep/<grant> and receives the message over WebRTC
-// (ICE + DTLS-SRTP, pion/webrtc). No trickle ICE: the answer carries every
-// candidate, PATCH is 405. Packets come from the playback source, which
+// (ICE + DTLS-SRTP, pion/webrtc). The answer carries every candidate of
+// ours; the player may trickle its own by PATCH (whep_trickle.go). Packets come from the playback source, which
 // paces them (one scheduler for all sessions) into a sink per session that
 // hands them to the session's WebRTC track.
 
@@ -276,17 +276,18 @@ func (s *WHEPServer) resource(w http.ResponseWriter, r *http.Request) {
 		whepProblem(w, r.Method, http.StatusNotFound, "no such WHEP session (ended, expired or never created)")
 		return
 	}
-	w.Header().Set("Allow", "DELETE, OPTIONS")
+	w.Header().Set("Allow", "DELETE, OPTIONS, PATCH")
 	switch r.Method {
 	case http.MethodDelete:
 		ss.close("deleted")
 		whepStatus(w, r.Method, http.StatusOK)
 	case http.MethodOptions:
+		w.Header().Set("Accept-Patch", sdpFragType)
 		whepStatus(w, r.Method, http.StatusNoContent)
 	case http.MethodPatch:
-		// Neither trickle ICE nor ICE restart: the answer had every
-		// candidate (RFC 9725 s4.3.1: PATCH not supported -> 405).
-		whepProblem(w, r.Method, http.StatusMethodNotAllowed, "trickle ICE and ICE restart are not supported: the answer carries every candidate")
+		// Trickle ICE from the player (whep_trickle.go); our answer
+		// has every candidate of ours, ICE restart is 422.
+		s.patch(w, r, ss)
 	default:
 		whepProblem(w, r.Method, http.StatusMethodNotAllowed, "a WHEP session resource takes DELETE")
 	}
