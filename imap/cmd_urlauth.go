@@ -11,12 +11,13 @@ package imap
 //     in its own "* URLFETCH url NIL" (one response per URL, streamed);
 //     only a syntax error is BAD, before any response, and only a store
 //     failure is NO.
-//   - GENURLAUTH: a malformed URL, one that is not a URLAUTH rump and an
-//     unsupported mechanism are BAD (arguments invalid); what cannot be
-//     authorized (another user's or server's mailbox, no such mailbox,
-//     message or section, an expiry in the past, an anonymous URL without
-//     a near enough expiry) is NO with a response code. Nothing is
-//     returned unless every URL of the command is authorized.
+//   - GENURLAUTH: every URL that fails validation is tagged BAD, as RFC
+//     4467 s7.1 requires: malformed, not a URLAUTH rump, an unsupported
+//     mechanism, another server or another user's mailbox, no such
+//     mailbox, message or section, an ;EXPIRE= in the past. Only the
+//     anonymous-lifetime policy (an anonymous URL without a near enough
+//     ;EXPIRE=) is NO [CANNOT], and a store failure NO [SERVERBUG].
+//     Nothing is returned unless every URL of the command is authorized.
 //   - URLFETCH BODYPARTSTRUCTURE describes the data as returned: decoded
 //     (encoding BINARY unless it was an identity one) when BINARY was
 //     asked, and with the size (and, for text, the lines) of the
@@ -135,7 +136,7 @@ func cmdGenURLAuth(c *conn, tag string, p *parser) {
 	for _, pr := range pairs {
 		u, err := r.AuthorizeURL(c.user, pr.rump, pr.mech)
 		if err != nil {
-			xurlauthErr(err)
+			xgenurlauthErr(err)
 		}
 		out = append(out, u)
 	}
@@ -147,30 +148,64 @@ func cmdGenURLAuth(c *conn, tag string, p *parser) {
 	c.enc.CRLF()
 }
 
-// xurlauthErr raises the answer to a GENURLAUTH or RESETKEY failure.
-func xurlauthErr(err error) {
-	metricURLAuth.WithLabelValues("genurlauth", "refused").Inc()
+// xgenurlauthErr raises the answer to a GENURLAUTH failure. RFC 4467
+// s7.1 (BASE.6.3.GENURLAUTH) lists what the server MUST validate (the
+// mailbox exists; the URL names the owner of the key table, which the
+// logged-in user must own; a valid access identifier and mechanism; MAY:
+// the UID and section) and says: "If any of the above checks fail, the
+// server MUST return a tagged BAD response". So every refusal of the
+// URL is BAD, and none of the URLs of the command is returned. NO ("can't
+// generate a URLAUTH") is left for what is not the URL's fault: the
+// anonymous-lifetime policy and the store's failures.
+func xgenurlauthErr(err error) {
+	result := "bad"
+	defer func() { metricURLAuth.WithLabelValues("genurlauth", result).Inc() }()
 	switch {
+	case errors.Is(err, channel.ErrPolicy):
+		result = "refused"
+		xusererrorf("CANNOT", "%s", reasonOf(err, channel.ErrPolicy, channel.ErrNotPermitted))
 	case errors.Is(err, channel.ErrMechanism):
 		xsyntaxf("unsupported URLAUTH mechanism (INTERNAL only)")
 	case errors.Is(err, channel.ErrNotPart):
 		xsyntaxf("URLAUTH is only for a message or a part of one (;UID= missing)")
 	case errors.Is(err, channel.ErrBadAccess):
-		xsyntaxf("invalid or unknown access identifier")
+		xsyntaxf("invalid access identifier: %s", urlErrText(err))
 	case errors.Is(err, channel.ErrBadURL):
 		xsyntaxf("not a URLAUTH rump URL: %s", urlErrText(err))
 	case errors.Is(err, channel.ErrNotOurs):
-		xusererrorf("NOPERM", "URL names another server")
+		xsyntaxf("the URL names another server")
 	case errors.Is(err, channel.ErrNotPermitted):
-		xusererrorf("NOPERM", "%s", strings.TrimPrefix(err.Error(), channel.ErrNotPermitted.Error()+": "))
+		xsyntaxf("%s", reasonOf(err, channel.ErrNotPermitted))
 	case errors.Is(err, channel.ErrExpired):
-		xusererrorf("EXPIRED", "the URL's ;EXPIRE= is in the past")
-	case errors.Is(err, channel.ErrGone):
-		xusererrorf("NONEXISTENT", "no such mailbox, message or part")
-	case errors.Is(err, vmstore.ErrNotFound):
+		xsyntaxf("the URL's ;EXPIRE= is in the past")
+	case errors.Is(err, channel.ErrGone), errors.Is(err, vmstore.ErrNotFound):
+		xsyntaxf("no such mailbox, message or part")
+	}
+	result = "error"
+	xcheckf(err, "GENURLAUTH")
+}
+
+// xresetkeyErr raises the answer to a RESETKEY failure: "NO - RESETKEY
+// error: can't change key of that mailbox" (RFC 4467 s7.1,
+// BASE.6.3.RESETKEY); an unsupported mechanism is BAD.
+func xresetkeyErr(err error) {
+	metricURLAuth.WithLabelValues("resetkey", "refused").Inc()
+	switch {
+	case errors.Is(err, channel.ErrMechanism):
+		xsyntaxf("unsupported URLAUTH mechanism (INTERNAL only)")
+	case errors.Is(err, channel.ErrGone), errors.Is(err, vmstore.ErrNotFound):
 		xusererrorf("NONEXISTENT", "no such mailbox")
 	}
-	xcheckf(err, "URLAUTH")
+	xcheckf(err, "RESETKEY")
+}
+
+// reasonOf is err's text without the words of the sentinels it wraps.
+func reasonOf(err error, sentinels ...error) string {
+	s := err.Error()
+	for _, e := range sentinels {
+		s = strings.TrimPrefix(s, e.Error()+": ")
+	}
+	return s
 }
 
 // urlErrText is the reason of a URL error, without the sentinel's words.
@@ -196,7 +231,7 @@ func cmdResetKey(c *conn, tag string, p *parser) {
 	}
 	p.xend()
 	if err := r.Reset(c.user, mailbox, ""); err != nil {
-		xurlauthErr(err)
+		xresetkeyErr(err)
 	}
 	metricURLAuth.WithLabelValues("resetkey", "ok").Inc()
 	if mailbox == "" {

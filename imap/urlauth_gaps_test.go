@@ -1,0 +1,135 @@
+package imap
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// exact sends a command and checks the tagged reply (without its tag)
+// byte for byte and the number of untagged responses.
+func (rc *rawClient) exact(wantTagged string, wantUntagged int, format string, args ...any) []string {
+	rc.t.Helper()
+	rc.n++
+	tag := fmt.Sprintf("t%d", rc.n)
+	rc.send(tag + " " + fmt.Sprintf(format, args...))
+	var lines []string
+	for {
+		r := rc.resp()
+		if strings.HasPrefix(r, tag+" ") {
+			if got := strings.TrimPrefix(r, tag+" "); got != wantTagged {
+				rc.t.Errorf("%.120s:\n got %q\nwant %q", fmt.Sprintf(format, args...), got, wantTagged)
+			}
+			break
+		}
+		lines = append(lines, r)
+	}
+	if len(lines) != wantUntagged {
+		rc.t.Errorf("%.120s: %d untagged responses %.300q, want %d", fmt.Sprintf(format, args...), len(lines), lines, wantUntagged)
+	}
+	return lines
+}
+
+// TestGenURLAuthResponses: the exact tagged replies of GENURLAUTH and
+// RESETKEY over a socket. RFC 4467 s7.1: a URL failing the server's
+// validation (mailbox exists, owner userid in the server part that the
+// logged-in user owns, valid access identifier, supported mechanism; MAY:
+// UID and section) is tagged BAD and nothing is returned, whichever of
+// the command's URLs failed; RESETKEY of a mailbox whose key cannot be
+// changed is NO.
+func TestGenURLAuthResponses(t *testing.T) {
+	e := newURLEnv(t)
+	pre := e.raw()
+	pre.exact("BAD GENURLAUTH not allowed in not authenticated state", 0, "GENURLAUTH %q INTERNAL", e.rump(";URLAUTH=authuser"))
+
+	a := e.raw()
+	a.login("alice")
+	future := time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
+	bad := []struct{ args, reply string }{
+		{fmt.Sprintf("%q INTERNAL", e.rump("")), "BAD not a URLAUTH rump URL: no ;URLAUTH=<access> to authorize"},
+		{fmt.Sprintf("%q INTERNAL", strings.Replace(e.rump(";URLAUTH=authuser"), "alice@", "", 1)),
+			"BAD not a URLAUTH rump URL: URL names no user (imap://<user>@host/ is required)"},
+		{fmt.Sprintf("%q INTERNAL", e.rump(";URLAUTH=authuser:internal:"+strings.Repeat("ab", 33))),
+			"BAD not a URLAUTH rump URL: URL is already authorized (it has :mechanism:token)"},
+		{fmt.Sprintf("%q INTERNAL", e.rump(";URLAUTH=authuser")+"x"), "BAD invalid access identifier: unknown application \"authuserx\""},
+		{fmt.Sprintf("%q INTERNAL", "imap://alice@vm.test/NoSuchBox/;UID=1;URLAUTH=authuser"), "BAD no such mailbox, message or part"},
+		{fmt.Sprintf("%q INTERNAL", e.rump(";URLAUTH=authuser")[:strings.Index(e.rump(""), ";UID=")]+";UID=999;URLAUTH=authuser"),
+			"BAD no such mailbox, message or part"},
+		{fmt.Sprintf("%q INTERNAL", e.rump("/;SECTION=7;URLAUTH=authuser")), "BAD no such mailbox, message or part"},
+		{fmt.Sprintf("%q INTERNAL", strings.Replace(e.rump(";URLAUTH=authuser"), fmt.Sprint(e.uidv), fmt.Sprint(e.uidv+1), 1)),
+			"BAD no such mailbox, message or part"},
+		{fmt.Sprintf("%q INTERNAL", strings.Replace(e.rump(";URLAUTH=authuser"), "alice@", "bob@", 1)),
+			"BAD URLs can be authorized for your own mailboxes only"},
+		{fmt.Sprintf("%q INTERNAL", strings.Replace(e.rump(";URLAUTH=authuser"), urlHost, "other.test", 1)), "BAD the URL names another server"},
+		{fmt.Sprintf("%q X-OTHER", e.rump(";URLAUTH=authuser")), "BAD unsupported URLAUTH mechanism (INTERNAL only)"},
+		{fmt.Sprintf("%q INTERNAL", e.rump(";EXPIRE=2001-01-01T00:00:00Z;URLAUTH=authuser")), "BAD the URL's ;EXPIRE= is in the past"},
+		{fmt.Sprintf("%q INTERNAL", e.rump(";URLAUTH=foo")), "BAD invalid access identifier: unknown application \"foo\""},
+		{fmt.Sprintf("%q INTERNAL", e.rump(";URLAUTH=user+")), "BAD invalid access identifier: empty userid in access identifier"},
+		// One bad URL of two: BAD, and the good one is not returned.
+		{fmt.Sprintf("%q INTERNAL %q INTERNAL", e.rump(";URLAUTH=authuser"), e.rump("/;SECTION=9;URLAUTH=authuser")),
+			"BAD no such mailbox, message or part"},
+	}
+	for i, c := range bad {
+		if i%5 == 4 {
+			a.exact("OK NOOP completed", 0, "NOOP") // ten BADs in a row end the connection
+		}
+		a.exact(c.reply, 0, "GENURLAUTH %s", c.args)
+	}
+	// Valid URLs the policy refuses: NO ("can't generate a URLAUTH").
+	a.exact("NO [CANNOT] anonymous URLs need an ;EXPIRE= at most 24h0m0s ahead", 0, "GENURLAUTH %q INTERNAL", e.rump(";URLAUTH=anonymous"))
+	a.exact("NO [CANNOT] anonymous URLs need an ;EXPIRE= at most 24h0m0s ahead", 0, "GENURLAUTH %q INTERNAL",
+		e.rump(";EXPIRE="+time.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)+";URLAUTH=anonymous"))
+	// RFC 5616 s3.2: an anonymous URL expiring within the hour is accepted.
+	lines := a.exact("OK GENURLAUTH completed", 1, "GENURLAUTH %q INTERNAL %q inTernal",
+		e.rump(";EXPIRE="+future+";URLAUTH=anonymous"), e.rump("/;SECTION=2;URLAUTH=submit+alice"))
+	want := `* GENURLAUTH "` + e.rump(";EXPIRE="+future+";URLAUTH=anonymous") + `:internal:`
+	if len(lines) == 1 && (!strings.HasPrefix(lines[0], want) || !strings.Contains(lines[0], `" "`+e.rump("/;SECTION=2;URLAUTH=submit+alice")+":internal:")) {
+		t.Errorf("GENURLAUTH answer %q", lines[0])
+	}
+	// An unknown userid in the access identifier gives a URL nobody can
+	// redeem (RFC 4467 s7.1: the exception that hides which userids exist).
+	a.exact("OK GENURLAUTH completed", 1, "GENURLAUTH %q INTERNAL", e.rump(";URLAUTH=user+nosuchuser"))
+
+	// RESETKEY (RFC 4467 s7.1 BASE.6.3.RESETKEY).
+	a.exact("NO [NONEXISTENT] no such mailbox", 0, "RESETKEY NoSuchBox")
+	a.exact("BAD unsupported URLAUTH mechanism \"X-OTHER\" (INTERNAL only)", 0, "RESETKEY INBOX X-OTHER")
+	a.exact("OK [URLMECH INTERNAL] RESETKEY completed", 0, "RESETKEY INBOX")
+	a.exact("OK [URLMECH INTERNAL] RESETKEY completed", 0, "RESETKEY INBOX internal")
+	a.exact("OK RESETKEY completed, every mailbox access key removed", 0, "RESETKEY")
+}
+
+// TestURLFetchNilResponses: URLFETCH answers a URL that is invalid or not
+// authorized for the session with NIL and still completes OK (RFC 4467
+// s7.1 BASE.6.3.URLFETCH and BASE.7.4.URLFETCH), in the simple and the
+// extended form (RFC 5524 s3: NIL instead of the metadata), each URL in
+// its own response and the good ones answered.
+func TestURLFetchNilResponses(t *testing.T) {
+	e := newURLEnv(t)
+	a := e.raw()
+	a.login("alice")
+	good := a.genurlauth(e.rump("/;SECTION=1;URLAUTH=authuser"))
+	forAlice := a.genurlauth(e.rump("/;SECTION=1;URLAUTH=user+alice"))
+	wrong := good[:len(good)-1] + string("0123456789abcdef"[(strings.IndexByte("0123456789abcdef", good[len(good)-1])+1)%16])
+	b := e.raw()
+	b.login("bob")
+	q := strconv.Quote
+	for _, u := range []string{forAlice, wrong, "imap://alice@vm.test/INBOX", "imap://alice@vm.test/INBOX/;UID=1", "garbage",
+		strings.Replace(good, "alice@", "nosuchuser@", 1), strings.Replace(good, urlHost, "other.test", 1)} {
+		lines := b.exact("OK URLFETCH completed", 1, "URLFETCH %s", q(u))
+		if len(lines) == 1 && lines[0] != "* URLFETCH "+q(u)+" NIL" {
+			t.Errorf("URLFETCH %.80s: %q", u, lines[0])
+		}
+		lines = b.exact("OK URLFETCH completed", 1, "URLFETCH (%s BODYPARTSTRUCTURE BINARY)", q(u))
+		if len(lines) == 1 && lines[0] != "* URLFETCH "+q(u)+" NIL" {
+			t.Errorf("extended URLFETCH %.80s: %q", u, lines[0])
+		}
+	}
+	lines := b.exact("OK URLFETCH completed", 3, "URLFETCH %s %s (%s BODY)", q(wrong), q(good), q(forAlice))
+	if len(lines) == 3 && (lines[0] != "* URLFETCH "+q(wrong)+" NIL" ||
+		lines[1] != "* URLFETCH "+q(good)+" {41}\r\nYou have a voice message\r\nfrom +15551234." ||
+		lines[2] != "* URLFETCH "+q(forAlice)+" NIL") {
+		t.Errorf("mixed URLFETCH: %q", lines)
+	}
+}
