@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -36,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/vmstore"
 	"github.com/lemonvox/lemonvox/vmstore/message"
@@ -43,7 +45,7 @@ import (
 
 var metricURLAuth = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "lemonvox_imap_urlauth_total",
-	Help: "URLAUTH operations by command (genurlauth, resetkey, urlfetch) and result (ok, refused, nil).",
+	Help: "URLAUTH operations by command (genurlauth, resetkey, urlfetch) and result (ok, bad, refused, error, nil; urlfetch: badtoken, throttled).",
 }, []string{"cmd", "result"})
 
 func init() {
@@ -316,8 +318,52 @@ func refusal(err error) bool {
 	return false
 }
 
+// errURLThrottled: the client's address has too many failed URL
+// authorizations queued; the URL was not checked. It matches
+// channel.ErrBadToken, so it is answered as a URL that does not verify.
+var errURLThrottled = fmt.Errorf("%w: too many failed URL authorizations from this address, try later", channel.ErrBadToken)
+
+// limitedRedeem runs redeem, which checks a URLAUTH token (URLFETCH,
+// CATENATE), under the shared authentication limiter: a token that does
+// not verify (channel.ErrBadToken) counts as a failed credential against
+// the client's address and (account, address), as a failed LOGIN does,
+// so guessing tokens is slowed down as guessing passwords is (RFC 4467
+// s10: "progressively longer delays on multiple URL requests that fail
+// validation"); a source with too many attempts queued gets
+// errURLThrottled without its URL being checked. Other outcomes count
+// neither way: a refusal before the token is looked at (expired, wrong
+// role) proves nothing, and a valid token does not make earlier wrong
+// ones innocent. Tokens are compared in constant time by the resolver;
+// the URL itself is a credential and is never logged.
+func (c *conn) limitedRedeem(cmd string, redeem func() error) error {
+	user := c.user
+	if c.anonymous {
+		user = ""
+	}
+	ip := remoteIP(c.nc.RemoteAddr())
+	att, err := c.srv.AuthLimiter.Begin(c.srv.ctx, "urlauth", authlimit.AddrOf(c.nc.RemoteAddr()), user)
+	if err != nil {
+		metricURLAuth.WithLabelValues(cmd, "throttled").Inc()
+		c.log.Info("url authorization throttled", "cmd", cmd, "user", user, "ip", ip, "err", err)
+		return errURLThrottled
+	}
+	err = redeem()
+	if errors.Is(err, channel.ErrBadToken) {
+		metricURLAuth.WithLabelValues(cmd, "badtoken").Inc()
+		c.log.Info("url authorization failed: token does not verify", "cmd", cmd, "user", user, "ip", ip)
+		att.Failed()
+	} else {
+		att.Abandon()
+	}
+	return err
+}
+
 func (c *conn) urlFetchOne(r *channel.Resolver, req channel.Requester, a urlFetchArg) {
-	res, err := r.ResolveURL(context.Background(), a.url, req)
+	var res *channel.Resolved
+	err := c.limitedRedeem("urlfetch", func() (err error) {
+		res, err = r.ResolveURL(context.Background(), a.url, req)
+		return err
+	})
 	if err != nil {
 		if !refusal(err) {
 			xcheckf(err, "URLFETCH")

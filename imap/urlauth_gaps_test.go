@@ -1,11 +1,19 @@
 package imap
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lemonvox/lemonvox/authlimit"
 )
 
 // exact sends a command and checks the tagged reply (without its tag)
@@ -132,4 +140,95 @@ func TestURLFetchNilResponses(t *testing.T) {
 		lines[2] != "* URLFETCH "+q(forAlice)+" NIL") {
 		t.Errorf("mixed URLFETCH: %q", lines)
 	}
+}
+
+// TestURLAuthRateLimit: wrong URLAUTH tokens from one address count as
+// failed credentials in the shared authentication limiter: after the free
+// failures each further one is delayed, then the address is throttled and
+// even a valid URL gets NIL without being checked, as a client guessing
+// passwords would be. Counted in the limiter and the metrics.
+func TestURLAuthRateLimit(t *testing.T) {
+	const d = time.Second
+	var mu sync.Mutex
+	var slept []time.Duration
+	t0 := time.Now()
+	lim := authlimit.New(authlimit.Config{FreeFailures: 2, BaseDelay: d, MaxDelay: d, MaxQueue: 1,
+		Now: func() time.Time { return t0 },
+		Sleep: func(_ context.Context, x time.Duration) error {
+			mu.Lock()
+			slept = append(slept, x)
+			mu.Unlock()
+			return nil
+		}})
+	e := newURLEnv(t, func(s *Server) { s.AuthLimiter = lim })
+	a := e.raw()
+	a.login("alice")
+	good := a.genurlauth(e.rump("/;SECTION=1;URLAUTH=authuser"))
+	wrong := good[:len(good)-1] + string("0123456789abcdef"[(strings.IndexByte("0123456789abcdef", good[len(good)-1])+1)%16])
+	b := e.raw()
+	b.login("bob")
+	badBefore := testutil.ToFloat64(metricURLAuth.WithLabelValues("urlfetch", "badtoken"))
+	thrBefore := testutil.ToFloat64(metricURLAuth.WithLabelValues("urlfetch", "throttled"))
+	failBefore := authAttempts(t, "urlauth", "fail")
+
+	if got := b.urlfetch(strconv.Quote(good), good); got == "NIL" {
+		t.Fatal("valid URL refused before any failure")
+	}
+	for i := 0; i < 3; i++ {
+		if got := b.urlfetch(strconv.Quote(wrong), wrong); got != "NIL" {
+			t.Fatalf("wrong token %d: %q", i, got)
+		}
+	}
+	mu.Lock()
+	if len(slept) != 1 || slept[0] != d {
+		t.Errorf("delays after 3 wrong tokens (2 free): %v, want [%v]", slept, d)
+	}
+	mu.Unlock()
+	// The next attempt waits its turn, then is checked: a valid token
+	// still works.
+	if got := b.urlfetch(strconv.Quote(good), good); got == "NIL" {
+		t.Fatal("valid URL refused after one delay")
+	}
+	// With more queued than MaxQueue delays the address is throttled:
+	// NIL without a check, the command still OK.
+	if got := b.urlfetch(strconv.Quote(good), good); got != "NIL" {
+		t.Fatalf("throttled source got data: %.60q", got)
+	}
+	if src, pair, acct := lim.Failures(netip.MustParseAddr("127.0.0.1"), "bob"); src != 3 || pair != 3 || acct != 3 {
+		t.Errorf("limiter failures source %d pair %d account %d, want 3 3 3", src, pair, acct)
+	}
+	if n := testutil.ToFloat64(metricURLAuth.WithLabelValues("urlfetch", "badtoken")) - badBefore; n != 3 {
+		t.Errorf("badtoken metric +%v, want +3", n)
+	}
+	if n := testutil.ToFloat64(metricURLAuth.WithLabelValues("urlfetch", "throttled")) - thrBefore; n != 1 {
+		t.Errorf("throttled metric +%v, want +1", n)
+	}
+	if n := authAttempts(t, "urlauth", "fail") - failBefore; n != 3 {
+		t.Errorf("lemonvox_auth_attempts_total{service=urlauth,result=fail} +%v, want +3", n)
+	}
+}
+
+// authAttempts reads lemonvox_auth_attempts_total{service,result} from the
+// default registry (the limiter's metric).
+func authAttempts(t *testing.T, service, result string) float64 {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "lemonvox_auth_attempts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["service"] == service && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

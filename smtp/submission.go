@@ -94,7 +94,7 @@ var (
 	}, []string{"outcome"})
 	metricBURL = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "lemonvox_submission_burl_total",
-		Help: "BURL fetches, by source (local, remote) and result (ok, error).",
+		Help: "BURL fetches, by source (local, remote, any) and result (ok, error, badtoken, throttled).",
 	}, []string{"source", "result"})
 	metricBURLBytes = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "lemonvox_submission_burl_bytes_total",

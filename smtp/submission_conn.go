@@ -696,7 +696,7 @@ func (c *subConn) cmdBurl(cmd command) {
 	c.chunks = true
 	ctx, cancel := context.WithTimeout(c.s.ctx, orDur(c.s.CommandTimeout, 5*time.Minute))
 	defer cancel()
-	if r := c.s.fetchInto(ctx, c.sp, url, c.user, c.params.body, c.log); r != nil {
+	if r := c.s.fetchInto(ctx, c.sp, url, c.user, c.params.body, authlimit.AddrOf(c.nc.RemoteAddr()), c.log); r != nil {
 		// A failed BURL fails the whole transaction (RFC 4468 s3.3,
 		// as a failed BDAT does, RFC 3030 s3).
 		c.resetTx()
