@@ -152,3 +152,91 @@ func FuzzGrantOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestGrantRevokedByResetKey: a grant carries a MAC under the mailbox's
+// URLAUTH access key; removing the key (RESETKEY of the mailbox or of all)
+// revokes it, and a new key does not bring it back.
+func TestGrantRevokedByResetKey(t *testing.T) {
+	s := grantStore(t)
+	gs, err := NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mailbox := range []string{"INBOX", ""} {
+		tok, _, err := gs.Issue(grantFor(t, s, "alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gs.Open(tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ResetURLAuthKeys("alice", 0, mailbox); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gs.Open(tok); !errors.Is(err, ErrGrantRevoked) {
+			t.Fatalf("after RESETKEY %q: %v", mailbox, err)
+		}
+		if _, _, _, err := s.URLAuthKey("alice", 0, "INBOX"); err != nil { // a new key
+			t.Fatal(err)
+		}
+		if _, err := gs.Open(tok); !errors.Is(err, ErrGrantRevoked) {
+			t.Fatalf("after RESETKEY %q and a new key: %v", mailbox, err)
+		}
+	}
+}
+
+// TestGrantUsesSurviveRestart: a grant's uses are counted in the store,
+// so a store closed and opened again (a restart) still refuses a grant
+// that opened its MaxUses sessions.
+func TestGrantUsesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *vmstore.Store {
+		s, err := vmstore.Open(vmstore.Options{Dir: dir, Hash: vmstore.HashParams{Time: 1, MemKiB: 64, Threads: 1}, GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	if _, err := s.CreateAccount(vmstore.AccountSpec{Name: "alice", Password: "pw-alice", PIN: "1234"}); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grantFor(t, s, "alice")
+	g.MaxUses = 2
+	tok, _, err := gs.Issue(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := gs.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gs.Use(opened); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open()
+	defer s.Close()
+	gs, err = NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err = gs.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.GrantUses(opened.ID[:], opened.Expires); err != nil || n != 1 {
+		t.Fatalf("uses after restart: %d %v, want 1", n, err)
+	}
+	if err := gs.Use(opened); err != nil {
+		t.Fatalf("second use: %v", err)
+	}
+	if err := gs.Use(opened); !errors.Is(err, ErrGrantUsed) {
+		t.Fatalf("third use of a two-use grant: %v", err)
+	}
+}
