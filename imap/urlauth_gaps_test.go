@@ -2,8 +2,10 @@ package imap
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/lemonvox/lemonvox/authlimit"
+	"github.com/lemonvox/lemonvox/vmstore"
 )
 
 // exact sends a command and checks the tagged reply (without its tag)
@@ -232,4 +235,52 @@ func authAttempts(t *testing.T, service, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestURLAuthAccessMatrix: who may redeem which access identifier over
+// IMAP. "authuser" is for any authorized user of the server (RFC 4467
+// s3), not for the submission entity (it redeems submit+<user>, RFC 4468
+// s3.3) nor a stream entity (it plays for callers who need not be users,
+// RFC 5616), nor a SASL ANONYMOUS session; "anonymous" for everyone;
+// user+bob only for bob; submit+alice only for the submission entity;
+// stream only for the stream entity.
+func TestURLAuthAccessMatrix(t *testing.T) {
+	e := newURLEnv(t, func(s *Server) { s.AllowAnonymous = true })
+	if _, err := e.store.CreateAccount(vmstore.AccountSpec{Name: "mediaserver", Password: testPass}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.raw()
+	a.login("alice")
+	exp := ";EXPIRE=" + time.Now().Add(30*time.Minute).UTC().Format(time.RFC3339)
+	urls := map[string]string{}
+	for _, acc := range []string{"authuser", "anonymous", "user+bob", "submit+alice", "stream"} {
+		x := ""
+		if acc == "anonymous" {
+			x = exp
+		}
+		urls[acc] = a.genurlauth(e.rump("/;SECTION=1" + x + ";URLAUTH=" + acc))
+	}
+	sessions := map[string]*rawClient{"alice": a}
+	for _, u := range []string{"bob", "submitter", "mediaserver"} {
+		sessions[u] = e.raw()
+		sessions[u].login(u)
+	}
+	anon := e.raw()
+	anon.ok("AUTHENTICATE ANONYMOUS %s", base64.StdEncoding.EncodeToString([]byte("x@example.net")))
+	sessions["(anonymous)"] = anon
+	allowed := map[string][]string{
+		"authuser":     {"alice", "bob"},
+		"anonymous":    {"alice", "bob", "submitter", "mediaserver", "(anonymous)"},
+		"user+bob":     {"bob"},
+		"submit+alice": {"submitter"},
+		"stream":       {"mediaserver"},
+	}
+	for acc, u := range urls {
+		for who, rc := range sessions {
+			got := rc.urlfetch(strconv.Quote(u), u)
+			if want := slices.Contains(allowed[acc], who); want != (got != "NIL") {
+				t.Errorf("%s redeemed by %s: %.40q, allowed %v", acc, who, got, want)
+			}
+		}
+	}
 }

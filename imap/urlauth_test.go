@@ -25,7 +25,7 @@ import (
 const urlHost = "vm.test"
 
 // urlEnv is a server with a URL resolver (host vm.test, a submission
-// identity "submitter"), a settable clock and a voice message of alice's.
+// identity "submitter", a stream identity "mediaserver"), a settable clock and a voice message of alice's.
 type urlEnv struct {
 	*testEnv
 	mu    sync.Mutex
@@ -64,7 +64,7 @@ func newURLEnv(t testing.TB, configure ...func(*Server)) *urlEnv {
 			f(s)
 		}
 		r := channel.NewResolver(s.Store, urlHost)
-		r.Roles = map[string][]string{"submit": {"submitter"}}
+		r.Roles = map[string][]string{"submit": {"submitter"}, "stream": {"mediaserver"}}
 		r.Now = func() time.Time { u.mu.Lock(); defer u.mu.Unlock(); return u.now }
 		s.URLResolver = r
 	})
