@@ -452,6 +452,15 @@ func (c *subConn) cmdMail(cmd command) {
 		c.writeReply(rep(552, 5, 3, 4, "Message size exceeds fixed maximum message size"))
 		return
 	}
+	if ok, err := c.s.maySendAs(c.user, addr); err != nil {
+		c.writeReply(rep(451, 4, 3, 0, "Temporary failure checking the sender"))
+		return
+	} else if !ok {
+		c.log.Info("submission sender refused", "user", c.user, "from", addr)
+		metricSubmissions.WithLabelValues("refused_sender").Inc()
+		c.writeReply(rep(553, 5, 7, 1, "Sender address not owned by the authenticated user "+c.user))
+		return
+	}
 	c.inTx, c.from, c.params = true, addr, mp
 	c.writeReply(rep(250, 2, 1, 0, "Sender OK"))
 }
