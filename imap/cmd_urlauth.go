@@ -20,8 +20,12 @@ package imap
 //     Nothing is returned unless every URL of the command is authorized.
 //   - URLFETCH BODYPARTSTRUCTURE describes the data as returned: decoded
 //     (encoding BINARY unless it was an identity one) when BINARY was
-//     asked, and with the size (and, for text, the lines) of the
-//     ;PARTIAL= range when there is one.
+//     asked, and with the size (and, for text and encapsulated messages,
+//     the lines) of the ;PARTIAL= range when there is one. A multipart
+//     has no size or lines of its own in BODYSTRUCTURE: its structure is
+//     that of the whole part, whatever range is returned, and BINARY of
+//     a multipart returns it as stored (its parts keep their encodings,
+//     which the structure shows).
 //   - ;PARTIAL= applies to the encoded octets for BODY and the simple form,
 //     to the decoded ones for BINARY (as FETCH BINARY<partial> does).
 
@@ -401,7 +405,7 @@ func (c *conn) urlFetchOne(r *channel.Resolver, req channel.Requester, a urlFetc
 		}
 	}
 	lines := int64(-1)
-	if a.bps && strings.EqualFold(part.Type, "text") {
+	if a.bps && (strings.EqualFold(part.Type, "text") || encapsulated(part.Node)) {
 		lines = c.xurlLines(res, part)
 	}
 	rd, n, err := res.Content(part)
@@ -463,6 +467,12 @@ func (c *conn) xurlLines(res *channel.Resolved, part *message.Part) int64 {
 	return lc.n
 }
 
+// encapsulated reports whether p is a message/rfc822 (or global) part
+// with its message: BODYSTRUCTURE gives it a size and lines.
+func encapsulated(p *vmstore.Part) bool {
+	return p != nil && strings.EqualFold(p.Type, "message") && (strings.EqualFold(p.Subtype, "rfc822") || strings.EqualFold(p.Subtype, "global")) && len(p.Parts) == 1
+}
+
 type lineCounter struct{ n int64 }
 
 func (l *lineCounter) Write(b []byte) (int, error) {
@@ -480,6 +490,20 @@ func (l *lineCounter) Write(b []byte) (int, error) {
 // encapsulated message, its structure.
 func (c *conn) writeURLPartStructure(res *channel.Resolved, part *message.Part, size int64, decoded bool, lines int64) {
 	single := part.Leaf || res.Section.Spec != "" && res.Section.Spec != message.SpecText
+	if _, _, partial := res.Partial(); partial && res.Section.Spec == "" && encapsulated(part.Node) {
+		// An encapsulated message cut by ;PARTIAL=: its structure,
+		// with the size and lines of the range returned, as a single
+		// part's are. (A multipart has no size or lines of its own:
+		// its structure describes the whole part, whatever range of
+		// it is returned.)
+		d := *part.Node
+		d.Body, d.End = 0, size
+		if lines >= 0 {
+			d.Lines = lines
+		}
+		c.writeBodyStructure(&d, true)
+		return
+	}
 	if !single && res.Section.Spec == message.SpecText && len(part.Node.Parts) == 1 {
 		// TEXT of a message: the structure of its body.
 		c.writeBodyStructure(&part.Node.Parts[0], true)

@@ -284,3 +284,41 @@ func TestURLAuthAccessMatrix(t *testing.T) {
 		}
 	}
 }
+
+// TestURLFetchBodyPartStructureMultipart: RFC 5524 BODYPARTSTRUCTURE of
+// multipart and encapsulated parts with ;PARTIAL= (RFC 5550 s5.7.1). A
+// multipart has no size of its own: its structure (children whole) is
+// given for any range of it, and BINARY returns it as stored (its parts
+// keep their encodings, as the structure says). A message/rfc822 part
+// and a leaf part cut by a range report the range's size and lines; a
+// BINARY leaf its decoded range with encoding BINARY.
+func TestURLFetchBodyPartStructureMultipart(t *testing.T) {
+	e := newURLEnv(t)
+	msg := "From: a@b\r\nSubject: nest\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n" +
+		"--o\r\nContent-Type: text/plain\r\n\r\nintro line\r\n" +
+		"--o\r\nContent-Type: multipart/alternative; boundary=\"i\"\r\n\r\n" +
+		"--i\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n" +
+		"--i\r\nContent-Type: text/html\r\n\r\n<p>hello world</p>\r\n--i--\r\n" +
+		"--o\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--o--\r\n"
+	uid := e.deposit("alice", "INBOX", msg)
+	a := e.raw()
+	a.login("alice")
+	const alt = `("TEXT" "PLAIN" NIL NIL NIL "BASE64" 16 0 NIL NIL NIL NIL)("TEXT" "HTML" NIL NIL NIL "7BIT" 18 0 NIL NIL NIL NIL) "ALTERNATIVE" ("boundary" "i") NIL NIL NIL`
+	const inner = `(NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL) ("TEXT" "PLAIN" NIL NIL NIL "7BIT" 10 0 NIL NIL NIL NIL)`
+	const whole = `(("TEXT" "PLAIN" NIL NIL NIL "7BIT" 10 0 NIL NIL NIL NIL)(` + alt + `)("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 28 ` + inner + ` 2 NIL NIL NIL NIL) "MIXED" ("boundary" "o") NIL NIL NIL)`
+	for _, c := range []struct{ rest, items, want string }{
+		{"/;SECTION=2/;PARTIAL=10.20", "BODYPARTSTRUCTURE BODY", `(BODYPARTSTRUCTURE (` + alt + `)) (BODY {20}` + "\r\nnt-Type: text/plain\r)"},
+		{"/;SECTION=2/;PARTIAL=10.20", "BODYPARTSTRUCTURE BINARY", `(BODYPARTSTRUCTURE (` + alt + `)) (BINARY {20}` + "\r\nnt-Type: text/plain\r)"},
+		{"/;PARTIAL=0.30", "BODYPARTSTRUCTURE BINARY", `(BODYPARTSTRUCTURE ` + whole + `) (BINARY {30}` + "\r\nFrom: a@b\r\nSubject: nest\r\nMIME)"},
+		{"/;SECTION=3", "BODYPARTSTRUCTURE BODY", `(BODYPARTSTRUCTURE ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 28 ` + inner + ` 2 NIL NIL NIL NIL)) (BODY {28}` + "\r\nSubject: inner\r\n\r\ninner body)"},
+		{"/;SECTION=3/;PARTIAL=2.5", "BODYPARTSTRUCTURE BODY", `(BODYPARTSTRUCTURE ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 5 ` + inner + ` 0 NIL NIL NIL NIL)) (BODY {5}` + "\r\nbject)"},
+		{"/;SECTION=3/;PARTIAL=0.18", "BODYPARTSTRUCTURE BINARY", `(BODYPARTSTRUCTURE ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 18 ` + inner + ` 2 NIL NIL NIL NIL)) (BINARY {18}` + "\r\nSubject: inner\r\n\r\n)"},
+		{"/;SECTION=2.1/;PARTIAL=1.3", "BODYPARTSTRUCTURE BODY", `(BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL "BASE64" 3 0 NIL NIL NIL NIL)) (BODY {3}` + "\r\nGVs)"},
+		{"/;SECTION=2.1/;PARTIAL=1.3", "BODYPARTSTRUCTURE BINARY", `(BODYPARTSTRUCTURE ("TEXT" "PLAIN" NIL NIL NIL "BINARY" 3 0 NIL NIL NIL NIL)) (BINARY {3}` + "\r\nell)"},
+	} {
+		u := a.genurlauth(fmt.Sprintf("imap://alice@%s/INBOX;UIDVALIDITY=%d/;UID=%d%s;URLAUTH=authuser", urlHost, e.uidv, uid, c.rest))
+		if got := a.urlfetch(fmt.Sprintf("(%q %s)", u, c.items), u); got != c.want {
+			t.Errorf("%s (%s):\n got %q\nwant %q", c.rest, c.items, got, c.want)
+		}
+	}
+}
