@@ -274,7 +274,7 @@ func (c *subConn) cmdHello(cmd command) {
 		return
 	}
 	lines := []string{c.s.Hostname + " greets " + c.helo, "PIPELINING", "ENHANCEDSTATUSCODES",
-		"8BITMIME", "BINARYMIME", "CHUNKING", "SIZE " + strconv.FormatInt(c.s.maxBytes(), 10)}
+		"8BITMIME", "BINARYMIME", "CHUNKING", "DSN", "SIZE " + strconv.FormatInt(c.s.maxBytes(), 10)}
 	if c.s.TLSConfig != nil && !c.tls {
 		lines = append(lines, "STARTTLS")
 	}
@@ -479,8 +479,9 @@ func (c *subConn) cmdRcpt(cmd command) {
 		c.writeReply(rep(501, 5, 1, 3, "Syntax: RCPT TO:<address>"))
 		return
 	}
-	if len(params) > 0 {
-		c.writeReply(rep(555, 5, 5, 4, "Unsupported RCPT parameter"))
+	dsn, perr := parseRcptParams(params)
+	if perr != nil {
+		c.writeReply(reply{perr.code, perr.enhanced, perr.msg})
 		return
 	}
 	if len(c.rcpts) >= c.s.maxRcpts() {
@@ -512,6 +513,7 @@ func (c *subConn) cmdRcpt(cmd command) {
 			}
 		}
 		c.rcpts = append(c.rcpts, rcpt{addr: addr, user: acct.Name})
+		c.params.dsn.keep(addr, dsn)
 		c.writeReply(rep(250, 2, 1, 5, "Recipient OK"))
 		return
 	}
@@ -520,6 +522,7 @@ func (c *subConn) cmdRcpt(cmd command) {
 		return
 	}
 	c.rcpts = append(c.rcpts, rcpt{addr: addr})
+	c.params.dsn.keep(addr, dsn)
 	c.writeReply(rep(250, 2, 1, 5, "Recipient OK (relayed)"))
 }
 
@@ -733,6 +736,10 @@ func (c *subConn) finish() {
 		return
 	}
 	env := envelope{user: c.user, from: c.from, rcpts: c.rcpts, body: c.params.body}
+	if !c.params.dsn.empty() {
+		d := c.params.dsn
+		env.dsn = &d
+	}
 	if c.params.hold {
 		env.release = c.params.releaseTime(time.Now())
 	}
