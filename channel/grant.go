@@ -83,6 +83,8 @@ type Grants struct {
 	aead cipher.AEAD
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Limiter, when set, counts invalid tokens given to OpenFrom.
+	Limiter FailureLimiter
 }
 
 // NewGrants derives the grant key from the store's "channel-grant" secret.

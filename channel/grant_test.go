@@ -2,7 +2,9 @@ package channel
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +240,64 @@ func TestGrantUsesSurviveRestart(t *testing.T) {
 	}
 	if err := gs.Use(opened); !errors.Is(err, ErrGrantUsed) {
 		t.Fatalf("third use of a two-use grant: %v", err)
+	}
+}
+
+type fakeLimiter struct {
+	throttle        bool
+	begun, failed   int
+	abandoned       int
+	services, accts []string
+}
+
+type fakeAttempt struct{ l *fakeLimiter }
+
+func (a fakeAttempt) Failed() time.Duration { a.l.failed++; return 0 }
+func (a fakeAttempt) Abandon()              { a.l.abandoned++ }
+
+func (l *fakeLimiter) Begin(_ context.Context, service string, _ netip.Addr, account string) (LimitedAttempt, error) {
+	l.begun++
+	l.services, l.accts = append(l.services, service), append(l.accts, account)
+	if l.throttle {
+		return nil, errors.New("throttled")
+	}
+	return fakeAttempt{l}, nil
+}
+
+// TestGrantOpenFromLimited: an invalid token presented to OpenFrom is a
+// failed credential of the address; a valid or merely expired one is not;
+// a throttled address is refused unchecked with an error that matches
+// ErrGrantInvalid.
+func TestGrantOpenFromLimited(t *testing.T) {
+	s := grantStore(t)
+	gs, err := NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := &fakeLimiter{}
+	gs.Limiter = lim
+	src := netip.MustParseAddr("192.0.2.7")
+	tok, _, err := gs.Issue(grantFor(t, s, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gs.OpenFrom(context.Background(), tok, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gs.OpenFrom(context.Background(), tok[:len(tok)-2]+"AA", src); !errors.Is(err, ErrGrantInvalid) {
+		t.Fatalf("tampered: %v", err)
+	}
+	now := time.Now()
+	gs.Now = func() time.Time { return now.Add(2 * time.Hour) }
+	if _, err := gs.OpenFrom(context.Background(), tok, src); !errors.Is(err, ErrGrantExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+	if lim.begun != 3 || lim.failed != 1 || lim.abandoned != 2 || lim.services[0] != "grant" {
+		t.Fatalf("limiter: %+v", lim)
+	}
+	lim.throttle = true
+	gs.Now = time.Now
+	if _, err := gs.OpenFrom(context.Background(), tok, src); !errors.Is(err, ErrGrantThrottled) || !errors.Is(err, ErrGrantInvalid) {
+		t.Fatalf("throttled: %v", err)
 	}
 }
