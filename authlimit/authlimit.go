@@ -354,6 +354,19 @@ func (a *Attempt) Succeeded() {
 	l.mu.Unlock()
 }
 
+// Abandon ends an attempt that neither proved nor disproved a credential
+// (a URLAUTH URL refused as expired or for the wrong role before its
+// token was looked at): it counts as neither a failure nor a success.
+func (a *Attempt) Abandon() {
+	if a == nil || a.done {
+		return
+	}
+	a.done = true
+	if !a.trusted {
+		a.release()
+	}
+}
+
 // Failures reports the failures counted for a source, an (account, source)
 // pair and an account from everywhere (metrics, tests, the admin API).
 func (l *Limiter) Failures(src netip.Addr, account string) (source, pair, acct int) {

@@ -158,7 +158,9 @@ type Requester struct {
 // Permits reports whether requester r may use a URL authorized for a:
 //
 //	anonymous      anyone, unauthenticated included
-//	authuser       any authenticated non-anonymous session
+//	authuser       any authenticated non-anonymous session of a user
+//	               acting for itself: not a submission or application
+//	               entity (see below)
 //	user+X         an authenticated session whose User is X
 //	submit+X       an authenticated submission entity acting for X (or
 //	               for anyone: OnBehalfOfAny)
@@ -167,12 +169,20 @@ type Requester struct {
 //
 // AccessNone permits nobody. User names are compared exactly: callers pass
 // the account's canonical name.
+//
+// "authuser" is limited to sessions logged in as an authorized user of
+// the server (RFC 4467 s3): a user of its own. Submission and application
+// entities (Submit, Applications) are not: they redeem URLs for others
+// (the submission server for its SMTP client, RFC 4468 s3.3, which names
+// the URLs meant for it submit+<user>; a media server for whoever placed
+// the call, RFC 5616), so letting them redeem "authuser" would hand such
+// URLs to people who are no authorized users at all.
 func (a Access) Permits(r Requester) bool {
 	switch a.Kind {
 	case AccessAnonymous:
 		return true
 	case AccessAuthUser:
-		return r.Authenticated
+		return r.Authenticated && !r.entity()
 	case AccessUser:
 		return r.Authenticated && a.User != "" && r.User == a.User
 	case AccessSubmit:
@@ -187,6 +197,9 @@ func (a Access) Permits(r Requester) bool {
 	}
 	return false
 }
+
+// entity reports whether r is a submission or application entity.
+func (r Requester) entity() bool { return r.Submit || len(r.Applications) > 0 || r.OnBehalfOfAny }
 
 // Permits is a.Permits(r).
 func Permits(a Access, r Requester) bool { return a.Permits(r) }

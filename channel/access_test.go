@@ -63,7 +63,9 @@ func TestPermits(t *testing.T) {
 	}{
 		{Access{}, [8]bool{}},
 		{Access{Kind: AccessAnonymous}, [8]bool{true, true, true, true, true, true, true, true}},
-		{Access{Kind: AccessAuthUser}, [8]bool{false, false, true, true, true, true, false, true}},
+		// authuser: users acting for themselves, not the submission or
+		// stream entities (RFC 4467 s3, RFC 4468 s3.3, RFC 5616).
+		{Access{Kind: AccessAuthUser}, [8]bool{false, false, true, true, false, false, false, false}},
 		{Access{Kind: AccessUser, User: "fred"}, [8]bool{false, false, false, true, true, false, false, true}},
 		{Access{Kind: AccessUser}, [8]bool{}},
 		{Access{Kind: AccessSubmit, User: "fred"}, [8]bool{false, false, false, false, true, false, false, false}},

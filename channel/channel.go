@@ -27,9 +27,10 @@
 //     a re-created account name never validates old URLs. The public
 //     host:port URLs name is [imap] url_host.
 //
-// # Not built yet
-//
-//   - CHANNEL grants (rtsp:// URLs for a body part) for streaming.
+//   - CHANNEL grants (grant.go): sealed, expiring playback tokens bound
+//     to the account identity and to the mailbox's URLAUTH access key
+//     (RESETKEY revokes them); uses counted durably in the store;
+//     OpenFrom counts invalid tokens in the shared failure limiter.
 //
 // # Implementation notes
 //

@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -24,6 +23,14 @@ import (
 // UID and section, and expires. Open refuses a grant whose account name
 // now belongs to another identity (deleted and created again), whose
 // mailbox was re-created, or whose message is gone.
+//
+// A grant is also bound to the mailbox's URLAUTH access key (RFC 4467
+// s3): it carries a MAC of its ID under that key (made on the first grant
+// when the mailbox has none), and Open recomputes it with the key the
+// mailbox has now. RESETKEY of the mailbox, or of all the account's
+// mailboxes, removes the key, so every CHANNEL URL handed out before it
+// stops working, as the URLAUTH URLs do (IMAP notes s9.2: "RESETKEY on
+// the mailbox revokes CHANNEL URLs too").
 
 // Grant errors (errors.Is).
 var (
@@ -55,11 +62,16 @@ type Grant struct {
 	Seen        bool // set \Seen when playback starts (CHANNEL SEEN option)
 	Resume      bool // start where the account's last playback stopped
 	ID          [8]byte
+
+	bind []byte // MAC of ID under the mailbox access key (Issue, Unseal)
 }
 
 // Grant limits.
 const (
-	grantVersion = 1
+	// grantVersion 2 carries the access-key binding; version 1 grants
+	// (at most MaxGrantLife old) are no longer accepted.
+	grantVersion  = 2
+	grantBindSize = 16
 	// MaxGrantLife bounds Expires (IMAP notes s9.2: server max 3600 s).
 	MaxGrantLife = time.Hour
 	maxGrantText = 1024
@@ -71,14 +83,8 @@ type Grants struct {
 	aead cipher.AEAD
 	// Now is the clock (tests).
 	Now func() time.Time
-
-	mu   sync.Mutex
-	uses map[[8]byte]grantUse
-}
-
-type grantUse struct {
-	n       int
-	expires time.Time
+	// Limiter, when set, counts invalid tokens given to OpenFrom.
+	Limiter FailureLimiter
 }
 
 // NewGrants derives the grant key from the store's "channel-grant" secret.
@@ -101,7 +107,7 @@ func newGrants(st *vmstore.Store, secret []byte) (*Grants, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Grants{st: st, aead: aead, Now: time.Now, uses: map[[8]byte]grantUse{}}, nil
+	return &Grants{st: st, aead: aead, Now: time.Now}, nil
 }
 
 // Issue seals g into a token (URL-safe base64, no padding). The account
@@ -127,6 +133,16 @@ func (gs *Grants) Issue(g Grant) (string, *Grant, error) {
 	if _, err := rand.Read(g.ID[:]); err != nil {
 		return "", nil, err
 	}
+	key, _, _, err := gs.st.URLAuthKey(g.User, g.AccountID, g.Mailbox)
+	switch {
+	case errors.Is(err, vmstore.ErrUnknownAccount):
+		return "", nil, ErrGrantRevoked
+	case errors.Is(err, vmstore.ErrNotFound):
+		return "", nil, ErrGrantGone
+	case err != nil:
+		return "", nil, err
+	}
+	bind := grantBind(key, g.ID)
 	p := make([]byte, 0, 64+len(g.User)+len(g.Mailbox)+len(g.Section))
 	p = binary.BigEndian.AppendUint64(p, g.AccountID)
 	p = binary.BigEndian.AppendUint32(p, g.UIDValidity)
@@ -142,6 +158,7 @@ func (gs *Grants) Issue(g Grant) (string, *Grant, error) {
 	}
 	p = append(p, flags)
 	p = append(p, g.ID[:]...)
+	p = append(p, bind...)
 	for _, s := range []string{g.User, g.Mailbox, g.Section} {
 		p = binary.BigEndian.AppendUint16(p, uint16(len(s)))
 		p = append(p, s...)
@@ -168,7 +185,7 @@ func (gs *Grants) Unseal(token string) (*Grant, error) {
 		return nil, ErrGrantInvalid
 	}
 	p, err := gs.aead.Open(nil, b[1:1+ns], b[1+ns:], b[:1])
-	if err != nil || len(p) < 35 {
+	if err != nil || len(p) < 35+grantBindSize {
 		return nil, ErrGrantInvalid
 	}
 	g := &Grant{
@@ -181,7 +198,8 @@ func (gs *Grants) Unseal(token string) (*Grant, error) {
 		Resume:      p[26]&2 != 0,
 	}
 	copy(g.ID[:], p[27:35])
-	p = p[35:]
+	g.bind = append([]byte(nil), p[35:35+grantBindSize]...)
+	p = p[35+grantBindSize:]
 	for _, s := range []*string{&g.User, &g.Mailbox, &g.Section} {
 		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p)) {
 			return nil, ErrGrantInvalid
@@ -220,28 +238,42 @@ func (gs *Grants) Open(token string) (*Grant, error) {
 	if _, err := gs.st.Message(mb.ID, g.UID); err != nil {
 		return nil, ErrGrantGone
 	}
+	// The mailbox's access key must still be the one the grant was
+	// issued under (RESETKEY removes it). The MAC is computed whether or
+	// not a key was found.
+	t, found, err := gs.st.URLAuthLookup(g.User, g.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if ok := hmac.Equal(grantBind(t.Key, g.ID), g.bind); !ok || !found || t.AccountID != g.AccountID || t.MailboxID != mb.ID {
+		return nil, ErrGrantRevoked
+	}
 	return g, nil
 }
 
-// Use counts one session opened with g; ErrGrantUsed once MaxUses were.
-// Counts are kept in memory until the grant expires.
-func (gs *Grants) Use(g *Grant) error {
-	gs.mu.Lock()
-	defer gs.mu.Unlock()
-	now := gs.Now()
-	if len(gs.uses) > 1024 {
-		for k, u := range gs.uses {
-			if !now.Before(u.expires) {
-				delete(gs.uses, k)
-			}
-		}
+// grantBind is the MAC that ties a grant to the mailbox access key it was
+// issued under; a nil key (none found) gives a MAC no grant carries.
+func grantBind(key []byte, id [8]byte) []byte {
+	if key == nil {
+		key = make([]byte, vmstore.URLAuthKeySize)
+		id[0] ^= 0xff
 	}
-	u := gs.uses[g.ID]
-	if u.n >= max(g.MaxUses, 1) {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("lemonvox CHANNEL grant binding"))
+	m.Write(id[:])
+	return m.Sum(nil)[:grantBindSize]
+}
+
+// Use counts one session opened with g; ErrGrantUsed once MaxUses were.
+// The counts are the store's (vmstore.UseGrant), durable before Use
+// returns and kept until the grant expires, so a restart does not give a
+// used-up grant (MAXUSES, default one session) its uses back.
+func (gs *Grants) Use(g *Grant) error {
+	err := gs.st.UseGrant(g.ID[:], g.Expires, g.MaxUses)
+	if errors.Is(err, vmstore.ErrGrantUsedUp) {
 		return ErrGrantUsed
 	}
-	gs.uses[g.ID] = grantUse{n: u.n + 1, expires: g.Expires}
-	return nil
+	return err
 }
 
 // HashToken names a token in logs (never log the token itself).

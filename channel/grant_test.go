@@ -2,7 +2,9 @@ package channel
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +153,151 @@ func FuzzGrantOpen(f *testing.F) {
 			t.Fatal("forged token accepted")
 		}
 	})
+}
+
+// TestGrantRevokedByResetKey: a grant carries a MAC under the mailbox's
+// URLAUTH access key; removing the key (RESETKEY of the mailbox or of all)
+// revokes it, and a new key does not bring it back.
+func TestGrantRevokedByResetKey(t *testing.T) {
+	s := grantStore(t)
+	gs, err := NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mailbox := range []string{"INBOX", ""} {
+		tok, _, err := gs.Issue(grantFor(t, s, "alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gs.Open(tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ResetURLAuthKeys("alice", 0, mailbox); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gs.Open(tok); !errors.Is(err, ErrGrantRevoked) {
+			t.Fatalf("after RESETKEY %q: %v", mailbox, err)
+		}
+		if _, _, _, err := s.URLAuthKey("alice", 0, "INBOX"); err != nil { // a new key
+			t.Fatal(err)
+		}
+		if _, err := gs.Open(tok); !errors.Is(err, ErrGrantRevoked) {
+			t.Fatalf("after RESETKEY %q and a new key: %v", mailbox, err)
+		}
+	}
+}
+
+// TestGrantUsesSurviveRestart: a grant's uses are counted in the store,
+// so a store closed and opened again (a restart) still refuses a grant
+// that opened its MaxUses sessions.
+func TestGrantUsesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *vmstore.Store {
+		s, err := vmstore.Open(vmstore.Options{Dir: dir, Hash: vmstore.HashParams{Time: 1, MemKiB: 64, Threads: 1}, GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	if _, err := s.CreateAccount(vmstore.AccountSpec{Name: "alice", Password: "pw-alice", PIN: "1234"}); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grantFor(t, s, "alice")
+	g.MaxUses = 2
+	tok, _, err := gs.Issue(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := gs.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gs.Use(opened); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open()
+	defer s.Close()
+	gs, err = NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err = gs.Open(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.GrantUses(opened.ID[:], opened.Expires); err != nil || n != 1 {
+		t.Fatalf("uses after restart: %d %v, want 1", n, err)
+	}
+	if err := gs.Use(opened); err != nil {
+		t.Fatalf("second use: %v", err)
+	}
+	if err := gs.Use(opened); !errors.Is(err, ErrGrantUsed) {
+		t.Fatalf("third use of a two-use grant: %v", err)
+	}
+}
+
+type fakeLimiter struct {
+	throttle        bool
+	begun, failed   int
+	abandoned       int
+	services, accts []string
+}
+
+type fakeAttempt struct{ l *fakeLimiter }
+
+func (a fakeAttempt) Failed() time.Duration { a.l.failed++; return 0 }
+func (a fakeAttempt) Abandon()              { a.l.abandoned++ }
+
+func (l *fakeLimiter) Begin(_ context.Context, service string, _ netip.Addr, account string) (LimitedAttempt, error) {
+	l.begun++
+	l.services, l.accts = append(l.services, service), append(l.accts, account)
+	if l.throttle {
+		return nil, errors.New("throttled")
+	}
+	return fakeAttempt{l}, nil
+}
+
+// TestGrantOpenFromLimited: an invalid token presented to OpenFrom is a
+// failed credential of the address; a valid or merely expired one is not;
+// a throttled address is refused unchecked with an error that matches
+// ErrGrantInvalid.
+func TestGrantOpenFromLimited(t *testing.T) {
+	s := grantStore(t)
+	gs, err := NewGrants(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := &fakeLimiter{}
+	gs.Limiter = lim
+	src := netip.MustParseAddr("192.0.2.7")
+	tok, _, err := gs.Issue(grantFor(t, s, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gs.OpenFrom(context.Background(), tok, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gs.OpenFrom(context.Background(), tok[:len(tok)-2]+"AA", src); !errors.Is(err, ErrGrantInvalid) {
+		t.Fatalf("tampered: %v", err)
+	}
+	now := time.Now()
+	gs.Now = func() time.Time { return now.Add(2 * time.Hour) }
+	if _, err := gs.OpenFrom(context.Background(), tok, src); !errors.Is(err, ErrGrantExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+	if lim.begun != 3 || lim.failed != 1 || lim.abandoned != 2 || lim.services[0] != "grant" {
+		t.Fatalf("limiter: %+v", lim)
+	}
+	lim.throttle = true
+	gs.Now = time.Now
+	if _, err := gs.OpenFrom(context.Background(), tok, src); !errors.Is(err, ErrGrantThrottled) || !errors.Is(err, ErrGrantInvalid) {
+		t.Fatalf("throttled: %v", err)
+	}
 }

@@ -44,6 +44,12 @@ var (
 	ErrGone = errors.New("channel: message or part no longer exists")
 	// ErrMechanism: a URLAUTH mechanism other than INTERNAL.
 	ErrMechanism = errors.New("channel: unsupported URLAUTH mechanism")
+	// ErrPolicy (GENURLAUTH): a valid URL the server's policy will not
+	// authorize, e.g. an anonymous URL without a near enough ;EXPIRE=.
+	// It matches ErrNotPermitted too. IMAP answers it NO, not BAD: the
+	// arguments are valid, the server "can't generate a URLAUTH" (RFC
+	// 4467 s7.1).
+	ErrPolicy = errors.New("channel: refused by policy")
 )
 
 // DefaultAnonymousMaxLifetime is the longest an anonymous URL may live
@@ -229,7 +235,7 @@ func (r *Resolver) AuthorizeURL(user, rump, mech string) (string, error) {
 // mailbox's access key on first use and returns the rump followed by
 // ":internal:<token>". Policy: an ;EXPIRE= in the past is ErrExpired;
 // "anonymous" needs an ;EXPIRE= within AnonymousMaxLifetime
-// (ErrNotPermitted); an RFC 5593 application not in Roles is ErrBadURL.
+// (ErrPolicy, which matches ErrNotPermitted too); an RFC 5593 application not in Roles is ErrBadURL.
 // The user named by user+, submit+ and <app>+ is not checked (RFC 4467
 // s9: a URL that can never validate is as good as a refusal).
 func (r *Resolver) Authorize(user string, u *URL, mech string) (string, error) {
@@ -266,7 +272,7 @@ func (r *Resolver) Authorize(user string, u *URL, mech string) (string, error) {
 	}
 	if u.Access.Kind == AccessAnonymous && r.anonMax() > 0 {
 		if u.Expire.IsZero() || u.Expire.After(now.Add(r.anonMax())) {
-			return "", fmt.Errorf("%w: anonymous URLs need an ;EXPIRE= at most %s ahead", ErrNotPermitted, r.anonMax())
+			return "", fmt.Errorf("%w: %w: anonymous URLs need an ;EXPIRE= at most %s ahead", ErrPolicy, ErrNotPermitted, r.anonMax())
 		}
 	}
 	mb, err := r.st.Mailbox(user, u.Mailbox)

@@ -127,7 +127,7 @@ func TestResolveAccessMatrix(t *testing.T) {
 		ok     map[string]bool
 	}{
 		{exp + ";URLAUTH=anonymous", map[string]bool{"alice": true, "bob": true, "anonymous": true, "submitter": true, "media": true}},
-		{";URLAUTH=authuser", map[string]bool{"alice": true, "bob": true, "submitter": true, "media": true}},
+		{";URLAUTH=authuser", map[string]bool{"alice": true, "bob": true}}, // not the submit and stream entities
 		{";URLAUTH=user+bob", map[string]bool{"bob": true}},
 		{";URLAUTH=submit+alice", map[string]bool{"submitter": true}},
 		{";URLAUTH=stream", map[string]bool{"media": true}},

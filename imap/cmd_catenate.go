@@ -378,7 +378,12 @@ func (c *conn) catURLs() URLOpener {
 // mailboxes and absolute URLs are BADURL.
 func (c *conn) openCatURL(raw string) (*catSource, error) {
 	if op := c.catURLs(); op != nil {
-		rc, size, err := op.OpenURL(c.srv.ctx, raw, c.user)
+		var rc io.ReadCloser
+		var size int64
+		err := c.limitedRedeem("catenate", func() (err error) {
+			rc, size, err = op.OpenURL(c.srv.ctx, raw, c.user)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -17,7 +17,10 @@ package imap
 // NIL; the command still succeeds. The tagged OK carries
 // [CHANNELEXPIRE <RFC 3339 time>], the earliest expiry of the URLs given.
 // RESUME (our option) asks the stream to start where the account's last
-// playback of the message stopped. URLs are bearer credentials: they are
+// playback of the message stopped. CONVERT: only the default conversion
+// (NIL, no parameters) is accepted; the codec is negotiated by the
+// playback server with the player, so an explicit target is NO [CANNOT]
+// (xchannelConvert). URLs are bearer credentials: they are
 // only handed out over TLS (or loopback) and never logged.
 
 import (
@@ -61,6 +64,7 @@ type channelOpts struct {
 	seen, resume    bool
 	convertTo       string
 	convertExplicit bool
+	convertParams   int
 }
 
 func (p *parser) xchannelOpts() channelOpts {
@@ -88,7 +92,7 @@ func (p *parser) xchannelOpts() channelOpts {
 			}
 			o.convertExplicit = true
 			if p.Consume(' ') {
-				p.xlist(func() { p.xastring(); p.xsp(); p.xastring() })
+				p.xlist(func() { p.xastring(); p.xsp(); p.xastring(); o.convertParams++ })
 			}
 			p.xexpect(')')
 		default:
@@ -124,8 +128,8 @@ func cmdChannel(c *conn, tag string, p *parser) {
 	if prefix == "" {
 		xusererrorf("CANNOT", "scheme %s not supported", scheme)
 	}
-	if o.convertExplicit && o.convertTo != "" && !strings.HasPrefix(o.convertTo, "audio/") {
-		xusererrorf("CANNOT", "streams are audio; cannot convert to %s", o.convertTo)
+	if o.convertExplicit {
+		xchannelConvert(o)
 	}
 	if !c.isTLS && !c.plaintextAuthAllowed() {
 		xusererrorf("PRIVACYREQUIRED", "CHANNEL URLs are given over TLS only")
@@ -195,6 +199,45 @@ func cmdChannel(c *conn, tag string, p *parser) {
 	if !earliest.IsZero() {
 		c.okText = fmt.Sprintf("[CHANNELEXPIRE %s] %s completed", earliest.UTC().Format(time.RFC3339), c.cmd)
 	}
+}
+
+// xchannelConvert checks the CONVERT option of CHANNEL. The stream's
+// codec is chosen by the playback server for the player (RTSP DESCRIBE,
+// SIP and WHEP offer/answer), not by the grant, so only the default
+// conversion (RFC 5259 s5: NIL, "the server chooses") without parameters
+// can be honoured. Anything else is refused for the whole command rather
+// than ignored: a malformed media type is BAD (RFC 5259 s5 SHOULD), a
+// well-formed one NO [CANNOT] (RFC 5530: it can never succeed here), as
+// are conversion parameters (RFC 5259 forbids ignoring them).
+func xchannelConvert(o channelOpts) {
+	if o.convertTo != "" {
+		typ, sub, ok := strings.Cut(o.convertTo, "/")
+		if !ok || !isMediaToken(typ) || !isMediaToken(sub) {
+			xsyntaxf("CONVERT: %q is not a type/subtype media type", o.convertTo)
+		}
+		if typ != "audio" {
+			xusererrorf("CANNOT", "streams are audio; cannot convert to %s", o.convertTo)
+		}
+		xusererrorf("CANNOT", "CHANNEL does not convert to %s: the player and the playback server negotiate the codec; use CONVERT (NIL) or no CONVERT", o.convertTo)
+	}
+	if o.convertParams > 0 {
+		xusererrorf("CANNOT", "CHANNEL CONVERT takes no conversion parameters")
+	}
+}
+
+// isMediaToken reports whether s is an RFC 2045 token (a media type or
+// subtype name).
+func isMediaToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // playable reports whether a section is a single audio part.

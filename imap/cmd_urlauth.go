@@ -11,16 +11,21 @@ package imap
 //     in its own "* URLFETCH url NIL" (one response per URL, streamed);
 //     only a syntax error is BAD, before any response, and only a store
 //     failure is NO.
-//   - GENURLAUTH: a malformed URL, one that is not a URLAUTH rump and an
-//     unsupported mechanism are BAD (arguments invalid); what cannot be
-//     authorized (another user's or server's mailbox, no such mailbox,
-//     message or section, an expiry in the past, an anonymous URL without
-//     a near enough expiry) is NO with a response code. Nothing is
-//     returned unless every URL of the command is authorized.
+//   - GENURLAUTH: every URL that fails validation is tagged BAD, as RFC
+//     4467 s7.1 requires: malformed, not a URLAUTH rump, an unsupported
+//     mechanism, another server or another user's mailbox, no such
+//     mailbox, message or section, an ;EXPIRE= in the past. Only the
+//     anonymous-lifetime policy (an anonymous URL without a near enough
+//     ;EXPIRE=) is NO [CANNOT], and a store failure NO [SERVERBUG].
+//     Nothing is returned unless every URL of the command is authorized.
 //   - URLFETCH BODYPARTSTRUCTURE describes the data as returned: decoded
 //     (encoding BINARY unless it was an identity one) when BINARY was
-//     asked, and with the size (and, for text, the lines) of the
-//     ;PARTIAL= range when there is one.
+//     asked, and with the size (and, for text and encapsulated messages,
+//     the lines) of the ;PARTIAL= range when there is one. A multipart
+//     has no size or lines of its own in BODYSTRUCTURE: its structure is
+//     that of the whole part, whatever range is returned, and BINARY of
+//     a multipart returns it as stored (its parts keep their encodings,
+//     which the structure shows).
 //   - ;PARTIAL= applies to the encoded octets for BODY and the simple form,
 //     to the decoded ones for BINARY (as FETCH BINARY<partial> does).
 
@@ -28,6 +33,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -35,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/vmstore"
 	"github.com/lemonvox/lemonvox/vmstore/message"
@@ -42,7 +49,7 @@ import (
 
 var metricURLAuth = promauto.NewCounterVec(prometheus.CounterOpts{
 	Name: "lemonvox_imap_urlauth_total",
-	Help: "URLAUTH operations by command (genurlauth, resetkey, urlfetch) and result (ok, refused, nil).",
+	Help: "URLAUTH operations by command (genurlauth, resetkey, urlfetch) and result (ok, bad, refused, error, nil; urlfetch: badtoken, throttled).",
 }, []string{"cmd", "result"})
 
 func init() {
@@ -135,7 +142,7 @@ func cmdGenURLAuth(c *conn, tag string, p *parser) {
 	for _, pr := range pairs {
 		u, err := r.AuthorizeURL(c.user, pr.rump, pr.mech)
 		if err != nil {
-			xurlauthErr(err)
+			xgenurlauthErr(err)
 		}
 		out = append(out, u)
 	}
@@ -147,30 +154,64 @@ func cmdGenURLAuth(c *conn, tag string, p *parser) {
 	c.enc.CRLF()
 }
 
-// xurlauthErr raises the answer to a GENURLAUTH or RESETKEY failure.
-func xurlauthErr(err error) {
-	metricURLAuth.WithLabelValues("genurlauth", "refused").Inc()
+// xgenurlauthErr raises the answer to a GENURLAUTH failure. RFC 4467
+// s7.1 (BASE.6.3.GENURLAUTH) lists what the server MUST validate (the
+// mailbox exists; the URL names the owner of the key table, which the
+// logged-in user must own; a valid access identifier and mechanism; MAY:
+// the UID and section) and says: "If any of the above checks fail, the
+// server MUST return a tagged BAD response". So every refusal of the
+// URL is BAD, and none of the URLs of the command is returned. NO ("can't
+// generate a URLAUTH") is left for what is not the URL's fault: the
+// anonymous-lifetime policy and the store's failures.
+func xgenurlauthErr(err error) {
+	result := "bad"
+	defer func() { metricURLAuth.WithLabelValues("genurlauth", result).Inc() }()
 	switch {
+	case errors.Is(err, channel.ErrPolicy):
+		result = "refused"
+		xusererrorf("CANNOT", "%s", reasonOf(err, channel.ErrPolicy, channel.ErrNotPermitted))
 	case errors.Is(err, channel.ErrMechanism):
 		xsyntaxf("unsupported URLAUTH mechanism (INTERNAL only)")
 	case errors.Is(err, channel.ErrNotPart):
 		xsyntaxf("URLAUTH is only for a message or a part of one (;UID= missing)")
 	case errors.Is(err, channel.ErrBadAccess):
-		xsyntaxf("invalid or unknown access identifier")
+		xsyntaxf("invalid access identifier: %s", urlErrText(err))
 	case errors.Is(err, channel.ErrBadURL):
 		xsyntaxf("not a URLAUTH rump URL: %s", urlErrText(err))
 	case errors.Is(err, channel.ErrNotOurs):
-		xusererrorf("NOPERM", "URL names another server")
+		xsyntaxf("the URL names another server")
 	case errors.Is(err, channel.ErrNotPermitted):
-		xusererrorf("NOPERM", "%s", strings.TrimPrefix(err.Error(), channel.ErrNotPermitted.Error()+": "))
+		xsyntaxf("%s", reasonOf(err, channel.ErrNotPermitted))
 	case errors.Is(err, channel.ErrExpired):
-		xusererrorf("EXPIRED", "the URL's ;EXPIRE= is in the past")
-	case errors.Is(err, channel.ErrGone):
-		xusererrorf("NONEXISTENT", "no such mailbox, message or part")
-	case errors.Is(err, vmstore.ErrNotFound):
+		xsyntaxf("the URL's ;EXPIRE= is in the past")
+	case errors.Is(err, channel.ErrGone), errors.Is(err, vmstore.ErrNotFound):
+		xsyntaxf("no such mailbox, message or part")
+	}
+	result = "error"
+	xcheckf(err, "GENURLAUTH")
+}
+
+// xresetkeyErr raises the answer to a RESETKEY failure: "NO - RESETKEY
+// error: can't change key of that mailbox" (RFC 4467 s7.1,
+// BASE.6.3.RESETKEY); an unsupported mechanism is BAD.
+func xresetkeyErr(err error) {
+	metricURLAuth.WithLabelValues("resetkey", "refused").Inc()
+	switch {
+	case errors.Is(err, channel.ErrMechanism):
+		xsyntaxf("unsupported URLAUTH mechanism (INTERNAL only)")
+	case errors.Is(err, channel.ErrGone), errors.Is(err, vmstore.ErrNotFound):
 		xusererrorf("NONEXISTENT", "no such mailbox")
 	}
-	xcheckf(err, "URLAUTH")
+	xcheckf(err, "RESETKEY")
+}
+
+// reasonOf is err's text without the words of the sentinels it wraps.
+func reasonOf(err error, sentinels ...error) string {
+	s := err.Error()
+	for _, e := range sentinels {
+		s = strings.TrimPrefix(s, e.Error()+": ")
+	}
+	return s
 }
 
 // urlErrText is the reason of a URL error, without the sentinel's words.
@@ -196,7 +237,7 @@ func cmdResetKey(c *conn, tag string, p *parser) {
 	}
 	p.xend()
 	if err := r.Reset(c.user, mailbox, ""); err != nil {
-		xurlauthErr(err)
+		xresetkeyErr(err)
 	}
 	metricURLAuth.WithLabelValues("resetkey", "ok").Inc()
 	if mailbox == "" {
@@ -281,8 +322,52 @@ func refusal(err error) bool {
 	return false
 }
 
+// errURLThrottled: the client's address has too many failed URL
+// authorizations queued; the URL was not checked. It matches
+// channel.ErrBadToken, so it is answered as a URL that does not verify.
+var errURLThrottled = fmt.Errorf("%w: too many failed URL authorizations from this address, try later", channel.ErrBadToken)
+
+// limitedRedeem runs redeem, which checks a URLAUTH token (URLFETCH,
+// CATENATE), under the shared authentication limiter: a token that does
+// not verify (channel.ErrBadToken) counts as a failed credential against
+// the client's address and (account, address), as a failed LOGIN does,
+// so guessing tokens is slowed down as guessing passwords is (RFC 4467
+// s10: "progressively longer delays on multiple URL requests that fail
+// validation"); a source with too many attempts queued gets
+// errURLThrottled without its URL being checked. Other outcomes count
+// neither way: a refusal before the token is looked at (expired, wrong
+// role) proves nothing, and a valid token does not make earlier wrong
+// ones innocent. Tokens are compared in constant time by the resolver;
+// the URL itself is a credential and is never logged.
+func (c *conn) limitedRedeem(cmd string, redeem func() error) error {
+	user := c.user
+	if c.anonymous {
+		user = ""
+	}
+	ip := remoteIP(c.nc.RemoteAddr())
+	att, err := c.srv.AuthLimiter.Begin(c.srv.ctx, "urlauth", authlimit.AddrOf(c.nc.RemoteAddr()), user)
+	if err != nil {
+		metricURLAuth.WithLabelValues(cmd, "throttled").Inc()
+		c.log.Info("url authorization throttled", "cmd", cmd, "user", user, "ip", ip, "err", err)
+		return errURLThrottled
+	}
+	err = redeem()
+	if errors.Is(err, channel.ErrBadToken) {
+		metricURLAuth.WithLabelValues(cmd, "badtoken").Inc()
+		c.log.Info("url authorization failed: token does not verify", "cmd", cmd, "user", user, "ip", ip)
+		att.Failed()
+	} else {
+		att.Abandon()
+	}
+	return err
+}
+
 func (c *conn) urlFetchOne(r *channel.Resolver, req channel.Requester, a urlFetchArg) {
-	res, err := r.ResolveURL(context.Background(), a.url, req)
+	var res *channel.Resolved
+	err := c.limitedRedeem("urlfetch", func() (err error) {
+		res, err = r.ResolveURL(context.Background(), a.url, req)
+		return err
+	})
 	if err != nil {
 		if !refusal(err) {
 			xcheckf(err, "URLFETCH")
@@ -320,7 +405,7 @@ func (c *conn) urlFetchOne(r *channel.Resolver, req channel.Requester, a urlFetc
 		}
 	}
 	lines := int64(-1)
-	if a.bps && strings.EqualFold(part.Type, "text") {
+	if a.bps && (strings.EqualFold(part.Type, "text") || encapsulated(part.Node)) {
 		lines = c.xurlLines(res, part)
 	}
 	rd, n, err := res.Content(part)
@@ -382,6 +467,12 @@ func (c *conn) xurlLines(res *channel.Resolved, part *message.Part) int64 {
 	return lc.n
 }
 
+// encapsulated reports whether p is a message/rfc822 (or global) part
+// with its message: BODYSTRUCTURE gives it a size and lines.
+func encapsulated(p *vmstore.Part) bool {
+	return p != nil && strings.EqualFold(p.Type, "message") && (strings.EqualFold(p.Subtype, "rfc822") || strings.EqualFold(p.Subtype, "global")) && len(p.Parts) == 1
+}
+
 type lineCounter struct{ n int64 }
 
 func (l *lineCounter) Write(b []byte) (int, error) {
@@ -399,6 +490,20 @@ func (l *lineCounter) Write(b []byte) (int, error) {
 // encapsulated message, its structure.
 func (c *conn) writeURLPartStructure(res *channel.Resolved, part *message.Part, size int64, decoded bool, lines int64) {
 	single := part.Leaf || res.Section.Spec != "" && res.Section.Spec != message.SpecText
+	if _, _, partial := res.Partial(); partial && res.Section.Spec == "" && encapsulated(part.Node) {
+		// An encapsulated message cut by ;PARTIAL=: its structure,
+		// with the size and lines of the range returned, as a single
+		// part's are. (A multipart has no size or lines of its own:
+		// its structure describes the whole part, whatever range of
+		// it is returned.)
+		d := *part.Node
+		d.Body, d.End = 0, size
+		if lines >= 0 {
+			d.Lines = lines
+		}
+		c.writeBodyStructure(&d, true)
+		return
+	}
 	if !single && res.Section.Spec == message.SpecText && len(part.Node.Parts) == 1 {
 		// TEXT of a message: the structure of its body.
 		c.writeBodyStructure(&part.Node.Parts[0], true)

@@ -2,11 +2,14 @@ package imap
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lemonvox/lemonvox/authlimit"
 )
 
 // FuzzURLAuthCommand feeds arbitrary GENURLAUTH, RESETKEY and URLFETCH
@@ -14,7 +17,11 @@ import (
 // (a NIL per URL that does not resolve), BAD or NO, never a panic nor NO
 // [SERVERBUG]. Seeds: testdata/fuzz/FuzzURLAuthCommand and the lines below.
 func FuzzURLAuthCommand(f *testing.F) {
-	e := newURLEnv(f)
+	// Wrong tokens count in the authentication limiter; its delays are
+	// not slept here, or the seeds' failures would add up to a hang.
+	e := newURLEnv(f, func(s *Server) {
+		s.AuthLimiter = authlimit.New(authlimit.Config{Sleep: func(context.Context, time.Duration) error { return nil }})
+	})
 	good := "imap://alice@vm.test/INBOX/;UID=1/;SECTION=2;URLAUTH=anonymous:internal:02" + string(bytes.Repeat([]byte("ab"), 32))
 	for _, s := range []string{
 		"a GENURLAUTH \"imap://alice@vm.test/INBOX/;UID=1/;SECTION=2;URLAUTH=user+bob\" INTERNAL\r\n",

@@ -25,7 +25,7 @@ import (
 const urlHost = "vm.test"
 
 // urlEnv is a server with a URL resolver (host vm.test, a submission
-// identity "submitter"), a settable clock and a voice message of alice's.
+// identity "submitter", a stream identity "mediaserver"), a settable clock and a voice message of alice's.
 type urlEnv struct {
 	*testEnv
 	mu    sync.Mutex
@@ -64,7 +64,7 @@ func newURLEnv(t testing.TB, configure ...func(*Server)) *urlEnv {
 			f(s)
 		}
 		r := channel.NewResolver(s.Store, urlHost)
-		r.Roles = map[string][]string{"submit": {"submitter"}}
+		r.Roles = map[string][]string{"submit": {"submitter"}, "stream": {"mediaserver"}}
 		r.Now = func() time.Time { u.mu.Lock(); defer u.mu.Unlock(); return u.now }
 		s.URLResolver = r
 	})
@@ -263,18 +263,22 @@ func TestURLAuthOverSocket(t *testing.T) {
 			t.Errorf("%s: %s", bad, tagged)
 		}
 	}
-	// GENURLAUTH that cannot be done: NO, and nothing returned.
-	for _, no := range []string{
+	// GENURLAUTH of URLs that fail validation: BAD (RFC 4467 s7.1), and
+	// nothing returned; TestGenURLAuthResponses has the exact replies.
+	b.ok("NOOP") // ten BADs in a row end the connection
+	for _, bad := range []string{
 		fmt.Sprintf("GENURLAUTH %q INTERNAL", e.rump(";URLAUTH=authuser")), // alice's mailbox, bob asks
 		fmt.Sprintf("GENURLAUTH %q INTERNAL", strings.Replace(e.rump(";URLAUTH=authuser"), "alice@", "bob@", 1)),
 		fmt.Sprintf("GENURLAUTH %q INTERNAL", strings.Replace(e.rump(";URLAUTH=authuser"), urlHost, "other.test", 1)),
-		"RESETKEY NoSuchBox",
 	} {
-		if lines, tagged := b.cmd("%s", no); !strings.Contains(tagged, " NO ") || len(lines) != 0 {
-			t.Errorf("%s: %s %q", no, tagged, lines)
+		if lines, tagged := b.cmd("%s", bad); !strings.Contains(tagged, " BAD ") || len(lines) != 0 {
+			t.Errorf("%s: %s %q", bad, tagged, lines)
 		}
 	}
-	if _, tagged := a.cmd("GENURLAUTH %q INTERNAL %q INTERNAL", e.rump(";URLAUTH=authuser"), e.rump(";EXPIRE=2001-01-01T00:00:00Z;URLAUTH=authuser")); !strings.Contains(tagged, " NO [EXPIRED]") {
+	if lines, tagged := b.cmd("RESETKEY NoSuchBox"); !strings.Contains(tagged, " NO [NONEXISTENT]") || len(lines) != 0 {
+		t.Errorf("RESETKEY NoSuchBox: %s %q", tagged, lines)
+	}
+	if _, tagged := a.cmd("GENURLAUTH %q INTERNAL %q INTERNAL", e.rump(";URLAUTH=authuser"), e.rump(";EXPIRE=2001-01-01T00:00:00Z;URLAUTH=authuser")); !strings.Contains(tagged, " BAD ") {
 		t.Errorf("GENURLAUTH with an expired URL: %s", tagged)
 	}
 	// SELECT announces the mechanism.

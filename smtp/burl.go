@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 
 	"github.com/lemonvox/lemonvox/channel"
 )
@@ -52,7 +53,7 @@ func (f Fetchers) FetchURL(ctx context.Context, u *channel.URL, user string) (io
 }
 
 // fetchInto appends what url names to the spool, or returns the refusal.
-func (s *Submission) fetchInto(ctx context.Context, sp *spool, raw, user, body string, log *slog.Logger) *reply {
+func (s *Submission) fetchInto(ctx context.Context, sp *spool, raw, user, body string, src netip.Addr, log *slog.Logger) *reply {
 	u, err := channel.Parse(raw)
 	if err != nil {
 		metricBURL.WithLabelValues("local", "error").Inc()
@@ -79,7 +80,25 @@ func (s *Submission) fetchInto(ctx context.Context, sp *spool, raw, user, body s
 		r := rep(554, 5, 6, 6, "IMAP URL resolution failed: the URL is not authorized for submit+"+user)
 		return &r
 	}
+	// The token is a credential: a wrong one counts in the shared
+	// authentication limiter against the client's address and (account,
+	// address), as a failed AUTH does (RFC 4467 s10, RFC 4468 s8 "rate
+	// limits"); an address with too many queued is refused unchecked.
+	att, lerr := s.AuthLimiter.Begin(ctx, "burl", src, user)
+	if lerr != nil {
+		metricBURL.WithLabelValues("any", "throttled").Inc()
+		log.Info("BURL throttled", "user", user, "err", lerr)
+		r := rep(451, 4, 7, 0, "Too many failed URL authorizations from your address, try again later")
+		return &r
+	}
 	rc, err := s.Fetcher.FetchURL(ctx, u, user)
+	if errors.Is(err, channel.ErrBadToken) || errors.Is(err, errRemoteNIL) {
+		metricBURL.WithLabelValues("any", "badtoken").Inc()
+		log.Info("BURL URL authorization failed: token does not verify", "user", user)
+		att.Failed()
+	} else {
+		att.Abandon()
+	}
 	if err != nil {
 		metricBURL.WithLabelValues("any", "error").Inc()
 		log.Info("BURL refused", "user", user, "err", err)

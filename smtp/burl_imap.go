@@ -34,6 +34,10 @@ type IMAPFetcher struct {
 	MaxBytes int64
 }
 
+// errRemoteNIL: the other server answered the URL NIL, for a reason it
+// does not tell (a wrong token among them).
+var errRemoteNIL = fmt.Errorf("%w: the IMAP server answered NIL", ErrURLRefused)
+
 // FetchURL implements URLFetcher. The returned reader streams the
 // URLFETCH literal; Close ends the session.
 func (f *IMAPFetcher) FetchURL(ctx context.Context, u *channel.URL, user string) (io.ReadCloser, error) {
@@ -217,7 +221,7 @@ func (f *IMAPFetcher) session(ctx context.Context, c *imapConn, cfg *tls.Config,
 	case nilAnswer || strings.HasPrefix(r, "OK"):
 		c.cmd("LOGOUT", nil)
 		c.nc.Close()
-		return nil, fmt.Errorf("%w: the IMAP server answered NIL", ErrURLRefused)
+		return nil, errRemoteNIL
 	}
 	c.cmd("LOGOUT", nil)
 	c.nc.Close()

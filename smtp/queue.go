@@ -22,7 +22,8 @@ type envelope struct {
 	from    string
 	rcpts   []rcpt
 	body    string
-	release time.Time // zero: now
+	release time.Time  // zero: now
+	dsn     *dsnParams // RFC 3461 parameters; nil: none
 }
 
 // failure is a recipient that will not get the message.
@@ -46,7 +47,7 @@ func (s *Submission) submit(env envelope, sp *spool) reply {
 		e, err := s.Store.Enqueue(vmstore.DepositReq{User: env.user, Mailbox: vmstore.OutboxMailbox, Body: sp.reader(),
 			Service: listenerName, Flags: []string{"\\Seen"}},
 			vmstore.QueueEntry{From: env.from, Rcpts: rcptStrings(env.rcpts), Release: env.release, Body: env.body,
-				Hold: true, SentCopy: true})
+				Hold: true, SentCopy: true, DSN: env.dsn.marshal()})
 		if err != nil {
 			metricSubmissions.WithLabelValues("refused").Inc()
 			s.Logger.Warn("submission hold", "user", env.user, "err", err)
@@ -166,7 +167,7 @@ func (s *Submission) deliverNow(env envelope, body io.ReaderAt, size int64) outc
 			return out
 		}
 		addrs := rcptStrings(remote)
-		refused, err := s.Relay.Send(s.Hostname, env.from, addrs, env.body, io.NewSectionReader(body, 0, size), size)
+		refused, err := s.Relay.SendDSN(s.Hostname, env.from, addrs, env.body, io.NewSectionReader(body, 0, size), size, env.dsn)
 		var whole *RelayError
 		if err != nil {
 			errors.As(err, &whole)
@@ -202,7 +203,7 @@ func (s *Submission) retryLater(env envelope, rs []rcpt, why reply, sp *spool, a
 	_, err := s.Store.Enqueue(vmstore.DepositReq{User: env.user, Mailbox: vmstore.OutboxMailbox, Body: sp.reader(),
 		Service: listenerName, Flags: []string{"\\Seen"}},
 		vmstore.QueueEntry{From: env.from, Rcpts: rcptStrings(rs), Release: time.Now().Add(orDur(s.RetryInterval, 5*time.Minute)),
-			Body: env.body, Attempts: attempts, LastError: why.String()})
+			Body: env.body, Attempts: attempts, LastError: why.String(), DSN: env.dsn.marshal()})
 	if err != nil {
 		// Nothing is left to try again with: tell the sender.
 		s.Logger.Warn("submission queue for retry", "user", env.user, "err", err)
@@ -249,7 +250,18 @@ func (s *Submission) sentCopy(user string, body interface {
 // the message: a delivery status notification (RFC 3464) with the
 // original header.
 func (s *Submission) bounce(env envelope, fs []failure, body io.ReaderAt) {
-	if len(fs) == 0 {
+	// RFC 3461 s4.1: a recipient with NOTIFY=NEVER, or a NOTIFY without
+	// FAILURE, gets no failure report.
+	var keep []failure
+	for _, f := range fs {
+		if env.dsn.rcpt(f.addr).wantsFailure() {
+			keep = append(keep, f)
+		} else {
+			s.Logger.Info("submission failure not reported (NOTIFY)", "user", env.user, "rcpt", f.addr)
+		}
+	}
+	fs = keep
+	if len(fs) == 0 || env.from == "" {
 		return
 	}
 	metricQueue.WithLabelValues("bounced").Inc()
@@ -271,14 +283,31 @@ func (s *Submission) bounce(env envelope, fs []failure, body io.ReaderAt) {
 		fmt.Fprintf(&b, "  <%s>: %s\r\n", sanitizeHeader(f.addr), sanitizeHeader(f.r.String()))
 	}
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
+	if env.dsn != nil && env.dsn.EnvID != "" {
+		fmt.Fprintf(&b, "Original-Envelope-Id: %s\r\n", encodeXtext(env.dsn.EnvID))
+	}
 	fmt.Fprintf(&b, "Reporting-MTA: dns; %s\r\nArrival-Date: %s\r\n", s.Hostname, now.Format(time.RFC1123Z))
 	for _, f := range fs {
-		fmt.Fprintf(&b, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %d.%d.%d\r\n", sanitizeHeader(f.addr),
+		b.WriteString("\r\n")
+		if r := env.dsn.rcpt(f.addr); r.ORcpt != "" {
+			fmt.Fprintf(&b, "Original-Recipient: %s;%s\r\n", r.ORcptType, encodeXtext(r.ORcpt))
+		}
+		fmt.Fprintf(&b, "Final-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %d.%d.%d\r\n", sanitizeHeader(f.addr),
 			max(f.r.enhanced[0], 5), f.r.enhanced[1], f.r.enhanced[2])
 		fmt.Fprintf(&b, "Diagnostic-Code: smtp; %s\r\n", sanitizeHeader(f.r.String()))
 	}
-	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
-	b.Write(hdr)
+	if env.dsn != nil && env.dsn.Ret == "FULL" {
+		// RET=FULL (RFC 3461 s4.3): the whole message comes back.
+		fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: message/rfc822\r\n\r\n", boundary)
+		if sp, ok := body.(*spool); ok {
+			io.Copy(&b, io.NewSectionReader(sp, 0, sp.size))
+		} else {
+			b.Write(hdr)
+		}
+	} else {
+		fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
+		b.Write(hdr)
+	}
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	if _, err := s.Store.Deposit(vmstore.DepositReq{User: env.user, Body: &b, Service: listenerName}); err != nil {
 		s.Logger.Warn("submission bounce", "user", env.user, "err", err)
@@ -403,7 +432,7 @@ func (q *scheduler) release(e vmstore.QueueEntry) {
 		s.Logger.Warn("submission queue: reading message", "id", e.ID, "err", err)
 		return
 	}
-	env := envelope{user: e.User, from: e.From, body: e.Body}
+	env := envelope{user: e.User, from: e.From, body: e.Body, dsn: unmarshalDSN(e.DSN)}
 	for _, a := range e.Rcpts {
 		r := rcpt{addr: a}
 		local, dom := splitAddress(a)

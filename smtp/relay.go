@@ -69,10 +69,17 @@ func relayErr(err error, rcpt string) *RelayError {
 // and an error for the whole message; with a whole-message error nothing
 // was delivered.
 func (r *Relay) Send(hello, from string, rcpts []string, body string, msg io.Reader, size int64) (refused []*RelayError, err error) {
+	return r.SendDSN(hello, from, rcpts, body, msg, size, nil)
+}
+
+// SendDSN is Send with the transaction's RFC 3461 parameters, which go to
+// the smarthost when it announces DSN (and are dropped otherwise: RFC
+// 3461 s4 leaves the reporting to this server then).
+func (r *Relay) SendDSN(hello, from string, rcpts []string, body string, msg io.Reader, size int64, dsn *dsnParams) (refused []*RelayError, err error) {
 	if body == "BINARYMIME" {
 		// go-smtp's client has DATA only, which cannot carry binary
 		// content unaltered.
-		return r.sendBinary(hello, from, rcpts, msg, size)
+		return r.sendBinary(hello, from, rcpts, msg, size, dsn)
 	}
 	timeout := orDur(r.Timeout, 2*time.Minute)
 	conn, err := net.DialTimeout("tcp", r.Addr, timeout)
@@ -106,12 +113,13 @@ func (r *Relay) Send(hello, from string, rcpts []string, body string, msg io.Rea
 		}
 	}
 	opts := &gosmtp.MailOptions{Size: size}
+	dsn.mailOptions(opts)
 	if err := c.Mail(from, opts); err != nil {
 		return nil, relayErr(err, "")
 	}
 	ok := 0
 	for _, rc := range rcpts {
-		if err := c.Rcpt(rc, nil); err != nil {
+		if err := c.Rcpt(rc, dsn.rcptOptions(rc)); err != nil {
 			refused = append(refused, relayErr(err, rc))
 			continue
 		}
@@ -145,7 +153,7 @@ func orStr(a, b string) string {
 // sendBinary relays a BINARYMIME message with BDAT (RFC 3030) over a
 // connection of its own: the smarthost must announce CHUNKING and
 // BINARYMIME, else the message is refused (554 5.6.3) rather than altered.
-func (r *Relay) sendBinary(hello, from string, rcpts []string, msg io.Reader, size int64) (refused []*RelayError, err error) {
+func (r *Relay) sendBinary(hello, from string, rcpts []string, msg io.Reader, size int64, dsn *dsnParams) (refused []*RelayError, err error) {
 	timeout := orDur(r.Timeout, 2*time.Minute)
 	nc, err := net.DialTimeout("tcp", r.Addr, timeout)
 	if err != nil {
@@ -195,12 +203,16 @@ func (r *Relay) sendBinary(hello, from string, rcpts []string, msg io.Reader, si
 			return nil, rc.fail(code, text, err, "")
 		}
 	}
-	if code, text, err := rc.cmd(fmt.Sprintf("MAIL FROM:<%s> BODY=BINARYMIME SIZE=%d", from, size)); err != nil || code != 250 {
+	_, hasDSN := ext["DSN"]
+	if !hasDSN {
+		dsn = nil
+	}
+	if code, text, err := rc.cmd(fmt.Sprintf("MAIL FROM:<%s> BODY=BINARYMIME SIZE=%d%s", from, size, dsn.mailSuffix())); err != nil || code != 250 {
 		return nil, rc.fail(code, text, err, "")
 	}
 	ok := 0
 	for _, a := range rcpts {
-		code, text, err := rc.cmd("RCPT TO:<" + a + ">")
+		code, text, err := rc.cmd("RCPT TO:<" + a + ">" + dsn.rcptSuffix(a))
 		if err != nil {
 			return nil, relayErr(err, "")
 		}

@@ -53,6 +53,10 @@ type Submission struct {
 	// LocalDomains are the domains whose recipients are local accounts
 	// (compared case-insensitively). Hostname is always one.
 	LocalDomains []string
+	// SendAs lists, per account name, the further addresses it may use
+	// in MAIL FROM besides its own (see maySendAs); "@domain" admits
+	// every address of the domain.
+	SendAs map[string][]string
 	// AuthLimiter is the shared authentication limiter (nil: a private one).
 	AuthLimiter *authlimit.Limiter
 	// Fetcher fetches BURL URLs; nil switches BURL off.
@@ -90,11 +94,11 @@ const listenerName = "submission"
 var (
 	metricSubmissions = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "lemonvox_submission_messages_total",
-		Help: "Messages submitted, by outcome (delivered, held, refused).",
+		Help: "Messages submitted, by outcome (delivered, held, refused, refused_sender).",
 	}, []string{"outcome"})
 	metricBURL = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "lemonvox_submission_burl_total",
-		Help: "BURL fetches, by source (local, remote) and result (ok, error).",
+		Help: "BURL fetches, by source (local, remote, any) and result (ok, error, badtoken, throttled).",
 	}, []string{"source", "result"})
 	metricBURLBytes = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "lemonvox_submission_burl_bytes_total",
@@ -171,6 +175,36 @@ func (s *Submission) isLocalDomain(dom string) bool {
 		return true
 	}
 	return slices.ContainsFunc(s.LocalDomains, func(d string) bool { return strings.EqualFold(d, dom) })
+}
+
+// maySendAs reports whether the authenticated account user may submit
+// with reverse-path from (RFC 6409 s6.1: the submission server checks
+// that the sender is one the authenticated identity may use; refused
+// with 553 5.7.1). Allowed: the null reverse-path (nothing can be sent
+// back, so nobody is impersonated), the account's name in a local domain
+// (or without a domain), the account's e-mail address (its Email option)
+// and what SendAs lists for it.
+func (s *Submission) maySendAs(user, from string) (bool, error) {
+	if from == "" {
+		return true, nil
+	}
+	local, dom := splitAddress(from)
+	if s.isLocalDomain(dom) && vmstore.FoldUserName(local) == user {
+		return true, nil
+	}
+	for _, a := range s.SendAs[user] {
+		if strings.EqualFold(a, from) || strings.HasPrefix(a, "@") && strings.EqualFold(a[1:], dom) {
+			return true, nil
+		}
+	}
+	acct, err := s.Store.GetAccount(user)
+	if err != nil {
+		if errors.Is(err, vmstore.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return acct.Options.Email != "" && strings.EqualFold(acct.Options.Email, from), nil
 }
 
 // Start starts the queue scheduler: held messages are released at their

@@ -274,7 +274,7 @@ func (c *subConn) cmdHello(cmd command) {
 		return
 	}
 	lines := []string{c.s.Hostname + " greets " + c.helo, "PIPELINING", "ENHANCEDSTATUSCODES",
-		"8BITMIME", "BINARYMIME", "CHUNKING", "SIZE " + strconv.FormatInt(c.s.maxBytes(), 10)}
+		"8BITMIME", "BINARYMIME", "CHUNKING", "DSN", "SIZE " + strconv.FormatInt(c.s.maxBytes(), 10)}
 	if c.s.TLSConfig != nil && !c.tls {
 		lines = append(lines, "STARTTLS")
 	}
@@ -452,6 +452,15 @@ func (c *subConn) cmdMail(cmd command) {
 		c.writeReply(rep(552, 5, 3, 4, "Message size exceeds fixed maximum message size"))
 		return
 	}
+	if ok, err := c.s.maySendAs(c.user, addr); err != nil {
+		c.writeReply(rep(451, 4, 3, 0, "Temporary failure checking the sender"))
+		return
+	} else if !ok {
+		c.log.Info("submission sender refused", "user", c.user, "from", addr)
+		metricSubmissions.WithLabelValues("refused_sender").Inc()
+		c.writeReply(rep(553, 5, 7, 1, "Sender address not owned by the authenticated user "+c.user))
+		return
+	}
 	c.inTx, c.from, c.params = true, addr, mp
 	c.writeReply(rep(250, 2, 1, 0, "Sender OK"))
 }
@@ -470,8 +479,9 @@ func (c *subConn) cmdRcpt(cmd command) {
 		c.writeReply(rep(501, 5, 1, 3, "Syntax: RCPT TO:<address>"))
 		return
 	}
-	if len(params) > 0 {
-		c.writeReply(rep(555, 5, 5, 4, "Unsupported RCPT parameter"))
+	dsn, perr := parseRcptParams(params)
+	if perr != nil {
+		c.writeReply(reply{perr.code, perr.enhanced, perr.msg})
 		return
 	}
 	if len(c.rcpts) >= c.s.maxRcpts() {
@@ -503,6 +513,7 @@ func (c *subConn) cmdRcpt(cmd command) {
 			}
 		}
 		c.rcpts = append(c.rcpts, rcpt{addr: addr, user: acct.Name})
+		c.params.dsn.keep(addr, dsn)
 		c.writeReply(rep(250, 2, 1, 5, "Recipient OK"))
 		return
 	}
@@ -511,6 +522,7 @@ func (c *subConn) cmdRcpt(cmd command) {
 		return
 	}
 	c.rcpts = append(c.rcpts, rcpt{addr: addr})
+	c.params.dsn.keep(addr, dsn)
 	c.writeReply(rep(250, 2, 1, 5, "Recipient OK (relayed)"))
 }
 
@@ -696,7 +708,7 @@ func (c *subConn) cmdBurl(cmd command) {
 	c.chunks = true
 	ctx, cancel := context.WithTimeout(c.s.ctx, orDur(c.s.CommandTimeout, 5*time.Minute))
 	defer cancel()
-	if r := c.s.fetchInto(ctx, c.sp, url, c.user, c.params.body, c.log); r != nil {
+	if r := c.s.fetchInto(ctx, c.sp, url, c.user, c.params.body, authlimit.AddrOf(c.nc.RemoteAddr()), c.log); r != nil {
 		// A failed BURL fails the whole transaction (RFC 4468 s3.3,
 		// as a failed BDAT does, RFC 3030 s3).
 		c.resetTx()
@@ -724,6 +736,10 @@ func (c *subConn) finish() {
 		return
 	}
 	env := envelope{user: c.user, from: c.from, rcpts: c.rcpts, body: c.params.body}
+	if !c.params.dsn.empty() {
+		d := c.params.dsn
+		env.dsn = &d
+	}
 	if c.params.hold {
 		env.release = c.params.releaseTime(time.Now())
 	}

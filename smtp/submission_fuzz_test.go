@@ -15,7 +15,8 @@ import (
 func FuzzSubmissionParams(f *testing.F) {
 	for _, s := range []string{"MAIL FROM:<a@b> SIZE=10 BODY=8BITMIME", "RCPT TO:<@x,@y:u@h>", "MAIL FROM:<> HOLDFOR=20",
 		"MAIL FROM:<a@b> HOLDUNTIL=2030-01-01T00:00:00Z", "BDAT 100 LAST", "BURL imap://u@h/INBOX/;UID=1;URLAUTH=submit+u:internal:00 LAST",
-		"mail from: <x@y> body=binarymime", "RCPT TO:<a@b@c>", "EHLO \x00"} {
+		"mail from: <x@y> body=binarymime", "RCPT TO:<a@b@c>", "EHLO \x00",
+		"MAIL FROM:<a@b> RET=HDRS ENVID=QQ+2Bid", "RCPT TO:<x@y> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x+40y", "RCPT TO:<x@y> NOTIFY=NEVER,DELAY ORCPT=;+4"} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -32,6 +33,19 @@ func FuzzSubmissionParams(f *testing.F) {
 				mp, perr := parseMailParams(params, now, time.Hour)
 				if perr == nil && mp.hold && mp.releaseTime(now).After(now.Add(time.Hour)) {
 					t.Fatalf("hold beyond the limit: %q", line)
+				}
+				if perr == nil && mp.dsn.EnvID != "" {
+					if back, ok := parseXtext(encodeXtext(mp.dsn.EnvID)); !ok || back != mp.dsn.EnvID {
+						t.Fatalf("ENVID does not round-trip: %q", mp.dsn.EnvID)
+					}
+				}
+				if r, perr := parseRcptParams(params); perr == nil {
+					if back, ok := parseXtext(encodeXtext(r.ORcpt)); !ok || back != r.ORcpt {
+						t.Fatalf("ORCPT does not round-trip: %q", r.ORcpt)
+					}
+					if containsFold(r.Notify, "NEVER") && len(r.Notify) != 1 {
+						t.Fatalf("NOTIFY=NEVER with others accepted: %q", line)
+					}
 				}
 			}
 		}

@@ -108,6 +108,7 @@ type mailParams struct {
 	holdFor   time.Duration
 	holdUntil time.Time
 	hold      bool
+	dsn       dsnParams // RET, ENVID; NOTIFY and ORCPT of the recipients
 }
 
 // paramError is a parameter refusal with its reply.
@@ -124,7 +125,8 @@ func perr(code, a, b, c int, msg string) *paramError {
 }
 
 // parseMailParams reads MAIL FROM parameters (RFC 1870 SIZE, RFC 6152
-// and RFC 3030 BODY, RFC 4865 HOLDFOR/HOLDUNTIL, RFC 4954 AUTH). now is
+// and RFC 3030 BODY, RFC 4865 HOLDFOR/HOLDUNTIL, RFC 4954 AUTH, RFC 3461
+// RET and ENVID). now is
 // the reference for HOLDFOR/HOLDUNTIL, maxHold their limit (0: refused).
 func parseMailParams(params []string, now time.Time, maxHold time.Duration) (mailParams, *paramError) {
 	mp := mailParams{body: "7BIT"}
@@ -152,6 +154,10 @@ func parseMailParams(params []string, now time.Time, maxHold time.Duration) (mai
 			}
 		case "AUTH":
 			// RFC 4954 s5: accepted, not used.
+		case "RET", "ENVID":
+			if e := parseMailDSN(&mp.dsn, k, v, hasV); e != nil {
+				return mp, e
+			}
 		case "HOLDFOR":
 			if maxHold <= 0 {
 				return mp, perr(555, 5, 5, 4, "FUTURERELEASE is not offered")

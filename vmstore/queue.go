@@ -3,6 +3,7 @@ package vmstore
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -50,6 +51,9 @@ type QueueEntry struct {
 	LastError string `json:"last_error,omitempty"`
 	// SentCopy: a copy goes to the sender's Sent mailbox on release.
 	SentCopy bool `json:"sent_copy,omitempty"`
+	// DSN holds the submission's delivery status notification parameters
+	// (RFC 3461), in the submission server's form.
+	DSN json.RawMessage `json:"dsn,omitempty"`
 }
 
 // ValidQueueID reports whether id has the form Enqueue gives (32 hex
