@@ -37,8 +37,8 @@ type Session struct {
 	frame    int   // next frame to send
 	t0       int64 // engine time of frame f0
 	f0       int
-	next     int64 // deadline of the next packet (heap key)
-	idx      int   // heap index, -1 when not scheduled
+	next     int64 // deadline of the next packet (engine time)
+	slot     int   // slot of the shard's wheel, -1 when not scheduled
 	seq      uint16
 	tsBase   uint32 // RTP timestamp of frame 0
 	lastSR   int
@@ -110,7 +110,7 @@ func (s *Session) Stats() (packets, octets, late uint64) {
 
 // Play starts or resumes sending from media position from (from < 0:
 // where it stands, i.e. resume after Pause). The first packet goes out
-// at once. ErrRange when from is at or beyond the end.
+// within a few milliseconds (on the least busy of the next ticks). ErrRange when from is at or beyond the end.
 func (s *Session) Play(from time.Duration) (PlayInfo, error) {
 	return s.PlayWith(from, nil)
 }
@@ -140,13 +140,14 @@ func (s *Session) playLocked(from time.Duration, before func(PlayInfo)) (PlayInf
 		return PlayInfo{}, ErrRange
 	}
 	s.frame, s.f0 = f, f
-	s.t0 = alignUp(s.e.now())
+	s.t0 = s.sh.startTick(s.e.now()) * tickDur
 	s.state = statePlaying
 	s.ended.Store(false)
 	s.started = PlayInfo{Seq: s.seq, RTPTime: s.tsBase + uint32(f)*s.req.Codec.frameClock(), From: time.Duration(f) * FrameTime}
 	if before != nil {
 		before(s.started)
 	}
+	s.sh.unschedule(s) // a seek while playing
 	s.sh.schedule(s, s.t0)
 	return s.started, nil
 }
@@ -211,7 +212,7 @@ func (s *Session) step(sh *shard, now int64) bool {
 		s.late.Add(1)
 		metricLate.Inc()
 		if lag > int64(resyncAfter) {
-			s.t0, s.f0 = alignUp(now), s.frame
+			s.t0, s.f0 = sh.startTick(now)*tickDur, s.frame
 		}
 	}
 	c := s.req.Codec
@@ -244,8 +245,8 @@ func (s *Session) step(sh *shard, now int64) bool {
 	s.frame++
 	s.packets.Add(1)
 	s.octets.Add(uint64(len(payload)))
-	metricPackets.Inc()
-	metricBytes.Add(float64(len(pkt)))
+	sh.pkts++
+	sh.octets += len(pkt)
 	if s.frame-s.lastSR >= 5*framesPerSecond || s.packets.Load() == 1 {
 		s.lastSR = s.frame
 		s.sendRTCP(false)
@@ -310,10 +311,3 @@ func (s *Session) sendBye() {
 		s.sendRTCP(true)
 	}
 }
-
-// grid: sessions start on a 2-ms grid, so that the packets of many
-// sessions fall due together and go out in one wake-up and one sendmmsg
-// (each stream's own spacing stays exactly 20 ms).
-const grid = int64(2 * time.Millisecond)
-
-func alignUp(t int64) int64 { return (t + grid - 1) / grid * grid }
