@@ -205,7 +205,13 @@ func (e *Engine) Close() error {
 		s.Stop()
 	}
 	close(e.quit)
+	for _, sh := range e.shards {
+		sh.kick()
+	}
 	e.wg.Wait()
+	for _, sh := range e.shards {
+		sh.timer.close()
+	}
 	return nil
 }
 

@@ -3,33 +3,46 @@
 package streaming
 
 import (
-	"runtime"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// preciseThread locks the shard's goroutine to its thread and lowers the
-// thread's timer slack to 5 us (Linux default 50 us), so that
-// preciseSleep wakes within tens of microseconds of the tick; false when
-// that is not available. The thread ends with the goroutine.
-func (sh *shard) preciseThread() bool {
-	runtime.LockOSThread()
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 5000, 0, 0, 0)
-	return true
+// fdTimer is a timerfd read through the Go runtime's poller: the shard's
+// goroutine parks (no thread or P held) and the poller wakes when the
+// kernel's high-resolution timer fires, typically within tens of
+// microseconds, where a Go timer's wake-up may be a millisecond late (the
+// poller's own timeouts are whole milliseconds).
+type fdTimer struct {
+	f   *os.File
+	fd  int
+	buf [8]byte
 }
 
-// preciseSleep sleeps d in the kernel (nanosleep), not through the Go
-// runtime's poller, whose timeouts are whole milliseconds. The thread is
-// in a system call meanwhile; the runtime hands its P to other goroutines
-// if they need it.
-func preciseSleep(d time.Duration) {
-	ts := unix.NsecToTimespec(int64(d))
-	for {
-		var rem unix.Timespec
-		if err := unix.Nanosleep(&ts, &rem); err != unix.EINTR {
-			return
-		}
-		ts = rem
+func newShardTimer() shardTimer {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return newGoTimer()
 	}
+	return &fdTimer{f: os.NewFile(uintptr(fd), "pacing-timer"), fd: fd}
 }
+
+func (t *fdTimer) arm(d time.Duration) {
+	// A zero value disarms: at once is 1 ns.
+	_ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(d), 1))}, nil)
+}
+
+func (t *fdTimer) disarm() { _ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{}, nil) }
+
+func (t *fdTimer) wait(quit <-chan struct{}) bool {
+	_, err := t.f.Read(t.buf[:])
+	select {
+	case <-quit:
+		return false
+	default:
+	}
+	return err == nil
+}
+
+func (t *fdTimer) close() { _ = t.f.Close() }

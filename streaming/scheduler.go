@@ -25,11 +25,12 @@ import (
 // of bursting to catch up.
 //
 // Waking up: Go's timers on Linux wake with up to a millisecond of delay
-// (the runtime's poller sleeps in whole milliseconds), which is as much
-// jitter as the whole budget. A shard therefore waits for its next tick
-// with a relative nanosleep on its own locked thread with a small timer
-// slack (pace_linux.go) when the tick is near, and with a Go timer (that
-// a new session can interrupt) only for waits longer than coarseWait.
+// (the runtime's poller sleeps in whole milliseconds), as much jitter as
+// the whole budget. A shard waits for its next busy tick on a timerfd
+// read through the poller instead (pace_linux.go): the goroutine parks,
+// no thread is held, and the kernel's high-resolution timer wakes the
+// poller within tens of microseconds. Scheduling a session before the
+// tick the timer is set for sets it earlier. Elsewhere a Go timer.
 
 const (
 	tickDur  = int64(time.Millisecond)
@@ -42,11 +43,6 @@ const (
 	// with fewer sessions than this before opening an empty one.
 	startSpread = 4
 	slotFill    = 32
-	// coarseWait: waits longer than this use a Go timer (interruptible by
-	// a new session) up to coarseMargin before the tick, then sleep
-	// precisely.
-	coarseWait   = 3 * time.Millisecond
-	coarseMargin = 2 * time.Millisecond
 	// serveEarly: a tick is served when it is this close.
 	serveEarly = int64(20 * time.Microsecond)
 )
@@ -69,7 +65,8 @@ type shard struct {
 	// session leaving the slot meanwhile moves the cursor), -1: none.
 	pass   int
 	cursor int
-	wake   chan struct{}
+	timer  shardTimer
+	armed  int64 // tick the timer is set for, -1: none
 	batch  sendBatch
 	post   []func()
 	// counted per chunk, added to the metrics outside the lock
@@ -77,7 +74,7 @@ type shard struct {
 }
 
 func newShard(e *Engine) *shard {
-	return &shard{e: e, wake: make(chan struct{}, 1), pass: -1, tick: e.now() / tickDur}
+	return &shard{e: e, pass: -1, armed: -1, tick: e.now() / tickDur, timer: newShardTimer()}
 }
 
 // startTick picks the tick of a starting session's first packet among
@@ -116,9 +113,11 @@ func (sh *shard) schedule(s *Session, next int64) {
 	s.slot = int((next / tickDur) % int64(wheelLen))
 	sh.wheel[s.slot] = append(sh.wheel[s.slot], s)
 	sh.n++
-	select {
-	case sh.wake <- struct{}{}:
-	default:
+	// Wake earlier if need be (not during a pass: serveDue sets the
+	// timer when the pass is over).
+	if t := next / tickDur; sh.pass < 0 && (sh.armed < 0 || t < sh.armed) {
+		sh.armed = t
+		sh.timer.arm(time.Duration(next - sh.e.now()))
 	}
 }
 
@@ -157,44 +156,25 @@ func (sh *shard) nextBusy() int64 {
 }
 
 func (sh *shard) run(quit <-chan struct{}) {
-	precise := sh.preciseThread()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
 	for {
-		select {
-		case <-quit:
-			return
-		default:
-		}
-		wait, idle := sh.serveDue()
-		if !idle && (wait <= coarseWait && precise) {
-			preciseSleep(wait)
-			continue
-		}
-		if idle {
-			wait = time.Hour
-		} else if precise {
-			wait -= coarseMargin
-		}
-		t.Reset(wait)
-		select {
-		case <-t.C:
-		case <-sh.wake:
-			if !t.Stop() {
-				select {
-				case <-t.C:
-				default:
-				}
-			}
-		case <-quit:
+		sh.serveDue()
+		if !sh.timer.wait(quit) {
 			return
 		}
 	}
 }
 
-// serveDue serves every tick that is due and returns the time to the next
-// busy tick, or idle when the wheel is empty.
-func (sh *shard) serveDue() (wait time.Duration, idle bool) {
+// kick wakes the shard's goroutine at once (Close).
+func (sh *shard) kick() {
+	sh.mu.Lock()
+	sh.armed = sh.tick
+	sh.timer.arm(0)
+	sh.mu.Unlock()
+}
+
+// serveDue serves every tick that is due and sets the timer for the next
+// busy tick (or clears it when the wheel is empty).
+func (sh *shard) serveDue() {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := sh.e.now()
@@ -209,9 +189,12 @@ func (sh *shard) serveDue() (wait time.Duration, idle bool) {
 		now = sh.e.now()
 	}
 	if sh.n == 0 {
-		return 0, true
+		sh.armed = -1
+		sh.timer.disarm()
+		return
 	}
-	return time.Duration(sh.nextBusy()*tickDur - now), false
+	sh.armed = sh.nextBusy()
+	sh.timer.arm(time.Duration(sh.armed*tickDur - now))
 }
 
 // serve sends the packets due at time due of one slot, serveChunk
@@ -259,3 +242,71 @@ func (sh *shard) serve(slot int, due int64) {
 	}
 	sh.pass = -1
 }
+
+// shardTimer wakes a shard's goroutine. arm and disarm are called with
+// the shard's lock held; wait returns false once quit is closed.
+type shardTimer interface {
+	arm(d time.Duration) // fire d from now (at once when d <= 0)
+	disarm()
+	wait(quit <-chan struct{}) bool
+	close()
+}
+
+// goTimer is a shardTimer on a Go timer.
+type goTimer struct {
+	mu    sync.Mutex
+	at    time.Time
+	armed bool
+	kick  chan struct{}
+	t     *time.Timer
+}
+
+func newGoTimer() shardTimer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &goTimer{kick: make(chan struct{}, 1), t: t}
+}
+
+func (g *goTimer) arm(d time.Duration) {
+	g.mu.Lock()
+	g.at, g.armed = time.Now().Add(d), true
+	g.mu.Unlock()
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (g *goTimer) disarm() {
+	g.mu.Lock()
+	g.armed = false
+	g.mu.Unlock()
+}
+
+func (g *goTimer) wait(quit <-chan struct{}) bool {
+	for {
+		g.mu.Lock()
+		armed, at := g.armed, g.at
+		g.mu.Unlock()
+		var fired <-chan time.Time
+		if armed {
+			d := time.Until(at)
+			if d <= 0 {
+				return true
+			}
+			g.t.Reset(d)
+			fired = g.t.C
+		}
+		select {
+		case <-fired:
+			return true
+		case <-g.kick:
+			g.t.Stop()
+		case <-quit:
+			g.t.Stop()
+			return false
+		}
+	}
+}
+
+func (g *goTimer) close() { g.t.Stop() }

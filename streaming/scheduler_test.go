@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // orderSink records the SSRC and RTP header of every packet of every
@@ -141,8 +143,9 @@ func TestWheelOrderPauseSeekStop(t *testing.T) {
 	tick := int64(1001) // the first tick after the start
 	serveAt := func(ms int64) []uint32 {
 		clk.set(ms * tickDur)
-		if _, idle := sh.serveDue(); idle && sh.n > 0 {
-			t.Fatal("idle with sessions")
+		sh.serveDue()
+		if (sh.armed < 0) != (sh.n == 0) {
+			t.Fatalf("timer set for tick %d with %d sessions", sh.armed, sh.n)
 		}
 		return sink.take()
 	}
@@ -327,6 +330,44 @@ func TestEngineChurnNoLeak(t *testing.T) {
 	for _, sh := range e.shards {
 		if on := wheelOf(t, sh); len(on) != 0 {
 			t.Fatalf("%d sessions left on a wheel", len(on))
+		}
+	}
+}
+
+// TestSenderReportForm: the sender report built by hand parses as one
+// (pion/rtcp) with the session's SSRC, counts and RTP time, and the BYE
+// at Stop follows it in the same compound packet.
+func TestSenderReportForm(t *testing.T) {
+	clk := &fakeClock{t: 10 * tickDur}
+	e := newEngine(EngineConfig{Workers: 1, Logger: quiet}, false)
+	e.clock = clk.now
+	defer e.Close()
+	sink := newCapture()
+	s, err := e.Start(PlayRequest{Media: pcmuMedia(t, time.Second), Codec: PCMU, Sink: sink, NoSeen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.shards[0].serveDue() // first packet, and a report after it
+	s.Stop()
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.rtcp) != 2 {
+		t.Fatalf("%d RTCP packets, want a report and a report+BYE", len(sink.rtcp))
+	}
+	for i, raw := range sink.rtcp {
+		pk, err := rtcp.Unmarshal(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr, ok := pk[0].(*rtcp.SenderReport)
+		if !ok || sr.SSRC != s.SSRC() || sr.PacketCount != 1 || sr.OctetCount != 160 || sr.RTPTime != s.Started().RTPTime+160 || sr.NTPTime == 0 {
+			t.Fatalf("report %d: %+v", i, pk[0])
+		}
+		if i == 1 {
+			bye, ok := pk[len(pk)-1].(*rtcp.Goodbye)
+			if len(pk) != 2 || !ok || len(bye.Sources) != 1 || bye.Sources[0] != s.SSRC() {
+				t.Fatalf("stop: %v", pk)
+			}
 		}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtcp"
 )
 
 // Session states.
@@ -33,20 +31,21 @@ type Session struct {
 	seenAt int // frame at which \Seen is set
 
 	// Guarded by sh.mu.
-	state    int
-	frame    int   // next frame to send
-	t0       int64 // engine time of frame f0
-	f0       int
-	next     int64 // deadline of the next packet (engine time)
-	slot     int   // slot of the shard's wheel, -1 when not scheduled
-	seq      uint16
-	tsBase   uint32 // RTP timestamp of frame 0
-	lastSR   int
-	sentSeen bool
-	started  PlayInfo
-	buf      []byte
-	out      []byte
-	rtcpBuf  []byte
+	state     int
+	frame     int   // next frame to send
+	t0        int64 // engine time of frame f0
+	f0        int
+	next      int64 // deadline of the next packet (engine time)
+	slot      int   // slot of the shard's wheel, -1 when not scheduled
+	seq       uint16
+	tsBase    uint32 // RTP timestamp of frame 0
+	lastSR    int
+	sentSeen  bool
+	started   PlayInfo
+	buf       []byte
+	out       []byte
+	rtcpBuf   []byte
+	rtcpPlain []byte
 
 	packets, octets atomic.Uint64
 	late            atomic.Uint64
@@ -274,30 +273,33 @@ func (s *Session) endOfMedia(sh *shard) {
 	})
 }
 
-// sendRTCP sends a sender report, with a BYE when bye is set.
+// The RTCP counters by kind, resolved once.
+var (
+	metricRTCPSR  = metricRTCP.WithLabelValues("sr")
+	metricRTCPBye = metricRTCP.WithLabelValues("bye")
+)
+
+// sendRTCP sends a sender report (RFC 3550 s6.4.1), with a BYE when bye
+// is set, built in the session's buffer without allocating.
 func (s *Session) sendRTCP(bye bool) {
 	now := time.Now()
 	secs := uint64(now.Unix()) + 2208988800
 	frac := uint64(now.Nanosecond()) << 32 / 1e9
-	c := s.req.Codec
-	sr := &rtcp.SenderReport{
-		SSRC:        s.req.SSRC,
-		NTPTime:     secs<<32 | frac,
-		RTPTime:     s.tsBase + uint32(s.frame)*c.frameClock(),
-		PacketCount: uint32(s.packets.Load()),
-		OctetCount:  uint32(s.octets.Load()),
-	}
-	pkts := []rtcp.Packet{sr}
+	b := append(s.rtcpPlain[:0], 0x80, 200, 0, 6) // V=2, no reports, 7 words
+	b = binary.BigEndian.AppendUint32(b, s.req.SSRC)
+	b = binary.BigEndian.AppendUint64(b, secs<<32|frac)
+	b = binary.BigEndian.AppendUint32(b, s.tsBase+uint32(s.frame)*s.req.Codec.frameClock())
+	b = binary.BigEndian.AppendUint32(b, uint32(s.packets.Load()))
+	b = binary.BigEndian.AppendUint32(b, uint32(s.octets.Load()))
 	if bye {
-		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{s.req.SSRC}})
-		metricRTCP.WithLabelValues("bye").Inc()
+		b = append(b, 0x81, 203, 0, 1) // V=2, one source, 2 words
+		b = binary.BigEndian.AppendUint32(b, s.req.SSRC)
+		metricRTCPBye.Inc()
 	}
-	metricRTCP.WithLabelValues("sr").Inc()
-	b, err := rtcp.Marshal(pkts)
-	if err != nil {
-		return
-	}
+	s.rtcpPlain = b
+	metricRTCPSR.Inc()
 	if s.prot != nil {
+		var err error
 		if b, err = s.prot.RTCP(s.rtcpBuf, b); err != nil {
 			return
 		}

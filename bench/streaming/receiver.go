@@ -72,6 +72,7 @@ type Report struct {
 	Lost         int64            `json:"lost"`         // sequence gaps in the window
 	Reordered    int64            `json:"reordered"`    // packets older than one already seen
 	JitterP50US  float64          `json:"jitterP50us"`  // |inter-arrival - 20 ms|
+	JitterP90US  float64          `json:"jitterP90us"`  //
 	JitterP99US  float64          `json:"jitterP99us"`  //
 	JitterP999US float64          `json:"jitterP999us"` //
 	JitterMaxUS  float64          `json:"jitterMaxUs"`  //
@@ -86,6 +87,7 @@ type Report struct {
 	ProbePackets     int64   `json:"probePackets"`
 	ProbeLost        int64   `json:"probeLost"`
 	ProbeJitterP50US float64 `json:"probeJitterP50us"`
+	ProbeJitterP90US float64 `json:"probeJitterP90us"`
 	ProbeJitterP99US float64 `json:"probeJitterP99us"`
 	ProbeJitterMaxUS float64 `json:"probeJitterMaxUs"`
 }
@@ -188,6 +190,7 @@ func runReceiver(n int) {
 						}
 					}
 					r.ProbeJitterP50US = quantile(s.hist, s.over, 0.50)
+					r.ProbeJitterP90US = quantile(s.hist, s.over, 0.90)
 					r.ProbeJitterP99US = quantile(s.hist, s.over, 0.99)
 					r.ProbeJitterMaxUS = float64(s.maxDev) / 1000
 					s.mu.Unlock()
@@ -215,6 +218,7 @@ func runReceiver(n int) {
 				s.mu.Unlock()
 			}
 			r.JitterP50US = quantile(hist, over, 0.50)
+			r.JitterP90US = quantile(hist, over, 0.90)
 			r.JitterP99US = quantile(hist, over, 0.99)
 			r.JitterP999US = quantile(hist, over, 0.999)
 			r.JitterMaxUS = float64(maxDev) / 1000
