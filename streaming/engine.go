@@ -24,7 +24,14 @@ type EngineConfig struct {
 	// SeenThreshold is the share of a message that, once played, sets
 	// \Seen ([streaming] seen_threshold, default 0.9; negative: never).
 	SeenThreshold float64
-	Logger        *slog.Logger
+	// RealtimePriority > 0 runs each shard on a thread of its own
+	// scheduled SCHED_FIFO at this priority (1-99; Linux, CAP_SYS_NICE),
+	// woken directly by the kernel's timer: on a machine whose CPUs are
+	// busy with other work the packets then leave on time, at the cost
+	// of a thread per shard blocked between ticks. 0: normal priority,
+	// shards wake through the Go runtime's poller.
+	RealtimePriority int
+	Logger           *slog.Logger
 }
 
 // Engine paces every playback session of the process on a few scheduler

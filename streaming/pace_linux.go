@@ -4,6 +4,7 @@ package streaming
 
 import (
 	"os"
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,12 +21,29 @@ type fdTimer struct {
 	buf [8]byte
 }
 
-func newShardTimer() shardTimer {
-	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+// newShardTimer returns the shard's timer; with a real-time priority
+// (> 0) the timerfd is read blocking, so that the shard's own thread,
+// locked and scheduled SCHED_FIFO (realtimeThread), is the one the kernel
+// wakes.
+func newShardTimer(rtPriority int) shardTimer {
+	flags := unix.TFD_CLOEXEC
+	if rtPriority <= 0 {
+		flags |= unix.TFD_NONBLOCK
+	}
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, flags)
 	if err != nil {
 		return newGoTimer()
 	}
 	return &fdTimer{f: os.NewFile(uintptr(fd), "pacing-timer"), fd: fd}
+}
+
+// realtimeThread locks the calling goroutine to its thread and schedules
+// the thread SCHED_FIFO at prio (needs CAP_SYS_NICE; the kernel's
+// real-time throttling still leaves 5 % of each second to other tasks).
+// The thread ends with the goroutine.
+func realtimeThread(prio int) error {
+	runtime.LockOSThread()
+	return unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(prio)}, 0)
 }
 
 func (t *fdTimer) arm(d time.Duration) {

@@ -2,4 +2,8 @@
 
 package streaming
 
-func newShardTimer() shardTimer { return newGoTimer() }
+import "errors"
+
+func newShardTimer(int) shardTimer { return newGoTimer() }
+
+func realtimeThread(int) error { return errors.New("real-time pacing threads need Linux") }

@@ -74,7 +74,7 @@ type shard struct {
 }
 
 func newShard(e *Engine) *shard {
-	return &shard{e: e, pass: -1, armed: -1, tick: e.now() / tickDur, timer: newShardTimer()}
+	return &shard{e: e, pass: -1, armed: -1, tick: e.now() / tickDur, timer: newShardTimer(e.cfg.RealtimePriority)}
 }
 
 // startTick picks the tick of a starting session's first packet among
@@ -156,6 +156,11 @@ func (sh *shard) nextBusy() int64 {
 }
 
 func (sh *shard) run(quit <-chan struct{}) {
+	if p := sh.e.cfg.RealtimePriority; p > 0 {
+		if err := realtimeThread(p); err != nil {
+			sh.e.log.Warn("pacing thread stays at normal priority", "priority", p, "err", err)
+		}
+	}
 	for {
 		sh.serveDue()
 		if !sh.timer.wait(quit) {

@@ -64,13 +64,14 @@ func main() {
 	profDir := flag.String("profile", "", "directory for a CPU profile (cpu-N.pprof) and a 2-s execution trace (trace-N.out) of each step's window")
 	path := flag.String("path", "rtsps", "how sessions start: engine (grant opened, engine started with a UDP sink) or rtsps (CHANNEL URL over RTSPS: TLS, DESCRIBE, SETUP UDP, PLAY)")
 	probePort := flag.Int("probe-port", 0, "internal: the probe's destination")
+	rt := flag.Int("rt", 0, "real-time priority (SCHED_FIFO) of the engine's pacing threads and of the probe (0: normal priority)")
 	flag.Parse()
 	switch *role {
 	case "receiver":
 		runReceiver(*sockets)
 		return
 	case "probe":
-		runProbe(*probePort)
+		runProbe(*probePort, *rt)
 		return
 	}
 	var steps []int
@@ -92,7 +93,7 @@ func main() {
 	if *starts > 0 {
 		startLatency(*starts)
 	}
-	b := newBench(*messages, *voice, *sockets)
+	b := newBench(*messages, *voice, *sockets, *rt)
 	b.profDir = *profDir
 	defer b.close()
 	switch *path {
@@ -102,7 +103,7 @@ func main() {
 	default:
 		fatal(fmt.Errorf("-path %q: engine or rtsps", *path))
 	}
-	fmt.Printf("sessions start through: %s\n", *path)
+	fmt.Printf("sessions start through: %s; pacing threads: %s\n", *path, map[bool]string{false: "normal priority", true: fmt.Sprintf("SCHED_FIFO %d (probe too)", *rt)}[*rt > 0])
 
 	ref1 := b.referenceLoop(*loopFor)
 	fmt.Printf("reference loop (SRTP protect AES_CM_128_HMAC_SHA1_80 + one UDP send per packet, one goroutine): %.2f us/packet, %.0f packets per CPU-second; load %s\n",
@@ -176,7 +177,7 @@ type bench struct {
 	profDir   string
 }
 
-func newBench(messages int, voice time.Duration, sockets int) *bench {
+func newBench(messages int, voice time.Duration, sockets, rt int) *bench {
 	dir, err := os.MkdirTemp("", "lemonvox-bench-streaming-")
 	if err != nil {
 		fatal(err)
@@ -210,7 +211,7 @@ func newBench(messages int, voice time.Duration, sockets int) *bench {
 	if b.grants, err = channel.NewGrants(st); err != nil {
 		fatal(err)
 	}
-	b.eng = streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	b.eng = streaming.NewEngine(streaming.EngineConfig{Store: st, RealtimePriority: rt, Logger: slog.New(slog.DiscardHandler)})
 	b.cache = streaming.NewPartCache(256 << 20)
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -247,7 +248,7 @@ func newBench(messages int, voice time.Duration, sockets int) *bench {
 		b.rcv = append(b.rcv, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
 	}
 	b.sink = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: hello.Sink}
-	b.probe = exec.Command(exe, "-role", "probe", "-probe-port", strconv.Itoa(hello.Probe))
+	b.probe = exec.Command(exe, "-role", "probe", "-probe-port", strconv.Itoa(hello.Probe), "-rt", strconv.Itoa(rt))
 	b.probe.Stderr = os.Stderr
 	if b.probeIn, err = b.probe.StdinPipe(); err != nil {
 		fatal(err)

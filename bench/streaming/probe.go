@@ -6,7 +6,8 @@ package main
 // its own, waking with a kernel sleep on a locked thread. Its p99 jitter,
 // measured by the receiver in the same window as the sessions', is what
 // the operating system lets any pacer on this machine achieve then (other
-// processes, the receiver, the server all share the CPUs).
+// processes, the receiver, the server all share the CPUs). With -rt it
+// runs at the same real-time priority as the engine's pacing threads.
 
 import (
 	"encoding/binary"
@@ -23,8 +24,13 @@ const (
 	probeSSRC    = 0x7e570000
 )
 
-func runProbe(port int) {
+func runProbe(port, rt int) {
 	runtime.LockOSThread()
+	if rt > 0 {
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(rt)}, 0); err != nil {
+			fatal(err)
+		}
+	}
 	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 5000, 0, 0, 0)
 	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 	if err != nil {
