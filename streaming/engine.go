@@ -24,7 +24,14 @@ type EngineConfig struct {
 	// SeenThreshold is the share of a message that, once played, sets
 	// \Seen ([streaming] seen_threshold, default 0.9; negative: never).
 	SeenThreshold float64
-	Logger        *slog.Logger
+	// RealtimePriority > 0 runs each shard on a thread of its own
+	// scheduled SCHED_FIFO at this priority (1-99; Linux, CAP_SYS_NICE),
+	// woken directly by the kernel's timer: on a machine whose CPUs are
+	// busy with other work the packets then leave on time, at the cost
+	// of a thread per shard blocked between ticks. 0: normal priority,
+	// shards wake through the Go runtime's poller.
+	RealtimePriority int
+	Logger           *slog.Logger
 }
 
 // Engine paces every playback session of the process on a few scheduler
@@ -40,13 +47,18 @@ type Engine struct {
 	wg     sync.WaitGroup
 	rr     atomic.Uint32
 	closed atomic.Bool
+	clock  func() int64 // tests: engine time; nil: time since epoch
 
 	mu       sync.Mutex
 	sessions map[string]*Session
 }
 
 // NewEngine starts the scheduler.
-func NewEngine(cfg EngineConfig) *Engine {
+func NewEngine(cfg EngineConfig) *Engine { return newEngine(cfg, true) }
+
+// newEngine makes an engine; without run, nothing serves its shards
+// (tests drive them with serveDue).
+func newEngine(cfg EngineConfig, run bool) *Engine {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -59,8 +71,11 @@ func NewEngine(cfg EngineConfig) *Engine {
 	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "streaming"), epoch: time.Now(),
 		quit: make(chan struct{}), sessions: map[string]*Session{}}
 	for range cfg.Workers {
-		sh := &shard{e: e, wake: make(chan struct{}, 1)}
+		sh := newShard(e)
 		e.shards = append(e.shards, sh)
+		if !run {
+			continue
+		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
@@ -70,7 +85,12 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return e
 }
 
-func (e *Engine) now() int64 { return int64(time.Since(e.epoch)) }
+func (e *Engine) now() int64 {
+	if e.clock != nil {
+		return e.clock()
+	}
+	return int64(time.Since(e.epoch))
+}
 
 // PlayRequest describes a playback.
 type PlayRequest struct {
@@ -128,7 +148,7 @@ func (e *Engine) Start(req PlayRequest) (*Session, error) {
 	if req.Transport == "" {
 		req.Transport = "other"
 	}
-	s := &Session{ID: newSessionID(), req: req, e: e, conv: conv, frames: req.Media.Frames(), idx: -1,
+	s := &Session{ID: newSessionID(), req: req, e: e, conv: conv, frames: req.Media.Frames(), slot: -1,
 		seq: uint16(random32() & 0x7fff), tsBase: random32() | 1, buf: make([]byte, 12, 12+conv.frame),
 		out: make([]byte, 0, 64+conv.frame)}
 	s.frame = int(req.Start / FrameTime)
@@ -192,7 +212,13 @@ func (e *Engine) Close() error {
 		s.Stop()
 	}
 	close(e.quit)
+	for _, sh := range e.shards {
+		sh.kick()
+	}
 	e.wg.Wait()
+	for _, sh := range e.shards {
+		sh.timer.close()
+	}
 	return nil
 }
 

@@ -26,6 +26,11 @@ var (
 		Name: "lemonvox_streaming_rtp_bytes_total",
 		Help: "Octets of RTP (SRTP) packets sent.",
 	})
+	metricWakeLate = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "lemonvox_streaming_pacing_wake_late_seconds",
+		Help:    "How late a pacing shard began serving a 1-ms tick of its timer wheel (once per tick served).",
+		Buckets: []float64{20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3},
+	})
 	metricLate = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "lemonvox_streaming_late_packets_total",
 		Help: "RTP packets sent more than 10 ms after their deadline.",

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtcp"
 )
 
 // Session states.
@@ -33,20 +31,21 @@ type Session struct {
 	seenAt int // frame at which \Seen is set
 
 	// Guarded by sh.mu.
-	state    int
-	frame    int   // next frame to send
-	t0       int64 // engine time of frame f0
-	f0       int
-	next     int64 // deadline of the next packet (heap key)
-	idx      int   // heap index, -1 when not scheduled
-	seq      uint16
-	tsBase   uint32 // RTP timestamp of frame 0
-	lastSR   int
-	sentSeen bool
-	started  PlayInfo
-	buf      []byte
-	out      []byte
-	rtcpBuf  []byte
+	state     int
+	frame     int   // next frame to send
+	t0        int64 // engine time of frame f0
+	f0        int
+	next      int64 // deadline of the next packet (engine time)
+	slot      int   // slot of the shard's wheel, -1 when not scheduled
+	seq       uint16
+	tsBase    uint32 // RTP timestamp of frame 0
+	lastSR    int
+	sentSeen  bool
+	started   PlayInfo
+	buf       []byte
+	out       []byte
+	rtcpBuf   []byte
+	rtcpPlain []byte
 
 	packets, octets atomic.Uint64
 	late            atomic.Uint64
@@ -110,7 +109,7 @@ func (s *Session) Stats() (packets, octets, late uint64) {
 
 // Play starts or resumes sending from media position from (from < 0:
 // where it stands, i.e. resume after Pause). The first packet goes out
-// at once. ErrRange when from is at or beyond the end.
+// within a few milliseconds (on the least busy of the next ticks). ErrRange when from is at or beyond the end.
 func (s *Session) Play(from time.Duration) (PlayInfo, error) {
 	return s.PlayWith(from, nil)
 }
@@ -140,13 +139,14 @@ func (s *Session) playLocked(from time.Duration, before func(PlayInfo)) (PlayInf
 		return PlayInfo{}, ErrRange
 	}
 	s.frame, s.f0 = f, f
-	s.t0 = alignUp(s.e.now())
+	s.t0 = s.sh.startTick(s.e.now()) * tickDur
 	s.state = statePlaying
 	s.ended.Store(false)
 	s.started = PlayInfo{Seq: s.seq, RTPTime: s.tsBase + uint32(f)*s.req.Codec.frameClock(), From: time.Duration(f) * FrameTime}
 	if before != nil {
 		before(s.started)
 	}
+	s.sh.unschedule(s) // a seek while playing
 	s.sh.schedule(s, s.t0)
 	return s.started, nil
 }
@@ -211,7 +211,7 @@ func (s *Session) step(sh *shard, now int64) bool {
 		s.late.Add(1)
 		metricLate.Inc()
 		if lag > int64(resyncAfter) {
-			s.t0, s.f0 = alignUp(now), s.frame
+			s.t0, s.f0 = sh.startTick(now)*tickDur, s.frame
 		}
 	}
 	c := s.req.Codec
@@ -244,8 +244,8 @@ func (s *Session) step(sh *shard, now int64) bool {
 	s.frame++
 	s.packets.Add(1)
 	s.octets.Add(uint64(len(payload)))
-	metricPackets.Inc()
-	metricBytes.Add(float64(len(pkt)))
+	sh.pkts++
+	sh.octets += len(pkt)
 	if s.frame-s.lastSR >= 5*framesPerSecond || s.packets.Load() == 1 {
 		s.lastSR = s.frame
 		s.sendRTCP(false)
@@ -273,30 +273,33 @@ func (s *Session) endOfMedia(sh *shard) {
 	})
 }
 
-// sendRTCP sends a sender report, with a BYE when bye is set.
+// The RTCP counters by kind, resolved once.
+var (
+	metricRTCPSR  = metricRTCP.WithLabelValues("sr")
+	metricRTCPBye = metricRTCP.WithLabelValues("bye")
+)
+
+// sendRTCP sends a sender report (RFC 3550 s6.4.1), with a BYE when bye
+// is set, built in the session's buffer without allocating.
 func (s *Session) sendRTCP(bye bool) {
 	now := time.Now()
 	secs := uint64(now.Unix()) + 2208988800
 	frac := uint64(now.Nanosecond()) << 32 / 1e9
-	c := s.req.Codec
-	sr := &rtcp.SenderReport{
-		SSRC:        s.req.SSRC,
-		NTPTime:     secs<<32 | frac,
-		RTPTime:     s.tsBase + uint32(s.frame)*c.frameClock(),
-		PacketCount: uint32(s.packets.Load()),
-		OctetCount:  uint32(s.octets.Load()),
-	}
-	pkts := []rtcp.Packet{sr}
+	b := append(s.rtcpPlain[:0], 0x80, 200, 0, 6) // V=2, no reports, 7 words
+	b = binary.BigEndian.AppendUint32(b, s.req.SSRC)
+	b = binary.BigEndian.AppendUint64(b, secs<<32|frac)
+	b = binary.BigEndian.AppendUint32(b, s.tsBase+uint32(s.frame)*s.req.Codec.frameClock())
+	b = binary.BigEndian.AppendUint32(b, uint32(s.packets.Load()))
+	b = binary.BigEndian.AppendUint32(b, uint32(s.octets.Load()))
 	if bye {
-		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{s.req.SSRC}})
-		metricRTCP.WithLabelValues("bye").Inc()
+		b = append(b, 0x81, 203, 0, 1) // V=2, one source, 2 words
+		b = binary.BigEndian.AppendUint32(b, s.req.SSRC)
+		metricRTCPBye.Inc()
 	}
-	metricRTCP.WithLabelValues("sr").Inc()
-	b, err := rtcp.Marshal(pkts)
-	if err != nil {
-		return
-	}
+	s.rtcpPlain = b
+	metricRTCPSR.Inc()
 	if s.prot != nil {
+		var err error
 		if b, err = s.prot.RTCP(s.rtcpBuf, b); err != nil {
 			return
 		}
@@ -310,10 +313,3 @@ func (s *Session) sendBye() {
 		s.sendRTCP(true)
 	}
 }
-
-// grid: sessions start on a 2-ms grid, so that the packets of many
-// sessions fall due together and go out in one wake-up and one sendmmsg
-// (each stream's own spacing stays exactly 20 ms).
-const grid = int64(2 * time.Millisecond)
-
-func alignUp(t int64) int64 { return (t + grid - 1) / grid * grid }

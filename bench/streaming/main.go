@@ -33,7 +33,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,10 +61,17 @@ func main() {
 	keepGoing := flag.Int("after-fail", 1, "steps still run after the first one not sustained")
 	codecs := flag.Bool("codecs", true, "also measure the codec paths (CPU per stream-second)")
 	starts := flag.Int("starts", 100, "unloaded CHANNEL-to-first-packet runs over RTSPS with interleaved TCP (0: none)")
+	profDir := flag.String("profile", "", "directory for a CPU profile (cpu-N.pprof) and a 2-s execution trace (trace-N.out) of each step's window")
 	path := flag.String("path", "rtsps", "how sessions start: engine (grant opened, engine started with a UDP sink) or rtsps (CHANNEL URL over RTSPS: TLS, DESCRIBE, SETUP UDP, PLAY)")
+	probePort := flag.Int("probe-port", 0, "internal: the probe's destination")
+	rt := flag.Int("rt", 0, "real-time priority (SCHED_FIFO) of the engine's pacing threads and of the probe (0: normal priority)")
 	flag.Parse()
-	if *role == "receiver" {
+	switch *role {
+	case "receiver":
 		runReceiver(*sockets)
+		return
+	case "probe":
+		runProbe(*probePort, *rt)
 		return
 	}
 	var steps []int
@@ -83,7 +93,8 @@ func main() {
 	if *starts > 0 {
 		startLatency(*starts)
 	}
-	b := newBench(*messages, *voice, *sockets)
+	b := newBench(*messages, *voice, *sockets, *rt)
+	b.profDir = *profDir
 	defer b.close()
 	switch *path {
 	case "engine":
@@ -92,13 +103,14 @@ func main() {
 	default:
 		fatal(fmt.Errorf("-path %q: engine or rtsps", *path))
 	}
-	fmt.Printf("sessions start through: %s\n", *path)
+	fmt.Printf("sessions start through: %s; pacing threads: %s\n", *path, map[bool]string{false: "normal priority", true: fmt.Sprintf("SCHED_FIFO %d (probe too)", *rt)}[*rt > 0])
 
 	ref1 := b.referenceLoop(*loopFor)
 	fmt.Printf("reference loop (SRTP protect AES_CM_128_HMAC_SHA1_80 + one UDP send per packet, one goroutine): %.2f us/packet, %.0f packets per CPU-second; load %s\n",
 		1e6/ref1, ref1, loadavg())
-	fmt.Printf("\n%7s %6s %9s %9s %9s %9s %7s %6s %10s %10s %9s %9s %7s %5s  %s\n",
-		"sessions", "rt", "jit p50", "jit p99", "jit p99.9", "jit max", "lost", "rcvbuf", "CPU/1000", "us/packet", "start p50", "start p99", "vs loop", "ok", "load average")
+	fmt.Printf("\n%7s %6s %9s %9s %9s %9s %9s %7s %6s %10s %10s %9s %9s %7s %5s  %s\n",
+		"sessions", "rt", "jit p50", "jit p90", "jit p99", "jit p99.9", "jit max", "lost", "rcvbuf", "CPU/1000", "us/packet", "start p50", "start p99", "vs loop", "ok", "load average")
+	fmt.Printf("%7s %s\n", "", "(second line: allocations per packet, GC cycles and total GC pause in the window, the machine's jitter floor, receiver)")
 	var results []stepResult
 	fails := 0
 	for _, n := range steps {
@@ -110,12 +122,11 @@ func main() {
 			ok = "NO"
 			fails++
 		}
-		fmt.Printf("%7d %5.1f%% %7.0fus %7.0fus %7.0fus %7.0fus %7d %6d %8.3f c %10.2f %7.2fms %7.2fms %6.2fx %5s  %s -> %s\n",
-			n, r.realtime*100, r.rep.JitterP50US, r.rep.JitterP99US, r.rep.JitterP999US, r.rep.JitterMaxUS, r.lost, r.rep.RcvbufErrors,
+		fmt.Printf("%7d %5.1f%% %7.0fus %7.0fus %7.0fus %7.0fus %7.0fus %7d %6d %8.3f c %10.2f %7.2fms %7.2fms %6.2fx %5s  %s -> %s\n",
+			n, r.realtime*100, r.rep.JitterP50US, r.rep.JitterP90US, r.rep.JitterP99US, r.rep.JitterP999US, r.rep.JitterMaxUS, r.lost, r.rep.RcvbufErrors,
 			r.cpuPer1000, 1e6/r.ppsPerCPU, r.startP50, r.startP99, r.ratio, ok, r.loadBefore, r.loadAfter)
-		if r.note != "" {
-			fmt.Printf("        %s\n", r.note)
-		}
+		fmt.Printf("        %.3f allocs/packet, %d GC cycles, %.2f ms GC pause; floor (probe, %d streams): jitter p50 %.0fus p90 %.0fus p99 %.0fus max %.0fus, %d lost; %s\n",
+			r.allocsPerPacket, r.gcCycles, r.gcPauseMS, probeStreams, r.rep.ProbeJitterP50US, r.rep.ProbeJitterP90US, r.rep.ProbeJitterP99US, r.rep.ProbeJitterMaxUS, r.rep.ProbeLost, r.note)
 		if fails > *keepGoing {
 			break
 		}
@@ -156,14 +167,17 @@ type bench struct {
 	rcv       []*net.UDPAddr
 	sink      *net.UDPAddr
 	child     *exec.Cmd
+	probe     *exec.Cmd
+	probeIn   io.WriteCloser
 	childIn   io.WriteCloser
 	childOut  *bufio.Reader
 	rng       *rand.Rand
 	usedSSRCs map[uint32]bool
 	rtsps     *rtspsPath
+	profDir   string
 }
 
-func newBench(messages int, voice time.Duration, sockets int) *bench {
+func newBench(messages int, voice time.Duration, sockets, rt int) *bench {
 	dir, err := os.MkdirTemp("", "lemonvox-bench-streaming-")
 	if err != nil {
 		fatal(err)
@@ -197,7 +211,7 @@ func newBench(messages int, voice time.Duration, sockets int) *bench {
 	if b.grants, err = channel.NewGrants(st); err != nil {
 		fatal(err)
 	}
-	b.eng = streaming.NewEngine(streaming.EngineConfig{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	b.eng = streaming.NewEngine(streaming.EngineConfig{Store: st, RealtimePriority: rt, Logger: slog.New(slog.DiscardHandler)})
 	b.cache = streaming.NewPartCache(256 << 20)
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -225,6 +239,7 @@ func newBench(messages int, voice time.Duration, sockets int) *bench {
 	var hello struct {
 		Ports []int `json:"ports"`
 		Sink  int   `json:"sink"`
+		Probe int   `json:"probe"`
 	}
 	if err := json.Unmarshal([]byte(b.readLine()), &hello); err != nil {
 		fatal(err)
@@ -233,6 +248,14 @@ func newBench(messages int, voice time.Duration, sockets int) *bench {
 		b.rcv = append(b.rcv, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
 	}
 	b.sink = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: hello.Sink}
+	b.probe = exec.Command(exe, "-role", "probe", "-probe-port", strconv.Itoa(hello.Probe), "-rt", strconv.Itoa(rt))
+	b.probe.Stderr = os.Stderr
+	if b.probeIn, err = b.probe.StdinPipe(); err != nil {
+		fatal(err)
+	}
+	if err := b.probe.Start(); err != nil {
+		fatal(err)
+	}
 	return b
 }
 
@@ -242,6 +265,8 @@ func (b *bench) close() {
 		b.rtsps.imap.Close()
 		_ = b.rtsps.srv.Close()
 	}
+	b.probeIn.Close()
+	_ = b.probe.Wait()
 	fmt.Fprintln(b.childIn, "quit")
 	_ = b.child.Wait()
 	b.eng.Close()
@@ -316,6 +341,9 @@ type stepResult struct {
 	realtime              float64 // packets received / packets due in the window
 	loadBefore, loadAfter string
 	note                  string
+	allocsPerPacket       float64
+	gcCycles              uint32
+	gcPauseMS             float64
 }
 
 func (r stepResult) sustained() bool {
@@ -417,10 +445,17 @@ func (b *bench) step(n int, ramp, window time.Duration) stepResult {
 	if b.cmd("on") != "ok" {
 		fatal(fmt.Errorf("receiver on"))
 	}
+	stopProf := b.profile(n)
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0, w0 := cpuSeconds(), time.Now()
 	time.Sleep(window)
 	cpu := cpuSeconds() - cpu0
 	wall := time.Since(w0).Seconds()
+	runtime.ReadMemStats(&ms1)
+	stopProf()
+	r.gcCycles = ms1.NumGC - ms0.NumGC
+	r.gcPauseMS = float64(ms1.PauseTotalNs-ms0.PauseTotalNs) / 1e6
 	if err := json.Unmarshal([]byte(b.cmd("off")), &r.rep); err != nil {
 		fatal(err)
 	}
@@ -447,6 +482,7 @@ func (b *bench) step(n int, ramp, window time.Duration) stepResult {
 	r.realtime = float64(r.rep.Packets) / (float64(n) * r.rep.WindowSecs / 0.020)
 	if r.rep.Packets > 0 {
 		r.ppsPerCPU = float64(r.rep.Packets) / cpu
+		r.allocsPerPacket = float64(ms1.Mallocs-ms0.Mallocs) / float64(r.rep.Packets)
 	}
 	var starts []float64
 	noFirst := 0
@@ -473,6 +509,37 @@ func (b *bench) step(n int, ramp, window time.Duration) stepResult {
 		r.rep.Packets, r.rep.CPUSeconds/wall, r.rep.AuthOK, r.rep.RTCP, r.rep.Reordered)
 	time.Sleep(time.Second) // the stops' RTCP BYEs drain
 	return r
+}
+
+// profile starts a CPU profile of the step's window and a 2-s execution
+// trace at its start (when -profile is set); the returned func stops them.
+func (b *bench) profile(n int) func() {
+	if b.profDir == "" {
+		return func() {}
+	}
+	cf, err := os.Create(filepath.Join(b.profDir, fmt.Sprintf("cpu-%d.pprof", n)))
+	if err != nil {
+		fatal(err)
+	}
+	if err := pprof.StartCPUProfile(cf); err != nil {
+		fatal(err)
+	}
+	tf, err := os.Create(filepath.Join(b.profDir, fmt.Sprintf("trace-%d.out", n)))
+	if err != nil {
+		fatal(err)
+	}
+	if err := trace.Start(tf); err != nil {
+		fatal(err)
+	}
+	tracing := time.AfterFunc(2*time.Second, func() { trace.Stop(); tf.Close() })
+	return func() {
+		if tracing.Stop() {
+			trace.Stop()
+			tf.Close()
+		}
+		pprof.StopCPUProfile()
+		cf.Close()
+	}
 }
 
 // voiceMessage is a voice message whose part 2 is the WAV file.

@@ -62,6 +62,7 @@ type rxSocket struct {
 	authOK  int64
 	authBad int64
 	buf     []byte
+	probe   bool // the probe's socket: reported apart
 }
 
 // Report is the receiver's answer to "off".
@@ -71,6 +72,7 @@ type Report struct {
 	Lost         int64            `json:"lost"`         // sequence gaps in the window
 	Reordered    int64            `json:"reordered"`    // packets older than one already seen
 	JitterP50US  float64          `json:"jitterP50us"`  // |inter-arrival - 20 ms|
+	JitterP90US  float64          `json:"jitterP90us"`  //
 	JitterP99US  float64          `json:"jitterP99us"`  //
 	JitterP999US float64          `json:"jitterP999us"` //
 	JitterMaxUS  float64          `json:"jitterMaxUs"`  //
@@ -81,22 +83,31 @@ type Report struct {
 	CPUSeconds   float64          `json:"cpuSeconds"`
 	WindowSecs   float64          `json:"windowSeconds"` // from on to off, as the receiver saw it
 	RcvbufErrors int64            `json:"rcvbufErrors"`  // kernel UDP receive-buffer drops (whole host)
+	// The probe's streams (jitter floor of the machine in the window).
+	ProbePackets     int64   `json:"probePackets"`
+	ProbeLost        int64   `json:"probeLost"`
+	ProbeJitterP50US float64 `json:"probeJitterP50us"`
+	ProbeJitterP90US float64 `json:"probeJitterP90us"`
+	ProbeJitterP99US float64 `json:"probeJitterP99us"`
+	ProbeJitterMaxUS float64 `json:"probeJitterMaxUs"`
 }
 
 func runReceiver(n int) {
 	var socks []*rxSocket
 	var ports []int
-	for range n {
+	for i := range n + 1 { // the last one is the probe's
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
 			fatal(err)
 		}
 		forceRcvbuf(c, 32<<20)
 		kernelTimestamps(c)
-		s := &rxSocket{conn: c, streams: map[uint32]*rxStream{}, hist: make([]int64, histLen), buf: make([]byte, 1500)}
+		s := &rxSocket{conn: c, streams: map[uint32]*rxStream{}, hist: make([]int64, histLen), buf: make([]byte, 1500), probe: i == n}
 		socks = append(socks, s)
 		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
 	}
+	probePort := ports[n]
+	ports = ports[:n]
 	// The reference loop's destination: read and dropped.
 	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -110,7 +121,7 @@ func runReceiver(n int) {
 		go s.read(&on, base)
 	}
 	out := bufio.NewWriter(os.Stdout)
-	j, _ := json.Marshal(map[string]any{"ports": ports, "sink": sink.LocalAddr().(*net.UDPAddr).Port})
+	j, _ := json.Marshal(map[string]any{"ports": ports, "sink": sink.LocalAddr().(*net.UDPAddr).Port, "probe": probePort})
 	fmt.Fprintf(out, "%s\n", j)
 	out.Flush()
 	var cpu0 float64
@@ -171,6 +182,20 @@ func runReceiver(n int) {
 			var over, maxDev int64
 			for _, s := range socks {
 				s.mu.Lock()
+				if s.probe {
+					r.ProbePackets = s.packets
+					for _, st := range s.streams {
+						if st.winHas {
+							r.ProbeLost += (st.winMax - st.winMin + 1) - st.winRecv
+						}
+					}
+					r.ProbeJitterP50US = quantile(s.hist, s.over, 0.50)
+					r.ProbeJitterP90US = quantile(s.hist, s.over, 0.90)
+					r.ProbeJitterP99US = quantile(s.hist, s.over, 0.99)
+					r.ProbeJitterMaxUS = float64(s.maxDev) / 1000
+					s.mu.Unlock()
+					continue
+				}
 				for i, v := range s.hist {
 					hist[i] += v
 				}
@@ -193,6 +218,7 @@ func runReceiver(n int) {
 				s.mu.Unlock()
 			}
 			r.JitterP50US = quantile(hist, over, 0.50)
+			r.JitterP90US = quantile(hist, over, 0.90)
 			r.JitterP99US = quantile(hist, over, 0.99)
 			r.JitterP999US = quantile(hist, over, 0.999)
 			r.JitterMaxUS = float64(maxDev) / 1000
