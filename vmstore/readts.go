@@ -257,6 +257,16 @@ func (s *Store) writeGroup(q []*member) int {
 		txn.Discard()
 		err = build(n)
 	}
+	if err == nil && s.blobDir != "" {
+		for _, m := range q[:n] {
+			if m.w != nil && m.w.newFiles {
+				// The names of the group's new blob files are
+				// durable before the records that refer to them.
+				err = syncDir(s.blobDir)
+				break
+			}
+		}
+	}
 	if err == nil {
 		err = txn.CommitAt(ts, nil)
 	}
