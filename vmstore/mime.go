@@ -717,14 +717,32 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 // base64Chars counts the characters of the base64 alphabet in line
 // (padding, line breaks and stray characters carry no data).
 func base64Chars(line []byte) int64 {
-	var n int64
+	// A table, not comparisons: with random data (audio) the branches
+	// of a range test mispredict on every other byte, and this ran at
+	// 8 ns a byte, the largest cost of a voicemail deposit.
+	var n0, n1, n2, n3 int
+	for len(line) >= 4 {
+		n0 += int(isBase64[line[0]])
+		n1 += int(isBase64[line[1]])
+		n2 += int(isBase64[line[2]])
+		n3 += int(isBase64[line[3]])
+		line = line[4:]
+	}
 	for _, c := range line {
+		n0 += int(isBase64[c])
+	}
+	return int64(n0 + n1 + n2 + n3)
+}
+
+// isBase64 is 1 for the characters of the base64 alphabet.
+var isBase64 = func() (t [256]uint8) {
+	for c := range 256 {
 		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
-			n++
+			t[c] = 1
 		}
 	}
-	return n
-}
+	return t
+}()
 
 // qpDecodedLen is the decoded size of one quoted-printable line (RFC 2045
 // s6.7): "=XX" is one byte, a final "=" joins the next line, a line break

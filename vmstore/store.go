@@ -88,6 +88,9 @@ type Store struct {
 	// pendingOf: an account's queued commits not yet finished, in order
 	// (under seqMu); its next transaction waits for the last.
 	pendingOf map[string][]*member
+	// groups, grouped and maxGroup count the committer's groups of
+	// account transactions (CommitStats).
+	groups, grouped, maxGroup atomic.Uint64
 	// deletions counts committed account deletions (AccountDeletions).
 	deletions atomic.Uint64
 
