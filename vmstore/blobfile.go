@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 )
 
 // Large message contents are kept in files beside the database, one file
@@ -91,16 +90,6 @@ func syncDir(dir string) error {
 	return err
 }
 
-// fdatasync makes a file's content durable (and its size: the file grew).
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
-
 // toFile moves the sink's content so far into a new file of its own; what
 // follows is written there.
 func (c *chunkSink) toFile() error {
@@ -129,6 +118,10 @@ func (c *chunkSink) writeFile(p []byte) error {
 	if _, err := c.file.Write(p); err != nil {
 		return fmt.Errorf("vmstore: writing blob file: %w", err)
 	}
+	// (Starting the writeback of each piece at once with
+	// sync_file_range, so that the final fdatasync waits less, measured
+	// 25-40% fewer deposits per second: the file system then allocates
+	// and journals piece by piece.)
 	return nil
 }
 

@@ -28,3 +28,19 @@ func BenchmarkBase64Chars(b *testing.B) {
 		base64Chars(line)
 	}
 }
+
+func FuzzBase64Chars(f *testing.F) {
+	f.Add([]byte("QUJD+/09azAZ==\r\n"))
+	f.Add([]byte{0x80, 0xc1, 0xe1, 0xaf, 0xab, 'A', 'z', '0', '9', '/', '+', '@', '[', '`', '{', ':', '.', ',', '-'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want int64
+		for _, c := range b {
+			if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
+				want++
+			}
+		}
+		if got := base64Chars(b); got != want {
+			t.Fatalf("base64Chars(%q) = %d, want %d", b, got, want)
+		}
+	})
+}
