@@ -3,6 +3,8 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -87,6 +89,10 @@ type Config struct {
 		Listen string `toml:"listen"`
 		TLS    bool   `toml:"tls"`
 		Token  string `toml:"token"`
+		// AllowPlaintext lets the admin API listen without TLS on an
+		// address other than loopback (the bearer token then crosses
+		// the network in clear).
+		AllowPlaintext bool `toml:"allow_plaintext"`
 	} `toml:"admin"`
 	Demo struct {
 		Enabled bool `toml:"enabled"`
@@ -135,7 +141,34 @@ func loadConfig(path string) (*Config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, fmt.Errorf("%s: unknown keys %v", path, und)
 	}
+	if err := c.checkSecrets(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return &c, nil
+}
+
+// checkSecrets refuses a configuration that would carry a secret in clear
+// over a network other than loopback without saying so.
+func (c *Config) checkSecrets() error {
+	if c.Admin.Listen != "" && !c.Admin.TLS && !c.Admin.AllowPlaintext && !loopbackListen(c.Admin.Listen) {
+		return fmt.Errorf("admin.listen %q is not a loopback address and admin.tls is false: the admin token would cross the network in clear (set admin.tls = true, or admin.allow_plaintext = true to accept that)", c.Admin.Listen)
+	}
+	return nil
+}
+
+// loopbackListen reports whether a listen address binds only loopback
+// ("localhost:N", "127.0.0.1:N", "[::1]:N"); an empty host binds every
+// address.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // AuthConfig is the authentication limiter shared by IMAP, SIP digest and
