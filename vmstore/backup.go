@@ -3,12 +3,17 @@ package vmstore
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
+	"google.golang.org/protobuf/proto"
 )
 
 // backupMagic starts a Lemonvox backup file. Version 2 files then say the
@@ -50,13 +55,19 @@ func (s *Store) Backup(w io.Writer, progress Progress) (int64, error) {
 		return 0, err
 	}
 	// A stream at one read timestamp: every transaction is either wholly in
-	// the backup or not at all.
+	// the backup or not at all. The files of blobs collected after it stay
+	// until the backup ends.
+	s.backupBegins()
+	defer s.backupEnds()
 	ts := s.beginRead()
 	defer s.endRead(ts)
 	stream := s.db.NewStreamAt(ts)
 	stream.LogPrefix = "vmstore.Backup"
 	stream.NumGo = 4
 	if _, err := stream.Backup(bw, 0); err != nil {
+		return cw.n, fmt.Errorf("vmstore: backup: %w", err)
+	}
+	if err := s.backupFiles(bw, ts); err != nil {
 		return cw.n, fmt.Errorf("vmstore: backup: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -229,4 +240,69 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	lsm, vlog := s.db.Size()
 	return Stats{LSMBytes: lsm, VLogBytes: vlog, JournalSeq: s.LastSeq()}
+}
+
+// backupFiles appends to a backup the contents that are in blob files, as
+// the chunks (B/ keys, at their blob record's version) that Restore loads
+// with the rest: a restored store has them in chunks. The frames are
+// Badger's backup framing (little-endian length, KVList).
+func (s *Store) backupFiles(w io.Writer, ts uint64) error {
+	if s.blobDir == "" {
+		return nil
+	}
+	type fileBlob struct {
+		blob, version uint64
+		size          int64
+	}
+	var blobs []fileBlob
+	err := s.viewAt(ts, func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(kBlob), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var m blobMeta
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
+				return err
+			}
+			if m.File {
+				blobs = append(blobs, fileBlob{blobOfChunkKey(it.Item().Key()), it.Item().Version(), m.Size})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, chunkSize)
+	for _, b := range blobs {
+		f, err := os.Open(s.blobPath(b.blob))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // restored: in chunks, already in the stream
+		}
+		if err != nil {
+			return err
+		}
+		for i, off := uint32(0), int64(0); off < b.size; i++ {
+			n, err := f.ReadAt(buf[:min(int64(chunkSize), b.size-off)], off)
+			if err != nil {
+				f.Close()
+				return fmt.Errorf("blob %d file: %w", b.blob, err)
+			}
+			list := &pb.KVList{Kv: []*pb.KV{{Key: chunkKey(b.blob, i), Value: buf[:n], Version: b.version,
+				UserMeta: []byte{0}, Meta: []byte{0}}}}
+			out, err := proto.Marshal(list)
+			if err == nil {
+				err = binary.Write(w, binary.LittleEndian, uint64(len(out)))
+			}
+			if err == nil {
+				_, err = w.Write(out)
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			off += int64(n)
+		}
+		f.Close()
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -25,6 +26,9 @@ type blobMeta struct {
 	Size   int64  `json:"size"`
 	Hash   []byte `json:"hash"`
 	Chunks uint32 `json:"chunks"`
+	// File: the content is in the blob's file (blobfile.go), not in
+	// chunks (a restored store has it in chunks again).
+	File bool `json:"file,omitempty"`
 }
 
 func refKey(blob, mb uint64, uid uint32) []byte {
@@ -48,6 +52,10 @@ type chunkSink struct {
 	flushed uint32 // chunks already written
 	size    int64
 	err     error
+	// file is the blob's file while it is written (blobfile.go); inFile
+	// says the content is in it, complete and durable.
+	file   *os.File
+	inFile bool
 }
 
 func (c *chunkSink) Write(p []byte) (int, error) {
@@ -56,6 +64,17 @@ func (c *chunkSink) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	c.size += int64(n)
+	if c.file == nil && c.flushed == 0 && c.s.blobDir != "" && c.size >= fileMin {
+		if c.err = c.toFile(); c.err != nil {
+			return 0, c.err
+		}
+	}
+	if c.file != nil {
+		if c.err = c.writeBuffered(p); c.err != nil {
+			return 0, c.err
+		}
+		return n, nil
+	}
 	for len(p) > 0 {
 		if c.cur == nil {
 			c.cur = (*chunkPool.Get().(*[]byte))[:0]
@@ -78,7 +97,33 @@ func (c *chunkSink) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeBuffered writes p to the blob's file through a chunk-sized buffer
+// (a piece at least that large goes straight through).
+func (c *chunkSink) writeBuffered(p []byte) error {
+	if len(c.cur) == 0 && len(p) >= chunkSize {
+		return c.writeFile(p)
+	}
+	for len(p) > 0 {
+		if c.cur == nil {
+			c.cur = (*chunkPool.Get().(*[]byte))[:0]
+		}
+		k := min(len(p), chunkSize-len(c.cur))
+		c.cur = append(c.cur, p[:k]...)
+		p = p[k:]
+		if len(c.cur) == chunkSize {
+			if err := c.writeFile(c.cur); err != nil {
+				return err
+			}
+			c.cur = c.cur[:0]
+		}
+	}
+	return nil
+}
+
 func (c *chunkSink) flush() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
 	err := c.s.blindUpdate(func(txn *badger.Txn) error {
 		for i, ch := range c.pending {
 			if err := txn.Set(chunkKey(c.blob, c.flushed+uint32(i)), ch); err != nil {
@@ -121,13 +166,18 @@ func (c *chunkSink) recycle() {
 	c.pending, c.cur, c.pendLen = nil, nil, 0
 }
 
-// finish moves the last partial chunk to pending.
-func (c *chunkSink) finish() {
+// finish moves the last partial chunk to pending, or completes the blob's
+// file and makes it durable.
+func (c *chunkSink) finish() error {
+	if c.file != nil {
+		return c.finishFile()
+	}
 	if len(c.cur) > 0 {
 		c.pending = append(c.pending, c.cur)
 		c.cur = nil
 		c.n++
 	}
+	return nil
 }
 
 // writePending writes the pending chunks inside the final transaction.
@@ -140,8 +190,10 @@ func (c *chunkSink) writePending(w *wtx) error {
 	return nil
 }
 
-// discard deletes chunks already flushed (deposit failed or deduplicated).
+// discard deletes chunks already flushed, or the blob's file (deposit
+// failed or deduplicated).
 func (c *chunkSink) discard() {
+	c.dropFile()
 	if c.flushed == 0 {
 		return
 	}
@@ -184,6 +236,15 @@ func (b *BlobReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if off >= b.size {
 		return 0, io.EOF
+	}
+	if b.size >= fileMin && b.s.blobDir != "" {
+		n, ok, err := b.s.readFileAt(b.blob, p[:min(int64(len(p)), b.size-off)], off)
+		if ok {
+			if err == nil && n < len(p) {
+				err = io.EOF
+			}
+			return n, err
+		}
 	}
 	n := 0
 	err := b.s.view(func(txn *badger.Txn) error {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 const crashEnv = "LEMONVOX_CRASH_CHILD_DIR"
@@ -41,8 +43,11 @@ func TestCrashChild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
 	for i := 0; ; i++ {
 		size := 200 + rng.IntN(64<<10)
-		if i%7 == 3 {
-			size = 5<<20 + rng.IntN(1<<20) // past one flush batch
+		switch {
+		case i%7 == 3:
+			size = 5<<20 + rng.IntN(1<<20) // past one flush batch; a blob file
+		case i%2 == 1:
+			size = fileMin + rng.IntN(700<<10) // a voicemail's size: a blob file
 		}
 		body := make([]byte, size)
 		for j := range body {
@@ -72,6 +77,7 @@ func TestCrashDurability(t *testing.T) {
 	}
 	dir := t.TempDir()
 	acked := map[uint32]string{}
+	blobFilesSeen := 0
 	rng := rand.New(rand.NewPCG(42, 7))
 	const rounds = 20
 	for round := 0; round < rounds; round++ {
@@ -161,6 +167,24 @@ func TestCrashDurability(t *testing.T) {
 		if problems, err := s.Verify(t.Context(), false); err != nil || len(problems) > 0 {
 			t.Fatalf("round %d: verify: %v %v", round, err, problems)
 		}
+		// Blob files of deposits the kill interrupted (half written, or
+		// synced but never committed) are gone once the startup
+		// collection has run; every file left belongs to a blob record.
+		<-s.orphansDone
+		files, err := blobFiles(s.blobDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range files {
+			var meta blobMeta
+			if err := s.view(func(txn *badger.Txn) error { return getJSON(txn, blobKey(id), &meta) }); err != nil {
+				t.Fatalf("round %d: blob file %016x without its record: %v", round, id, err)
+			}
+			if fi, err := os.Stat(s.blobPath(id)); err != nil || fi.Size() != meta.Size || !meta.File {
+				t.Fatalf("round %d: blob file %016x: %v, size %d, record %+v", round, id, err, fi.Size(), meta)
+			}
+			blobFilesSeen++
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -168,5 +192,8 @@ func TestCrashDurability(t *testing.T) {
 	if len(acked) < rounds {
 		t.Fatalf("only %d messages acknowledged over %d rounds", len(acked), rounds)
 	}
-	t.Logf("%d acknowledged messages survived %d SIGKILLs", len(acked), rounds)
+	if blobFilesSeen == 0 {
+		t.Fatal("no deposit went to a blob file")
+	}
+	t.Logf("%d acknowledged messages survived %d SIGKILLs (%d blob files checked)", len(acked), rounds, blobFilesSeen)
 }

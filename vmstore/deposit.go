@@ -212,7 +212,6 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 		}
 		return fail(fmt.Errorf("vmstore: reading message: %w", err))
 	}
-	p.sink.finish()
 	if p.sink.size > limit {
 		return fail(fmt.Errorf("%w: more than %d bytes", ErrTooBig, limit))
 	}
@@ -221,6 +220,12 @@ func (s *Store) prepareDeposit(req DepositReq) (*prepared, error) {
 	}
 	if max := acct.Options.Retention.MaxDurationSec; max > 0 && pm.duration > float64(max) {
 		return fail(fmt.Errorf("%w: %.0f s exceeds the %d s limit", ErrTooBig, pm.duration, max))
+	}
+	// A content in a file is made durable here, by the session, before
+	// its transaction is queued: the sessions' syncs overlap each other
+	// and the committer's.
+	if err := p.sink.finish(); err != nil {
+		return fail(err)
 	}
 	now := s.now().UTC()
 	p.pm = pm
@@ -293,7 +298,10 @@ func (w *wtx) applyDeposit(p *prepared) (DepositRes, bool, error) {
 		if err := p.sink.writePending(w); err != nil {
 			return DepositRes{}, false, err
 		}
-		if err := w.put(blobKey(p.sink.blob), blobMeta{Size: p.sink.size, Hash: sum, Chunks: p.sink.n}); err != nil {
+		if p.sink.inFile {
+			w.newFiles = true
+		}
+		if err := w.put(blobKey(p.sink.blob), blobMeta{Size: p.sink.size, Hash: sum, Chunks: p.sink.n, File: p.sink.inFile}); err != nil {
 			return DepositRes{}, false, err
 		}
 		if err := w.set(hashKey(sum), be64(nil, p.sink.blob)); err != nil {

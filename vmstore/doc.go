@@ -20,7 +20,9 @@
 //	X/<mbid:8><modseq:8>            expunged uids (compact uid list) for QRESYNC VANISHED
 //	S/<user>\x00<name>              subscription (empty value)
 //	B/<blob:8><chunk:4>             a chunk of a message's raw RFC 5322 bytes
-//	R/<blob:8>                      blob meta (JSON): size, sha256, chunk count
+//	R/<blob:8>                      blob meta (JSON): size, sha256, chunk count, and
+//	                                "file" when the content is in blobs/<blob:16 hex>
+//	                                beside the database instead (blobfile.go)
 //	Q/<blob:8><mbid:8><uid:4>       a message's reference to a blob (empty value); a
 //	                                blob without references is collected
 //	H/<sha256:32>                   blob id of that content (dedupe: COPY shares, equal
@@ -72,12 +74,19 @@
 // missing helps only content reads, and a fresh deposit is read right away
 // (the fallback waits again); LIST, STATUS and metadata would still wait. A
 // per-reader chunk cache cuts transactions per FETCH but not the first
-// wait. Content in files of the data directory (fsync before the
-// referencing commit) would leave Badger's value log, but backup, restore,
-// orphan collection and the kill -9 guarantees would need a second storage
-// layer kept in step with the first. Choosing timestamps keeps one store,
-// one backup stream and Badger's recovery, and removes the wait from every
-// read path at once.
+// wait. Choosing timestamps keeps one store, one backup stream and
+// Badger's recovery, and removes the wait from every read path at once.
+//
+// Large contents (64 KiB and more) are nevertheless written to files of
+// their own beside the database, for the CPU a deposit costs rather than
+// for reads: Badger's value log copied every chunk twice (into a buffer,
+// then into its memory map, a page fault per page) and synced it with
+// msync, all in its one writer goroutine. A blob file is written as the
+// content streams in and fdatasynced by the depositing session before its
+// transaction is queued; the committer syncs the directory before a group
+// that records new files commits. Backup sends file contents as chunks,
+// orphan files go at startup, and the kill -9 test covers files
+// (blobfile.go).
 //
 // # Account names and identity
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -20,6 +21,28 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("Content-Type: audio/basic\r\nContent-Duration: abc\r\n\r\n\xff\xff"))
 	f.Add([]byte("Content-Type: multipart/x; boundary=b\r\n\r\n--b\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\nUklGRg==\r\nAAAA\r\n--b\r\nContent-Type: audio/basic\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=FF=00ab=\r\ncd \r\n--b--\r\n"))
+	// Long bodies (taken in bulk): base64 audio to measure, text with
+	// lines that start with "-" or "--" without being delimiters, binary
+	// content with NULs, line ends of both kinds.
+	audio := make([]byte, 40000)
+	for i := range audio {
+		audio[i] = byte(i*7 + i/13)
+	}
+	var long bytes.Buffer
+	long.WriteString("Content-Type: multipart/voice-message; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n")
+	for i := 0; i < 300; i++ {
+		long.WriteString("- a list item\r\n--b1x not a delimiter\n-\r\nplain line\r\n")
+	}
+	long.WriteString("--b1\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	enc := base64.StdEncoding.EncodeToString(audio)
+	for len(enc) > 76 {
+		long.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	long.WriteString(enc + "\n--b1\r\nContent-Type: audio/basic\r\n\r\n")
+	long.Write(audio)
+	long.WriteString("\r\n--b1--\r\nepilogue\r\n")
+	f.Add(long.Bytes())
 	prober := func(mt string, head []byte, size int64) (time.Duration, bool) { return time.Duration(size), true }
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := parseMessage(bytes.NewReader(data), prober)
@@ -52,6 +75,21 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 		check(&p.root, 0)
+		// Leaf bodies taken in bulk parse as line by line, whatever the
+		// buffer size.
+		for _, size := range []int{16, 100, 4096} {
+			bulk, err1 := parseMessageWith(bytes.NewReader(data), prober, size, false)
+			lines, err2 := parseMessageWith(bytes.NewReader(data), prober, size, true)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if !reflect.DeepEqual(bulk, lines) {
+				t.Fatalf("buffer %d: bulk parse\n%+v\nline by line\n%+v", size, bulk.root, lines.root)
+			}
+			if size == 4096 && !reflect.DeepEqual(bulk, p) {
+				t.Fatalf("buffer %d: parse\n%+v\ndefault buffer\n%+v", size, bulk.root, p.root)
+			}
+		}
 	})
 }
 

@@ -43,6 +43,10 @@ func (s *Store) CollectGarbage(ctx context.Context) (GCStats, error) {
 			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &m) }); err != nil {
 				return err
 			}
+			if m.File {
+				// Restored from a backup, its content is in chunks.
+				m.Chunks = countChunks(txn, blob)
+			}
 			victims = append(victims, victim{blob, m})
 		}
 		return nil
@@ -65,6 +69,15 @@ func (s *Store) CollectGarbage(ctx context.Context) (GCStats, error) {
 			}
 			return nil
 		})
+	}
+	if err == nil {
+		var files []uint64
+		for _, v := range victims {
+			if v.meta.File {
+				files = append(files, v.blob)
+			}
+		}
+		s.removeBlobFiles(files)
 	}
 	s.gcMu.Unlock()
 	if err != nil {
@@ -96,6 +109,11 @@ func (s *Store) startupCollect() {
 	defer close(s.orphansDone)
 	if startupCollectHook != nil {
 		startupCollectHook()
+	}
+	if files, err := s.collectOrphanFiles(s.orphanBlob); err != nil {
+		s.log.Warn("vmstore: orphan blob file collection failed", "err", err)
+	} else if files > 0 {
+		s.log.Info("vmstore: removed blob files of interrupted deposits", "files", files)
 	}
 	n, err := s.collectOrphans(s.orphanBlob)
 	switch {
@@ -189,3 +207,48 @@ func (s *Store) collectOrphans(limit uint64) (int, error) {
 // nextBlobOf is the chunk prefix of the blob after the iterator's current one:
 // the scan visits one key per blob.
 func nextBlobOf(it *badger.Iterator) uint64 { return blobOfChunkKey(it.Item().Key()) + 1 }
+
+// countChunks counts the chunks of a blob.
+func countChunks(txn *badger.Txn, blob uint64) uint32 {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: chunkPrefix(blob)})
+	defer it.Close()
+	var n uint32
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// collectOrphanFiles removes the blob files (of ids up to limit) that have
+// no blob record: written by a deposit that a crash interrupted before its
+// commit, or left by a collection interrupted between its commit and the
+// removal. Ids up to limit are not handed out again, so no deposit is
+// writing one of them.
+func (s *Store) collectOrphanFiles(limit uint64) (int, error) {
+	if s.blobDir == "" {
+		return 0, nil
+	}
+	ids, err := blobFiles(s.blobDir)
+	if err != nil {
+		return 0, err
+	}
+	var orphans []uint64
+	err = s.view(func(txn *badger.Txn) error {
+		for _, id := range ids {
+			if id > limit {
+				continue
+			}
+			if _, err := txn.Get(blobKey(id)); errors.Is(err, badger.ErrKeyNotFound) {
+				orphans = append(orphans, id)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.removeBlobFiles(orphans)
+	return len(orphans), nil
+}

@@ -23,4 +23,9 @@ var (
 		Help:    "Time to store a message durably, from the first byte read to the commit.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	})
+	metricCommitGroup = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "lemonvox_store_commit_group_size",
+		Help:    "Account transactions written by one durable Badger commit (group commit).",
+		Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
+	})
 )

@@ -10,6 +10,7 @@ import (
 	"mime/quotedprintable"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -124,6 +125,8 @@ type mimeParser struct {
 	// attachments nor inside a message/rfc822 part, for the preview.
 	plain, html *textCapture
 	inMessage   int
+	// lineByLine: leaf bodies are not taken in bulk (tests).
+	lineByLine bool
 }
 
 // eolsBefore returns the number of line ends before offset end, which is
@@ -177,6 +180,33 @@ func (p *mimeParser) readLine() (line []byte, off int64, err error) {
 	return l, off, nil
 }
 
+// bulkLines takes, when the parser stands at the start of a line, the
+// whole lines already buffered up to the first one that starts with "-"
+// (which may be a delimiter and is read as a line): a leaf part's body
+// without a call per line. It returns nil when there is no such line. The
+// bytes are valid until the next read.
+func (p *mimeParser) bulkLines() []byte {
+	if p.pending != nil || p.eof || p.br.Buffered() == 0 {
+		return nil
+	}
+	buf, _ := p.br.Peek(p.br.Buffered())
+	if buf[0] == '-' {
+		return nil
+	}
+	end := bytes.Index(buf, []byte("\n-")) + 1
+	if end == 0 {
+		end = bytes.LastIndexByte(buf, '\n') + 1
+		if end == 0 {
+			return nil
+		}
+	}
+	blk := buf[:end]
+	_, _ = p.br.Discard(end) // the bytes stay in the buffer until the next read
+	p.pos += int64(end)
+	p.eols += int64(bytes.Count(blk, []byte("\n")))
+	return blk
+}
+
 func (p *mimeParser) unread(line []byte, off int64) { p.pending, p.pendPos = bytes.Clone(line), off }
 
 func eolLen(l []byte) int {
@@ -215,7 +245,27 @@ func boundaryMatch(line []byte, bounds []string) (idx int, closing bool) {
 
 // parseMessage parses a whole message from r, which it reads to the end.
 func parseMessage(r io.Reader, prober func(string, []byte, int64) (time.Duration, bool)) (*parsed, error) {
-	p := &mimeParser{br: bufio.NewReaderSize(r, 64<<10), prober: prober}
+	return parseMessageWith(r, prober, parseBufSize, false)
+}
+
+// parseBufSize is the parser's read buffer; parseBufs recycles them (a
+// deposit cleared and collected a fresh 64 KiB each time).
+const parseBufSize = 64 << 10
+
+var parseBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, parseBufSize) }}
+
+// parseMessageWith parses with a read buffer of bufSize bytes, leaf bodies
+// line by line if lineByLine (tests compare that with the bulk path).
+func parseMessageWith(r io.Reader, prober func(string, []byte, int64) (time.Duration, bool), bufSize int, lineByLine bool) (*parsed, error) {
+	var br *bufio.Reader
+	if bufSize == parseBufSize {
+		br = parseBufs.Get().(*bufio.Reader)
+		br.Reset(r)
+		defer func() { br.Reset(nil); parseBufs.Put(br) }()
+	} else {
+		br = bufio.NewReaderSize(r, bufSize)
+	}
+	p := &mimeParser{br: br, prober: prober, lineByLine: lineByLine}
 	root, hdr, err := p.entity(nil, 0, "text/plain")
 	if err != nil {
 		return nil, err
@@ -656,6 +706,33 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 	}
 	atStart := true
 	for {
+		if atStart && !p.lineByLine && (text == nil || len(text.head) >= previewHeadBytes) &&
+			!(measure && part.Encoding == "quoted-printable") {
+			// Lines that cannot be delimiters, taken together: what the
+			// loop below does for each line, done for all at once.
+			if blk := p.bulkLines(); blk != nil {
+				lines += int64(bytes.Count(blk, []byte("\n")))
+				if !part.Binary && bytes.IndexByte(blk, 0) >= 0 {
+					part.Binary = true
+				}
+				if measure {
+					if need := probeHeadBytes - len(head); need > 0 {
+						// Whole lines, as below: up to the end of
+						// the line that reaches the limit.
+						cut := len(blk)
+						if need < len(blk) {
+							cut = need + bytes.IndexByte(blk[need-1:], '\n')
+						}
+						head = append(head, blk[:cut]...)
+					}
+					if part.Encoding == "base64" {
+						b64 += base64Chars(blk)
+					}
+				}
+				lastEOL = eolLen(blk)
+				continue
+			}
+		}
 		line, off, err := p.readLine()
 		if err == io.EOF {
 			part.End = off
@@ -717,14 +794,33 @@ func (p *mimeParser) leafBody(part *Part, bounds []string) error {
 // base64Chars counts the characters of the base64 alphabet in line
 // (padding, line breaks and stray characters carry no data).
 func base64Chars(line []byte) int64 {
-	var n int64
+	// A table, not comparisons: with random data (audio) the branches
+	// of a range test mispredict on every other byte, and this ran at
+	// 8 ns a byte, the largest cost of a voicemail deposit. (Comparing
+	// eight bytes at once in a word measured slower than the table.)
+	var n0, n1, n2, n3 int
+	for len(line) >= 4 {
+		n0 += int(isBase64[line[0]])
+		n1 += int(isBase64[line[1]])
+		n2 += int(isBase64[line[2]])
+		n3 += int(isBase64[line[3]])
+		line = line[4:]
+	}
 	for _, c := range line {
+		n0 += int(isBase64[c])
+	}
+	return int64(n0 + n1 + n2 + n3)
+}
+
+// isBase64 is 1 for the characters of the base64 alphabet.
+var isBase64 = func() (t [256]uint8) {
+	for c := range 256 {
 		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
-			n++
+			t[c] = 1
 		}
 	}
-	return n
-}
+	return t
+}()
 
 // qpDecodedLen is the decoded size of one quoted-printable line (RFC 2045
 // s6.7): "=XX" is one byte, a final "=" joins the next line, a line break

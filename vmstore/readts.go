@@ -257,6 +257,16 @@ func (s *Store) writeGroup(q []*member) int {
 		txn.Discard()
 		err = build(n)
 	}
+	if err == nil && s.blobDir != "" {
+		for _, m := range q[:n] {
+			if m.w != nil && m.w.newFiles {
+				// The names of the group's new blob files are
+				// durable before the records that refer to them.
+				err = syncDir(s.blobDir)
+				break
+			}
+		}
+	}
 	if err == nil {
 		err = txn.CommitAt(ts, nil)
 	}
@@ -267,8 +277,26 @@ func (s *Store) writeGroup(q []*member) int {
 	if err != nil && q[n-1].glued {
 		n += gluedRun(q[n-1:]) - 1 // a glued run fails as a whole
 	}
+	if err == nil {
+		metricCommitGroup.Observe(float64(n))
+		s.groups.Add(1)
+		s.grouped.Add(uint64(n))
+		for {
+			m := s.maxGroup.Load()
+			if uint64(n) <= m || s.maxGroup.CompareAndSwap(m, uint64(n)) {
+				break
+			}
+		}
+	}
 	s.finishGroup(q[:n], ts, err)
 	return n
+}
+
+// CommitStats tells how account transactions were grouped: durable Badger
+// commits of them so far, the transactions they wrote, and the most in
+// one.
+func (s *Store) CommitStats() (groups, transactions, largest uint64) {
+	return s.groups.Load(), s.grouped.Load(), s.maxGroup.Load()
 }
 
 // gluedRun is the length of the glued run that starts q.

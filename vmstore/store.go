@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,9 @@ type Store struct {
 	// pendingOf: an account's queued commits not yet finished, in order
 	// (under seqMu); its next transaction waits for the last.
 	pendingOf map[string][]*member
+	// groups, grouped and maxGroup count the committer's groups of
+	// account transactions (CommitStats).
+	groups, grouped, maxGroup atomic.Uint64
 	// deletions counts committed account deletions (AccountDeletions).
 	deletions atomic.Uint64
 
@@ -102,6 +106,15 @@ type Store struct {
 	// instance is unique among the stores opened by this process
 	// (Instance).
 	instance uint64
+
+	// blobDir holds the files of large contents (blobfile.go); "" for a
+	// store in memory.
+	blobDir string
+	// filesMu guards backups (running) and keptFiles (collected blob
+	// files whose removal waits for the backups to end).
+	filesMu   sync.Mutex
+	backups   int
+	keptFiles []uint64
 
 	nextBlob        atomic.Uint64
 	nextMailbox     atomic.Uint64
@@ -192,6 +205,13 @@ func Open(opts Options) (*Store, error) {
 
 		stopCommitter: make(chan struct{}),
 		committerDone: make(chan struct{}),
+	}
+	if !opts.InMemory {
+		s.blobDir = filepath.Join(opts.Dir, blobDirName)
+		if _, err := openBlobDir(s.blobDir); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("vmstore: open %s: %w", s.blobDir, err)
+		}
 	}
 	s.resetClock()
 	go s.committer()
@@ -287,6 +307,18 @@ func (s *Store) loadCounters() error {
 		if k := last(kBlob); k != nil {
 			blob = max(blob, binary.BigEndian.Uint64(k[2:10]))
 		}
+		if s.blobDir != "" {
+			// A file of a deposit that a crash interrupted: its id
+			// is not handed out again (the startup collection
+			// removes the file).
+			ids, err := blobFiles(s.blobDir)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				blob = max(blob, id)
+			}
+		}
 		s.nextBlob.Store(blob)
 		// Mailboxes: highest id and highest UIDVALIDITY.
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(kMailbox), PrefetchValues: true})
@@ -353,6 +385,9 @@ type wtx struct {
 	modseqIdx map[string]*[]uint32
 	// deletesAccount: the transaction deletes an account (AccountDeletions).
 	deletesAccount bool
+	// newFiles: the transaction records a blob whose file was created
+	// (the committer syncs the blob directory before the group commits).
+	newFiles bool
 }
 
 func (w *wtx) get(key []byte, v any) error {

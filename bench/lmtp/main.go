@@ -11,6 +11,11 @@
 // message MAIL FROM (SIZE=), RCPT TO its own account, and DATA (dot-stuffed)
 // or BDAT (the whole message in one chunk, BODY=BINARYMIME); it waits for
 // the per-recipient reply before the next message.
+//
+// The store is opened as the daemon opens it (with the audio prober) and
+// serves in this process; the clients run in a child process, so that the
+// CPU time per deposit reported for the server is the server's alone.
+// "group mean/max" is how many deposits one durable commit carried.
 package main
 
 import (
@@ -36,10 +41,20 @@ import (
 	"time"
 
 	"github.com/lemonvox/lemonvox/smtp"
+	"github.com/lemonvox/lemonvox/transcode"
 	"github.com/lemonvox/lemonvox/vmstore"
 )
 
+// clientEnv, when set, makes the process the clients of a run (the
+// benchmark runs them in a child process, so that the server's CPU time is
+// its own): "addr mode clients seconds msgfile".
+const clientEnv = "LEMONVOX_BENCH_LMTP_CLIENTS"
+
 func main() {
+	if v := os.Getenv(clientEnv); v != "" {
+		clientMain(v)
+		return
+	}
 	dir := flag.String("dir", "", "directory on the disk to measure (default: a temporary directory)")
 	secs := flag.Float64("seconds", 10, "duration of each measurement")
 	modes := flag.String("modes", "data,bdat", "transfer modes to measure")
@@ -63,11 +78,15 @@ func main() {
 	}
 	fmt.Printf("dd oflag=dsync bs=%d (before): %.1f writes/s\n\n", len(msg), dd1)
 
+	msgFile := filepath.Join(*dir, "message.eml")
+	if err := os.WriteFile(msgFile, msg, 0o600); err != nil {
+		fatal(err)
+	}
+	defer os.Remove(msgFile)
 	type row struct {
 		mode    string
 		clients int
-		rate    float64
-		cpu     float64
+		res     result
 		load    string
 	}
 	var rows []row
@@ -86,13 +105,11 @@ func main() {
 			if err != nil {
 				fatal(err)
 			}
-			u0 := cpuSeconds()
-			rate, err := run(filepath.Join(*dir, fmt.Sprintf("store-%s-%d", mode, c)), msg, mode, c, *secs)
+			res, err := run(filepath.Join(*dir, fmt.Sprintf("store-%s-%d", mode, c)), msgFile, mode, c, *secs)
 			if err != nil {
 				fatal(err)
 			}
-			cpu := (cpuSeconds() - u0) / *secs
-			rows = append(rows, row{mode, c, rate, cpu, loadavg()})
+			rows = append(rows, row{mode, c, res, loadavg()})
 		}
 	}
 	pprof.StopCPUProfile()
@@ -102,11 +119,26 @@ func main() {
 	}
 	dd := (dd1 + dd2) / 2
 	fmt.Printf("dd oflag=dsync bs=%d (after): %.1f writes/s; reference: %.1f writes/s (%.1f MB/s)\n\n", len(msg), dd2, dd, dd*float64(len(msg))/1e6)
-	fmt.Printf("%-5s %8s %10s %10s %12s %10s  %s\n", "mode", "clients", "deposits/s", "MB/s", "ratio to dd", "CPU (cores)", "load after")
+	fmt.Printf("%-5s %7s %10s %7s %11s %12s %12s %14s  %s\n", "mode", "clients", "deposits/s", "MB/s", "ratio to dd",
+		"server ms/dep", "client ms/dep", "group mean/max", "load after")
 	for _, r := range rows {
-		fmt.Printf("%-5s %8d %10.1f %10.1f %11.2fx %10.2f  %s\n", r.mode, r.clients, r.rate, r.rate*float64(len(msg))/1e6, r.rate/dd, r.cpu, r.load)
+		rate := r.res.rate()
+		fmt.Printf("%-5s %7d %10.1f %7.1f %10.2fx %12.2f %12.2f %9.1f / %-3d  %s\n", r.mode, r.clients, rate,
+			rate*float64(len(msg))/1e6, rate/dd, r.res.serverCPU/float64(r.res.n)*1000,
+			r.res.clientCPU/float64(r.res.n)*1000, float64(r.res.grouped)/float64(max(r.res.groups, 1)), r.res.largest, r.load)
 	}
 }
+
+// result is one run's outcome.
+type result struct {
+	n                    int64   // deposits acknowledged
+	elapsed              float64 // seconds
+	serverCPU, clientCPU float64 // seconds
+	groups, grouped      uint64  // durable commits of account transactions, transactions
+	largest              uint64
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed }
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench/lmtp:", err)
@@ -167,27 +199,66 @@ func writeRandom(path string, n int) error {
 	return err
 }
 
-// run starts a store and an LMTP listener and has clients deposit for
-// secs seconds; it returns deposits per second.
-func run(dir string, msg []byte, mode string, clients int, secs float64) (float64, error) {
+// run starts a store and an LMTP listener and has clients (a child
+// process) deposit for secs seconds.
+func run(dir, msgFile string, mode string, clients int, secs float64) (result, error) {
+	var res result
+	// The daemon's store options that bear on a deposit: the prober that
+	// measures an audio part's duration as it streams through.
 	st, err := vmstore.Open(vmstore.Options{Dir: dir, GCInterval: -1, Logger: slog.New(slog.DiscardHandler),
-		Hash: vmstore.HashParams{Time: 1, MemKiB: 1024, Threads: 1}})
+		Hash: vmstore.HashParams{Time: 1, MemKiB: 1024, Threads: 1}, Prober: transcode.PartDuration})
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	defer st.Close()
 	for c := 0; c < clients; c++ {
 		if _, err := st.CreateAccount(vmstore.AccountSpec{Name: fmt.Sprint("u", c), Password: "x"}); err != nil {
-			return 0, err
+			return res, err
 		}
 	}
 	l := smtp.NewLMTP(st, smtp.LMTPConfig{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err := l.Start(); err != nil {
-		return 0, err
+		return res, err
 	}
 	defer l.Close()
-	addr := l.Addrs()[0].String()
+	self, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %g %s", clientEnv, l.Addrs()[0], mode, clients, secs, msgFile))
+	cmd.Stderr = os.Stderr
+	g0, t0, _ := st.CommitStats()
+	u0 := cpuSeconds()
+	out, err := cmd.Output()
+	if err != nil {
+		return res, fmt.Errorf("clients: %v", err)
+	}
+	res.serverCPU = cpuSeconds() - u0
+	g1, t1, largest := st.CommitStats()
+	res.groups, res.grouped, res.largest = g1-g0, t1-t0, largest
+	if _, err := fmt.Sscan(string(out), &res.n, &res.elapsed); err != nil {
+		return res, fmt.Errorf("clients said %q", out)
+	}
+	ps := cmd.ProcessState
+	res.clientCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
+	return res, nil
+}
+
+// clientMain runs a run's clients and prints the deposits acknowledged and
+// the seconds taken.
+func clientMain(arg string) {
+	var addr, mode, msgFile string
+	var clients int
+	var secs float64
+	if _, err := fmt.Sscan(arg, &addr, &mode, &clients, &secs, &msgFile); err != nil {
+		fatal(fmt.Errorf("%s=%q: %v", clientEnv, arg, err))
+	}
+	msg, err := os.ReadFile(msgFile)
+	if err != nil {
+		fatal(err)
+	}
 	var n atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -206,9 +277,9 @@ func run(dir string, msg []byte, mode string, clients int, secs float64) (float6
 	wg.Wait()
 	el := time.Since(start).Seconds()
 	if firstErr != nil {
-		return 0, firstErr
+		fatal(firstErr)
 	}
-	return float64(n.Load()) / el, nil
+	fmt.Println(n.Load(), el)
 }
 
 // client deposits msg (made distinct each time: no deduplication) for

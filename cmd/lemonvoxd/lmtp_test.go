@@ -235,9 +235,10 @@ listen = "127.0.0.1:0"
 	var voice []string
 	for i := range 5 {
 		var b bytes.Buffer
-		media := bytes.Repeat([]byte{byte(i + 1)}, 16000)
+		// 2 to 32 s of audio: the larger ones are kept in blob files.
+		media := bytes.Repeat([]byte{byte(i + 1)}, 16000<<i)
 		_, _ = io.Copy(&b, vmstore.VoiceMessage{From: fmt.Sprintf("+1555000%d@pbx.example", i), MediaType: "audio/basic",
-			Duration: 2 * time.Second, Media: bytes.NewReader(media)}.Compose())
+			Duration: time.Duration(2<<i) * time.Second, Media: bytes.NewReader(media)}.Compose())
 		voice = append(voice, b.String())
 	}
 	// To two accounts: every acknowledged copy survives (one commit).

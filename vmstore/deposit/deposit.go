@@ -27,6 +27,7 @@ import (
 	"io"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lemonvox/lemonvox/vmstore"
@@ -87,10 +88,11 @@ const sniffBytes = 64 << 10
 
 // Deposit stores r for user and returns once it is durable.
 func Deposit(st *vmstore.Store, user string, r io.Reader, o Options) (*vmstore.DepositRes, error) {
-	req, err := prepare(r, o)
+	req, release, err := prepare(r, o)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	req.User = user
 	res, err := st.Deposit(req)
 	if errors.Is(err, vmstore.ErrOverQuota) {
@@ -115,10 +117,11 @@ type Result struct {
 // refused user has nothing stored. The error is for what fails for all
 // (unreadable content, the store).
 func DepositEach(st *vmstore.Store, users []string, r io.Reader, o Options) ([]Result, error) {
-	req, err := prepare(r, o)
+	req, release, err := prepare(r, o)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	res, errs, err := st.DepositEach(req, users)
 	if err != nil {
 		return nil, err
@@ -135,11 +138,33 @@ func DepositEach(st *vmstore.Store, users []string, r io.Reader, o Options) ([]R
 	return out, nil
 }
 
-// prepare turns the content into a deposit request (without its user).
-func prepare(r io.Reader, o Options) (vmstore.DepositReq, error) {
+// sniffBufs recycles the readers that sniff the content (a fresh 64 KiB
+// buffer per deposit was cleared and collected every time).
+var sniffBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, sniffBytes) }}
+
+// prepare turns the content into a deposit request (without its user);
+// release, once the request's body is read, recycles its buffer.
+func prepare(r io.Reader, o Options) (vmstore.DepositReq, func(), error) {
+	br := sniffBufs.Get().(*bufio.Reader)
+	br.Reset(r)
+	release := func() { br.Reset(nil); sniffBufs.Put(br) }
+	req, err := prepareWith(br, o)
+	if _, composed := req.Body.(*io.PipeReader); composed {
+		// Audio wrapped into a message: the composing goroutine may
+		// still read br after the deposit returns (a refusal before
+		// the end); this buffer is not recycled.
+		release = func() {}
+	}
+	if err != nil {
+		release()
+		return req, nil, err
+	}
+	return req, release, nil
+}
+
+func prepareWith(br *bufio.Reader, o Options) (vmstore.DepositReq, error) {
 	req := vmstore.DepositReq{Mailbox: o.Mailbox, Service: o.Service, Urgent: o.Urgent, Context: o.Context,
 		Flags: o.Flags, InternalDate: o.Date, Event: o.Event}
-	br := bufio.NewReaderSize(r, sniffBytes)
 	head, err := br.Peek(sniffBytes)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return req, err
