@@ -105,6 +105,10 @@ type PlayRequest struct {
 	Sink   Sink
 	// SRTP: the key the stream is protected with (nil: plain RTP).
 	SRTP *SDESKey
+	// SinkProtects: the sink encrypts what it is given (WHEP: DTLS-SRTP
+	// in the peer connection), so SRTP is nil and the stream is still
+	// protected on the wire.
+	SinkProtects bool
 	// Transport names the kind of sink in metrics (udp, tcp, whep, sip).
 	Transport string
 
@@ -162,7 +166,7 @@ func (e *Engine) Start(req PlayRequest) (*Session, error) {
 		}
 	}
 	s.log = e.log.With("session", s.ID, "account", req.Account, "mailbox", req.Mailbox, "uid", req.UID,
-		"section", req.Section, "codec", req.Codec.String(), "transport", req.Transport, "srtp", req.SRTP != nil)
+		"section", req.Section, "codec", req.Codec.String(), "transport", req.Transport, "srtp", req.SRTP != nil || req.SinkProtects)
 	s.sh = e.shards[int(e.rr.Add(1))%len(e.shards)]
 	e.mu.Lock()
 	e.sessions[s.ID] = s

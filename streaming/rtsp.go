@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -396,6 +397,15 @@ func (d doneCtx) Err() error {
 }
 func (d doneCtx) Value(any) any { return nil }
 
+// ctx ends with the server (a limiter delay does not outlive it).
+func (c *rtspConn) ctx() context.Context { return doneCtx{c.srv.done} }
+
+// remoteAddr is the client's address as the authentication limiter keys it.
+func (c *rtspConn) remoteAddr() netip.Addr {
+	a, _ := netip.AddrFromSlice(c.remote)
+	return a.Unmap()
+}
+
 const publicMethods = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER"
 
 // target is a request URL split into our parts.
@@ -551,24 +561,14 @@ func (c *rtspConn) describe(req *Request, res *Response) {
 		return
 	}
 	s := c.srv
-	g, err := s.cfg.Grants.Open(t.token)
-	if err != nil {
-		res.Code = grantStatus(err)
-		c.log.Info("rtsp grant refused", "grant", channel.HashToken(t.token), "err", err)
-		return
-	}
-	md, err := s.openMedia(g)
-	if err != nil {
-		res.Code = 415
-		if errors.Is(err, message.ErrNoSuchPart) || errors.Is(err, vmstore.ErrNotFound) {
-			res.Code = 404
-		}
-		c.log.Info("rtsp media refused", "grant", channel.HashToken(t.token), "err", err)
+	g, md, ok := c.openGrant(res, t.token)
+	if !ok {
 		return
 	}
 	codec := md.Playable()[0]
 	var key *SDESKey
 	if c.secure && !(s.cfg.AllowPlainRTP && strings.EqualFold(t.query.Get("profile"), "avp")) {
+		var err error
 		if key, err = NewSDESKey(1, SuiteAES80); err != nil {
 			res.Code = 500
 			return
@@ -715,23 +715,34 @@ func (c *rtspConn) setup(req *Request, res *Response) {
 		}
 		return
 	}
-	g, err := s.cfg.Grants.Open(t.token)
-	if err != nil {
-		res.Code = grantStatus(err)
-		c.log.Info("rtsp grant refused", "grant", channel.HashToken(t.token), "err", err)
+	g, md, ok := c.openGrant(res, t.token)
+	if !ok {
 		return
 	}
-	md, err := s.openMedia(g)
+	d = &describeEntry{token: t.token, grant: g, media: md, codec: md.Playable()[0]}
+	c.startSession(req, res, t, d, spec)
+}
+
+// openGrant checks a grant presented on this connection (an invalid token
+// is a failed credential of the client's address, under the shared
+// limiter) and opens the part it names; on refusal res has the status.
+func (c *rtspConn) openGrant(res *Response, token string) (*channel.Grant, *Media, bool) {
+	g, err := c.srv.cfg.Grants.OpenFrom(c.ctx(), token, c.remoteAddr())
+	if err != nil {
+		res.Code = grantStatus(err)
+		c.log.Info("rtsp grant refused", "grant", channel.HashToken(token), "err", err)
+		return nil, nil, false
+	}
+	md, err := c.srv.openMedia(g)
 	if err != nil {
 		res.Code = 415
 		if errors.Is(err, message.ErrNoSuchPart) || errors.Is(err, vmstore.ErrNotFound) {
 			res.Code = 404
 		}
-		c.log.Info("rtsp media refused", "grant", channel.HashToken(t.token), "err", err)
-		return
+		c.log.Info("rtsp media refused", "grant", channel.HashToken(token), "err", err)
+		return nil, nil, false
 	}
-	d = &describeEntry{token: t.token, grant: g, media: md, codec: md.Playable()[0]}
-	c.startSession(req, res, t, d, spec)
+	return g, md, true
 }
 
 // freeChannels returns the interleaved pair to use: the one asked for
@@ -773,7 +784,7 @@ func (c *rtspConn) startSession(req *Request, res *Response, t target, d *descri
 		spec.Interleave = ch
 	}
 	// The grant may have been revoked since DESCRIBE.
-	g, err := s.cfg.Grants.Open(t.token)
+	g, err := s.cfg.Grants.OpenFrom(c.ctx(), t.token, c.remoteAddr())
 	if err == nil {
 		err = s.cfg.Grants.Use(g)
 	}

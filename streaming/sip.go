@@ -556,32 +556,46 @@ func (s *SIPServer) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 	s.ep.Respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }
 
-func (s *SIPServer) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+// beginModify admits a re-INVITE or UPDATE of a confirmed dialog (one at
+// a time, CSeq in order); nil when it has been answered already. The
+// caller ends it with endModify.
+func (s *SIPServer) beginModify(req *sip.Request, tx sip.ServerTransaction) *call {
 	c := s.lookup(req)
 	if c == nil {
 		s.ep.Respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
+		return nil
 	}
 	c.mu.Lock()
-	if c.ended || c.inReinvite || !c.confirmed {
-		c.mu.Unlock()
-		// RFC 3261 s14.2: an INVITE while one is pending.
-		s.ep.Respond(req, tx, 491, "Request Pending", sip.NewHeader("Retry-After", "1"))
-		return
+	busy, stale := c.ended || c.inReinvite || !c.confirmed, req.CSeq().SeqNo <= c.remoteCSeq
+	if !busy && !stale {
+		c.remoteCSeq = req.CSeq().SeqNo
+		c.inReinvite = true
 	}
-	if req.CSeq().SeqNo <= c.remoteCSeq {
-		c.mu.Unlock()
-		s.ep.Respond(req, tx, 500, "Server Internal Error (CSeq out of order)", sip.NewHeader("Retry-After", "1"))
-		return
-	}
-	c.remoteCSeq = req.CSeq().SeqNo
-	c.inReinvite = true
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.inReinvite = false
-		c.mu.Unlock()
-	}()
+	switch {
+	case busy:
+		// RFC 3261 s14.2 (RFC 3311 s5.2 for UPDATE): one offer at a time.
+		s.ep.Respond(req, tx, 491, "Request Pending", sip.NewHeader("Retry-After", "1"))
+		return nil
+	case stale:
+		s.ep.Respond(req, tx, 500, "Server Internal Error (CSeq out of order)", sip.NewHeader("Retry-After", "1"))
+		return nil
+	}
+	return c
+}
+
+func (c *call) endModify() {
+	c.mu.Lock()
+	c.inReinvite = false
+	c.mu.Unlock()
+}
+
+func (s *SIPServer) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.beginModify(req, tx)
+	if c == nil {
+		return
+	}
+	defer c.endModify()
 	timer, terr := s.negotiateTimer(req)
 	if terr != nil {
 		s.ep.Respond(req, tx, terr.code, terr.reason, terr.hdrs...)
@@ -657,30 +671,11 @@ func (c *call) answerOffer(b []byte) ([]byte, bool, *callError) {
 // onUpdate serves UPDATE in a confirmed dialog (RFC 3311): a session
 // refresh (RFC 4028), with or without an offer; the answer is in the 200.
 func (s *SIPServer) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.lookup(req)
+	c := s.beginModify(req, tx)
 	if c == nil {
-		s.ep.Respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	c.mu.Lock()
-	if c.ended || c.inReinvite || !c.confirmed {
-		c.mu.Unlock()
-		s.ep.Respond(req, tx, 491, "Request Pending", sip.NewHeader("Retry-After", "1"))
-		return
-	}
-	if req.CSeq().SeqNo <= c.remoteCSeq {
-		c.mu.Unlock()
-		s.ep.Respond(req, tx, 500, "Server Internal Error (CSeq out of order)", sip.NewHeader("Retry-After", "1"))
-		return
-	}
-	c.remoteCSeq = req.CSeq().SeqNo
-	c.inReinvite = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.inReinvite = false
-		c.mu.Unlock()
-	}()
+	defer c.endModify()
 	timer, terr := s.negotiateTimer(req)
 	if terr != nil {
 		s.ep.Respond(req, tx, terr.code, terr.reason, terr.hdrs...)

@@ -39,7 +39,17 @@ type WHEPSource interface {
 	// wrap ErrWHEPForbidden (bad, tampered or expired grant: 403),
 	// ErrWHEPGone (the message no longer exists: 404), ErrWHEPNotAudio
 	// (406) or anything else (500).
-	OpenWHEP(ctx context.Context, grant string) (WHEPMedia, error)
+	OpenWHEP(ctx context.Context, grant string, src netip.Addr) (WHEPMedia, error)
+}
+
+// remoteAddrOf is the address of an HTTP client as the authentication
+// limiter keys it (invalid when RemoteAddr does not parse).
+func remoteAddrOf(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // WHEPMedia is one opened message part, played at most once.
@@ -351,7 +361,7 @@ func (s *WHEPServer) post(w http.ResponseWriter, r *http.Request, grant string) 
 		}
 	}()
 
-	media, err := s.src.OpenWHEP(r.Context(), grant)
+	media, err := s.src.OpenWHEP(r.Context(), grant, remoteAddrOf(r))
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrWHEPForbidden):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -25,9 +26,10 @@ type WHEPGrantSource struct {
 // ErrWHEPNotAudio: the granted part is not playable audio (406).
 var ErrWHEPNotAudio = errors.New("the granted part is not playable audio")
 
-// OpenWHEP opens the granted part and counts one use of the grant.
-func (gs *WHEPGrantSource) OpenWHEP(_ context.Context, token string) (WHEPMedia, error) {
-	g, err := gs.Grants.Open(token)
+// OpenWHEP opens the granted part and counts one use of the grant; an
+// invalid token is a failed credential of src under the grants' limiter.
+func (gs *WHEPGrantSource) OpenWHEP(ctx context.Context, token string, src netip.Addr) (WHEPMedia, error) {
+	g, err := gs.Grants.OpenFrom(ctx, token, src)
 	if err != nil {
 		if errors.Is(err, channel.ErrGrantGone) {
 			return nil, fmt.Errorf("%w: %w", ErrWHEPGone, err)
@@ -113,7 +115,7 @@ func (m *engineMedia) Play(codec string, ssrc uint32, sink WHEPSink, end func(st
 	if c.Name == "" {
 		return nil, ErrCodec
 	}
-	s, err := m.e.Start(PlayRequest{Media: m.md, Codec: c, SSRC: ssrc, Start: m.start, Sink: sink, Transport: "whep",
+	s, err := m.e.Start(PlayRequest{Media: m.md, Codec: c, SSRC: ssrc, Start: m.start, Sink: sink, SinkProtects: true, Transport: "whep",
 		Account: m.g.AccountID, User: m.g.User, Mailbox: m.g.Mailbox, UIDValidity: m.g.UIDValidity, UID: m.g.UID,
 		Section: m.g.Section, OnEnd: func(reason string) {
 			if reason != "stop" {

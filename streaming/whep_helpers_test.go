@@ -27,7 +27,7 @@ type toneSource struct {
 	closed int
 }
 
-func (s *toneSource) OpenWHEP(_ context.Context, grant string) (WHEPMedia, error) {
+func (s *toneSource) OpenWHEP(_ context.Context, grant string, _ netip.Addr) (WHEPMedia, error) {
 	switch grant {
 	case "expired":
 		return nil, ErrWHEPForbidden

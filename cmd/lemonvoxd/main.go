@@ -180,7 +180,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) (err error) {
 	if cfg.Admin.TLS {
 		adm.TLS = tlsConfig
 	}
-	pc, pb, err := startPlayback(cfg, st, tlsConfig, listeners, log)
+	pc, pb, err := startPlayback(cfg, st, tlsConfig, authLim, listeners, log)
 	if closers = append(closers, pc...); err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 
+	"github.com/lemonvox/lemonvox/authlimit"
 	"github.com/lemonvox/lemonvox/channel"
 	"github.com/lemonvox/lemonvox/imap"
 	"github.com/lemonvox/lemonvox/netlimit"
@@ -43,7 +46,7 @@ type playback struct {
 
 // startPlayback starts the engine and the RTSP(S) listeners and returns
 // what IMAP CHANNEL needs.
-func startPlayback(cfg *Config, st *vmstore.Store, tlsConfig *tls.Config, reg *netlimit.Registry, log *slog.Logger) ([]closer, *playback, error) {
+func startPlayback(cfg *Config, st *vmstore.Store, tlsConfig *tls.Config, authLim *authlimit.Limiter, reg *netlimit.Registry, log *slog.Logger) ([]closer, *playback, error) {
 	var cl []closer
 	sc := cfg.Streaming
 	if sc.SeenThreshold < 0 || sc.SeenThreshold > 1 {
@@ -52,6 +55,9 @@ func startPlayback(cfg *Config, st *vmstore.Store, tlsConfig *tls.Config, reg *n
 	grants, err := channel.NewGrants(st)
 	if err != nil {
 		return nil, nil, err
+	}
+	if authLim != nil {
+		grants.Limiter = grantLimiter{authLim}
 	}
 	thr := sc.SeenThreshold
 	if thr == 0 {
@@ -120,4 +126,17 @@ func (pb *playback) channelService() *imap.ChannelService {
 		return nil
 	}
 	return pb.channel
+}
+
+// grantLimiter is the shared authentication limiter as channel.Grants
+// takes it: an invalid playback grant is a failed credential of the
+// address that presented it (RTSP DESCRIBE/SETUP, WHEP).
+type grantLimiter struct{ l *authlimit.Limiter }
+
+func (g grantLimiter) Begin(ctx context.Context, service string, src netip.Addr, account string) (channel.LimitedAttempt, error) {
+	a, err := g.l.Begin(ctx, service, src, account)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }

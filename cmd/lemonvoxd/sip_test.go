@@ -40,7 +40,7 @@ func TestOneSIPEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, pb, err := startPlayback(cfg, st, nil, nil, log)
+	pc, pb, err := startPlayback(cfg, st, nil, nil, nil, log)
 	closers = append(closers, pc...)
 	if err != nil {
 		t.Fatal(err)
