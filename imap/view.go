@@ -369,8 +369,14 @@ func (c *conn) flushUpdates(allowExpunge bool) {
 	if s.gone {
 		// Another session deleted the selected mailbox: nothing sensible
 		// can be reported any more (the reference server does the same).
+		// The mailbox may be gone with its account (the deletion's events
+		// can reach the session before the hub's account call): say so.
 		if !c.closing {
-			c.writeLine("* BYE selected mailbox was deleted")
+			if c.accountGone() {
+				c.writeLine("* BYE %s", accountGoneText)
+			} else {
+				c.writeLine("* BYE selected mailbox was deleted")
+			}
 			c.closing = true
 		}
 		return
